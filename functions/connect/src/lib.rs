@@ -1,0 +1,22 @@
+//! `$connect`: records the connection of the user the authorizer let in.
+
+use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
+use chat_shared::{App, ChatError, apigw, chat};
+use tracing::error;
+
+/// A non-2xx answer refuses the connection: the client's handshake fails with it.
+pub async fn handle(app: &App, event: ApiGatewayWebsocketProxyRequest) -> ApiGatewayProxyResponse {
+    let (user, connection) = match apigw::ws_caller(&event) {
+        Ok(caller) => caller,
+        Err(err) => return apigw::ws_status(err.http_status().into()),
+    };
+    match chat::connect(app, &user, &connection).await {
+        Ok(()) => apigw::ws_status(200),
+        Err(err) => {
+            if let ChatError::Internal(detail) = &err {
+                error!(%user, %connection, error = %detail, "could not record connection");
+            }
+            apigw::ws_status(err.http_status().into())
+        }
+    }
+}

@@ -1,0 +1,168 @@
+//! `local-gateway`: runs the chat backend on this machine against any AWS endpoint
+//! (moto, LocalStack or AWS itself, through `AWS_ENDPOINT_URL`), plus small tools to
+//! make tokens and channels for trying it out.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use chat_shared::App;
+use chat_shared::clock::{Clock, SystemClock};
+use chat_shared::model::{ChannelId, ChannelKind, MemberRole, UserId};
+use clap::{Parser, Subcommand};
+use local_gateway::template::Template;
+use local_gateway::{GatewayOptions, invoke::InProcess, local};
+
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    /// HS256 key for access tokens (at least 32 bytes).
+    #[arg(long, env = "TOKEN_SECRET", hide_env_values = true)]
+    token_secret: String,
+    /// Local tables are `{prefix}{LogicalId}` of the template's tables.
+    #[arg(long, env = "TABLE_PREFIX", default_value = "chat-")]
+    table_prefix: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the WebSocket API, the HTTP API and the Management API.
+    Serve {
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        #[arg(long, default_value = "local")]
+        stage: String,
+        /// Create the template's tables first (existing ones are kept).
+        #[arg(long)]
+        create_tables: bool,
+        #[arg(long, default_value = "template.yaml")]
+        template: PathBuf,
+    },
+    /// Create the template's tables and exit.
+    CreateTables {
+        #[arg(long, default_value = "template.yaml")]
+        template: PathBuf,
+    },
+    /// Print an access token for a user.
+    Token {
+        user: String,
+        #[arg(long, default_value_t = 24 * 60 * 60)]
+        ttl_seconds: i64,
+    },
+    /// Create a channel with members (the first one owns it).
+    CreateChannel {
+        channel: String,
+        #[arg(long, value_delimiter = ',', required = true)]
+        members: Vec<String>,
+        /// A group name; without it the channel is a direct one (exactly two members).
+        #[arg(long)]
+        group: Option<String>,
+    },
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    chat_shared::telemetry::init_local();
+    let cli = Cli::parse();
+    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    match cli.command {
+        Command::Serve {
+            listen,
+            stage,
+            create_tables,
+            template,
+        } => {
+            if create_tables {
+                create(&sdk, &template, &cli.table_prefix).await?;
+            }
+            let listener = tokio::net::TcpListener::bind(listen).await?;
+            let addr = listener.local_addr()?;
+            let config = local::config(
+                &cli.table_prefix,
+                &cli.token_secret,
+                local_gateway::management_endpoint(addr, &stage),
+            );
+            config.validate()?;
+            let app = Arc::new(App::new(config, &sdk, Arc::new(SystemClock), None));
+            let options = GatewayOptions {
+                stage: stage.clone(),
+                ..GatewayOptions::default()
+            };
+            let running =
+                local_gateway::serve(listener, options, Arc::new(InProcess::new(app))).await?;
+            println!("WebSocket API:  {}", running.websocket_url(&stage));
+            println!("HTTP API:       {}", running.http_url());
+            println!(
+                "Management API: {}",
+                local_gateway::management_endpoint(addr, &stage)
+            );
+            tokio::signal::ctrl_c().await?;
+            running.shutdown().await;
+        }
+        Command::CreateTables { template } => create(&sdk, &template, &cli.table_prefix).await?,
+        Command::Token { user, ttl_seconds } => {
+            let config =
+                local::config(&cli.table_prefix, &cli.token_secret, "http://unused".into());
+            config.validate()?;
+            let keys = chat_shared::auth::TokenKeys::new(&config.tokens);
+            let now_s = SystemClock.now_ms() / 1000;
+            println!("{}", keys.issue(&UserId::parse(user)?, now_s, ttl_seconds));
+        }
+        Command::CreateChannel {
+            channel,
+            members,
+            group,
+        } => {
+            let config =
+                local::config(&cli.table_prefix, &cli.token_secret, "http://unused".into());
+            let app = App::new(config, &sdk, Arc::new(SystemClock), None);
+            let members = members
+                .into_iter()
+                .enumerate()
+                .map(|(i, m)| {
+                    Ok((
+                        UserId::parse(m)?,
+                        if i == 0 {
+                            MemberRole::Owner
+                        } else {
+                            MemberRole::Member
+                        },
+                    ))
+                })
+                .collect::<Result<Vec<_>, chat_shared::ChatError>>()?;
+            let kind = if group.is_some() {
+                ChannelKind::Group
+            } else {
+                ChannelKind::Direct
+            };
+            app.channels()
+                .create(
+                    &ChannelId::parse(channel.clone())?,
+                    kind,
+                    group.as_deref(),
+                    &members,
+                    app.now_ms(),
+                )
+                .await?;
+            println!("created channel {channel}");
+        }
+    }
+    Ok(())
+}
+
+async fn create(
+    sdk: &aws_config::SdkConfig,
+    template: &std::path::Path,
+    prefix: &str,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let client = aws_sdk_dynamodb::Client::new(sdk);
+    let created = Template::load(template)?
+        .create_tables(&client, prefix)
+        .await?;
+    for table in created {
+        println!("created table {table}");
+    }
+    Ok(())
+}

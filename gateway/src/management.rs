@@ -1,0 +1,99 @@
+//! The API Gateway Management API: `POST`/`GET`/`DELETE /{stage}/@connections/{id}`.
+//! Errors carry `x-amzn-ErrorType`, which is what the AWS SDK turns into typed errors
+//! (a bare 410 would reach the handlers as an unhandled error).
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::Gateway;
+use crate::connections::Outbound;
+use crate::events::iso_time;
+
+fn aws_error(status: StatusCode, error_type: &str, message: &str) -> Response {
+    (
+        status,
+        [
+            ("x-amzn-ErrorType", error_type),
+            ("content-type", "application/json"),
+        ],
+        json!({ "message": message }).to_string(),
+    )
+        .into_response()
+}
+
+fn gone() -> Response {
+    aws_error(StatusCode::GONE, "GoneException", "")
+}
+
+fn wrong_stage() -> Response {
+    aws_error(StatusCode::FORBIDDEN, "ForbiddenException", "Forbidden")
+}
+
+pub(crate) async fn post_to_connection(
+    State(gateway): State<Arc<Gateway>>,
+    Path((stage, connection_id)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    if stage != gateway.options.stage {
+        return wrong_stage();
+    }
+    if body.len() > gateway.options.limits.max_message_bytes {
+        return aws_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "PayloadTooLargeException",
+            "Message payload exceeds the maximum size",
+        );
+    }
+    let Some(connection) = gateway.connections.get(&connection_id) else {
+        return gone();
+    };
+    let out = match String::from_utf8(body.to_vec()) {
+        Ok(text) => Outbound::Text(text),
+        Err(err) => Outbound::Binary(err.into_bytes()),
+    };
+    if connection.outbound.send(out).is_err() {
+        return gone();
+    }
+    StatusCode::OK.into_response()
+}
+
+pub(crate) async fn get_connection(
+    State(gateway): State<Arc<Gateway>>,
+    Path((stage, connection_id)): Path<(String, String)>,
+) -> Response {
+    if stage != gateway.options.stage {
+        return wrong_stage();
+    }
+    let Some(connection) = gateway.connections.get(&connection_id) else {
+        return gone();
+    };
+    let context = &connection.context;
+    axum::Json(json!({
+        "connectedAt": iso_time(context.connected_at_ms),
+        "lastActiveAt": iso_time(connection.last_active_ms().max(context.connected_at_ms)),
+        "identity": { "sourceIp": context.source_ip, "userAgent": context.user_agent },
+    }))
+    .into_response()
+}
+
+pub(crate) async fn delete_connection(
+    State(gateway): State<Arc<Gateway>>,
+    Path((stage, connection_id)): Path<(String, String)>,
+) -> Response {
+    if stage != gateway.options.stage {
+        return wrong_stage();
+    }
+    let Some(connection) = gateway.connections.get(&connection_id) else {
+        return gone();
+    };
+    let _ = connection.outbound.send(Outbound::Close {
+        code: 1000,
+        reason: "Goodbye",
+    });
+    StatusCode::NO_CONTENT.into_response()
+}

@@ -1,0 +1,81 @@
+//! The gateway's route table. It must be the one template.yaml declares: the test
+//! `gateway_routes_are_the_templates` compares them.
+
+/// A Lambda function of the project, named by its logical id in template.yaml.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Function {
+    Authorizer,
+    Connect,
+    Disconnect,
+    Send,
+    History,
+}
+
+impl Function {
+    pub fn logical_id(self) -> &'static str {
+        match self {
+            Function::Authorizer => "AuthorizerFunction",
+            Function::Connect => "ConnectFunction",
+            Function::Disconnect => "DisconnectFunction",
+            Function::Send => "SendFunction",
+            Function::History => "HistoryFunction",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WebSocketRoute {
+    pub route_key: &'static str,
+    pub function: Function,
+    /// Has a route response: the function's answer body goes back to the caller.
+    pub two_way: bool,
+}
+
+/// Runs before `$connect`; its context reaches every route of the connection.
+pub const WEBSOCKET_AUTHORIZER: Function = Function::Authorizer;
+/// Where the WebSocket authorizer looks for the token (`route.request.querystring.token`).
+pub const WEBSOCKET_TOKEN_QUERY_PARAMETER: &str = "token";
+
+pub const WEBSOCKET_ROUTES: &[WebSocketRoute] = &[
+    WebSocketRoute {
+        route_key: "$connect",
+        function: Function::Connect,
+        two_way: false,
+    },
+    WebSocketRoute {
+        route_key: "$disconnect",
+        function: Function::Disconnect,
+        two_way: false,
+    },
+    WebSocketRoute {
+        route_key: "sendMessage",
+        function: Function::Send,
+        two_way: true,
+    },
+    WebSocketRoute {
+        route_key: "$default",
+        function: Function::Send,
+        two_way: true,
+    },
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpRoute {
+    pub method: &'static str,
+    /// In API Gateway's syntax, which is also axum's: `/channels/{channelId}/messages`.
+    pub path: &'static str,
+    pub function: Function,
+}
+
+/// Every HTTP route runs the HTTP API's Lambda authorizer first (`Authorization` header).
+pub const HTTP_AUTHORIZER: Function = Function::Authorizer;
+
+pub const HTTP_ROUTES: &[HttpRoute] = &[HttpRoute {
+    method: "GET",
+    path: "/channels/{channelId}/messages",
+    function: Function::History,
+}];
+
+pub fn websocket_route(route_key: &str) -> Option<&'static WebSocketRoute> {
+    WEBSOCKET_ROUTES.iter().find(|r| r.route_key == route_key)
+}

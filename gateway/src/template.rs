@@ -1,0 +1,391 @@
+//! Reads template.yaml, so that the local stack is built from the same declarations AWS
+//! gets: the DynamoDB tables (keys, indexes, TTL) and the API routes.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
+};
+use serde_yaml::Value;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TemplateError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("template.yaml is not valid YAML: {0}")]
+    Yaml(#[from] serde_yaml::Error),
+    #[error("template.yaml: {0}")]
+    Shape(String),
+    #[error("DynamoDB: {0}")]
+    Aws(String),
+}
+
+pub struct Template {
+    resources: BTreeMap<String, Value>,
+}
+
+/// A WebSocket route as the template declares it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct DeclaredWebSocketRoute {
+    pub route_key: String,
+    pub function: String,
+    pub two_way: bool,
+    pub authorizer_function: Option<String>,
+    pub identity_source: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct DeclaredHttpRoute {
+    pub method: String,
+    pub path: String,
+    pub function: String,
+}
+
+impl Template {
+    pub fn load(path: &Path) -> Result<Self, TemplateError> {
+        let text = std::fs::read_to_string(path).map_err(|source| TemplateError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::parse(&text)
+    }
+
+    pub fn parse(text: &str) -> Result<Self, TemplateError> {
+        let root: Value = serde_yaml::from_str(text)?;
+        let resources = root
+            .get("Resources")
+            .and_then(Value::as_mapping)
+            .ok_or_else(|| TemplateError::Shape("no Resources".into()))?
+            .iter()
+            .filter_map(|(k, v)| Some((k.as_str()?.to_owned(), v.clone())))
+            .collect();
+        Ok(Self { resources })
+    }
+
+    fn of_type<'a>(&'a self, kind: &'a str) -> impl Iterator<Item = (&'a String, &'a Value)> + 'a {
+        self.resources
+            .iter()
+            .filter(move |(_, r)| r.get("Type").and_then(Value::as_str) == Some(kind))
+    }
+
+    fn property<'a>(&'a self, resource: &str, name: &str) -> Option<&'a Value> {
+        self.resources.get(resource)?.get("Properties")?.get(name)
+    }
+
+    pub fn websocket_routes(&self) -> Result<Vec<DeclaredWebSocketRoute>, TemplateError> {
+        let mut routes = Vec::new();
+        for (logical_id, route) in self.of_type("AWS::ApiGatewayV2::Route") {
+            let props = route
+                .get("Properties")
+                .ok_or_else(|| shape(logical_id, "no Properties"))?;
+            let route_key = props
+                .get("RouteKey")
+                .and_then(Value::as_str)
+                .ok_or_else(|| shape(logical_id, "no RouteKey"))?;
+            let target = props
+                .get("Target")
+                .and_then(intrinsic_text)
+                .ok_or_else(|| shape(logical_id, "no Target"))?;
+            let integration = references(target)
+                .into_iter()
+                .next()
+                .ok_or_else(|| shape(logical_id, "Target names no integration"))?;
+            let function = self
+                .property(&integration, "IntegrationUri")
+                .and_then(intrinsic_text)
+                .and_then(function_of_uri)
+                .ok_or_else(|| shape(&integration, "IntegrationUri names no function"))?;
+            let two_way = self
+                .of_type("AWS::ApiGatewayV2::RouteResponse")
+                .any(|(_, rr)| {
+                    rr.get("Properties")
+                        .and_then(|p| p.get("RouteId"))
+                        .and_then(reference)
+                        == Some(logical_id.as_str())
+                });
+            let authorizer = props
+                .get("AuthorizerId")
+                .and_then(reference)
+                .map(str::to_owned);
+            let authorizer_function = match &authorizer {
+                Some(a) => Some(
+                    self.property(a, "AuthorizerUri")
+                        .and_then(intrinsic_text)
+                        .and_then(function_of_uri)
+                        .ok_or_else(|| shape(a, "AuthorizerUri names no function"))?,
+                ),
+                None => None,
+            };
+            let identity_source = authorizer
+                .as_deref()
+                .and_then(|a| self.property(a, "IdentitySource"))
+                .and_then(Value::as_sequence)
+                .map(|s| {
+                    s.iter()
+                        .filter_map(|v| v.as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default();
+            routes.push(DeclaredWebSocketRoute {
+                route_key: route_key.to_owned(),
+                function,
+                two_way,
+                authorizer_function,
+                identity_source,
+            });
+        }
+        routes.sort();
+        Ok(routes)
+    }
+
+    pub fn http_routes(&self) -> Vec<DeclaredHttpRoute> {
+        let mut routes = Vec::new();
+        for (function, resource) in self.of_type("AWS::Serverless::Function") {
+            let events = resource
+                .get("Properties")
+                .and_then(|p| p.get("Events"))
+                .and_then(Value::as_mapping);
+            for event in events.into_iter().flat_map(|m| m.values()) {
+                if event.get("Type").and_then(Value::as_str) != Some("HttpApi") {
+                    continue;
+                }
+                let props = event.get("Properties");
+                let method = props
+                    .and_then(|p| p.get("Method"))
+                    .and_then(Value::as_str)
+                    .unwrap_or("ANY");
+                let path = props
+                    .and_then(|p| p.get("Path"))
+                    .and_then(Value::as_str)
+                    .unwrap_or("/");
+                routes.push(DeclaredHttpRoute {
+                    method: method.to_uppercase(),
+                    path: path.to_owned(),
+                    function: function.clone(),
+                });
+            }
+        }
+        routes.sort();
+        routes
+    }
+
+    /// The HTTP API's default authorizer function and its identity headers.
+    pub fn http_authorizer(&self) -> Option<(String, Vec<String>)> {
+        let (_, api) = self.of_type("AWS::Serverless::HttpApi").next()?;
+        let auth = api.get("Properties")?.get("Auth")?;
+        let name = auth.get("DefaultAuthorizer")?.as_str()?;
+        let authorizer = auth.get("Authorizers")?.get(name)?;
+        let function = authorizer.get("FunctionArn").and_then(get_att_resource)?;
+        let headers = authorizer
+            .get("Identity")
+            .and_then(|i| i.get("Headers"))
+            .and_then(Value::as_sequence)
+            .map(|s| {
+                s.iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Some((function, headers))
+    }
+
+    /// Creates every `AWS::DynamoDB::Table` of the template, named `{prefix}{LogicalId}`,
+    /// with its keys, indexes and TTL. Tables that exist already are left as they are.
+    pub async fn create_tables(
+        &self,
+        client: &aws_sdk_dynamodb::Client,
+        prefix: &str,
+    ) -> Result<Vec<String>, TemplateError> {
+        let mut created = Vec::new();
+        for (logical_id, table) in self.of_type("AWS::DynamoDB::Table") {
+            let props = table
+                .get("Properties")
+                .ok_or_else(|| shape(logical_id, "no Properties"))?;
+            let name = format!("{prefix}{logical_id}");
+            let mut request = client
+                .create_table()
+                .table_name(&name)
+                .billing_mode(BillingMode::PayPerRequest)
+                .set_attribute_definitions(Some(attribute_definitions(logical_id, props)?))
+                .set_key_schema(Some(key_schema(logical_id, props.get("KeySchema"))?));
+            for index in props
+                .get("GlobalSecondaryIndexes")
+                .and_then(Value::as_sequence)
+                .into_iter()
+                .flatten()
+            {
+                let index_name = index
+                    .get("IndexName")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| shape(logical_id, "index without IndexName"))?;
+                let projection = index
+                    .get("Projection")
+                    .and_then(|p| p.get("ProjectionType"))
+                    .and_then(Value::as_str)
+                    .unwrap_or("ALL");
+                request = request.global_secondary_indexes(
+                    GlobalSecondaryIndex::builder()
+                        .index_name(index_name)
+                        .set_key_schema(Some(key_schema(logical_id, index.get("KeySchema"))?))
+                        .projection(
+                            Projection::builder()
+                                .projection_type(ProjectionType::from(projection))
+                                .build(),
+                        )
+                        .build()
+                        .map_err(|e| shape(logical_id, &e.to_string()))?,
+                );
+            }
+            match request.send().await {
+                Ok(_) => created.push(name.clone()),
+                Err(err)
+                    if err
+                        .as_service_error()
+                        .is_some_and(|e| e.is_resource_in_use_exception()) =>
+                {
+                    continue;
+                }
+                Err(err) => {
+                    return Err(TemplateError::Aws(
+                        aws_smithy_types::error::display::DisplayErrorContext(&err).to_string(),
+                    ));
+                }
+            }
+            let ttl = props.get("TimeToLiveSpecification");
+            if let Some(attribute) = ttl
+                .and_then(|t| t.get("AttributeName"))
+                .and_then(Value::as_str)
+            {
+                client
+                    .update_time_to_live()
+                    .table_name(&name)
+                    .time_to_live_specification(
+                        TimeToLiveSpecification::builder()
+                            .attribute_name(attribute)
+                            .enabled(true)
+                            .build()
+                            .map_err(|e| shape(logical_id, &e.to_string()))?,
+                    )
+                    .send()
+                    .await
+                    .map_err(|e| {
+                        TemplateError::Aws(
+                            aws_smithy_types::error::display::DisplayErrorContext(&e).to_string(),
+                        )
+                    })?;
+            }
+        }
+        Ok(created)
+    }
+}
+
+fn shape(resource: &str, problem: &str) -> TemplateError {
+    TemplateError::Shape(format!("{resource}: {problem}"))
+}
+
+fn attribute_definitions(
+    logical_id: &str,
+    props: &Value,
+) -> Result<Vec<AttributeDefinition>, TemplateError> {
+    let mut definitions = Vec::new();
+    for definition in props
+        .get("AttributeDefinitions")
+        .and_then(Value::as_sequence)
+        .into_iter()
+        .flatten()
+    {
+        let name = definition.get("AttributeName").and_then(Value::as_str);
+        let kind = definition.get("AttributeType").and_then(Value::as_str);
+        let (Some(name), Some(kind)) = (name, kind) else {
+            return Err(shape(logical_id, "incomplete AttributeDefinition"));
+        };
+        definitions.push(
+            AttributeDefinition::builder()
+                .attribute_name(name)
+                .attribute_type(ScalarAttributeType::from(kind))
+                .build()
+                .map_err(|e| shape(logical_id, &e.to_string()))?,
+        );
+    }
+    Ok(definitions)
+}
+
+fn key_schema(
+    logical_id: &str,
+    schema: Option<&Value>,
+) -> Result<Vec<KeySchemaElement>, TemplateError> {
+    let mut keys = Vec::new();
+    for key in schema.and_then(Value::as_sequence).into_iter().flatten() {
+        let name = key.get("AttributeName").and_then(Value::as_str);
+        let kind = key.get("KeyType").and_then(Value::as_str);
+        let (Some(name), Some(kind)) = (name, kind) else {
+            return Err(shape(logical_id, "incomplete KeySchema"));
+        };
+        keys.push(
+            KeySchemaElement::builder()
+                .attribute_name(name)
+                .key_type(KeyType::from(kind))
+                .build()
+                .map_err(|e| shape(logical_id, &e.to_string()))?,
+        );
+    }
+    if keys.is_empty() {
+        return Err(shape(logical_id, "no KeySchema"));
+    }
+    Ok(keys)
+}
+
+/// The text of a plain string or of a `!Sub` / `Fn::Sub`.
+fn intrinsic_text(value: &Value) -> Option<&str> {
+    match value {
+        Value::String(s) => Some(s),
+        Value::Tagged(tagged) if tagged.tag == "Sub" => tagged.value.as_str(),
+        Value::Mapping(m) => m.get("Fn::Sub").and_then(Value::as_str),
+        _ => None,
+    }
+}
+
+/// The resource named by `!Ref X` / `{Ref: X}`.
+fn reference(value: &Value) -> Option<&str> {
+    match value {
+        Value::Tagged(tagged) if tagged.tag == "Ref" => tagged.value.as_str(),
+        Value::Mapping(m) => m.get("Ref").and_then(Value::as_str),
+        _ => None,
+    }
+}
+
+/// The resource of `!GetAtt X.Arn`.
+fn get_att_resource(value: &Value) -> Option<String> {
+    let text = match value {
+        Value::Tagged(tagged) if tagged.tag == "GetAtt" => tagged.value.as_str()?.to_owned(),
+        Value::Mapping(m) => {
+            let parts = m.get("Fn::GetAtt")?.as_sequence()?;
+            parts.first()?.as_str()?.to_owned()
+        }
+        _ => return None,
+    };
+    Some(text.split('.').next()?.to_owned())
+}
+
+/// `${Name}` and `${Name.Attr}` references inside a `!Sub` string, pseudo-parameters excluded.
+fn references(text: &str) -> Vec<String> {
+    text.split("${")
+        .skip(1)
+        .filter_map(|rest| rest.split('}').next())
+        .filter(|r| !r.starts_with("AWS::"))
+        .map(|r| r.split('.').next().unwrap_or(r).to_owned())
+        .collect()
+}
+
+/// The function in `…/functions/${XFunction.Arn}/invocations`.
+fn function_of_uri(uri: &str) -> Option<String> {
+    uri.split("${")
+        .skip(1)
+        .filter_map(|rest| rest.split('}').next())
+        .find_map(|r| r.strip_suffix(".Arn").map(str::to_owned))
+}

@@ -1,0 +1,48 @@
+//! Reading API Gateway WebSocket events and shaping their responses.
+
+use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
+use aws_lambda_events::encodings::Body;
+use serde_json::Value;
+
+use crate::error::ChatError;
+use crate::model::{ConnectionId, UserId};
+use crate::protocol::ServerFrame;
+
+/// The key under which the authorizer puts the user id into its context.
+pub const AUTHORIZER_USER_ID: &str = "userId";
+
+/// Who sent the event and on which connection. The user id comes only from the
+/// authorizer's context, never from the client's frame.
+pub fn ws_caller(
+    event: &ApiGatewayWebsocketProxyRequest,
+) -> Result<(UserId, ConnectionId), ChatError> {
+    let context = &event.request_context;
+    let user = match context.authorizer.fields.get(AUTHORIZER_USER_ID) {
+        Some(Value::String(user)) => UserId::parse(user.as_str())
+            .map_err(|_| ChatError::Unauthorized("authorizer gave an invalid user id".into()))?,
+        _ => {
+            return Err(ChatError::Unauthorized(
+                "connection has no authorized user".into(),
+            ));
+        }
+    };
+    let connection = context
+        .connection_id
+        .as_deref()
+        .map(ConnectionId::new)
+        .ok_or_else(|| ChatError::InvalidRequest("event has no connectionId".into()))?;
+    Ok((user, connection))
+}
+
+pub fn ws_status(status: i64) -> ApiGatewayProxyResponse {
+    let mut response = ApiGatewayProxyResponse::default();
+    response.status_code = status;
+    response
+}
+
+/// A 200 whose body API Gateway sends back to the caller (the route has a route response).
+pub fn ws_reply(frame: &ServerFrame) -> ApiGatewayProxyResponse {
+    let mut response = ws_status(200);
+    response.body = Some(Body::Text(frame.to_json()));
+    response
+}

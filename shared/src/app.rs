@@ -1,0 +1,86 @@
+//! The clients and settings a function needs, built once per cold start and injected
+//! into the handlers (so the local gateway and tests can point them anywhere).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, SdkConfig};
+
+use crate::auth::TokenKeys;
+use crate::clock::{Clock, SystemClock};
+use crate::config::{Config, ConfigError};
+use crate::metrics::RequestCounter;
+use crate::notify::Notifier;
+use crate::store::{Channels, MessageLog, Presence};
+
+pub struct App {
+    pub config: Config,
+    pub dynamo: aws_sdk_dynamodb::Client,
+    pub notifier: Notifier,
+    pub tokens: TokenKeys,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl App {
+    /// For Lambda: settings from the environment, AWS clients from the default chain
+    /// (which honours `AWS_ENDPOINT_URL` and `AWS_ENDPOINT_URL_DYNAMODB`).
+    pub async fn from_env() -> Result<Self, ConfigError> {
+        let config = Config::from_env()?;
+        let sdk = aws_config::load_defaults(BehaviorVersion::latest()).await;
+        Ok(Self::new(config, &sdk, Arc::new(SystemClock), None))
+    }
+
+    /// `counter`, when given, counts every AWS request these clients make.
+    pub fn new(
+        config: Config,
+        sdk: &SdkConfig,
+        clock: Arc<dyn Clock>,
+        counter: Option<RequestCounter>,
+    ) -> Self {
+        let mut dynamo = aws_sdk_dynamodb::config::Builder::from(sdk);
+        // One slow connection must not stall a whole send: at most one retry, 3 s each.
+        let mut management = aws_sdk_apigatewaymanagement::config::Builder::from(sdk)
+            .endpoint_url(&config.management_endpoint)
+            .retry_config(RetryConfig::standard().with_max_attempts(2))
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .operation_attempt_timeout(Duration::from_secs(3))
+                    .build(),
+            );
+        if let Some(counter) = counter {
+            dynamo = dynamo.interceptor(counter.clone());
+            management = management.interceptor(counter);
+        }
+        Self {
+            tokens: TokenKeys::new(&config.tokens),
+            dynamo: aws_sdk_dynamodb::Client::from_conf(dynamo.build()),
+            notifier: Notifier::new(aws_sdk_apigatewaymanagement::Client::from_conf(
+                management.build(),
+            )),
+            config,
+            clock,
+        }
+    }
+
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    pub fn channels(&self) -> Channels<'_> {
+        Channels::new(&self.dynamo, &self.config.tables.channels)
+    }
+
+    pub fn messages(&self) -> MessageLog<'_> {
+        MessageLog::new(
+            &self.dynamo,
+            &self.config.tables.messages,
+            &self.config.tables.channels,
+        )
+    }
+
+    pub fn presence(&self) -> Presence<'_> {
+        Presence::new(&self.dynamo, &self.config.tables.presence)
+    }
+}

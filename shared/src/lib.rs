@@ -1,0 +1,22 @@
+//! Everything the chat functions have in common: the domain (ids, messages, frames),
+//! DynamoDB storage, delivery through the API Gateway Management API, tokens and config.
+//!
+//! Function crates stay thin: they parse a Lambda event, call [`chat`], and shape the answer.
+
+pub mod apigw;
+pub mod app;
+pub mod auth;
+pub mod chat;
+pub mod clock;
+pub mod config;
+pub mod error;
+pub mod ids;
+pub mod metrics;
+pub mod model;
+pub mod notify;
+pub mod protocol;
+pub mod store;
+pub mod telemetry;
+
+pub use app::App;
+pub use error::{ChatError, ErrorCode};

@@ -1,0 +1,172 @@
+//! Domain values that can only hold valid data ("parse, don't validate").
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::ChatError;
+use crate::ids::MessageId;
+
+/// Longest message text, in characters. The frame that carries it must also fit API Gateway's
+/// 128 KB message limit, which [`crate::protocol::MAX_FRAME_BYTES`] checks.
+pub const MAX_TEXT_CHARS: usize = 100_000;
+/// Largest channel (API Gateway-independent product limit; also BatchGetItem's key limit,
+/// which keeps the fan-out lookup to one request).
+pub const MAX_CHANNEL_MEMBERS: usize = 100;
+
+macro_rules! key_safe_id {
+    ($(#[$doc:meta])* $name:ident, $what:literal, $max:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+        #[serde(transparent)]
+        pub struct $name(String);
+
+        impl $name {
+            /// 1 to
+            #[doc = stringify!($max)]
+            /// characters of `A-Z a-z 0-9 _ - .`: safe inside composite DynamoDB keys.
+            pub fn parse(raw: impl Into<String>) -> Result<Self, ChatError> {
+                let raw = raw.into();
+                let valid = !raw.is_empty()
+                    && raw.len() <= $max
+                    && raw.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+                if valid {
+                    Ok(Self(raw))
+                } else {
+                    Err(ChatError::InvalidRequest(format!(
+                        concat!($what, " must be 1-{} characters of letters, digits, '_', '-' or '.'"),
+                        $max
+                    )))
+                }
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let raw = String::deserialize(d)?;
+                Self::parse(raw).map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
+key_safe_id!(
+    /// A user, as named by the token's `sub` claim.
+    UserId, "userId", 64
+);
+key_safe_id!(
+    /// A channel (direct or group).
+    ChannelId, "channelId", 64
+);
+key_safe_id!(
+    /// The client's own id for a send, so a retried send is recognised.
+    ClientMsgId, "clientMsgId", 64
+);
+
+/// An API Gateway connection id. Opaque: AWS makes them (base64, so `=`, `/`, `+` occur).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ConnectionId(String);
+
+impl ConnectionId {
+    pub fn new(raw: impl Into<String>) -> Self {
+        Self(raw.into())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ConnectionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Message text: not blank, at most [`MAX_TEXT_CHARS`] characters.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct MessageText(String);
+
+impl MessageText {
+    pub fn parse(raw: String) -> Result<Self, ChatError> {
+        if raw.trim().is_empty() {
+            return Err(ChatError::InvalidRequest("text must not be empty".into()));
+        }
+        let chars = raw.chars().count();
+        if chars > MAX_TEXT_CHARS {
+            return Err(ChatError::TooLarge(format!(
+                "text has {chars} characters; the limit is {MAX_TEXT_CHARS}"
+            )));
+        }
+        Ok(Self(raw))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChannelKind {
+    Direct,
+    Group,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MemberRole {
+    Owner,
+    Admin,
+    Member,
+}
+
+/// A stored message as clients see it (live events, acks and history share this shape).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Message {
+    pub channel_id: ChannelId,
+    pub message_id: MessageId,
+    /// Position in the channel: 1, 2, 3... with no gaps, in id order. Lets a client see that
+    /// it missed something and put live events that overtook each other back in order.
+    pub seq: u64,
+    pub author_id: UserId,
+    pub text: String,
+    pub client_msg_id: ClientMsgId,
+    pub created_at: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_refuse_key_separators_and_empty() {
+        assert!(UserId::parse("alice_1.x-y").is_ok());
+        assert!(UserId::parse("").is_err());
+        assert!(ChannelId::parse("a#b").is_err());
+        assert!(ChannelId::parse("x".repeat(65)).is_err());
+        assert!(serde_json::from_str::<ClientMsgId>("\"ok-1\"").is_ok());
+        assert!(serde_json::from_str::<ClientMsgId>("\"no spaces\"").is_err());
+    }
+
+    #[test]
+    fn text_limits_count_characters_not_bytes() {
+        assert!(MessageText::parse("é".repeat(MAX_TEXT_CHARS)).is_ok());
+        let too_long = MessageText::parse("a".repeat(MAX_TEXT_CHARS + 1)).unwrap_err();
+        assert_eq!(too_long.code(), crate::ErrorCode::TooLarge);
+        assert!(MessageText::parse("  \n".into()).is_err());
+    }
+}

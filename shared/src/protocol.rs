@@ -1,0 +1,176 @@
+//! The WebSocket wire protocol: client frames carry `action`, server frames carry `type`.
+//! docs/PROTOCOL.md is the reference for client authors; this module is the truth.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::error::{ChatError, ErrorCode};
+use crate::model::{ChannelId, ClientMsgId, Message};
+
+/// API Gateway's limit for one WebSocket message, in either direction (128 KB).
+pub const MAX_FRAME_BYTES: usize = 128 * 1024;
+
+/// A frame a client sends. Unknown fields are ignored so that newer clients can talk to an
+/// older backend.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(
+    tag = "action",
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase"
+)]
+pub enum ClientFrame {
+    SendMessage {
+        channel_id: ChannelId,
+        client_msg_id: ClientMsgId,
+        text: String,
+    },
+}
+
+impl ClientFrame {
+    const ACTIONS: &'static [&'static str] = &["sendMessage"];
+
+    /// Parses a frame body, telling apart "not JSON", "no such action" and "bad fields".
+    pub fn parse(body: &str) -> Result<Self, ChatError> {
+        let value: Value = serde_json::from_str(body)
+            .map_err(|e| ChatError::InvalidRequest(format!("frame is not valid JSON: {e}")))?;
+        let action = match value.get("action") {
+            Some(Value::String(action)) => action.clone(),
+            Some(_) => {
+                return Err(ChatError::InvalidRequest(
+                    "\"action\" must be a string".into(),
+                ));
+            }
+            None if value.is_object() => {
+                return Err(ChatError::InvalidRequest(
+                    "frame has no \"action\" field".into(),
+                ));
+            }
+            None => {
+                return Err(ChatError::InvalidRequest(
+                    "frame must be a JSON object".into(),
+                ));
+            }
+        };
+        if !Self::ACTIONS.contains(&action.as_str()) {
+            return Err(ChatError::InvalidRequest(format!(
+                "unknown action \"{action}\"; known actions: {}",
+                Self::ACTIONS.join(", ")
+            )));
+        }
+        serde_json::from_value(value)
+            .map_err(|e| ChatError::InvalidRequest(format!("invalid {action} frame: {e}")))
+    }
+}
+
+/// What the server sends: answers to a client's frame and events pushed to it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(
+    tag = "type",
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase"
+)]
+pub enum ServerFrame {
+    /// The answer to `sendMessage`: the message as stored (same id for a retried send).
+    Ack {
+        client_msg_id: ClientMsgId,
+        message: Message,
+    },
+    /// A new message in one of the user's channels.
+    Message { message: Message },
+    /// The answer to any frame that failed; nothing was stored.
+    Error(ErrorBody),
+}
+
+/// The body of an `error` frame, and of every HTTP error response.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorBody {
+    pub code: ErrorCode,
+    pub message: String,
+    /// The action of the frame that failed, when it could be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
+    /// Echoed so a client can match the error to the send it made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_msg_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after_ms: Option<u64>,
+}
+
+impl ErrorBody {
+    pub fn from_error(error: &ChatError) -> Self {
+        Self {
+            code: error.code(),
+            message: error.to_string(),
+            action: None,
+            client_msg_id: None,
+            retry_after_ms: error.retry_after_ms(),
+        }
+    }
+
+    /// Adds what can be read of the failed frame, so the client can match the answer.
+    pub fn about_frame(mut self, body: &str) -> Self {
+        if let Ok(Value::Object(frame)) = serde_json::from_str::<Value>(body) {
+            self.action = frame
+                .get("action")
+                .and_then(Value::as_str)
+                .map(str::to_owned);
+            self.client_msg_id = frame
+                .get("clientMsgId")
+                .and_then(Value::as_str)
+                .map(str::to_owned);
+        }
+        self
+    }
+}
+
+impl ServerFrame {
+    pub fn to_json(&self) -> String {
+        // Serialising these types cannot fail: every map key is a string.
+        serde_json::to_string(self).expect("server frames serialise")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_send_message() {
+        let frame = ClientFrame::parse(
+            r#"{"action":"sendMessage","channelId":"c1","clientMsgId":"m1","text":"hi","extra":1}"#,
+        )
+        .unwrap();
+        let ClientFrame::SendMessage {
+            channel_id, text, ..
+        } = frame;
+        assert_eq!(channel_id.as_str(), "c1");
+        assert_eq!(text, "hi");
+    }
+
+    #[test]
+    fn tells_bad_frames_apart() {
+        let message = |body: &str| ClientFrame::parse(body).unwrap_err().to_string();
+        assert!(message("{not json").contains("not valid JSON"));
+        assert!(message("[1,2]").contains("JSON object"));
+        assert!(message(r#"{"text":"x"}"#).contains("no \"action\""));
+        assert!(message(r#"{"action":"dance"}"#).contains("unknown action \"dance\""));
+        assert!(message(r#"{"action":"sendMessage","channelId":"c1"}"#).contains("clientMsgId"));
+        assert!(
+            message(r#"{"action":"sendMessage","channelId":"a#b","clientMsgId":"m","text":"x"}"#)
+                .contains("channelId")
+        );
+    }
+
+    #[test]
+    fn error_frames_echo_the_failed_frame() {
+        let error = ChatError::Forbidden("not a member".into());
+        let body = ErrorBody::from_error(&error)
+            .about_frame(r#"{"action":"sendMessage","clientMsgId":"m7"}"#);
+        let json = ServerFrame::Error(body).to_json();
+        assert_eq!(
+            json,
+            r#"{"type":"error","code":"forbidden","message":"not a member","action":"sendMessage","clientMsgId":"m7"}"#
+        );
+    }
+}

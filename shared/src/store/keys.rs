@@ -1,0 +1,45 @@
+//! Every table key in one place, so the layouts can be read (and changed) together.
+//!
+//! | table    | partition key (`pk`)       | sort key                                   |
+//! |----------|----------------------------|--------------------------------------------|
+//! | Messages | `{channelId}#{bucket}`     | `id` (number, the message id)              |
+//! | Channels | `{channelId}`              | `sk`: `meta`, `member#{userId}`, `dedupe#{userId}#{clientMsgId}` |
+//! | Presence | `userId`                   | —                                          |
+
+use crate::ids::Bucket;
+use crate::model::{ChannelId, ClientMsgId, UserId};
+
+pub const CHANNEL_META_SK: &str = "meta";
+pub const MEMBER_SK_PREFIX: &str = "member#";
+
+pub fn message_pk(channel: &ChannelId, bucket: Bucket) -> String {
+    format!("{channel}#{}", bucket.0)
+}
+
+pub fn member_sk(user: &UserId) -> String {
+    format!("{MEMBER_SK_PREFIX}{user}")
+}
+
+pub fn dedupe_sk(user: &UserId, client_msg_id: &ClientMsgId) -> String {
+    format!("dedupe#{user}#{client_msg_id}")
+}
+
+/// One Query with `sk BETWEEN member# AND meta` returns the members and the meta item
+/// but no dedupe rows: "member#…" < "meta" because 'm' 'e' 'm' < 'm' 'e' 't'.
+pub const ROSTER_SK_RANGE: (&str, &str) = (MEMBER_SK_PREFIX, CHANNEL_META_SK);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roster_range_holds_members_and_meta_but_not_dedupe_rows() {
+        let (low, high) = ROSTER_SK_RANGE;
+        let alice = UserId::parse("zzzz").unwrap();
+        let member = member_sk(&alice);
+        assert!(low <= member.as_str() && member.as_str() <= high);
+        assert!(low <= CHANNEL_META_SK && CHANNEL_META_SK <= high);
+        let dedupe = dedupe_sk(&alice, &ClientMsgId::parse("m").unwrap());
+        assert!(dedupe.as_str() < low);
+    }
+}

@@ -1,0 +1,308 @@
+//! The Messages table and the one write that appends a message to a channel.
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
+};
+use serde::{Deserialize, Serialize};
+
+use super::{ChannelMeta, StoreError, keys};
+use crate::ids::{Bucket, MessageId};
+use crate::model::{ChannelId, ClientMsgId, Message, UserId};
+
+/// How long a send's clientMsgId is remembered for retries.
+pub const DEDUPE_WINDOW_S: i64 = 24 * 60 * 60;
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct MessageItem {
+    pk: String,
+    id: u64,
+    channel_id: ChannelId,
+    seq: u64,
+    author_id: UserId,
+    text: String,
+    client_msg_id: ClientMsgId,
+    created_at: i64,
+}
+
+impl MessageItem {
+    fn from_message(message: &Message) -> Self {
+        Self {
+            pk: keys::message_pk(&message.channel_id, message.message_id.bucket()),
+            id: message.message_id.as_u64(),
+            channel_id: message.channel_id.clone(),
+            seq: message.seq,
+            author_id: message.author_id.clone(),
+            text: message.text.clone(),
+            client_msg_id: message.client_msg_id.clone(),
+            created_at: message.created_at,
+        }
+    }
+
+    fn into_message(self) -> Message {
+        Message {
+            channel_id: self.channel_id,
+            message_id: MessageId::from_u64(self.id),
+            seq: self.seq,
+            author_id: self.author_id,
+            text: self.text,
+            client_msg_id: self.client_msg_id,
+            created_at: self.created_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DedupeItem {
+    pk: String,
+    sk: String,
+    message_id: u64,
+    ttl: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AppendOutcome {
+    Stored,
+    /// The sender already sent this clientMsgId: this is the id it got.
+    Duplicate(MessageId),
+    /// Another message took the seq this one expected: try again after it. Carries the
+    /// channel's meta item as it is now, when DynamoDB returned it with the failure.
+    SeqTaken(Option<ChannelMeta>),
+}
+
+/// Appends to a channel's log and reads it back. Knows both tables because one append
+/// writes the message and the channel's meta item together.
+pub struct MessageLog<'a> {
+    client: &'a Client,
+    messages_table: &'a str,
+    channels_table: &'a str,
+}
+
+impl<'a> MessageLog<'a> {
+    pub fn new(client: &'a Client, messages_table: &'a str, channels_table: &'a str) -> Self {
+        Self {
+            client,
+            messages_table,
+            channels_table,
+        }
+    }
+
+    /// Writes, all or nothing (one TransactWriteItems): the dedupe row (only if this
+    /// clientMsgId is new), the message, and the channel meta update (only if its seq is
+    /// still `message.seq - 1`, which makes ids and seqs grow in commit order).
+    ///
+    /// A transaction costs twice the write units of plain writes; docs/DESIGN.md says why
+    /// it is worth it here: no crash point leaves a dedupe row without its message or a
+    /// gap in seq.
+    pub async fn append(
+        &self,
+        message: &Message,
+        now_ms: i64,
+    ) -> Result<AppendOutcome, StoreError> {
+        let dedupe = DedupeItem {
+            pk: message.channel_id.to_string(),
+            sk: keys::dedupe_sk(&message.author_id, &message.client_msg_id),
+            message_id: message.message_id.as_u64(),
+            ttl: now_ms / 1000 + DEDUPE_WINDOW_S,
+        };
+        let dedupe_put = Put::builder()
+            .table_name(self.channels_table)
+            .set_item(Some(serde_dynamo::to_item(&dedupe)?))
+            .condition_expression("attribute_not_exists(pk)")
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .build()
+            .map_err(build_error)?;
+        let message_put = Put::builder()
+            .table_name(self.messages_table)
+            .set_item(Some(serde_dynamo::to_item(MessageItem::from_message(
+                message,
+            ))?))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .map_err(build_error)?;
+        let meta_update = Update::builder()
+            .table_name(self.channels_table)
+            .key("pk", AttributeValue::S(message.channel_id.to_string()))
+            .key("sk", AttributeValue::S(keys::CHANNEL_META_SK.into()))
+            .update_expression("SET #seq = :seq, #last = :id ADD #buckets :bucket")
+            .condition_expression("#seq = :previous")
+            // On conflict the current meta comes back, saving a read before the retry.
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .expression_attribute_names("#seq", "seq")
+            .expression_attribute_names("#last", "lastMessageId")
+            .expression_attribute_names("#buckets", "buckets")
+            .expression_attribute_values(":seq", number(message.seq))
+            .expression_attribute_values(":previous", number(message.seq - 1))
+            .expression_attribute_values(":id", number(message.message_id.as_u64()))
+            .expression_attribute_values(
+                ":bucket",
+                AttributeValue::Ns(vec![message.message_id.bucket().0.to_string()]),
+            )
+            .build()
+            .map_err(build_error)?;
+
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().put(dedupe_put).build())
+            .transact_items(TransactWriteItem::builder().put(message_put).build())
+            .transact_items(TransactWriteItem::builder().update(meta_update).build())
+            .send()
+            .await;
+        let err = match result {
+            Ok(_) => return Ok(AppendOutcome::Stored),
+            Err(err) => err,
+        };
+        let reasons = match err.as_service_error() {
+            Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => {
+                cancelled.cancellation_reasons().to_vec()
+            }
+            _ => return Err(StoreError::aws("TransactWriteItems", &err)),
+        };
+        let failed = |index: usize| {
+            reasons
+                .get(index)
+                .and_then(|r| r.code())
+                .is_some_and(|code| code == "ConditionalCheckFailed")
+        };
+        if failed(0) {
+            let earlier = reasons[0]
+                .item()
+                .and_then(|item| match item.get("messageId") {
+                    Some(AttributeValue::N(n)) => n.parse().ok(),
+                    _ => None,
+                });
+            let earlier = match earlier {
+                Some(id) => MessageId::from_u64(id),
+                None => {
+                    self.dedupe_lookup(
+                        &message.channel_id,
+                        &message.author_id,
+                        &message.client_msg_id,
+                    )
+                    .await?
+                }
+            };
+            return Ok(AppendOutcome::Duplicate(earlier));
+        }
+        // The seq moved (or a concurrent transaction touched the same items): retryable.
+        if failed(2) {
+            let current = match reasons[2].item() {
+                Some(item) => Some(ChannelMeta::from_item(item.clone())?),
+                None => None,
+            };
+            return Ok(AppendOutcome::SeqTaken(current));
+        }
+        if reasons
+            .iter()
+            .any(|r| r.code() == Some("TransactionConflict"))
+        {
+            return Ok(AppendOutcome::SeqTaken(None));
+        }
+        Err(StoreError::aws("TransactWriteItems", &err))
+    }
+
+    async fn dedupe_lookup(
+        &self,
+        channel: &ChannelId,
+        author: &UserId,
+        client_msg_id: &ClientMsgId,
+    ) -> Result<MessageId, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(self.channels_table)
+            .key("pk", AttributeValue::S(channel.to_string()))
+            .key(
+                "sk",
+                AttributeValue::S(keys::dedupe_sk(author, client_msg_id)),
+            )
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| StoreError::aws("GetItem", &e))?;
+        let item: DedupeItem = out
+            .item
+            .map(serde_dynamo::from_item)
+            .transpose()?
+            .ok_or_else(|| {
+                StoreError::Conflict("dedupe row vanished during a retried send".into())
+            })?;
+        Ok(MessageId::from_u64(item.message_id))
+    }
+
+    pub async fn get(
+        &self,
+        channel: &ChannelId,
+        id: MessageId,
+    ) -> Result<Option<Message>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(self.messages_table)
+            .key(
+                "pk",
+                AttributeValue::S(keys::message_pk(channel, id.bucket())),
+            )
+            .key("id", number(id.as_u64()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| StoreError::aws("GetItem", &e))?;
+        Ok(out
+            .item
+            .map(serde_dynamo::from_item::<_, MessageItem>)
+            .transpose()?
+            .map(MessageItem::into_message))
+    }
+
+    /// Messages of one bucket with ids in `[low, high]`, newest first, at most `limit`.
+    pub async fn newest_in_bucket(
+        &self,
+        channel: &ChannelId,
+        bucket: Bucket,
+        low: MessageId,
+        high: MessageId,
+        limit: usize,
+    ) -> Result<Vec<Message>, StoreError> {
+        let mut found = Vec::new();
+        let mut start_key = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(self.messages_table)
+                .key_condition_expression("pk = :pk AND id BETWEEN :low AND :high")
+                .expression_attribute_values(
+                    ":pk",
+                    AttributeValue::S(keys::message_pk(channel, bucket)),
+                )
+                .expression_attribute_values(":low", number(low.as_u64()))
+                .expression_attribute_values(":high", number(high.as_u64()))
+                .scan_index_forward(false)
+                .limit((limit - found.len()) as i32)
+                .set_exclusive_start_key(start_key)
+                .send()
+                .await
+                .map_err(|e| StoreError::aws("Query", &e))?;
+            for item in out.items.unwrap_or_default() {
+                found.push(serde_dynamo::from_item::<_, MessageItem>(item)?.into_message());
+            }
+            start_key = out.last_evaluated_key;
+            if start_key.is_none() || found.len() >= limit {
+                return Ok(found);
+            }
+        }
+    }
+}
+
+fn number(n: impl ToString) -> AttributeValue {
+    AttributeValue::N(n.to_string())
+}
+
+fn build_error(e: aws_sdk_dynamodb::error::BuildError) -> StoreError {
+    StoreError::Conflict(format!("request could not be built: {e}"))
+}

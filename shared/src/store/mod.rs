@@ -1,0 +1,41 @@
+//! DynamoDB repositories: one per table, keys built only in [`keys`], items mapped
+//! with serde_dynamo.
+
+pub mod channels;
+pub mod keys;
+pub mod messages;
+pub mod presence;
+
+use aws_sdk_dynamodb::error::SdkError;
+use aws_smithy_types::error::display::DisplayErrorContext;
+
+pub use channels::{ChannelMeta, Channels, Roster};
+pub use messages::{AppendOutcome, MessageLog};
+pub use presence::Presence;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("DynamoDB {operation} failed: {detail}")]
+    Aws {
+        operation: &'static str,
+        detail: String,
+    },
+    #[error("stored item has an unexpected shape: {0}")]
+    Item(#[from] serde_dynamo::Error),
+    #[error("{0}")]
+    Conflict(String),
+}
+
+impl StoreError {
+    /// SdkError's Display says only "service error"; keep the whole chain for the logs.
+    pub fn aws<E, R>(operation: &'static str, err: &SdkError<E, R>) -> Self
+    where
+        E: std::error::Error + 'static,
+        R: std::fmt::Debug,
+    {
+        StoreError::Aws {
+            operation,
+            detail: DisplayErrorContext(err).to_string(),
+        }
+    }
+}

@@ -1,0 +1,7 @@
+//! End-to-end tests: real WebSocket and HTTP clients, the local gateway, moto.
+//! One binary, so moto starts once; each test has its own tables and gateway.
+
+mod bad_input;
+mod chat;
+mod history;
+mod template_routes;

@@ -1,0 +1,204 @@
+//! What the end-to-end tests stand on: a moto server (started once per test binary, or
+//! found through `AWS_ENDPOINT_URL`), a local gateway per test on a free port with its
+//! own tables, and WebSocket/HTTP clients that speak to it as users would.
+
+pub mod client;
+pub mod moto;
+
+use std::sync::Arc;
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use chat_shared::App;
+use chat_shared::auth::TokenKeys;
+use chat_shared::clock::{Clock, ManualClock, SystemClock};
+use chat_shared::metrics::RequestCounter;
+use chat_shared::model::{ChannelId, ChannelKind, MemberRole, UserId};
+use local_gateway::template::Template;
+use local_gateway::{GatewayOptions, Limits, RunningGateway, invoke::InProcess, local};
+use serde_json::Value;
+
+pub use client::{Client, ConnectError};
+
+pub const STAGE: &str = "test";
+const TOKEN_SECRET: &str = "end-to-end-tests-only-signing-key-0123456789";
+
+pub fn repo_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+pub async fn sdk_config() -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .endpoint_url(moto::endpoint())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "test", "test", None, None, "e2e",
+        ))
+        .load()
+        .await
+}
+
+#[derive(Default)]
+pub struct StackOptions {
+    /// Drive the functions' clock by hand (message ids, buckets, expiry).
+    pub clock: Option<ManualClock>,
+    pub limits: Option<Limits>,
+}
+
+/// The whole backend for one test: tables of its own in moto, the functions behind a
+/// local gateway on a free port.
+pub struct Stack {
+    pub gateway: RunningGateway,
+    pub app: Arc<App>,
+    /// Every AWS request the functions made (DynamoDB and Management API).
+    pub requests: RequestCounter,
+    pub tokens: TokenKeys,
+    http: reqwest::Client,
+}
+
+impl Stack {
+    pub async fn start() -> Self {
+        Self::start_with(StackOptions::default()).await
+    }
+
+    pub async fn start_with(options: StackOptions) -> Self {
+        if std::env::var_os("RUST_LOG").is_some() {
+            chat_shared::telemetry::init_local();
+        }
+        let sdk = sdk_config().await;
+        let prefix = format!("t{:08x}-", rand::random::<u32>());
+        let template =
+            Template::load(&repo_root().join("template.yaml")).expect("template.yaml loads");
+        template
+            .create_tables(&aws_sdk_dynamodb::Client::new(&sdk), &prefix)
+            .await
+            .expect("tables are created in moto");
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("free port");
+        let addr = listener.local_addr().unwrap();
+        let config = local::config(
+            &prefix,
+            TOKEN_SECRET,
+            local_gateway::management_endpoint(addr, STAGE),
+        );
+        let clock: Arc<dyn Clock> = match options.clock {
+            Some(clock) => Arc::new(clock),
+            None => Arc::new(SystemClock),
+        };
+        let requests = RequestCounter::default();
+        let tokens = TokenKeys::new(&config.tokens);
+        let app = Arc::new(App::new(config, &sdk, clock, Some(requests.clone())));
+        let gateway_options = GatewayOptions {
+            stage: STAGE.into(),
+            limits: options.limits.unwrap_or_default(),
+        };
+        let gateway = local_gateway::serve(
+            listener,
+            gateway_options,
+            Arc::new(InProcess::new(app.clone())),
+        )
+        .await
+        .expect("gateway starts");
+        Self {
+            gateway,
+            app,
+            requests,
+            tokens,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub fn token(&self, user: &str) -> String {
+        self.token_valid_for(user, 3600)
+    }
+
+    pub fn token_valid_for(&self, user: &str, seconds: i64) -> String {
+        let now_s = SystemClock.now_ms() / 1000;
+        self.tokens
+            .issue(&UserId::parse(user).unwrap(), now_s, seconds)
+    }
+
+    pub fn websocket_url(&self) -> String {
+        self.gateway.websocket_url(STAGE)
+    }
+
+    /// A device of `user`, connected with a fresh token.
+    pub async fn connect(&self, user: &str) -> Client {
+        let query = format!("token={}", self.token(user));
+        Client::connect(&self.websocket_url(), &query)
+            .await
+            .unwrap_or_else(|e| panic!("{user} could not connect: {e:?}"))
+    }
+
+    /// Creates a channel; the first member owns it. Two members and no name: direct.
+    pub async fn create_channel(&self, id: &str, members: &[&str]) {
+        let members: Vec<(UserId, MemberRole)> = members
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                (
+                    UserId::parse(*m).unwrap(),
+                    if i == 0 {
+                        MemberRole::Owner
+                    } else {
+                        MemberRole::Member
+                    },
+                )
+            })
+            .collect();
+        let kind = if members.len() == 2 {
+            ChannelKind::Direct
+        } else {
+            ChannelKind::Group
+        };
+        self.app
+            .channels()
+            .create(
+                &ChannelId::parse(id).unwrap(),
+                kind,
+                None,
+                &members,
+                self.app.now_ms(),
+            )
+            .await
+            .expect("channel is created");
+    }
+
+    /// `GET /channels/{id}/messages?{query}` as `user`: (status, JSON body).
+    pub async fn history(&self, user: &str, channel: &str, query: &str) -> (u16, Value) {
+        let url = format!(
+            "{}/channels/{channel}/messages?{query}",
+            self.gateway.http_url()
+        );
+        let response = self
+            .http
+            .get(url)
+            .bearer_auth(self.token(user))
+            .send()
+            .await
+            .expect("HTTP API answers");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Every message of a channel, oldest first, read through the HTTP API as `user`.
+    pub async fn full_history(&self, user: &str, channel: &str) -> Vec<Value> {
+        let mut all = Vec::new();
+        let mut query = "limit=100".to_owned();
+        loop {
+            let (status, page) = self.history(user, channel, &query).await;
+            assert_eq!(status, 200, "history answered {page}");
+            all.extend(page["messages"].as_array().unwrap().iter().cloned());
+            match page.get("nextBefore").and_then(Value::as_str) {
+                Some(before) => query = format!("limit=100&before={before}"),
+                None => break,
+            }
+        }
+        all.reverse();
+        all
+    }
+}
