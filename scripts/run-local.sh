@@ -25,7 +25,9 @@ gateway=target/debug/local-gateway
 
 .venv/bin/python scripts/moto_server.py -H 127.0.0.1 -p "$moto_port" > .local/moto.log 2>&1 &
 moto_pid=$!
-trap 'kill $moto_pid ${gateway_pid:-} 2>/dev/null || true' EXIT INT TERM
+cleanup() { kill "$moto_pid" ${gateway_pid:-} 2>/dev/null || true; }
+trap cleanup EXIT
+trap 'exit 130' INT TERM
 for _ in $(seq 100); do
     curl -s -o /dev/null "$AWS_ENDPOINT_URL" && break
     sleep 0.1
