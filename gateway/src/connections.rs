@@ -41,8 +41,7 @@ pub struct Registry {
 
 impl Registry {
     pub fn insert(&self, connection: Arc<Connection>) {
-        self.lock()
-            .insert(connection.context.connection_id.clone(), connection);
+        self.lock().insert(connection.context.connection_id.clone(), connection);
     }
 
     pub fn get(&self, connection_id: &str) -> Option<Arc<Connection>> {

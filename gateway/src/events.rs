@@ -38,10 +38,7 @@ pub struct RequestParts {
 impl RequestParts {
     /// Single-value form: the last value wins, as in API Gateway's v1 events.
     fn single(pairs: &[(String, String)]) -> Value {
-        let map: Map<String, Value> = pairs
-            .iter()
-            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-            .collect();
+        let map: Map<String, Value> = pairs.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect();
         Value::Object(map)
     }
 
@@ -68,19 +65,11 @@ impl RequestParts {
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .rev()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().rev().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 
     pub fn query_param(&self, name: &str) -> Option<&str> {
-        self.query
-            .iter()
-            .rev()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+        self.query.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }
 }
 
@@ -115,11 +104,7 @@ fn ws_request_context(
 }
 
 /// The REQUEST authorizer event for `$connect` (no connectionId/routeKey at top level).
-pub fn websocket_authorizer_event(
-    connection: &ConnectionContext,
-    request: &RequestParts,
-    now_ms: i64,
-) -> Value {
+pub fn websocket_authorizer_event(connection: &ConnectionContext, request: &RequestParts, now_ms: i64) -> Value {
     let request_id = request_id();
     json!({
         "type": "REQUEST",
@@ -157,27 +142,15 @@ pub fn websocket_event(
     match kind {
         WebSocketEventKind::Connect(request) => {
             event.insert("headers".into(), RequestParts::single(&request.headers));
-            event.insert(
-                "multiValueHeaders".into(),
-                RequestParts::multi(&request.headers),
-            );
-            event.insert(
-                "queryStringParameters".into(),
-                RequestParts::single(&request.query),
-            );
-            event.insert(
-                "multiValueQueryStringParameters".into(),
-                RequestParts::multi(&request.query),
-            );
+            event.insert("multiValueHeaders".into(), RequestParts::multi(&request.headers));
+            event.insert("queryStringParameters".into(), RequestParts::single(&request.query));
+            event.insert("multiValueQueryStringParameters".into(), RequestParts::multi(&request.query));
         }
         WebSocketEventKind::Message(body) => {
             context.insert("messageId".into(), json!(self::request_id()));
             event.insert("body".into(), json!(body));
         }
-        WebSocketEventKind::Disconnect {
-            status_code,
-            reason,
-        } => {
+        WebSocketEventKind::Disconnect { status_code, reason } => {
             context.insert("disconnectStatusCode".into(), json!(status_code));
             context.insert("disconnectReason".into(), json!(reason));
             event.insert("headers".into(), json!({}));
@@ -233,28 +206,18 @@ fn http_request_context(request: &HttpRequest<'_>, now_ms: i64) -> Map<String, V
 
 fn http_common(request: &HttpRequest<'_>) -> Map<String, Value> {
     let mut event = Map::new();
-    let lower_headers: Vec<(String, String)> = request
-        .parts
-        .headers
-        .iter()
-        .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
-        .collect();
+    let lower_headers: Vec<(String, String)> =
+        request.parts.headers.iter().map(|(k, v)| (k.to_ascii_lowercase(), v.clone())).collect();
     event.insert("version".into(), json!("2.0"));
     event.insert("routeKey".into(), json!(request.route_key));
     event.insert("rawPath".into(), json!(request.path));
     event.insert("rawQueryString".into(), json!(request.parts.raw_query));
     event.insert("headers".into(), RequestParts::joined(&lower_headers));
     if !request.parts.query.is_empty() {
-        event.insert(
-            "queryStringParameters".into(),
-            RequestParts::joined(&request.parts.query),
-        );
+        event.insert("queryStringParameters".into(), RequestParts::joined(&request.parts.query));
     }
     if !request.path_parameters.is_empty() {
-        event.insert(
-            "pathParameters".into(),
-            RequestParts::single(request.path_parameters),
-        );
+        event.insert("pathParameters".into(), RequestParts::single(request.path_parameters));
     }
     event
 }
@@ -271,18 +234,17 @@ pub fn http_authorizer_event(request: &HttpRequest<'_>, identity: &str, now_ms: 
         )),
     );
     event.insert("identitySource".into(), json!([identity]));
-    event.insert(
-        "requestContext".into(),
-        Value::Object(http_request_context(request, now_ms)),
-    );
+    event.insert("requestContext".into(), Value::Object(http_request_context(request, now_ms)));
     Value::Object(event)
 }
 
 /// HTTP API route event (payload format 2.0), with the authorizer's context.
-pub fn http_event(request: &HttpRequest<'_>, authorizer_context: &Value, now_ms: i64) -> Value {
+pub fn http_event(request: &HttpRequest<'_>, authorizer_context: Option<&Value>, now_ms: i64) -> Value {
     let mut event = http_common(request);
     let mut context = http_request_context(request, now_ms);
-    context.insert("authorizer".into(), json!({ "lambda": authorizer_context }));
+    if let Some(authorizer_context) = authorizer_context {
+        context.insert("authorizer".into(), json!({ "lambda": authorizer_context }));
+    }
     event.insert("requestContext".into(), Value::Object(context));
     event.insert("isBase64Encoded".into(), json!(false));
     if let Some(body) = request.body {
@@ -293,9 +255,7 @@ pub fn http_event(request: &HttpRequest<'_>, authorizer_context: &Value, now_ms:
 
 /// `23/Nov/2026:08:10:27 +0000`, the format of `requestTime`.
 pub fn clf_time(ms: i64) -> String {
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
+    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
     let secs = ms.div_euclid(1000);
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
@@ -319,9 +279,7 @@ pub fn clf_time(ms: i64) -> String {
 
 /// ISO-8601 with milliseconds, as the Management API's GetConnection answers.
 pub fn iso_time(ms: i64) -> String {
-    aws_smithy_types::DateTime::from_millis(ms)
-        .fmt(aws_smithy_types::date_time::Format::DateTime)
-        .unwrap_or_default()
+    aws_smithy_types::DateTime::from_millis(ms).fmt(aws_smithy_types::date_time::Format::DateTime).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -346,26 +304,13 @@ mod tests {
             domain_name: "127.0.0.1:1".into(),
         };
         let authorizer = json!({"principalId": "alice", "userId": "alice"});
-        let event = websocket_event(
-            &connection,
-            "sendMessage",
-            &authorizer,
-            2,
-            WebSocketEventKind::Message("{}"),
-        );
-        let parsed: aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest =
-            serde_json::from_value(event).unwrap();
-        assert_eq!(
-            parsed.request_context.connection_id.as_deref(),
-            Some("L0SM9cOFvHcCIhw=")
-        );
+        let event = websocket_event(&connection, "sendMessage", &authorizer, 2, WebSocketEventKind::Message("{}"));
+        let parsed: aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest = serde_json::from_value(event).unwrap();
+        assert_eq!(parsed.request_context.connection_id.as_deref(), Some("L0SM9cOFvHcCIhw="));
         assert_eq!(parsed.request_context.authorizer.fields["userId"], "alice");
         assert_eq!(parsed.body.as_deref(), Some("{}"));
 
-        let parts = RequestParts {
-            query: vec![("token".into(), "t".into())],
-            ..Default::default()
-        };
+        let parts = RequestParts { query: vec![("token".into(), "t".into())], ..Default::default() };
         let auth = websocket_authorizer_event(&connection, &parts, 2);
         let parsed: aws_lambda_events::apigw::ApiGatewayCustomAuthorizerRequestTypeRequest =
             serde_json::from_value(auth).unwrap();

@@ -6,9 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{
-    ConnectInfo, FromRequest, FromRequestParts, Path, Query, RawQuery, Request, State,
-};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Query, RawQuery, Request, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
@@ -34,17 +32,11 @@ pub(crate) async fn handle(
     request: Request,
 ) -> Response {
     let (mut head, body) = request.into_parts();
-    let path_parameters = Path::<Vec<(String, String)>>::from_request_parts(&mut head, &())
-        .await
-        .map(|Path(p)| p)
-        .unwrap_or_default();
-    let query = Query::<Vec<(String, String)>>::from_request_parts(&mut head, &())
-        .await
-        .map(|Query(q)| q)
-        .unwrap_or_default();
-    let RawQuery(raw_query) = RawQuery::from_request_parts(&mut head, &())
-        .await
-        .unwrap_or(RawQuery(None));
+    let path_parameters =
+        Path::<Vec<(String, String)>>::from_request_parts(&mut head, &()).await.map(|Path(p)| p).unwrap_or_default();
+    let query =
+        Query::<Vec<(String, String)>>::from_request_parts(&mut head, &()).await.map(|Query(q)| q).unwrap_or_default();
+    let RawQuery(raw_query) = RawQuery::from_request_parts(&mut head, &()).await.unwrap_or(RawQuery(None));
     let peer = head
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
@@ -75,36 +67,49 @@ pub(crate) async fn handle(
         domain_name: &domain_name,
     };
 
-    // Identity source `$request.header.Authorization`: missing means 401 without a call.
-    let Some(authorization) = parts.header("authorization").map(str::to_owned) else {
-        return message(StatusCode::UNAUTHORIZED, "Unauthorized");
-    };
     let now = now_ms();
-    let authorizer_event = events::http_authorizer_event(&http_request, &authorization, now);
-    let context = match gateway
-        .invoker
-        .invoke(HTTP_AUTHORIZER, authorizer_event)
-        .await
-    {
-        Ok(answer) if answer.get("isAuthorized").and_then(Value::as_bool) == Some(true) => {
-            answer.get("context").cloned().unwrap_or_else(|| json!({}))
+    let context = if route.authorized {
+        match authorize(&gateway, &http_request, &parts, now).await {
+            Ok(context) => Some(context),
+            Err(response) => return response,
         }
-        Ok(_) => return message(StatusCode::FORBIDDEN, "Forbidden"),
-        Err(InvokeError::Failed { message: m, .. }) if m == "Unauthorized" => {
-            return message(StatusCode::UNAUTHORIZED, "Unauthorized");
-        }
-        Err(err) => {
-            warn!(error = %err, "HTTP authorizer failed");
-            return message(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error");
-        }
+    } else {
+        None
     };
 
-    let event = events::http_event(&http_request, &context, now);
+    let event = events::http_event(&http_request, context.as_ref(), now);
     match gateway.invoker.invoke(route.function, event).await {
         Ok(answer) => lambda_response(&answer),
         Err(err) => {
             warn!(route = route.path, error = %err, "route failed");
             message(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
+        }
+    }
+}
+
+/// Runs the HTTP API's Lambda authorizer (simple responses); its context goes to the route.
+async fn authorize(
+    gateway: &Gateway,
+    http_request: &HttpRequest<'_>,
+    parts: &RequestParts,
+    now: i64,
+) -> Result<Value, Response> {
+    // Identity source `$request.header.Authorization`: missing means 401 without a call.
+    let Some(authorization) = parts.header("authorization") else {
+        return Err(message(StatusCode::UNAUTHORIZED, "Unauthorized"));
+    };
+    let authorizer_event = events::http_authorizer_event(http_request, authorization, now);
+    match gateway.invoker.invoke(HTTP_AUTHORIZER, authorizer_event).await {
+        Ok(answer) if answer.get("isAuthorized").and_then(Value::as_bool) == Some(true) => {
+            Ok(answer.get("context").cloned().unwrap_or_else(|| json!({})))
+        }
+        Ok(_) => Err(message(StatusCode::FORBIDDEN, "Forbidden")),
+        Err(InvokeError::Failed { message: m, .. }) if m == "Unauthorized" => {
+            Err(message(StatusCode::UNAUTHORIZED, "Unauthorized"))
+        }
+        Err(err) => {
+            warn!(error = %err, "HTTP authorizer failed");
+            Err(message(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error"))
         }
     }
 }
@@ -117,10 +122,7 @@ fn lambda_response(answer: &Value) -> Response {
         .and_then(Value::as_u64)
         .and_then(|s| StatusCode::from_u16(s as u16).ok())
         .unwrap_or(StatusCode::OK);
-    let text = answer
-        .get("body")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
+    let text = answer.get("body").and_then(Value::as_str).unwrap_or_default();
     let body = if answer.get("isBase64Encoded").and_then(Value::as_bool) == Some(true) {
         match base64::engine::general_purpose::STANDARD.decode(text) {
             Ok(bytes) => Body::from(bytes),
@@ -131,21 +133,14 @@ fn lambda_response(answer: &Value) -> Response {
     };
     let mut response = Response::new(body);
     *response.status_mut() = status;
-    let headers: HashMap<String, String> = answer
-        .get("headers")
-        .and_then(|h| serde_json::from_value(h.clone()).ok())
-        .unwrap_or_default();
+    let headers: HashMap<String, String> =
+        answer.get("headers").and_then(|h| serde_json::from_value(h.clone()).ok()).unwrap_or_default();
     for (name, value) in headers {
         if let (Ok(name), Ok(value)) = (HeaderName::try_from(name), HeaderValue::try_from(value)) {
             response.headers_mut().append(name, value);
         }
     }
-    for cookie in answer
-        .get("cookies")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
+    for cookie in answer.get("cookies").and_then(Value::as_array).into_iter().flatten() {
         if let Some(Ok(value)) = cookie.as_str().map(HeaderValue::try_from) {
             response.headers_mut().append("set-cookie", value);
         }

@@ -54,44 +54,44 @@ impl Invoke for InProcess {
         let app = &*self.app;
         Box::pin(async move {
             match function {
-                Function::Authorizer => auth::handle(app, event).await.map_err(|err| {
+                Function::Authorizer => auth::authorizer::handle(app, event).await.map_err(|err| {
                     let diagnostic = lambda_runtime_diagnostic(err);
-                    InvokeError::Failed {
-                        error_type: diagnostic.0,
-                        message: diagnostic.1,
-                    }
+                    InvokeError::Failed { error_type: diagnostic.0, message: diagnostic.1 }
                 }),
                 Function::Connect => to_json(connect::handle(app, parse(event)?).await),
                 Function::Disconnect => to_json(disconnect::handle(app, parse(event)?).await),
                 Function::Send => to_json(send::handle(app, parse(event)?).await),
-                Function::History => {
-                    // The same adapter lambda_http::run uses: event JSON in, response JSON out.
-                    let request: lambda_http::request::LambdaRequest = parse(event)?;
-                    let service =
-                        lambda_http::service_fn(move |req: lambda_http::Request| async move {
-                            Ok::<_, lambda_http::Error>(history::handle(app, req).await)
-                        });
-                    let mut adapter = Adapter::from(service);
-                    let adapter = adapter.ready().await.map_err(failed)?;
-                    let response = adapter
-                        .call(LambdaEvent::new(request, Context::default()))
-                        .await
-                        .map_err(failed)?;
-                    to_json(response)
-                }
+                Function::History => http_function(event, |req| history::handle(app, req)).await,
+                Function::Auth => http_function(event, |req| auth::http::handle(app, req)).await,
+                Function::Channels => http_function(event, |req| channels::handle(app, req)).await,
             }
         })
     }
 }
 
-fn failed(err: lambda_http::Error) -> InvokeError {
-    InvokeError::Failed {
-        error_type: "Error".into(),
-        message: err.to_string(),
-    }
+/// Runs a lambda_http handler through the same adapter `lambda_http::run` uses: event
+/// JSON in, response JSON out.
+async fn http_function<F, Fut>(event: Value, handler: F) -> Result<Value, InvokeError>
+where
+    F: Fn(lambda_http::Request) -> Fut + Send + Sync,
+    Fut: Future<Output = lambda_http::Response<lambda_http::Body>> + Send,
+{
+    let request: lambda_http::request::LambdaRequest = parse(event)?;
+    let service = lambda_http::service_fn(|req: lambda_http::Request| {
+        let response = handler(req);
+        async move { Ok::<_, lambda_http::Error>(response.await) }
+    });
+    let mut adapter = Adapter::from(service);
+    let adapter = adapter.ready().await.map_err(failed)?;
+    let response = adapter.call(LambdaEvent::new(request, Context::default())).await.map_err(failed)?;
+    to_json(response)
 }
 
-fn lambda_runtime_diagnostic(err: auth::AuthorizerError) -> (String, String) {
+fn failed(err: lambda_http::Error) -> InvokeError {
+    InvokeError::Failed { error_type: "Error".into(), message: err.to_string() }
+}
+
+fn lambda_runtime_diagnostic(err: auth::authorizer::AuthorizerError) -> (String, String) {
     let diagnostic: lambda_http::lambda_runtime::Diagnostic = err.into();
     (diagnostic.error_type, diagnostic.error_message)
 }

@@ -60,10 +60,7 @@ pub struct GatewayOptions {
 
 impl Default for GatewayOptions {
     fn default() -> Self {
-        Self {
-            stage: "local".into(),
-            limits: Limits::default(),
-        }
+        Self { stage: "local".into(), limits: Limits::default() }
     }
 }
 
@@ -126,32 +123,17 @@ pub fn management_endpoint(addr: SocketAddr, stage: &str) -> String {
 
 pub fn router(options: GatewayOptions, invoker: Arc<dyn Invoke>) -> (Router, Registry) {
     let connections = Registry::default();
-    let gateway = Arc::new(Gateway {
-        options,
-        invoker,
-        connections: connections.clone(),
-    });
-    let mut router = Router::new()
-        .route("/{stage}", get(websocket::connect))
-        .route(
-            "/{stage}/@connections/{connection_id}",
-            axum::routing::post(management::post_to_connection)
-                .get(management::get_connection)
-                .delete(management::delete_connection),
-        );
+    let gateway = Arc::new(Gateway { options, invoker, connections: connections.clone() });
+    let mut router = Router::new().route("/{stage}", get(websocket::connect)).route(
+        "/{stage}/@connections/{connection_id}",
+        axum::routing::post(management::post_to_connection)
+            .get(management::get_connection)
+            .delete(management::delete_connection),
+    );
     for route in routes::HTTP_ROUTES {
-        let method = route
-            .method
-            .parse::<axum::http::Method>()
-            .expect("route methods are valid");
-        let filter =
-            axum::routing::MethodFilter::try_from(method).expect("route methods are standard");
-        router = router.route(
-            route.path,
-            on(filter, move |state, request| {
-                http_api::handle(state, route, request)
-            }),
-        );
+        let method = route.method.parse::<axum::http::Method>().expect("route methods are valid");
+        let filter = axum::routing::MethodFilter::try_from(method).expect("route methods are standard");
+        router = router.route(route.path, on(filter, move |state, request| http_api::handle(state, route, request)));
     }
     let router = router.fallback(http_api::not_found).with_state(gateway);
     (router, connections)
@@ -177,10 +159,5 @@ pub async fn serve(
             tracing::error!(error = %err, "gateway stopped");
         }
     });
-    Ok(RunningGateway {
-        addr,
-        connections,
-        shutdown: Some(tx),
-        task: Some(task),
-    })
+    Ok(RunningGateway { addr, connections, shutdown: Some(tx), task: Some(task) })
 }

@@ -2,19 +2,24 @@
 //! logical ids with a prefix, the Management API served by this gateway.
 
 use chat_shared::config::{
-    Config, DEFAULT_TOKEN_AUDIENCE, DEFAULT_TOKEN_ISSUER, TableNames, TokenSettings,
+    Config, DEFAULT_ACCESS_TOKEN_TTL_S, DEFAULT_REFRESH_TOKEN_TTL_S, DEFAULT_TOKEN_AUDIENCE, DEFAULT_TOKEN_ISSUER,
+    RateLimits, TableNames, TokenSettings,
 };
 
 /// Logical ids of the template's tables.
 pub const MESSAGES_TABLE: &str = "MessagesTable";
 pub const CHANNELS_TABLE: &str = "ChannelsTable";
 pub const PRESENCE_TABLE: &str = "PresenceTable";
+pub const USERS_TABLE: &str = "UsersTable";
+pub const RATE_LIMITS_TABLE: &str = "RateLimitsTable";
 
 pub fn table_names(prefix: &str) -> TableNames {
     TableNames {
         messages: format!("{prefix}{MESSAGES_TABLE}"),
         channels: format!("{prefix}{CHANNELS_TABLE}"),
         presence: format!("{prefix}{PRESENCE_TABLE}"),
+        users: format!("{prefix}{USERS_TABLE}"),
+        rate_limits: format!("{prefix}{RATE_LIMITS_TABLE}"),
     }
 }
 
@@ -27,5 +32,8 @@ pub fn config(table_prefix: &str, token_secret: &str, management_endpoint: Strin
             audience: DEFAULT_TOKEN_AUDIENCE.into(),
         },
         management_endpoint,
+        rate_limits: RateLimits::default(),
+        access_token_ttl_s: DEFAULT_ACCESS_TOKEN_TTL_S,
+        refresh_token_ttl_s: DEFAULT_REFRESH_TOKEN_TTL_S,
     }
 }

@@ -68,83 +68,43 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let cli = Cli::parse();
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     match cli.command {
-        Command::Serve {
-            listen,
-            stage,
-            create_tables,
-            template,
-        } => {
+        Command::Serve { listen, stage, create_tables, template } => {
             if create_tables {
                 create(&sdk, &template, &cli.table_prefix).await?;
             }
             let listener = tokio::net::TcpListener::bind(listen).await?;
             let addr = listener.local_addr()?;
-            let config = local::config(
-                &cli.table_prefix,
-                &cli.token_secret,
-                local_gateway::management_endpoint(addr, &stage),
-            );
+            let config =
+                local::config(&cli.table_prefix, &cli.token_secret, local_gateway::management_endpoint(addr, &stage));
             config.validate()?;
             let app = Arc::new(App::new(config, &sdk, Arc::new(SystemClock), None));
-            let options = GatewayOptions {
-                stage: stage.clone(),
-                ..GatewayOptions::default()
-            };
-            let running =
-                local_gateway::serve(listener, options, Arc::new(InProcess::new(app))).await?;
+            let options = GatewayOptions { stage: stage.clone(), ..GatewayOptions::default() };
+            let running = local_gateway::serve(listener, options, Arc::new(InProcess::new(app))).await?;
             println!("WebSocket API:  {}", running.websocket_url(&stage));
             println!("HTTP API:       {}", running.http_url());
-            println!(
-                "Management API: {}",
-                local_gateway::management_endpoint(addr, &stage)
-            );
+            println!("Management API: {}", local_gateway::management_endpoint(addr, &stage));
             tokio::signal::ctrl_c().await?;
             running.shutdown().await;
         }
         Command::CreateTables { template } => create(&sdk, &template, &cli.table_prefix).await?,
         Command::Token { user, ttl_seconds } => {
-            let config =
-                local::config(&cli.table_prefix, &cli.token_secret, "http://unused".into());
+            let config = local::config(&cli.table_prefix, &cli.token_secret, "http://unused".into());
             config.validate()?;
             let keys = chat_shared::auth::TokenKeys::new(&config.tokens);
             let now_s = SystemClock.now_ms() / 1000;
             println!("{}", keys.issue(&UserId::parse(user)?, now_s, ttl_seconds));
         }
-        Command::CreateChannel {
-            channel,
-            members,
-            group,
-        } => {
-            let config =
-                local::config(&cli.table_prefix, &cli.token_secret, "http://unused".into());
+        Command::CreateChannel { channel, members, group } => {
+            let config = local::config(&cli.table_prefix, &cli.token_secret, "http://unused".into());
             let app = App::new(config, &sdk, Arc::new(SystemClock), None);
             let members = members
                 .into_iter()
                 .enumerate()
-                .map(|(i, m)| {
-                    Ok((
-                        UserId::parse(m)?,
-                        if i == 0 {
-                            MemberRole::Owner
-                        } else {
-                            MemberRole::Member
-                        },
-                    ))
-                })
+                .map(|(i, m)| Ok((UserId::parse(m)?, if i == 0 { MemberRole::Owner } else { MemberRole::Member })))
                 .collect::<Result<Vec<_>, chat_shared::ChatError>>()?;
-            let kind = if group.is_some() {
-                ChannelKind::Group
-            } else {
-                ChannelKind::Direct
-            };
+            let kind = if group.is_some() { ChannelKind::Group } else { ChannelKind::Direct };
             app.channels()
-                .create(
-                    &ChannelId::parse(channel.clone())?,
-                    kind,
-                    group.as_deref(),
-                    &members,
-                    app.now_ms(),
-                )
+                .create(&ChannelId::parse(channel.clone())?, kind, group.as_deref(), &members, app.now_ms())
                 .await?;
             println!("created channel {channel}");
         }
@@ -158,9 +118,7 @@ async fn create(
     prefix: &str,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let client = aws_sdk_dynamodb::Client::new(sdk);
-    let created = Template::load(template)?
-        .create_tables(&client, prefix)
-        .await?;
+    let created = Template::load(template)?.create_tables(&client, prefix).await?;
     for table in created {
         println!("created table {table}");
     }

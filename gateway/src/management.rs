@@ -17,10 +17,7 @@ use crate::events::iso_time;
 fn aws_error(status: StatusCode, error_type: &str, message: &str) -> Response {
     (
         status,
-        [
-            ("x-amzn-ErrorType", error_type),
-            ("content-type", "application/json"),
-        ],
+        [("x-amzn-ErrorType", error_type), ("content-type", "application/json")],
         json!({ "message": message }).to_string(),
     )
         .into_response()
@@ -91,9 +88,6 @@ pub(crate) async fn delete_connection(
     let Some(connection) = gateway.connections.get(&connection_id) else {
         return gone();
     };
-    let _ = connection.outbound.send(Outbound::Close {
-        code: 1000,
-        reason: "Goodbye",
-    });
+    let _ = connection.outbound.send(Outbound::Close { code: 1000, reason: "Goodbye" });
     StatusCode::NO_CONTENT.into_response()
 }

@@ -9,6 +9,8 @@ pub enum Function {
     Disconnect,
     Send,
     History,
+    Auth,
+    Channels,
 }
 
 impl Function {
@@ -19,6 +21,8 @@ impl Function {
             Function::Disconnect => "DisconnectFunction",
             Function::Send => "SendFunction",
             Function::History => "HistoryFunction",
+            Function::Auth => "AuthFunction",
+            Function::Channels => "ChannelsFunction",
         }
     }
 }
@@ -37,26 +41,10 @@ pub const WEBSOCKET_AUTHORIZER: Function = Function::Authorizer;
 pub const WEBSOCKET_TOKEN_QUERY_PARAMETER: &str = "token";
 
 pub const WEBSOCKET_ROUTES: &[WebSocketRoute] = &[
-    WebSocketRoute {
-        route_key: "$connect",
-        function: Function::Connect,
-        two_way: false,
-    },
-    WebSocketRoute {
-        route_key: "$disconnect",
-        function: Function::Disconnect,
-        two_way: false,
-    },
-    WebSocketRoute {
-        route_key: "sendMessage",
-        function: Function::Send,
-        two_way: true,
-    },
-    WebSocketRoute {
-        route_key: "$default",
-        function: Function::Send,
-        two_way: true,
-    },
+    WebSocketRoute { route_key: "$connect", function: Function::Connect, two_way: false },
+    WebSocketRoute { route_key: "$disconnect", function: Function::Disconnect, two_way: false },
+    WebSocketRoute { route_key: "sendMessage", function: Function::Send, two_way: true },
+    WebSocketRoute { route_key: "$default", function: Function::Send, two_way: true },
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,16 +53,29 @@ pub struct HttpRoute {
     /// In API Gateway's syntax, which is also axum's: `/channels/{channelId}/messages`.
     pub path: &'static str,
     pub function: Function,
+    /// Runs the HTTP API's Lambda authorizer first (`Authorization` header). Only the
+    /// routes that hand out tokens go without.
+    pub authorized: bool,
 }
 
-/// Every HTTP route runs the HTTP API's Lambda authorizer first (`Authorization` header).
 pub const HTTP_AUTHORIZER: Function = Function::Authorizer;
 
-pub const HTTP_ROUTES: &[HttpRoute] = &[HttpRoute {
-    method: "GET",
-    path: "/channels/{channelId}/messages",
-    function: Function::History,
-}];
+const fn http(method: &'static str, path: &'static str, function: Function, authorized: bool) -> HttpRoute {
+    HttpRoute { method, path, function, authorized }
+}
+
+pub const HTTP_ROUTES: &[HttpRoute] = &[
+    http("POST", "/auth/signup", Function::Auth, false),
+    http("POST", "/auth/signin", Function::Auth, false),
+    http("POST", "/auth/refresh", Function::Auth, false),
+    http("GET", "/channels", Function::History, true),
+    http("GET", "/channels/{channelId}/messages", Function::History, true),
+    http("POST", "/channels", Function::Channels, true),
+    http("POST", "/channels/direct", Function::Channels, true),
+    http("GET", "/channels/{channelId}", Function::Channels, true),
+    http("POST", "/channels/{channelId}/members", Function::Channels, true),
+    http("DELETE", "/channels/{channelId}/members/{userId}", Function::Channels, true),
+];
 
 pub fn websocket_route(route_key: &str) -> Option<&'static WebSocketRoute> {
     WEBSOCKET_ROUTES.iter().find(|r| r.route_key == route_key)

@@ -5,18 +5,15 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
-    ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
+    ScalarAttributeType, TimeToLiveSpecification,
 };
 use serde_yaml::Value;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TemplateError {
     #[error("cannot read {path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
+    Read { path: String, source: std::io::Error },
     #[error("template.yaml is not valid YAML: {0}")]
     Yaml(#[from] serde_yaml::Error),
     #[error("template.yaml: {0}")]
@@ -44,14 +41,14 @@ pub struct DeclaredHttpRoute {
     pub method: String,
     pub path: String,
     pub function: String,
+    /// False where the event says `Auth: {Authorizer: NONE}`.
+    pub authorized: bool,
 }
 
 impl Template {
     pub fn load(path: &Path) -> Result<Self, TemplateError> {
-        let text = std::fs::read_to_string(path).map_err(|source| TemplateError::Read {
-            path: path.display().to_string(),
-            source,
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| TemplateError::Read { path: path.display().to_string(), source })?;
         Self::parse(&text)
     }
 
@@ -68,9 +65,7 @@ impl Template {
     }
 
     fn of_type<'a>(&'a self, kind: &'a str) -> impl Iterator<Item = (&'a String, &'a Value)> + 'a {
-        self.resources
-            .iter()
-            .filter(move |(_, r)| r.get("Type").and_then(Value::as_str) == Some(kind))
+        self.resources.iter().filter(move |(_, r)| r.get("Type").and_then(Value::as_str) == Some(kind))
     }
 
     fn property<'a>(&'a self, resource: &str, name: &str) -> Option<&'a Value> {
@@ -80,17 +75,10 @@ impl Template {
     pub fn websocket_routes(&self) -> Result<Vec<DeclaredWebSocketRoute>, TemplateError> {
         let mut routes = Vec::new();
         for (logical_id, route) in self.of_type("AWS::ApiGatewayV2::Route") {
-            let props = route
-                .get("Properties")
-                .ok_or_else(|| shape(logical_id, "no Properties"))?;
-            let route_key = props
-                .get("RouteKey")
-                .and_then(Value::as_str)
-                .ok_or_else(|| shape(logical_id, "no RouteKey"))?;
-            let target = props
-                .get("Target")
-                .and_then(intrinsic_text)
-                .ok_or_else(|| shape(logical_id, "no Target"))?;
+            let props = route.get("Properties").ok_or_else(|| shape(logical_id, "no Properties"))?;
+            let route_key =
+                props.get("RouteKey").and_then(Value::as_str).ok_or_else(|| shape(logical_id, "no RouteKey"))?;
+            let target = props.get("Target").and_then(intrinsic_text).ok_or_else(|| shape(logical_id, "no Target"))?;
             let integration = references(target)
                 .into_iter()
                 .next()
@@ -100,18 +88,10 @@ impl Template {
                 .and_then(intrinsic_text)
                 .and_then(function_of_uri)
                 .ok_or_else(|| shape(&integration, "IntegrationUri names no function"))?;
-            let two_way = self
-                .of_type("AWS::ApiGatewayV2::RouteResponse")
-                .any(|(_, rr)| {
-                    rr.get("Properties")
-                        .and_then(|p| p.get("RouteId"))
-                        .and_then(reference)
-                        == Some(logical_id.as_str())
-                });
-            let authorizer = props
-                .get("AuthorizerId")
-                .and_then(reference)
-                .map(str::to_owned);
+            let two_way = self.of_type("AWS::ApiGatewayV2::RouteResponse").any(|(_, rr)| {
+                rr.get("Properties").and_then(|p| p.get("RouteId")).and_then(reference) == Some(logical_id.as_str())
+            });
+            let authorizer = props.get("AuthorizerId").and_then(reference).map(str::to_owned);
             let authorizer_function = match &authorizer {
                 Some(a) => Some(
                     self.property(a, "AuthorizerUri")
@@ -125,11 +105,7 @@ impl Template {
                 .as_deref()
                 .and_then(|a| self.property(a, "IdentitySource"))
                 .and_then(Value::as_sequence)
-                .map(|s| {
-                    s.iter()
-                        .filter_map(|v| v.as_str().map(str::to_owned))
-                        .collect()
-                })
+                .map(|s| s.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
                 .unwrap_or_default();
             routes.push(DeclaredWebSocketRoute {
                 route_key: route_key.to_owned(),
@@ -146,27 +122,21 @@ impl Template {
     pub fn http_routes(&self) -> Vec<DeclaredHttpRoute> {
         let mut routes = Vec::new();
         for (function, resource) in self.of_type("AWS::Serverless::Function") {
-            let events = resource
-                .get("Properties")
-                .and_then(|p| p.get("Events"))
-                .and_then(Value::as_mapping);
+            let events = resource.get("Properties").and_then(|p| p.get("Events")).and_then(Value::as_mapping);
             for event in events.into_iter().flat_map(|m| m.values()) {
                 if event.get("Type").and_then(Value::as_str) != Some("HttpApi") {
                     continue;
                 }
                 let props = event.get("Properties");
-                let method = props
-                    .and_then(|p| p.get("Method"))
-                    .and_then(Value::as_str)
-                    .unwrap_or("ANY");
-                let path = props
-                    .and_then(|p| p.get("Path"))
-                    .and_then(Value::as_str)
-                    .unwrap_or("/");
+                let method = props.and_then(|p| p.get("Method")).and_then(Value::as_str).unwrap_or("ANY");
+                let path = props.and_then(|p| p.get("Path")).and_then(Value::as_str).unwrap_or("/");
+                let authorizer =
+                    props.and_then(|p| p.get("Auth")).and_then(|a| a.get("Authorizer")).and_then(Value::as_str);
                 routes.push(DeclaredHttpRoute {
                     method: method.to_uppercase(),
                     path: path.to_owned(),
                     function: function.clone(),
+                    authorized: authorizer != Some("NONE"),
                 });
             }
         }
@@ -185,11 +155,7 @@ impl Template {
             .get("Identity")
             .and_then(|i| i.get("Headers"))
             .and_then(Value::as_sequence)
-            .map(|s| {
-                s.iter()
-                    .filter_map(|v| v.as_str().map(str::to_owned))
-                    .collect()
-            })
+            .map(|s| s.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
             .unwrap_or_default();
         Some((function, headers))
     }
@@ -203,9 +169,7 @@ impl Template {
     ) -> Result<Vec<String>, TemplateError> {
         let mut created = Vec::new();
         for (logical_id, table) in self.of_type("AWS::DynamoDB::Table") {
-            let props = table
-                .get("Properties")
-                .ok_or_else(|| shape(logical_id, "no Properties"))?;
+            let props = table.get("Properties").ok_or_else(|| shape(logical_id, "no Properties"))?;
             let name = format!("{prefix}{logical_id}");
             let mut request = client
                 .create_table()
@@ -213,12 +177,7 @@ impl Template {
                 .billing_mode(BillingMode::PayPerRequest)
                 .set_attribute_definitions(Some(attribute_definitions(logical_id, props)?))
                 .set_key_schema(Some(key_schema(logical_id, props.get("KeySchema"))?));
-            for index in props
-                .get("GlobalSecondaryIndexes")
-                .and_then(Value::as_sequence)
-                .into_iter()
-                .flatten()
-            {
+            for index in props.get("GlobalSecondaryIndexes").and_then(Value::as_sequence).into_iter().flatten() {
                 let index_name = index
                     .get("IndexName")
                     .and_then(Value::as_str)
@@ -232,22 +191,14 @@ impl Template {
                     GlobalSecondaryIndex::builder()
                         .index_name(index_name)
                         .set_key_schema(Some(key_schema(logical_id, index.get("KeySchema"))?))
-                        .projection(
-                            Projection::builder()
-                                .projection_type(ProjectionType::from(projection))
-                                .build(),
-                        )
+                        .projection(Projection::builder().projection_type(ProjectionType::from(projection)).build())
                         .build()
                         .map_err(|e| shape(logical_id, &e.to_string()))?,
                 );
             }
             match request.send().await {
                 Ok(_) => created.push(name.clone()),
-                Err(err)
-                    if err
-                        .as_service_error()
-                        .is_some_and(|e| e.is_resource_in_use_exception()) =>
-                {
+                Err(err) if err.as_service_error().is_some_and(|e| e.is_resource_in_use_exception()) => {
                     continue;
                 }
                 Err(err) => {
@@ -257,10 +208,7 @@ impl Template {
                 }
             }
             let ttl = props.get("TimeToLiveSpecification");
-            if let Some(attribute) = ttl
-                .and_then(|t| t.get("AttributeName"))
-                .and_then(Value::as_str)
-            {
+            if let Some(attribute) = ttl.and_then(|t| t.get("AttributeName")).and_then(Value::as_str) {
                 client
                     .update_time_to_live()
                     .table_name(&name)
@@ -274,9 +222,7 @@ impl Template {
                     .send()
                     .await
                     .map_err(|e| {
-                        TemplateError::Aws(
-                            aws_smithy_types::error::display::DisplayErrorContext(&e).to_string(),
-                        )
+                        TemplateError::Aws(aws_smithy_types::error::display::DisplayErrorContext(&e).to_string())
                     })?;
             }
         }
@@ -288,17 +234,9 @@ fn shape(resource: &str, problem: &str) -> TemplateError {
     TemplateError::Shape(format!("{resource}: {problem}"))
 }
 
-fn attribute_definitions(
-    logical_id: &str,
-    props: &Value,
-) -> Result<Vec<AttributeDefinition>, TemplateError> {
+fn attribute_definitions(logical_id: &str, props: &Value) -> Result<Vec<AttributeDefinition>, TemplateError> {
     let mut definitions = Vec::new();
-    for definition in props
-        .get("AttributeDefinitions")
-        .and_then(Value::as_sequence)
-        .into_iter()
-        .flatten()
-    {
+    for definition in props.get("AttributeDefinitions").and_then(Value::as_sequence).into_iter().flatten() {
         let name = definition.get("AttributeName").and_then(Value::as_str);
         let kind = definition.get("AttributeType").and_then(Value::as_str);
         let (Some(name), Some(kind)) = (name, kind) else {
@@ -315,10 +253,7 @@ fn attribute_definitions(
     Ok(definitions)
 }
 
-fn key_schema(
-    logical_id: &str,
-    schema: Option<&Value>,
-) -> Result<Vec<KeySchemaElement>, TemplateError> {
+fn key_schema(logical_id: &str, schema: Option<&Value>) -> Result<Vec<KeySchemaElement>, TemplateError> {
     let mut keys = Vec::new();
     for key in schema.and_then(Value::as_sequence).into_iter().flatten() {
         let name = key.get("AttributeName").and_then(Value::as_str);

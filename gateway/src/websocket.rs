@@ -57,18 +57,12 @@ pub(crate) async fn connect(
         source_ip: peer.ip().to_string(),
         user_agent: parts.header("user-agent").map(str::to_owned),
         stage: stage.clone(),
-        domain_name: parts
-            .header("host")
-            .map(str::to_owned)
-            .unwrap_or_else(|| peer.to_string()),
+        domain_name: parts.header("host").map(str::to_owned).unwrap_or_else(|| peer.to_string()),
     };
 
     // Identity source `route.request.querystring.token`: without it API Gateway answers 401
     // and never calls the authorizer.
-    if parts
-        .query_param(WEBSOCKET_TOKEN_QUERY_PARAMETER)
-        .is_none_or(str::is_empty)
-    {
+    if parts.query_param(WEBSOCKET_TOKEN_QUERY_PARAMETER).is_none_or(str::is_empty) {
         return refuse(StatusCode::UNAUTHORIZED, "Unauthorized");
     }
     let authorizer = match authorize(&gateway, &context, &parts, now).await {
@@ -76,22 +70,12 @@ pub(crate) async fn connect(
         Err(response) => return response,
     };
 
-    let event = events::websocket_event(
-        &context,
-        "$connect",
-        &authorizer,
-        now,
-        WebSocketEventKind::Connect(&parts),
-    );
+    let event = events::websocket_event(&context, "$connect", &authorizer, now, WebSocketEventKind::Connect(&parts));
     match gateway.invoker.invoke(Function::Connect, event).await {
         Ok(answer) => {
-            let status = answer
-                .get("statusCode")
-                .and_then(Value::as_u64)
-                .unwrap_or(200);
+            let status = answer.get("statusCode").and_then(Value::as_u64).unwrap_or(200);
             if !(200..300).contains(&status) {
-                let status = StatusCode::from_u16(status as u16)
-                    .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                let status = StatusCode::from_u16(status as u16).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
                 return refuse(status, status.canonical_reason().unwrap_or("Forbidden"));
             }
         }
@@ -102,12 +86,7 @@ pub(crate) async fn connect(
     }
 
     let (outbound, queue) = mpsc::unbounded_channel();
-    let connection = Arc::new(Connection {
-        context,
-        authorizer,
-        last_active_ms: AtomicI64::new(now),
-        outbound,
-    });
+    let connection = Arc::new(Connection { context, authorizer, last_active_ms: AtomicI64::new(now), outbound });
     // Registered before the 101 goes out: a post made right after $connect is queued
     // until the socket is up, not lost.
     gateway.connections.insert(connection.clone());
@@ -148,10 +127,7 @@ async fn authorize(
         }
         Err(err) => {
             warn!(error = %err, "authorizer failed");
-            return Err(refuse(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "Internal server error",
-            ));
+            return Err(refuse(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error"));
         }
     };
     if !policy_allows(&answer) {
@@ -159,29 +135,16 @@ async fn authorize(
     }
     let mut authorizer = answer.get("context").cloned().unwrap_or_else(|| json!({}));
     if let Value::Object(map) = &mut authorizer {
-        map.insert(
-            "principalId".into(),
-            answer.get("principalId").cloned().unwrap_or(Value::Null),
-        );
-        map.insert(
-            "integrationLatency".into(),
-            json!(started.elapsed().as_millis() as u64),
-        );
+        map.insert("principalId".into(), answer.get("principalId").cloned().unwrap_or(Value::Null));
+        map.insert("integrationLatency".into(), json!(started.elapsed().as_millis() as u64));
     }
     Ok(authorizer)
 }
 
 /// An IAM policy allows the call when some statement allows it and none denies it.
 fn policy_allows(answer: &Value) -> bool {
-    let statements = answer
-        .pointer("/policyDocument/Statement")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    let effects: Vec<&str> = statements
-        .iter()
-        .filter_map(|s| s.get("Effect")?.as_str())
-        .collect();
+    let statements = answer.pointer("/policyDocument/Statement").and_then(Value::as_array).cloned().unwrap_or_default();
+    let effects: Vec<&str> = statements.iter().filter_map(|s| s.get("Effect")?.as_str()).collect();
     effects.contains(&"Allow") && !effects.contains(&"Deny")
 }
 
@@ -197,13 +160,9 @@ async fn run_connection(
             let (message, last) = match out {
                 Outbound::Text(text) => (Message::Text(text.into()), false),
                 Outbound::Binary(bytes) => (Message::Binary(bytes.into()), false),
-                Outbound::Close { code, reason } => (
-                    Message::Close(Some(CloseFrame {
-                        code,
-                        reason: reason.into(),
-                    })),
-                    true,
-                ),
+                Outbound::Close { code, reason } => {
+                    (Message::Close(Some(CloseFrame { code, reason: reason.into() })), true)
+                }
             };
             if sink.send(message).await.is_err() || last {
                 break;
@@ -224,19 +183,13 @@ async fn run_connection(
                 } else {
                     "Connection idle timeout"
                 };
-                let _ = connection.outbound.send(Outbound::Close {
-                    code: 1001,
-                    reason: "Going away",
-                });
+                let _ = connection.outbound.send(Outbound::Close { code: 1001, reason: "Going away" });
                 break (1001, reason);
             }
             Ok(None) => break (1006, "Connection closed abnormally"),
             Ok(Some(Err(err))) => {
                 if is_too_big(err) {
-                    let _ = connection.outbound.send(Outbound::Close {
-                        code: 1009,
-                        reason: "Message too big",
-                    });
+                    let _ = connection.outbound.send(Outbound::Close { code: 1009, reason: "Message too big" });
                     break (1009, "Message too big");
                 }
                 break (1006, "Connection closed abnormally");
@@ -252,10 +205,7 @@ async fn run_connection(
                     tokio::spawn(route(gateway.clone(), connection.clone(), body));
                 }
                 Message::Close(frame) => {
-                    break (
-                        frame.map(|f| f.code).unwrap_or(1005),
-                        "Client closed connection",
-                    );
+                    break (frame.map(|f| f.code).unwrap_or(1005), "Client closed connection");
                 }
                 Message::Ping(_) | Message::Pong(_) => connection.touch(now_ms()),
             },
@@ -264,10 +214,7 @@ async fn run_connection(
     let id = connection.context.connection_id.clone();
     gateway.connections.remove(&id);
     // Lets the writer finish what is queued and stop.
-    let _ = connection.outbound.send(Outbound::Close {
-        code: 1000,
-        reason: "",
-    });
+    let _ = connection.outbound.send(Outbound::Close { code: 1000, reason: "" });
     let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
     info!(connection = %id, status_code, reason, "disconnected");
 
@@ -276,10 +223,7 @@ async fn run_connection(
         "$disconnect",
         &connection.authorizer,
         now_ms(),
-        WebSocketEventKind::Disconnect {
-            status_code,
-            reason,
-        },
+        WebSocketEventKind::Disconnect { status_code, reason },
     );
     if let Err(err) = gateway.invoker.invoke(Function::Disconnect, event).await {
         warn!(connection = %id, error = %err, "$disconnect failed");
@@ -288,10 +232,7 @@ async fn run_connection(
 
 fn is_too_big(err: axum::Error) -> bool {
     let inner = err.into_inner();
-    matches!(
-        inner.downcast_ref::<tungstenite::Error>(),
-        Some(tungstenite::Error::Capacity(_))
-    )
+    matches!(inner.downcast_ref::<tungstenite::Error>(), Some(tungstenite::Error::Capacity(_)))
 }
 
 /// Chooses the route by the body's `action` (the selection expression
@@ -307,7 +248,8 @@ async fn route(gateway: Arc<Gateway>, connection: Arc<Connection>, body: String)
         .or_else(|| routes::websocket_route("$default"));
     let connection_id = &connection.context.connection_id;
     let Some(chosen) = chosen else {
-        let answer = json!({ "message": "Forbidden", "connectionId": connection_id, "requestId": events::request_id() });
+        let answer =
+            json!({ "message": "Forbidden", "connectionId": connection_id, "requestId": events::request_id() });
         let _ = connection.outbound.send(Outbound::Text(answer.to_string()));
         return;
     };

@@ -13,17 +13,13 @@ pub const AUTHORIZER_USER_ID: &str = "userId";
 
 /// Who sent the event and on which connection. The user id comes only from the
 /// authorizer's context, never from the client's frame.
-pub fn ws_caller(
-    event: &ApiGatewayWebsocketProxyRequest,
-) -> Result<(UserId, ConnectionId), ChatError> {
+pub fn ws_caller(event: &ApiGatewayWebsocketProxyRequest) -> Result<(UserId, ConnectionId), ChatError> {
     let context = &event.request_context;
     let user = match context.authorizer.fields.get(AUTHORIZER_USER_ID) {
         Some(Value::String(user)) => UserId::parse(user.as_str())
             .map_err(|_| ChatError::Unauthorized("authorizer gave an invalid user id".into()))?,
         _ => {
-            return Err(ChatError::Unauthorized(
-                "connection has no authorized user".into(),
-            ));
+            return Err(ChatError::Unauthorized("connection has no authorized user".into()));
         }
     };
     let connection = context

@@ -13,7 +13,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, ConfigError};
 use crate::metrics::RequestCounter;
 use crate::notify::Notifier;
-use crate::store::{Channels, MessageLog, Presence};
+use crate::store::{Channels, MessageLog, Presence, RateLimiter, Users};
 
 pub struct App {
     pub config: Config,
@@ -33,22 +33,13 @@ impl App {
     }
 
     /// `counter`, when given, counts every AWS request these clients make.
-    pub fn new(
-        config: Config,
-        sdk: &SdkConfig,
-        clock: Arc<dyn Clock>,
-        counter: Option<RequestCounter>,
-    ) -> Self {
+    pub fn new(config: Config, sdk: &SdkConfig, clock: Arc<dyn Clock>, counter: Option<RequestCounter>) -> Self {
         let mut dynamo = aws_sdk_dynamodb::config::Builder::from(sdk);
         // One slow connection must not stall a whole send: at most one retry, 3 s each.
         let mut management = aws_sdk_apigatewaymanagement::config::Builder::from(sdk)
             .endpoint_url(&config.management_endpoint)
             .retry_config(RetryConfig::standard().with_max_attempts(2))
-            .timeout_config(
-                TimeoutConfig::builder()
-                    .operation_attempt_timeout(Duration::from_secs(3))
-                    .build(),
-            );
+            .timeout_config(TimeoutConfig::builder().operation_attempt_timeout(Duration::from_secs(3)).build());
         if let Some(counter) = counter {
             dynamo = dynamo.interceptor(counter.clone());
             management = management.interceptor(counter);
@@ -56,9 +47,7 @@ impl App {
         Self {
             tokens: TokenKeys::new(&config.tokens),
             dynamo: aws_sdk_dynamodb::Client::from_conf(dynamo.build()),
-            notifier: Notifier::new(aws_sdk_apigatewaymanagement::Client::from_conf(
-                management.build(),
-            )),
+            notifier: Notifier::new(aws_sdk_apigatewaymanagement::Client::from_conf(management.build())),
             config,
             clock,
         }
@@ -73,14 +62,18 @@ impl App {
     }
 
     pub fn messages(&self) -> MessageLog<'_> {
-        MessageLog::new(
-            &self.dynamo,
-            &self.config.tables.messages,
-            &self.config.tables.channels,
-        )
+        MessageLog::new(&self.dynamo, &self.config.tables.messages, &self.config.tables.channels)
     }
 
     pub fn presence(&self) -> Presence<'_> {
         Presence::new(&self.dynamo, &self.config.tables.presence)
+    }
+
+    pub fn users(&self) -> Users<'_> {
+        Users::new(&self.dynamo, &self.config.tables.users)
+    }
+
+    pub fn rate_limiter(&self) -> RateLimiter<'_> {
+        RateLimiter::new(&self.dynamo, &self.config.tables.rate_limits)
     }
 }

@@ -66,8 +66,8 @@ impl TokenKeys {
 
     /// The user a token speaks for. Expiry is checked against the system clock.
     pub fn verify(&self, token: &str) -> Result<UserId, TokenError> {
-        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
-            .map_err(|e| match e.kind() {
+        let data =
+            jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation).map_err(|e| match e.kind() {
                 jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenError::Expired,
                 _ => TokenError::Invalid,
             })?;
@@ -80,18 +80,11 @@ mod tests {
     use super::*;
 
     fn settings(secret: &str) -> TokenSettings {
-        TokenSettings {
-            secret: secret.into(),
-            issuer: "chat".into(),
-            audience: "chat".into(),
-        }
+        TokenSettings { secret: secret.into(), issuer: "chat".into(), audience: "chat".into() }
     }
 
     fn now() -> i64 {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs() as i64
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
     }
 
     #[test]
@@ -106,23 +99,11 @@ mod tests {
         let keys = TokenKeys::new(&settings(&"k".repeat(32)));
         let other = TokenKeys::new(&settings(&"x".repeat(32)));
         let alice = UserId::parse("alice").unwrap();
-        assert_eq!(
-            keys.verify(&keys.issue(&alice, now() - 3600, 60)),
-            Err(TokenError::Expired)
-        );
-        assert_eq!(
-            keys.verify(&other.issue(&alice, now(), 60)),
-            Err(TokenError::Invalid)
-        );
+        assert_eq!(keys.verify(&keys.issue(&alice, now() - 3600, 60)), Err(TokenError::Expired));
+        assert_eq!(keys.verify(&other.issue(&alice, now(), 60)), Err(TokenError::Invalid));
         assert_eq!(keys.verify("not.a.token"), Err(TokenError::Invalid));
-        let other_audience = TokenKeys::new(&TokenSettings {
-            audience: "else".into(),
-            ..settings(&"k".repeat(32))
-        });
-        assert_eq!(
-            keys.verify(&other_audience.issue(&alice, now(), 60)),
-            Err(TokenError::Invalid)
-        );
+        let other_audience = TokenKeys::new(&TokenSettings { audience: "else".into(), ..settings(&"k".repeat(32)) });
+        assert_eq!(keys.verify(&other_audience.issue(&alice, now(), 60)), Err(TokenError::Invalid));
     }
 
     #[test]
@@ -136,9 +117,6 @@ mod tests {
             now() + 60
         ));
         let keys = TokenKeys::new(&settings(&"k".repeat(32)));
-        assert_eq!(
-            keys.verify(&format!("{header}.{claims}.")),
-            Err(TokenError::Invalid)
-        );
+        assert_eq!(keys.verify(&format!("{header}.{claims}.")), Err(TokenError::Invalid));
     }
 }

@@ -26,18 +26,16 @@ pub const MAX_PAGE_SIZE: usize = 100;
 
 pub async fn connect(app: &App, user: &UserId, connection: &ConnectionId) -> Result<(), ChatError> {
     let now = app.now_ms();
-    app.presence()
-        .add_connection(user, connection, now + CONNECTION_TTL_MS, now)
-        .await?;
+    let limit = app.config.rate_limits.connects;
+    if let Some(retry_after_ms) = app.rate_limiter().hit("connect", user, limit, now).await? {
+        return Err(ChatError::RateLimited { retry_after_ms });
+    }
+    app.presence().add_connection(user, connection, now + CONNECTION_TTL_MS, now).await?;
     info!(%user, %connection, "connected");
     Ok(())
 }
 
-pub async fn disconnect(
-    app: &App,
-    user: &UserId,
-    connection: &ConnectionId,
-) -> Result<(), ChatError> {
+pub async fn disconnect(app: &App, user: &UserId, connection: &ConnectionId) -> Result<(), ChatError> {
     app.presence().remove_connection(user, connection).await?;
     info!(%user, %connection, "disconnected");
     Ok(())
@@ -63,15 +61,12 @@ pub async fn send_message(
     text: String,
 ) -> Result<Sent, ChatError> {
     let text = MessageText::parse(text)?;
-    let roster = app
-        .channels()
-        .roster(channel_id)
-        .await?
-        .filter(|roster| roster.is_member(sender))
-        // The same answer whether the channel exists or not: no probing for channel ids.
-        .ok_or_else(|| {
-            ChatError::Forbidden(format!("you are not a member of channel {channel_id}"))
-        })?;
+    let limit = app.config.rate_limits.sends;
+    if let Some(retry_after_ms) = app.rate_limiter().hit("send", sender, limit, app.now_ms()).await? {
+        return Err(ChatError::RateLimited { retry_after_ms });
+    }
+    // The same answer whether the channel exists or not: no probing for channel ids.
+    let roster = crate::membership::roster_for_member(app, sender, channel_id).await?;
 
     let mut meta = roster.meta.clone();
     let mut message = Message {
@@ -87,11 +82,7 @@ pub async fn send_message(
     // make this check conservative before anything is stored.
     message.message_id = MessageId::from_u64(u64::MAX);
     message.seq = u64::MAX;
-    let widest = ServerFrame::Ack {
-        client_msg_id: client_msg_id.clone(),
-        message: message.clone(),
-    }
-    .to_json();
+    let widest = ServerFrame::Ack { client_msg_id: client_msg_id.clone(), message: message.clone() }.to_json();
     if widest.len() > MAX_FRAME_BYTES {
         return Err(ChatError::TooLarge(format!(
             "the message would be {} bytes on the wire; the limit is {MAX_FRAME_BYTES}",
@@ -111,54 +102,35 @@ pub async fn send_message(
         match app.messages().append(&message, now).await? {
             AppendOutcome::Stored => {
                 info!(message_id = %message.message_id, seq = message.seq, "stored");
-                let frame = ServerFrame::Message {
-                    message: message.clone(),
-                }
-                .to_json();
+                let frame = ServerFrame::Message { message: message.clone() }.to_json();
                 fan_out(app, &roster.member_ids(), Some(origin), &frame).await;
-                return Ok(Sent {
-                    message,
-                    duplicate: false,
-                });
+                return Ok(Sent { message, duplicate: false });
             }
             AppendOutcome::Duplicate(earlier) => {
-                let stored = app
-                    .messages()
-                    .get(channel_id, earlier)
-                    .await?
-                    .ok_or_else(|| {
-                        ChatError::Internal(crate::store::StoreError::Conflict(format!(
-                            "dedupe row points at missing message {earlier}"
-                        )))
-                    })?;
+                let stored = app.messages().get(channel_id, earlier).await?.ok_or_else(|| {
+                    ChatError::Internal(crate::store::StoreError::Conflict(format!(
+                        "dedupe row points at missing message {earlier}"
+                    )))
+                })?;
                 info!(message_id = %earlier, "retried send; acking the stored message");
-                return Ok(Sent {
-                    message: stored,
-                    duplicate: true,
-                });
+                return Ok(Sent { message: stored, duplicate: true });
             }
             AppendOutcome::SeqTaken(current) => {
-                meta = match current {
-                    Some(current) => current,
-                    None => app.channels().meta(channel_id).await?.ok_or_else(|| {
-                        ChatError::Forbidden(format!(
-                            "you are not a member of channel {channel_id}"
-                        ))
-                    })?,
-                };
+                meta =
+                    match current {
+                        Some(current) => current,
+                        None => app.channels().meta(channel_id).await?.ok_or_else(|| {
+                            ChatError::Forbidden(format!("you are not a member of channel {channel_id}"))
+                        })?,
+                    };
                 // Jittered backoff so that contenders spread out instead of colliding again.
                 let ceiling_ms = 1u64 << attempt.min(5);
-                tokio::time::sleep(std::time::Duration::from_millis(rand::random_range(
-                    0..=ceiling_ms,
-                )))
-                .await;
+                tokio::time::sleep(std::time::Duration::from_millis(rand::random_range(0..=ceiling_ms))).await;
             }
         }
     }
     // The channel is busier than one counter can serialise: tell the client to retry.
-    Err(ChatError::RateLimited {
-        retry_after_ms: 500,
-    })
+    Err(ChatError::RateLimited { retry_after_ms: 500 })
 }
 
 /// What a fan-out did, for logs and benchmarks.
@@ -172,12 +144,7 @@ pub struct FanOutReport {
 /// Posts `frame` to every live connection of `members` (one batched presence lookup),
 /// and forgets connections that answer 410 Gone. Delivery failures are logged, not
 /// returned: the message is stored and devices catch up through history.
-pub async fn fan_out(
-    app: &App,
-    members: &[UserId],
-    skip: Option<&ConnectionId>,
-    frame: &str,
-) -> FanOutReport {
+pub async fn fan_out(app: &App, members: &[UserId], skip: Option<&ConnectionId>, frame: &str) -> FanOutReport {
     let now = app.now_ms();
     let connections = match app.presence().live_connections(members, now).await {
         Ok(connections) => connections,
@@ -186,9 +153,7 @@ pub async fn fan_out(
             return FanOutReport::default();
         }
     };
-    let targets = connections
-        .into_iter()
-        .filter(|(_, conn)| Some(conn) != skip);
+    let targets = connections.into_iter().filter(|(_, conn)| Some(conn) != skip);
     let outcomes: Vec<(UserId, ConnectionId, PostOutcome)> = futures::stream::iter(targets)
         .map(|(user, conn)| async move {
             let outcome = app.notifier.post(&conn, frame).await;
@@ -246,51 +211,35 @@ pub async fn history(
 ) -> Result<HistoryPage, ChatError> {
     let limit = query.limit.unwrap_or(DEFAULT_PAGE_SIZE);
     if limit == 0 || limit > MAX_PAGE_SIZE {
-        return Err(ChatError::InvalidRequest(format!(
-            "limit must be between 1 and {MAX_PAGE_SIZE}"
-        )));
+        return Err(ChatError::InvalidRequest(format!("limit must be between 1 and {MAX_PAGE_SIZE}")));
     }
     let (meta, is_member) = app.channels().meta_for_member(channel_id, user).await?;
-    let meta = meta.filter(|_| is_member).ok_or_else(|| {
-        ChatError::Forbidden(format!("you are not a member of channel {channel_id}"))
-    })?;
+    let meta = meta
+        .filter(|_| is_member)
+        .ok_or_else(|| ChatError::Forbidden(format!("you are not a member of channel {channel_id}")))?;
 
     // Exclusive bounds become inclusive id ranges.
     let high = match query.before {
         Some(before) if before.as_u64() == 0 => {
-            return Ok(HistoryPage {
-                messages: vec![],
-                next_before: None,
-            });
+            return Ok(HistoryPage { messages: vec![], next_before: None });
         }
         Some(before) => MessageId::from_u64(before.as_u64() - 1),
         None => MessageId::from_u64(u64::MAX),
     };
-    let low = query
-        .after
-        .map(|a| MessageId::from_u64(a.as_u64().saturating_add(1)))
-        .unwrap_or(MessageId::ZERO);
+    let low = query.after.map(|a| MessageId::from_u64(a.as_u64().saturating_add(1))).unwrap_or(MessageId::ZERO);
 
     // One more than asked for tells whether another page exists.
     let want = limit + 1;
     let mut messages = Vec::with_capacity(want);
-    let buckets: Vec<Bucket> = meta
-        .buckets
-        .iter()
-        .rev()
-        .copied()
-        .filter(|b| *b <= high.bucket() && *b >= low.bucket())
-        .collect();
+    let buckets: Vec<Bucket> =
+        meta.buckets.iter().rev().copied().filter(|b| *b <= high.bucket() && *b >= low.bucket()).collect();
     for bucket in buckets {
         let from = low.max(bucket.first_id());
         let to = high.min(bucket.last_id());
         if from > to {
             continue;
         }
-        let found = app
-            .messages()
-            .newest_in_bucket(channel_id, bucket, from, to, want - messages.len())
-            .await?;
+        let found = app.messages().newest_in_bucket(channel_id, bucket, from, to, want - messages.len()).await?;
         messages.extend(found);
         if messages.len() >= want {
             break;
@@ -302,8 +251,5 @@ pub async fn history(
     } else {
         None
     };
-    Ok(HistoryPage {
-        messages,
-        next_before,
-    })
+    Ok(HistoryPage { messages, next_before })
 }

@@ -15,6 +15,48 @@ pub struct TableNames {
     pub messages: String,
     pub channels: String,
     pub presence: String,
+    pub users: String,
+    pub rate_limits: String,
+}
+
+/// At most `count` requests per `window_ms`, per user (a fixed window).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    pub count: u32,
+    pub window_ms: i64,
+}
+
+impl RateLimit {
+    /// Parses `5/5s`, `20/60s`, `100/500ms`.
+    pub fn parse(text: &str) -> Option<Self> {
+        let (count, window) = text.trim().split_once('/')?;
+        let count: u32 = count.trim().parse().ok().filter(|c| *c > 0)?;
+        let window = window.trim();
+        let window_ms = if let Some(ms) = window.strip_suffix("ms") {
+            ms.parse::<i64>().ok()?
+        } else if let Some(s) = window.strip_suffix('s') {
+            s.parse::<i64>().ok()? * 1000
+        } else if let Some(m) = window.strip_suffix('m') {
+            m.parse::<i64>().ok()? * 60_000
+        } else {
+            return None;
+        };
+        (window_ms > 0).then_some(Self { count, window_ms })
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct RateLimits {
+    /// `sendMessage` per user. Default 5 per 5 s, as Discord does.
+    pub sends: RateLimit,
+    /// WebSocket connection attempts per user. Default 20 per minute.
+    pub connects: RateLimit,
+}
+
+impl Default for RateLimits {
+    fn default() -> Self {
+        Self { sends: RateLimit { count: 5, window_ms: 5_000 }, connects: RateLimit { count: 20, window_ms: 60_000 } }
+    }
 }
 
 #[derive(Clone)]
@@ -43,7 +85,14 @@ pub struct Config {
     /// `https://{api-id}.execute-api.{region}.amazonaws.com/{stage}` in AWS,
     /// `http://127.0.0.1:{port}/{stage}` with the local gateway.
     pub management_endpoint: String,
+    pub rate_limits: RateLimits,
+    /// Lifetime of access tokens (seconds). Refresh tokens keep a client signed in.
+    pub access_token_ttl_s: i64,
+    pub refresh_token_ttl_s: i64,
 }
+
+pub const DEFAULT_ACCESS_TOKEN_TTL_S: i64 = 60 * 60;
+pub const DEFAULT_REFRESH_TOKEN_TTL_S: i64 = 30 * 24 * 60 * 60;
 
 pub const DEFAULT_TOKEN_ISSUER: &str = "serverless-chat";
 pub const DEFAULT_TOKEN_AUDIENCE: &str = "serverless-chat";
@@ -57,14 +106,21 @@ impl Config {
                 messages: required("MESSAGES_TABLE")?,
                 channels: required("CHANNELS_TABLE")?,
                 presence: required("PRESENCE_TABLE")?,
+                users: required("USERS_TABLE")?,
+                rate_limits: required("RATE_LIMITS_TABLE")?,
             },
             tokens: TokenSettings {
                 secret: required("TOKEN_SECRET")?,
                 issuer: optional("TOKEN_ISSUER").unwrap_or_else(|| DEFAULT_TOKEN_ISSUER.into()),
-                audience: optional("TOKEN_AUDIENCE")
-                    .unwrap_or_else(|| DEFAULT_TOKEN_AUDIENCE.into()),
+                audience: optional("TOKEN_AUDIENCE").unwrap_or_else(|| DEFAULT_TOKEN_AUDIENCE.into()),
             },
             management_endpoint: required("MANAGEMENT_ENDPOINT")?,
+            rate_limits: RateLimits {
+                sends: rate_limit("RATE_LIMIT_SENDS", RateLimits::default().sends)?,
+                connects: rate_limit("RATE_LIMIT_CONNECTS", RateLimits::default().connects)?,
+            },
+            access_token_ttl_s: seconds("ACCESS_TOKEN_TTL_SECONDS", DEFAULT_ACCESS_TOKEN_TTL_S)?,
+            refresh_token_ttl_s: seconds("REFRESH_TOKEN_TTL_SECONDS", DEFAULT_REFRESH_TOKEN_TTL_S)?,
         };
         config.validate()?;
         Ok(config)
@@ -77,9 +133,7 @@ impl Config {
                 reason: format!("must be at least {MIN_SECRET_BYTES} bytes"),
             });
         }
-        if !self.management_endpoint.starts_with("http://")
-            && !self.management_endpoint.starts_with("https://")
-        {
+        if !self.management_endpoint.starts_with("http://") && !self.management_endpoint.starts_with("https://") {
             return Err(ConfigError::Invalid {
                 name: "MANAGEMENT_ENDPOINT",
                 reason: "must be an http(s) URL including the stage".into(),
@@ -89,10 +143,44 @@ impl Config {
     }
 }
 
+fn rate_limit(name: &'static str, default: RateLimit) -> Result<RateLimit, ConfigError> {
+    match optional(name) {
+        None => Ok(default),
+        Some(text) => RateLimit::parse(&text)
+            .ok_or(ConfigError::Invalid { name, reason: format!("{text:?} is not COUNT/WINDOW like 5/5s") }),
+    }
+}
+
+fn seconds(name: &'static str, default: i64) -> Result<i64, ConfigError> {
+    match optional(name) {
+        None => Ok(default),
+        Some(text) => text
+            .parse::<i64>()
+            .ok()
+            .filter(|s| *s > 0)
+            .ok_or(ConfigError::Invalid { name, reason: format!("{text:?} is not a positive number of seconds") }),
+    }
+}
+
 fn required(name: &'static str) -> Result<String, ConfigError> {
     optional(name).ok_or(ConfigError::Missing(name))
 }
 
 fn optional(name: &'static str) -> Option<String> {
     env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rate_limits_parse_from_count_and_window() {
+        assert_eq!(RateLimit::parse("5/5s"), Some(RateLimit { count: 5, window_ms: 5_000 }));
+        assert_eq!(RateLimit::parse("20/1m"), Some(RateLimit { count: 20, window_ms: 60_000 }));
+        assert_eq!(RateLimit::parse("3/250ms"), Some(RateLimit { count: 3, window_ms: 250 }));
+        assert_eq!(RateLimit::parse("0/5s"), None);
+        assert_eq!(RateLimit::parse("5"), None);
+        assert_eq!(RateLimit::parse("5/5h"), None);
+    }
 }

@@ -12,6 +12,7 @@ pub enum ErrorCode {
     Unauthorized,
     Forbidden,
     NotFound,
+    Conflict,
     TooLarge,
     RateLimited,
     Internal,
@@ -27,6 +28,9 @@ pub enum ChatError {
     Forbidden(String),
     #[error("{0}")]
     NotFound(String),
+    /// The thing exists already (a taken username, say).
+    #[error("{0}")]
+    Conflict(String),
     #[error("{0}")]
     TooLarge(String),
     #[error("too many requests; retry in {retry_after_ms} ms")]
@@ -43,6 +47,7 @@ impl ChatError {
             ChatError::Unauthorized(_) => ErrorCode::Unauthorized,
             ChatError::Forbidden(_) => ErrorCode::Forbidden,
             ChatError::NotFound(_) => ErrorCode::NotFound,
+            ChatError::Conflict(_) => ErrorCode::Conflict,
             ChatError::TooLarge(_) => ErrorCode::TooLarge,
             ChatError::RateLimited { .. } => ErrorCode::RateLimited,
             ChatError::Internal(_) => ErrorCode::Internal,
@@ -55,6 +60,7 @@ impl ChatError {
             ErrorCode::Unauthorized => 401,
             ErrorCode::Forbidden => 403,
             ErrorCode::NotFound => 404,
+            ErrorCode::Conflict => 409,
             ErrorCode::TooLarge => 413,
             ErrorCode::RateLimited => 429,
             ErrorCode::Internal => 500,

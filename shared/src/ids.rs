@@ -84,9 +84,7 @@ impl<'de> Deserialize<'de> for MessageId {
         }
         match Raw::deserialize(deserializer)? {
             Raw::Number(n) => Ok(MessageId(n)),
-            Raw::Text(s) => s
-                .parse()
-                .map_err(|_| serde::de::Error::custom("message id must be a decimal number")),
+            Raw::Text(s) => s.parse().map_err(|_| serde::de::Error::custom("message id must be a decimal number")),
         }
     }
 }
@@ -150,12 +148,7 @@ mod tests {
         assert!(bucket.first_id() <= id && id <= bucket.last_id());
         assert_eq!(bucket.first_id().bucket(), bucket);
         assert_eq!(bucket.last_id().bucket(), bucket);
-        assert_eq!(
-            MessageId::from_u64(bucket.last_id().as_u64() + 1)
-                .bucket()
-                .0,
-            bucket.0 + 1
-        );
+        assert_eq!(MessageId::from_u64(bucket.last_id().as_u64() + 1).bucket().0, bucket.0 + 1);
     }
 
     #[test]

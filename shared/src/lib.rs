@@ -3,7 +3,9 @@
 //!
 //! Function crates stay thin: they parse a Lambda event, call [`chat`], and shape the answer.
 
+pub mod accounts;
 pub mod apigw;
+pub mod apigw_http;
 pub mod app;
 pub mod auth;
 pub mod chat;
@@ -11,6 +13,7 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod ids;
+pub mod membership;
 pub mod metrics;
 pub mod model;
 pub mod notify;

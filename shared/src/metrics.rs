@@ -28,10 +28,7 @@ impl RequestCounter {
     }
 
     /// Requests made while `f` ran; only meaningful when nothing else uses the clients.
-    pub fn diff(
-        before: &BTreeMap<String, u64>,
-        after: &BTreeMap<String, u64>,
-    ) -> BTreeMap<String, u64> {
+    pub fn diff(before: &BTreeMap<String, u64>, after: &BTreeMap<String, u64>) -> BTreeMap<String, u64> {
         after
             .iter()
             .filter_map(|(op, n)| {
@@ -57,12 +54,7 @@ impl Intercept for RequestCounter {
             Some(meta) => format!("{}.{}", meta.service().to_lowercase(), meta.name()),
             None => "unknown".to_owned(),
         };
-        *self
-            .counts
-            .lock()
-            .expect("counter lock")
-            .entry(key)
-            .or_default() += 1;
+        *self.counts.lock().expect("counter lock").entry(key).or_default() += 1;
         Ok(())
     }
 }

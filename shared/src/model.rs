@@ -106,9 +106,7 @@ impl MessageText {
         }
         let chars = raw.chars().count();
         if chars > MAX_TEXT_CHARS {
-            return Err(ChatError::TooLarge(format!(
-                "text has {chars} characters; the limit is {MAX_TEXT_CHARS}"
-            )));
+            return Err(ChatError::TooLarge(format!("text has {chars} characters; the limit is {MAX_TEXT_CHARS}")));
         }
         Ok(Self(raw))
     }

@@ -36,13 +36,7 @@ impl Notifier {
             .await;
         match result {
             Ok(_) => PostOutcome::Delivered,
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_gone_exception()) =>
-            {
-                PostOutcome::Gone
-            }
+            Err(err) if err.as_service_error().is_some_and(|e| e.is_gone_exception()) => PostOutcome::Gone,
             Err(err) => PostOutcome::Failed(DisplayErrorContext(&err).to_string()),
         }
     }

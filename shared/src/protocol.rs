@@ -13,17 +13,9 @@ pub const MAX_FRAME_BYTES: usize = 128 * 1024;
 /// A frame a client sends. Unknown fields are ignored so that newer clients can talk to an
 /// older backend.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(
-    tag = "action",
-    rename_all = "camelCase",
-    rename_all_fields = "camelCase"
-)]
+#[serde(tag = "action", rename_all = "camelCase", rename_all_fields = "camelCase")]
 pub enum ClientFrame {
-    SendMessage {
-        channel_id: ChannelId,
-        client_msg_id: ClientMsgId,
-        text: String,
-    },
+    SendMessage { channel_id: ChannelId, client_msg_id: ClientMsgId, text: String },
 }
 
 impl ClientFrame {
@@ -36,19 +28,13 @@ impl ClientFrame {
         let action = match value.get("action") {
             Some(Value::String(action)) => action.clone(),
             Some(_) => {
-                return Err(ChatError::InvalidRequest(
-                    "\"action\" must be a string".into(),
-                ));
+                return Err(ChatError::InvalidRequest("\"action\" must be a string".into()));
             }
             None if value.is_object() => {
-                return Err(ChatError::InvalidRequest(
-                    "frame has no \"action\" field".into(),
-                ));
+                return Err(ChatError::InvalidRequest("frame has no \"action\" field".into()));
             }
             None => {
-                return Err(ChatError::InvalidRequest(
-                    "frame must be a JSON object".into(),
-                ));
+                return Err(ChatError::InvalidRequest("frame must be a JSON object".into()));
             }
         };
         if !Self::ACTIONS.contains(&action.as_str()) {
@@ -57,24 +43,16 @@ impl ClientFrame {
                 Self::ACTIONS.join(", ")
             )));
         }
-        serde_json::from_value(value)
-            .map_err(|e| ChatError::InvalidRequest(format!("invalid {action} frame: {e}")))
+        serde_json::from_value(value).map_err(|e| ChatError::InvalidRequest(format!("invalid {action} frame: {e}")))
     }
 }
 
 /// What the server sends: answers to a client's frame and events pushed to it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(
-    tag = "type",
-    rename_all = "camelCase",
-    rename_all_fields = "camelCase"
-)]
+#[serde(tag = "type", rename_all = "camelCase", rename_all_fields = "camelCase")]
 pub enum ServerFrame {
     /// The answer to `sendMessage`: the message as stored (same id for a retried send).
-    Ack {
-        client_msg_id: ClientMsgId,
-        message: Message,
-    },
+    Ack { client_msg_id: ClientMsgId, message: Message },
     /// A new message in one of the user's channels.
     Message { message: Message },
     /// The answer to any frame that failed; nothing was stored.
@@ -111,14 +89,8 @@ impl ErrorBody {
     /// Adds what can be read of the failed frame, so the client can match the answer.
     pub fn about_frame(mut self, body: &str) -> Self {
         if let Ok(Value::Object(frame)) = serde_json::from_str::<Value>(body) {
-            self.action = frame
-                .get("action")
-                .and_then(Value::as_str)
-                .map(str::to_owned);
-            self.client_msg_id = frame
-                .get("clientMsgId")
-                .and_then(Value::as_str)
-                .map(str::to_owned);
+            self.action = frame.get("action").and_then(Value::as_str).map(str::to_owned);
+            self.client_msg_id = frame.get("clientMsgId").and_then(Value::as_str).map(str::to_owned);
         }
         self
     }
@@ -137,13 +109,10 @@ mod tests {
 
     #[test]
     fn parses_send_message() {
-        let frame = ClientFrame::parse(
-            r#"{"action":"sendMessage","channelId":"c1","clientMsgId":"m1","text":"hi","extra":1}"#,
-        )
-        .unwrap();
-        let ClientFrame::SendMessage {
-            channel_id, text, ..
-        } = frame;
+        let frame =
+            ClientFrame::parse(r#"{"action":"sendMessage","channelId":"c1","clientMsgId":"m1","text":"hi","extra":1}"#)
+                .unwrap();
+        let ClientFrame::SendMessage { channel_id, text, .. } = frame;
         assert_eq!(channel_id.as_str(), "c1");
         assert_eq!(text, "hi");
     }
@@ -157,16 +126,14 @@ mod tests {
         assert!(message(r#"{"action":"dance"}"#).contains("unknown action \"dance\""));
         assert!(message(r#"{"action":"sendMessage","channelId":"c1"}"#).contains("clientMsgId"));
         assert!(
-            message(r#"{"action":"sendMessage","channelId":"a#b","clientMsgId":"m","text":"x"}"#)
-                .contains("channelId")
+            message(r#"{"action":"sendMessage","channelId":"a#b","clientMsgId":"m","text":"x"}"#).contains("channelId")
         );
     }
 
     #[test]
     fn error_frames_echo_the_failed_frame() {
         let error = ChatError::Forbidden("not a member".into());
-        let body = ErrorBody::from_error(&error)
-            .about_frame(r#"{"action":"sendMessage","clientMsgId":"m7"}"#);
+        let body = ErrorBody::from_error(&error).about_frame(r#"{"action":"sendMessage","clientMsgId":"m7"}"#);
         let json = ServerFrame::Error(body).to_json();
         assert_eq!(
             json,

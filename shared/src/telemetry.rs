@@ -6,9 +6,7 @@ use tracing_subscriber::EnvFilter;
 pub fn init_lambda() {
     let _ = tracing_subscriber::fmt()
         .json()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
         .with_current_span(true)
         .with_ansi(false)
         .without_time() // CloudWatch stamps every line
@@ -19,9 +17,7 @@ pub fn init_lambda() {
 /// For the local gateway and tools: readable text.
 pub fn init_local() {
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
         .with_target(false)
         .try_init();
 }

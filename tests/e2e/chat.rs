@@ -13,9 +13,7 @@ const QUIET: Duration = Duration::from_millis(300);
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alice_and_bob_chat_in_a_direct_channel() {
     let stack = Stack::start().await;
-    stack
-        .create_channel("dm-alice-bob", &["alice", "bob"])
-        .await;
+    stack.create_channel("dm-alice-bob", &["alice", "bob"]).await;
     let mut alice = stack.connect("alice").await;
     let mut alice_laptop = stack.connect("alice").await;
     let mut bob = stack.connect("bob").await;
@@ -24,10 +22,7 @@ async fn alice_and_bob_chat_in_a_direct_channel() {
     let ack = alice.recv().await;
     assert_eq!(ack["type"], "ack", "{ack}");
     assert_eq!(ack["clientMsgId"], "c1");
-    let stored_id = ack["message"]["messageId"]
-        .as_str()
-        .expect("id is a string")
-        .to_owned();
+    let stored_id = ack["message"]["messageId"].as_str().expect("id is a string").to_owned();
     assert_eq!(ack["message"]["seq"], 1);
 
     let received = bob.recv().await;
@@ -38,10 +33,7 @@ async fn alice_and_bob_chat_in_a_direct_channel() {
     assert_eq!(received["message"]["channelId"], "dm-alice-bob");
 
     // The sender's other device gets it too; the sending device only gets the ack.
-    assert_eq!(
-        alice_laptop.recv().await["message"]["messageId"],
-        stored_id.as_str()
-    );
+    assert_eq!(alice_laptop.recv().await["message"]["messageId"], stored_id.as_str());
     alice.expect_silence(QUIET).await;
 
     let history = stack.full_history("bob", "dm-alice-bob").await;
@@ -83,9 +75,7 @@ async fn every_live_device_of_a_100_member_group_gets_each_message_once() {
     let mut lookups_per_send = Vec::new();
     for n in 0..3 {
         let before = stack.requests.snapshot();
-        sender
-            .send_message("big-group", &format!("g{n}"), &format!("group message {n}"))
-            .await;
+        sender.send_message("big-group", &format!("g{n}"), &format!("group message {n}")).await;
         let ack = sender.recv().await;
         assert_eq!(ack["type"], "ack", "{ack}");
         sent_ids.push(ack["message"]["messageId"].as_str().unwrap().to_owned());
@@ -95,11 +85,7 @@ async fn every_live_device_of_a_100_member_group_gets_each_message_once() {
     for (member, device) in devices.iter_mut() {
         for expected in &sent_ids {
             let frame = device.recv().await;
-            assert_eq!(
-                frame["message"]["messageId"],
-                expected.as_str(),
-                "{member} got {frame}"
-            );
+            assert_eq!(frame["message"]["messageId"], expected.as_str(), "{member} got {frame}");
         }
         device.expect_silence(Duration::from_millis(20)).await;
     }
@@ -111,15 +97,8 @@ async fn every_live_device_of_a_100_member_group_gets_each_message_once() {
     assert_eq!(sender.recv().await["type"], "ack");
     let small = RequestCounter::diff(&before, &stack.requests.snapshot());
     for big in &lookups_per_send {
-        assert_eq!(
-            dynamodb_only(big),
-            dynamodb_only(&small),
-            "big {big:?} vs small {small:?}"
-        );
-        assert_eq!(
-            big.get("apigatewaymanagementapi.PostToConnection"),
-            Some(&128)
-        );
+        assert_eq!(dynamodb_only(big), dynamodb_only(&small), "big {big:?} vs small {small:?}");
+        assert_eq!(big.get("apigatewaymanagementapi.PostToConnection"), Some(&128));
     }
     assert_eq!(small.get("dynamodb.BatchGetItem"), Some(&1));
     assert_eq!(small.get("dynamodb.Query"), Some(&1));
@@ -128,44 +107,23 @@ async fn every_live_device_of_a_100_member_group_gets_each_message_once() {
 }
 
 fn dynamodb_only(counts: &BTreeMap<String, u64>) -> BTreeMap<String, u64> {
-    counts
-        .iter()
-        .filter(|(op, _)| op.starts_with("dynamodb."))
-        .map(|(k, v)| (k.clone(), *v))
-        .collect()
+    counts.iter().filter(|(op, _)| op.starts_with("dynamodb.")).map(|(k, v)| (k.clone(), *v)).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_senders_give_everyone_the_order_of_history() {
     let stack = Stack::start().await;
-    stack
-        .create_channel("busy", &["ann", "ben", "cat", "dan", "eve"])
-        .await;
-    let mut senders = [
-        stack.connect("ann").await,
-        stack.connect("ben").await,
-        stack.connect("cat").await,
-    ];
+    stack.create_channel("busy", &["ann", "ben", "cat", "dan", "eve"]).await;
+    let mut senders = [stack.connect("ann").await, stack.connect("ben").await, stack.connect("cat").await];
     let mut receivers = [stack.connect("dan").await, stack.connect("eve").await];
     const PER_SENDER: usize = 8;
 
     // Each sender fires all its messages without waiting, all senders at once.
-    futures::future::join_all(
-        senders
-            .iter_mut()
-            .enumerate()
-            .map(|(s, client)| async move {
-                for n in 0..PER_SENDER {
-                    client
-                        .send_message(
-                            "busy",
-                            &format!("s{s}-{n}"),
-                            &format!("sender {s} message {n}"),
-                        )
-                        .await;
-                }
-            }),
-    )
+    futures::future::join_all(senders.iter_mut().enumerate().map(|(s, client)| async move {
+        for n in 0..PER_SENDER {
+            client.send_message("busy", &format!("s{s}-{n}"), &format!("sender {s} message {n}")).await;
+        }
+    }))
     .await;
     for sender in senders.iter_mut() {
         let mut acks = 0;
@@ -179,10 +137,7 @@ async fn concurrent_senders_give_everyone_the_order_of_history() {
     let total = PER_SENDER * 3;
     let history: Vec<Value> = stack.full_history("dan", "busy").await;
     assert_eq!(history.len(), total);
-    let history_ids: Vec<&str> = history
-        .iter()
-        .map(|m| m["messageId"].as_str().unwrap())
-        .collect();
+    let history_ids: Vec<&str> = history.iter().map(|m| m["messageId"].as_str().unwrap()).collect();
     // History order is id order, and seq counts 1..=total along it without gaps.
     for (i, message) in history.iter().enumerate() {
         assert_eq!(message["seq"], (i + 1) as u64);
@@ -223,15 +178,9 @@ async fn a_retried_send_stores_one_message() {
     let second = alice.recv().await;
     assert_eq!(first["type"], "ack");
     assert_eq!(second["type"], "ack");
-    assert_eq!(
-        first["message"]["messageId"],
-        second["message"]["messageId"]
-    );
+    assert_eq!(first["message"]["messageId"], second["message"]["messageId"]);
 
-    assert_eq!(
-        bob.recv().await["message"]["messageId"],
-        first["message"]["messageId"]
-    );
+    assert_eq!(bob.recv().await["message"]["messageId"], first["message"]["messageId"]);
     bob.expect_silence(QUIET).await;
     assert_eq!(stack.full_history("alice", "dm-retry").await.len(), 1);
 
@@ -246,9 +195,7 @@ async fn a_retried_send_stores_one_message() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_that_vanished_without_disconnect_is_dropped_on_the_next_send() {
     let stack = Stack::start().await;
-    stack
-        .create_channel("g-stale", &["alice", "bob", "carol"])
-        .await;
+    stack.create_channel("g-stale", &["alice", "bob", "carol"]).await;
     let mut alice = stack.connect("alice").await;
     let mut bob = stack.connect("bob").await;
     let mut carol = stack.connect("carol").await;
@@ -257,18 +204,8 @@ async fn a_connection_that_vanished_without_disconnect_is_dropped_on_the_next_se
     let bob_id = UserId::parse("bob").unwrap();
     let ghost = ConnectionId::new("Gh0stC0nnect1d=");
     let now = stack.app.now_ms();
-    stack
-        .app
-        .presence()
-        .add_connection(&bob_id, &ghost, now + 3_600_000, now)
-        .await
-        .unwrap();
-    let live = stack
-        .app
-        .presence()
-        .live_connections(std::slice::from_ref(&bob_id), now)
-        .await
-        .unwrap();
+    stack.app.presence().add_connection(&bob_id, &ghost, now + 3_600_000, now).await.unwrap();
+    let live = stack.app.presence().live_connections(std::slice::from_ref(&bob_id), now).await.unwrap();
     assert_eq!(live.len(), 2);
 
     alice.send_message("g-stale", "m1", "anyone there?").await;
@@ -325,9 +262,5 @@ async fn a_closed_device_stops_receiving_and_is_forgotten() {
     alice.send_message("dm-close", "m1", "bye").await;
     assert_eq!(alice.recv().await["type"], "ack");
     let used = RequestCounter::diff(&before, &stack.requests.snapshot());
-    assert_eq!(
-        used.get("apigatewaymanagementapi.PostToConnection"),
-        None,
-        "{used:?}"
-    );
+    assert_eq!(used.get("apigatewaymanagementapi.PostToConnection"), None, "{used:?}");
 }

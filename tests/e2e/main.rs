@@ -1,7 +1,9 @@
 //! End-to-end tests: real WebSocket and HTTP clients, the local gateway, moto.
 //! One binary, so moto starts once; each test has its own tables and gateway.
 
+mod accounts;
 mod bad_input;
+mod channels;
 mod chat;
 mod history;
 mod template_routes;

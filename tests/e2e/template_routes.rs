@@ -14,13 +14,9 @@ fn gateway_routes_are_the_templates() {
             route_key: r.route_key.into(),
             function: r.function.logical_id().into(),
             two_way: r.two_way,
-            authorizer_function: (r.route_key == "$connect")
-                .then(|| routes::WEBSOCKET_AUTHORIZER.logical_id().into()),
+            authorizer_function: (r.route_key == "$connect").then(|| routes::WEBSOCKET_AUTHORIZER.logical_id().into()),
             identity_source: if r.route_key == "$connect" {
-                vec![format!(
-                    "route.request.querystring.{}",
-                    routes::WEBSOCKET_TOKEN_QUERY_PARAMETER
-                )]
+                vec![format!("route.request.querystring.{}", routes::WEBSOCKET_TOKEN_QUERY_PARAMETER)]
             } else {
                 vec![]
             },
@@ -35,15 +31,13 @@ fn gateway_routes_are_the_templates() {
             method: r.method.into(),
             path: r.path.into(),
             function: r.function.logical_id().into(),
+            authorized: r.authorized,
         })
         .collect();
     ours_http.sort();
     assert_eq!(ours_http, template.http_routes());
     assert_eq!(
         template.http_authorizer(),
-        Some((
-            routes::HTTP_AUTHORIZER.logical_id().to_owned(),
-            vec!["Authorization".to_owned()]
-        ))
+        Some((routes::HTTP_AUTHORIZER.logical_id().to_owned(), vec!["Authorization".to_owned()]))
     );
 }

@@ -33,16 +33,10 @@ pub struct Closed {
 
 impl Client {
     pub async fn connect(websocket_url: &str, query: &str) -> Result<Self, ConnectError> {
-        let url = if query.is_empty() {
-            websocket_url.to_owned()
-        } else {
-            format!("{websocket_url}?{query}")
-        };
+        let url = if query.is_empty() { websocket_url.to_owned() } else { format!("{websocket_url}?{query}") };
         match connect_async(url).await {
             Ok((socket, _)) => Ok(Self { socket }),
-            Err(tungstenite::Error::Http(response)) => {
-                Err(ConnectError::Refused(response.status().as_u16()))
-            }
+            Err(tungstenite::Error::Http(response)) => Err(ConnectError::Refused(response.status().as_u16())),
             Err(err) => Err(ConnectError::Other(err.to_string())),
         }
     }
@@ -52,10 +46,7 @@ impl Client {
     }
 
     pub async fn send_text(&mut self, text: &str) {
-        self.socket
-            .send(Message::Text(text.into()))
-            .await
-            .expect("frame sent");
+        self.socket.send(Message::Text(text.into())).await.expect("frame sent");
     }
 
     /// Sends one message split into frames of at most `frame_bytes`, as API Gateway
@@ -64,16 +55,9 @@ impl Client {
         let bytes = text.as_bytes();
         let chunks: Vec<&[u8]> = bytes.chunks(frame_bytes).collect();
         for (i, chunk) in chunks.iter().enumerate() {
-            let opcode = if i == 0 {
-                OpCode::Data(Data::Text)
-            } else {
-                OpCode::Data(Data::Continue)
-            };
+            let opcode = if i == 0 { OpCode::Data(Data::Text) } else { OpCode::Data(Data::Continue) };
             let frame = Frame::message(chunk.to_vec(), opcode, i + 1 == chunks.len());
-            self.socket
-                .send(Message::Frame(frame))
-                .await
-                .expect("frame sent");
+            self.socket.send(Message::Frame(frame)).await.expect("frame sent");
         }
     }
 
@@ -110,14 +94,11 @@ impl Client {
     pub async fn try_recv(&mut self, wait: Duration) -> Option<Value> {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
-            let next = tokio::time::timeout_at(deadline, self.socket.next())
-                .await
-                .ok()?;
+            let next = tokio::time::timeout_at(deadline, self.socket.next()).await.ok()?;
             match next {
                 Some(Ok(Message::Text(text))) => {
                     return Some(
-                        serde_json::from_str(&text)
-                            .unwrap_or_else(|_| panic!("server sent non-JSON: {text}")),
+                        serde_json::from_str(&text).unwrap_or_else(|_| panic!("server sent non-JSON: {text}")),
                     );
                 }
                 Some(Ok(Message::Close(frame))) => panic!("connection closed: {frame:?}"),
@@ -141,9 +122,7 @@ impl Client {
             match tokio::time::timeout(FRAME_TIMEOUT, self.socket.next()).await {
                 Err(_) => panic!("connection still open after {FRAME_TIMEOUT:?}"),
                 Ok(Some(Ok(Message::Close(frame)))) => {
-                    return Closed {
-                        code: frame.map(|f| u16::from(f.code)),
-                    };
+                    return Closed { code: frame.map(|f| u16::from(f.code)) };
                 }
                 Ok(Some(Ok(_))) => continue,
                 Ok(Some(Err(_))) | Ok(None) => return Closed { code: None },

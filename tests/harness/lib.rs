@@ -11,6 +11,7 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 use chat_shared::App;
 use chat_shared::auth::TokenKeys;
 use chat_shared::clock::{Clock, ManualClock, SystemClock};
+use chat_shared::config::{RateLimit, RateLimits};
 use chat_shared::metrics::RequestCounter;
 use chat_shared::model::{ChannelId, ChannelKind, MemberRole, UserId};
 use local_gateway::template::Template;
@@ -23,19 +24,14 @@ pub const STAGE: &str = "test";
 const TOKEN_SECRET: &str = "end-to-end-tests-only-signing-key-0123456789";
 
 pub fn repo_root() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("tests/ has a parent")
-        .to_path_buf()
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
 }
 
 pub async fn sdk_config() -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
         .endpoint_url(moto::endpoint())
         .region(Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-            "test", "test", None, None, "e2e",
-        ))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("test", "test", None, None, "e2e"))
         .load()
         .await
 }
@@ -45,7 +41,15 @@ pub struct StackOptions {
     /// Drive the functions' clock by hand (message ids, buckets, expiry).
     pub clock: Option<ManualClock>,
     pub limits: Option<Limits>,
+    /// Per-user rate limits; tests that are not about them get generous ones.
+    pub rate_limits: Option<RateLimits>,
 }
+
+/// High enough that only the rate-limit tests ever hit a limit.
+pub const GENEROUS: RateLimits = RateLimits {
+    sends: RateLimit { count: 10_000, window_ms: 1_000 },
+    connects: RateLimit { count: 10_000, window_ms: 1_000 },
+};
 
 /// The whole backend for one test: tables of its own in moto, the functions behind a
 /// local gateway on a free port.
@@ -69,22 +73,16 @@ impl Stack {
         }
         let sdk = sdk_config().await;
         let prefix = format!("t{:08x}-", rand::random::<u32>());
-        let template =
-            Template::load(&repo_root().join("template.yaml")).expect("template.yaml loads");
+        let template = Template::load(&repo_root().join("template.yaml")).expect("template.yaml loads");
         template
             .create_tables(&aws_sdk_dynamodb::Client::new(&sdk), &prefix)
             .await
             .expect("tables are created in moto");
 
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("free port");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("free port");
         let addr = listener.local_addr().unwrap();
-        let config = local::config(
-            &prefix,
-            TOKEN_SECRET,
-            local_gateway::management_endpoint(addr, STAGE),
-        );
+        let mut config = local::config(&prefix, TOKEN_SECRET, local_gateway::management_endpoint(addr, STAGE));
+        config.rate_limits = options.rate_limits.unwrap_or(GENEROUS);
         let clock: Arc<dyn Clock> = match options.clock {
             Some(clock) => Arc::new(clock),
             None => Arc::new(SystemClock),
@@ -92,24 +90,11 @@ impl Stack {
         let requests = RequestCounter::default();
         let tokens = TokenKeys::new(&config.tokens);
         let app = Arc::new(App::new(config, &sdk, clock, Some(requests.clone())));
-        let gateway_options = GatewayOptions {
-            stage: STAGE.into(),
-            limits: options.limits.unwrap_or_default(),
-        };
-        let gateway = local_gateway::serve(
-            listener,
-            gateway_options,
-            Arc::new(InProcess::new(app.clone())),
-        )
-        .await
-        .expect("gateway starts");
-        Self {
-            gateway,
-            app,
-            requests,
-            tokens,
-            http: reqwest::Client::new(),
-        }
+        let gateway_options = GatewayOptions { stage: STAGE.into(), limits: options.limits.unwrap_or_default() };
+        let gateway = local_gateway::serve(listener, gateway_options, Arc::new(InProcess::new(app.clone())))
+            .await
+            .expect("gateway starts");
+        Self { gateway, app, requests, tokens, http: reqwest::Client::new() }
     }
 
     pub fn token(&self, user: &str) -> String {
@@ -118,8 +103,7 @@ impl Stack {
 
     pub fn token_valid_for(&self, user: &str, seconds: i64) -> String {
         let now_s = SystemClock.now_ms() / 1000;
-        self.tokens
-            .issue(&UserId::parse(user).unwrap(), now_s, seconds)
+        self.tokens.issue(&UserId::parse(user).unwrap(), now_s, seconds)
     }
 
     pub fn websocket_url(&self) -> String {
@@ -139,48 +123,64 @@ impl Stack {
         let members: Vec<(UserId, MemberRole)> = members
             .iter()
             .enumerate()
-            .map(|(i, m)| {
-                (
-                    UserId::parse(*m).unwrap(),
-                    if i == 0 {
-                        MemberRole::Owner
-                    } else {
-                        MemberRole::Member
-                    },
-                )
-            })
+            .map(|(i, m)| (UserId::parse(*m).unwrap(), if i == 0 { MemberRole::Owner } else { MemberRole::Member }))
             .collect();
-        let kind = if members.len() == 2 {
-            ChannelKind::Direct
-        } else {
-            ChannelKind::Group
-        };
+        let kind = if members.len() == 2 { ChannelKind::Direct } else { ChannelKind::Group };
         self.app
             .channels()
-            .create(
-                &ChannelId::parse(id).unwrap(),
-                kind,
-                None,
-                &members,
-                self.app.now_ms(),
-            )
+            .create(&ChannelId::parse(id).unwrap(), kind, None, &members, self.app.now_ms())
             .await
             .expect("channel is created");
     }
 
+    /// Signs a user up over the HTTP API and answers the session (`accessToken`, …).
+    pub async fn sign_up(&self, username: &str, password: &str) -> Value {
+        let (status, body) =
+            self.post("/auth/signup", None, &serde_json::json!({"username": username, "password": password})).await;
+        assert_eq!(status, 201, "sign up of {username}: {body}");
+        body
+    }
+
+    /// `POST {path}` with a JSON body, as the holder of `token` (if any): (status, JSON body).
+    pub async fn post(&self, path: &str, token: Option<&str>, body: &Value) -> (u16, Value) {
+        self.request(reqwest::Method::POST, path, token, Some(body)).await
+    }
+
+    /// `GET {path}` as the holder of `token`: (status, JSON body).
+    pub async fn get(&self, path: &str, token: Option<&str>) -> (u16, Value) {
+        self.request(reqwest::Method::GET, path, token, None).await
+    }
+
+    pub async fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+    ) -> (u16, Value) {
+        let mut request = self.http.request(method, format!("{}{path}", self.gateway.http_url()));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().await.expect("HTTP API answers");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Connects with an access token as a client app would.
+    pub async fn connect_with_token(&self, token: &str) -> Client {
+        Client::connect(&self.websocket_url(), &format!("token={token}"))
+            .await
+            .unwrap_or_else(|e| panic!("could not connect: {e:?}"))
+    }
+
     /// `GET /channels/{id}/messages?{query}` as `user`: (status, JSON body).
     pub async fn history(&self, user: &str, channel: &str, query: &str) -> (u16, Value) {
-        let url = format!(
-            "{}/channels/{channel}/messages?{query}",
-            self.gateway.http_url()
-        );
-        let response = self
-            .http
-            .get(url)
-            .bearer_auth(self.token(user))
-            .send()
-            .await
-            .expect("HTTP API answers");
+        let url = format!("{}/channels/{channel}/messages?{query}", self.gateway.http_url());
+        let response = self.http.get(url).bearer_auth(self.token(user)).send().await.expect("HTTP API answers");
         let status = response.status().as_u16();
         (status, response.json().await.unwrap_or(Value::Null))
     }

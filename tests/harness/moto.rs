@@ -27,11 +27,7 @@ fn start() -> String {
             binary.display()
         );
     }
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     // The child is tied to this thread with PR_SET_PDEATHSIG, so the thread lives as long
     // as the test binary: moto goes when the tests go, however they end.
@@ -49,9 +45,7 @@ fn start() -> String {
                 Ok(())
             });
         }
-        let mut child = command
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
+        let mut child = command.spawn().unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
         let stderr = child.stderr.take().unwrap();
         ready_tx.send(()).unwrap();
         // Drain moto's request log so it never blocks on a full pipe.

@@ -6,10 +6,8 @@ async fn main() -> Result<(), Error> {
     chat_shared::telemetry::init_lambda();
     let app = chat_shared::App::from_env().await?;
     let app = &app;
-    lambda_runtime::run(service_fn(
-        move |event: LambdaEvent<ApiGatewayWebsocketProxyRequest>| async move {
-            Ok::<_, Error>(disconnect::handle(app, event.payload).await)
-        },
-    ))
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<ApiGatewayWebsocketProxyRequest>| async move {
+        Ok::<_, Error>(disconnect::handle(app, event.payload).await)
+    }))
     .await
 }

@@ -5,8 +5,8 @@ async fn main() -> Result<(), Error> {
     chat_shared::telemetry::init_lambda();
     let app = chat_shared::App::from_env().await?;
     let app = &app;
-    lambda_http::run(service_fn(move |request: Request| async move {
-        Ok::<_, Error>(history::handle(app, request).await)
-    }))
+    lambda_http::run(service_fn(
+        move |request: Request| async move { Ok::<_, Error>(history::handle(app, request).await) },
+    ))
     .await
 }

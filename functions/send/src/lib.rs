@@ -20,25 +20,12 @@ pub async fn handle(app: &App, event: ApiGatewayWebsocketProxyRequest) -> ApiGat
     apigw::ws_reply(&frame)
 }
 
-async fn dispatch(
-    app: &App,
-    event: &ApiGatewayWebsocketProxyRequest,
-    body: &str,
-) -> Result<ServerFrame, ChatError> {
+async fn dispatch(app: &App, event: &ApiGatewayWebsocketProxyRequest, body: &str) -> Result<ServerFrame, ChatError> {
     let (user, connection) = apigw::ws_caller(event)?;
     match ClientFrame::parse(body)? {
-        ClientFrame::SendMessage {
-            channel_id,
-            client_msg_id,
-            text,
-        } => {
-            let sent =
-                chat::send_message(app, &user, &connection, &channel_id, &client_msg_id, text)
-                    .await?;
-            Ok(ServerFrame::Ack {
-                client_msg_id,
-                message: sent.message,
-            })
+        ClientFrame::SendMessage { channel_id, client_msg_id, text } => {
+            let sent = chat::send_message(app, &user, &connection, &channel_id, &client_msg_id, text).await?;
+            Ok(ServerFrame::Ack { client_msg_id, message: sent.message })
         }
     }
 }

@@ -4,7 +4,10 @@
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, PutRequest, WriteRequest};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, Delete, KeysAndAttributes, Put, PutRequest, TransactWriteItem, Update, WriteRequest,
+};
 use serde::{Deserialize, Serialize};
 
 use super::{StoreError, keys};
@@ -23,12 +26,13 @@ struct MetaItem {
     name: Option<String>,
     seq: u64,
     last_message_id: u64,
-    #[serde(
-        default,
-        with = "serde_dynamo::number_set",
-        skip_serializing_if = "Vec::is_empty"
-    )]
+    #[serde(default, with = "serde_dynamo::number_set", skip_serializing_if = "Vec::is_empty")]
     buckets: Vec<i64>,
+    #[serde(default)]
+    member_count: u64,
+    /// Direct channels: the two users, so a channel list can name the other one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pair: Vec<UserId>,
     created_at: i64,
 }
 
@@ -43,6 +47,12 @@ struct MemberItem {
     joined_at: i64,
 }
 
+impl MemberItem {
+    fn new(channel: &ChannelId, user: &UserId, role: MemberRole, now_ms: i64) -> Self {
+        Self { pk: channel.to_string(), sk: keys::member_sk(user), user_id: user.clone(), role, joined_at: now_ms }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChannelMeta {
     pub id: ChannelId,
@@ -53,13 +63,14 @@ pub struct ChannelMeta {
     pub last_message_id: MessageId,
     /// Buckets holding at least one message, ascending.
     pub buckets: Vec<Bucket>,
+    pub member_count: u64,
+    pub pair: Vec<UserId>,
+    pub created_at: i64,
 }
 
 impl ChannelMeta {
     /// Reads a raw meta item (for example one DynamoDB returned with a failed condition).
-    pub fn from_item(
-        item: std::collections::HashMap<String, AttributeValue>,
-    ) -> Result<Self, StoreError> {
+    pub fn from_item(item: HashMap<String, AttributeValue>) -> Result<Self, StoreError> {
         ChannelMeta::try_from(serde_dynamo::from_item::<_, MetaItem>(item)?)
     }
 }
@@ -76,31 +87,65 @@ impl TryFrom<MetaItem> for ChannelMeta {
             seq: item.seq,
             last_message_id: MessageId::from_u64(item.last_message_id),
             buckets,
+            member_count: item.member_count,
+            pair: item.pair,
+            created_at: item.created_at,
         })
     }
 }
 
-/// A channel's meta item and its members, as read for a send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub user_id: UserId,
+    pub role: MemberRole,
+    pub joined_at: i64,
+}
+
+/// A channel's meta item and its members.
 #[derive(Debug, Clone)]
 pub struct Roster {
     pub meta: ChannelMeta,
-    pub members: Vec<(UserId, MemberRole)>,
+    pub members: Vec<Member>,
 }
 
 impl Roster {
+    pub fn member(&self, user: &UserId) -> Option<&Member> {
+        self.members.iter().find(|m| &m.user_id == user)
+    }
+
     pub fn is_member(&self, user: &UserId) -> bool {
-        self.members.iter().any(|(member, _)| member == user)
+        self.member(user).is_some()
     }
 
     pub fn member_ids(&self) -> Vec<UserId> {
-        self.members.iter().map(|(id, _)| id.clone()).collect()
+        self.members.iter().map(|m| m.user_id.clone()).collect()
     }
+}
+
+/// One membership of a user, as the `UserChannels` index returns it.
+#[derive(Debug, Clone)]
+pub struct Membership {
+    pub channel_id: ChannelId,
+    pub role: MemberRole,
+    pub joined_at: i64,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum CreateChannelError {
     #[error("channel already exists")]
     AlreadyExists,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MembershipChangeError {
+    /// The channel does not exist, is not a group, or would exceed its size limit.
+    #[error("the channel cannot take these members")]
+    Refused,
+    /// Someone else changed the members at the same moment; read and try again.
+    #[error("membership changed concurrently")]
+    Raced,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -115,8 +160,24 @@ impl<'a> Channels<'a> {
         Self { client, table }
     }
 
-    /// Creates a channel with its members. The meta item is written first and only once
-    /// (conditional), then members in batches of 25.
+    fn new_meta(id: &ChannelId, kind: ChannelKind, name: Option<&str>, members: u64, now_ms: i64) -> MetaItem {
+        MetaItem {
+            pk: id.to_string(),
+            sk: keys::CHANNEL_META_SK.into(),
+            kind,
+            name: name.map(str::to_owned),
+            seq: 0,
+            last_message_id: 0,
+            buckets: Vec::new(),
+            member_count: members,
+            pair: Vec::new(),
+            created_at: now_ms,
+        }
+    }
+
+    /// Creates a channel with its members. Members are written first and the meta item
+    /// last: a channel exists once its meta item does, so a crash half-way leaves only
+    /// member rows of a channel nobody can use (reads check the meta item).
     pub async fn create(
         &self,
         id: &ChannelId,
@@ -125,57 +186,82 @@ impl<'a> Channels<'a> {
         members: &[(UserId, MemberRole)],
         now_ms: i64,
     ) -> Result<(), CreateChannelError> {
-        let meta = MetaItem {
-            pk: id.to_string(),
-            sk: keys::CHANNEL_META_SK.into(),
-            kind,
-            name: name.map(str::to_owned),
-            seq: 0,
-            last_message_id: 0,
-            buckets: Vec::new(),
-            created_at: now_ms,
-        };
-        let put = self
-            .client
-            .put_item()
-            .table_name(self.table)
-            .set_item(Some(
-                serde_dynamo::to_item(&meta).map_err(StoreError::from)?,
-            ))
-            .condition_expression("attribute_not_exists(pk)")
-            .send()
-            .await;
-        if let Err(err) = put {
-            if err
-                .as_service_error()
-                .is_some_and(|e| e.is_conditional_check_failed_exception())
-            {
-                return Err(CreateChannelError::AlreadyExists);
-            }
-            return Err(StoreError::aws("PutItem", &err).into());
+        if kind == ChannelKind::Direct {
+            return self
+                .create_direct(id, members, now_ms)
+                .await
+                .and_then(|created| if created { Ok(()) } else { Err(CreateChannelError::AlreadyExists) });
         }
-
         for chunk in members.chunks(25) {
             let mut requests = Vec::with_capacity(chunk.len());
             for (user, role) in chunk {
-                let item = MemberItem {
-                    pk: id.to_string(),
-                    sk: keys::member_sk(user),
-                    user_id: user.clone(),
-                    role: *role,
-                    joined_at: now_ms,
-                };
+                let item = MemberItem::new(id, user, *role, now_ms);
                 let put = PutRequest::builder()
-                    .set_item(Some(
-                        serde_dynamo::to_item(&item).map_err(StoreError::from)?,
-                    ))
+                    .set_item(Some(serde_dynamo::to_item(&item).map_err(StoreError::from)?))
                     .build()
-                    .map_err(|e| StoreError::Conflict(e.to_string()))?;
+                    .map_err(StoreError::build)?;
                 requests.push(WriteRequest::builder().put_request(put).build());
             }
             self.batch_write(requests).await?;
         }
-        Ok(())
+        let meta = Self::new_meta(id, kind, name, members.len() as u64, now_ms);
+        let put = self
+            .client
+            .put_item()
+            .table_name(self.table)
+            .set_item(Some(serde_dynamo::to_item(&meta).map_err(StoreError::from)?))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match put {
+            Ok(_) => Ok(()),
+            Err(err) if err.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
+                Err(CreateChannelError::AlreadyExists)
+            }
+            Err(err) => Err(StoreError::aws("PutItem", &err).into()),
+        }
+    }
+
+    /// A direct channel and its two members in one transaction. `Ok(false)` when it exists.
+    async fn create_direct(
+        &self,
+        id: &ChannelId,
+        members: &[(UserId, MemberRole)],
+        now_ms: i64,
+    ) -> Result<bool, CreateChannelError> {
+        let mut meta = Self::new_meta(id, ChannelKind::Direct, None, members.len() as u64, now_ms);
+        meta.pair = members.iter().map(|(u, _)| u.clone()).collect();
+        let mut request = self.client.transact_write_items().transact_items(
+            TransactWriteItem::builder()
+                .put(
+                    Put::builder()
+                        .table_name(self.table)
+                        .set_item(Some(serde_dynamo::to_item(&meta).map_err(StoreError::from)?))
+                        .condition_expression("attribute_not_exists(pk)")
+                        .build()
+                        .map_err(StoreError::build)?,
+                )
+                .build(),
+        );
+        for (user, role) in members {
+            let item = MemberItem::new(id, user, *role, now_ms);
+            request = request.transact_items(
+                TransactWriteItem::builder()
+                    .put(
+                        Put::builder()
+                            .table_name(self.table)
+                            .set_item(Some(serde_dynamo::to_item(&item).map_err(StoreError::from)?))
+                            .build()
+                            .map_err(StoreError::build)?,
+                    )
+                    .build(),
+            );
+        }
+        match request.send().await {
+            Ok(_) => Ok(true),
+            Err(err) if cancelled_by_condition(&err, 0) => Ok(false),
+            Err(err) => Err(StoreError::aws("TransactWriteItems", &err).into()),
+        }
     }
 
     async fn batch_write(&self, mut requests: Vec<WriteRequest>) -> Result<(), StoreError> {
@@ -187,18 +273,113 @@ impl<'a> Channels<'a> {
                 .send()
                 .await
                 .map_err(|e| StoreError::aws("BatchWriteItem", &e))?;
-            requests = out
-                .unprocessed_items
-                .and_then(|mut left| left.remove(self.table))
-                .unwrap_or_default();
+            requests = out.unprocessed_items.and_then(|mut left| left.remove(self.table)).unwrap_or_default();
             if requests.is_empty() {
                 return Ok(());
             }
             tokio::time::sleep(std::time::Duration::from_millis(20 << attempt)).await;
         }
-        Err(StoreError::Conflict(
-            "BatchWriteItem kept returning unprocessed items".into(),
-        ))
+        Err(StoreError::Conflict("BatchWriteItem kept returning unprocessed items".into()))
+    }
+
+    /// Adds members to a group in one transaction that also moves the member count, on
+    /// the condition that the count stays within `max_members`.
+    pub async fn add_members(
+        &self,
+        id: &ChannelId,
+        new_members: &[(UserId, MemberRole)],
+        max_members: u64,
+        now_ms: i64,
+    ) -> Result<(), MembershipChangeError> {
+        let n = new_members.len() as u64;
+        if n == 0 {
+            return Ok(());
+        }
+        if n > max_members {
+            return Err(MembershipChangeError::Refused);
+        }
+        let meta_update = Update::builder()
+            .table_name(self.table)
+            .key("pk", AttributeValue::S(id.to_string()))
+            .key("sk", AttributeValue::S(keys::CHANNEL_META_SK.into()))
+            .update_expression("ADD memberCount :n")
+            .condition_expression("attribute_exists(pk) AND kind = :group AND memberCount <= :room")
+            .expression_attribute_values(":n", AttributeValue::N(n.to_string()))
+            .expression_attribute_values(":group", AttributeValue::S("group".into()))
+            .expression_attribute_values(":room", AttributeValue::N((max_members - n).to_string()))
+            .build()
+            .map_err(StoreError::build)?;
+        let mut request =
+            self.client.transact_write_items().transact_items(TransactWriteItem::builder().update(meta_update).build());
+        for (user, role) in new_members {
+            let item = MemberItem::new(id, user, *role, now_ms);
+            request = request.transact_items(
+                TransactWriteItem::builder()
+                    .put(
+                        Put::builder()
+                            .table_name(self.table)
+                            .set_item(Some(serde_dynamo::to_item(&item).map_err(StoreError::from)?))
+                            .condition_expression("attribute_not_exists(pk)")
+                            .build()
+                            .map_err(StoreError::build)?,
+                    )
+                    .build(),
+            );
+        }
+        match request.send().await {
+            Ok(_) => Ok(()),
+            Err(err) if cancelled_by_condition(&err, 0) => Err(MembershipChangeError::Refused),
+            Err(err) if is_cancelled(&err) => Err(MembershipChangeError::Raced),
+            Err(err) => Err(StoreError::aws("TransactWriteItems", &err).into()),
+        }
+    }
+
+    /// Removes a member (and, when given, makes another one the owner) in one transaction.
+    pub async fn remove_member(
+        &self,
+        id: &ChannelId,
+        user: &UserId,
+        new_owner: Option<&UserId>,
+    ) -> Result<(), MembershipChangeError> {
+        let delete = Delete::builder()
+            .table_name(self.table)
+            .key("pk", AttributeValue::S(id.to_string()))
+            .key("sk", AttributeValue::S(keys::member_sk(user)))
+            .condition_expression("attribute_exists(pk)")
+            .build()
+            .map_err(StoreError::build)?;
+        let meta_update = Update::builder()
+            .table_name(self.table)
+            .key("pk", AttributeValue::S(id.to_string()))
+            .key("sk", AttributeValue::S(keys::CHANNEL_META_SK.into()))
+            .update_expression("ADD memberCount :minus_one")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":minus_one", AttributeValue::N("-1".into()))
+            .build()
+            .map_err(StoreError::build)?;
+        let mut request = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().delete(delete).build())
+            .transact_items(TransactWriteItem::builder().update(meta_update).build());
+        if let Some(owner) = new_owner {
+            let promote = Update::builder()
+                .table_name(self.table)
+                .key("pk", AttributeValue::S(id.to_string()))
+                .key("sk", AttributeValue::S(keys::member_sk(owner)))
+                .update_expression("SET #role = :owner")
+                .condition_expression("attribute_exists(pk)")
+                .expression_attribute_names("#role", "role")
+                .expression_attribute_values(":owner", AttributeValue::S("owner".into()))
+                .build()
+                .map_err(StoreError::build)?;
+            request = request.transact_items(TransactWriteItem::builder().update(promote).build());
+        }
+        match request.send().await {
+            Ok(_) => Ok(()),
+            Err(err) if is_cancelled(&err) => Err(MembershipChangeError::Raced),
+            Err(err) => Err(StoreError::aws("TransactWriteItems", &err).into()),
+        }
     }
 
     /// The meta item and all members in one Query (consistent read). `None` when the
@@ -220,21 +401,14 @@ impl<'a> Channels<'a> {
 
         let mut meta = None;
         let mut members = Vec::new();
-        while let Some(item) = pages
-            .try_next()
-            .await
-            .map_err(|e| StoreError::aws("Query", &e))?
-        {
+        while let Some(item) = pages.try_next().await.map_err(|e| StoreError::aws("Query", &e))? {
             match item.get("sk") {
                 Some(AttributeValue::S(sk)) if sk == keys::CHANNEL_META_SK => {
-                    meta = Some(ChannelMeta::try_from(serde_dynamo::from_item::<
-                        _,
-                        MetaItem,
-                    >(item)?)?);
+                    meta = Some(ChannelMeta::from_item(item)?);
                 }
                 _ => {
                     let member: MemberItem = serde_dynamo::from_item(item)?;
-                    members.push((member.user_id, member.role));
+                    members.push(Member { user_id: member.user_id, role: member.role, joined_at: member.joined_at });
                 }
             }
         }
@@ -247,53 +421,65 @@ impl<'a> Channels<'a> {
         id: &ChannelId,
         user: &UserId,
     ) -> Result<(Option<ChannelMeta>, bool), StoreError> {
-        let key = |sk: String| {
-            HashMap::from([
-                ("pk".to_owned(), AttributeValue::S(id.to_string())),
-                ("sk".to_owned(), AttributeValue::S(sk)),
-            ])
-        };
-        let keys_and_attributes = KeysAndAttributes::builder()
-            .keys(key(keys::CHANNEL_META_SK.into()))
-            .keys(key(keys::member_sk(user)))
-            .consistent_read(true)
-            .build()
-            .map_err(|e| StoreError::Conflict(e.to_string()))?;
-        let mut request = HashMap::from([(self.table.to_owned(), keys_and_attributes)]);
+        let items = self
+            .batch_get(vec![(id.clone(), keys::CHANNEL_META_SK.into()), (id.clone(), keys::member_sk(user))])
+            .await?;
         let mut meta = None;
         let mut is_member = false;
-        for attempt in 0..8u32 {
-            let out = self
-                .client
-                .batch_get_item()
-                .set_request_items(Some(request))
-                .send()
-                .await
-                .map_err(|e| StoreError::aws("BatchGetItem", &e))?;
-            for item in out
-                .responses
-                .and_then(|mut r| r.remove(self.table))
-                .unwrap_or_default()
-            {
-                match item.get("sk") {
-                    Some(AttributeValue::S(sk)) if sk == keys::CHANNEL_META_SK => {
-                        meta = Some(ChannelMeta::try_from(serde_dynamo::from_item::<
-                            _,
-                            MetaItem,
-                        >(item)?)?);
-                    }
-                    _ => is_member = true,
+        for item in items {
+            match item.get("sk") {
+                Some(AttributeValue::S(sk)) if sk == keys::CHANNEL_META_SK => {
+                    meta = Some(ChannelMeta::from_item(item)?)
                 }
+                _ => is_member = true,
             }
-            request = out.unprocessed_keys.unwrap_or_default();
-            if request.is_empty() {
-                return Ok((meta, is_member));
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(20 << attempt)).await;
         }
-        Err(StoreError::Conflict(
-            "BatchGetItem kept returning unprocessed keys".into(),
-        ))
+        Ok((meta, is_member))
+    }
+
+    /// The meta items of `ids` that exist (one BatchGetItem per 100).
+    pub async fn metas(&self, ids: &[ChannelId]) -> Result<Vec<ChannelMeta>, StoreError> {
+        let keys = ids.iter().map(|id| (id.clone(), keys::CHANNEL_META_SK.to_owned())).collect();
+        self.batch_get(keys).await?.into_iter().map(ChannelMeta::from_item).collect()
+    }
+
+    async fn batch_get(
+        &self,
+        keys: Vec<(ChannelId, String)>,
+    ) -> Result<Vec<HashMap<String, AttributeValue>>, StoreError> {
+        let mut found = Vec::new();
+        for chunk in keys.chunks(100) {
+            let mut keys_and_attributes = KeysAndAttributes::builder().consistent_read(true);
+            for (pk, sk) in chunk {
+                keys_and_attributes = keys_and_attributes.keys(HashMap::from([
+                    ("pk".to_owned(), AttributeValue::S(pk.to_string())),
+                    ("sk".to_owned(), AttributeValue::S(sk.clone())),
+                ]));
+            }
+            let mut request =
+                HashMap::from([(self.table.to_owned(), keys_and_attributes.build().map_err(StoreError::build)?)]);
+            let mut attempt = 0u32;
+            loop {
+                let out = self
+                    .client
+                    .batch_get_item()
+                    .set_request_items(Some(request))
+                    .send()
+                    .await
+                    .map_err(|e| StoreError::aws("BatchGetItem", &e))?;
+                found.extend(out.responses.and_then(|mut r| r.remove(self.table)).unwrap_or_default());
+                request = out.unprocessed_keys.unwrap_or_default();
+                if request.is_empty() {
+                    break;
+                }
+                attempt += 1;
+                if attempt == 8 {
+                    return Err(StoreError::Conflict("BatchGetItem kept returning unprocessed keys".into()));
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(20 << attempt)).await;
+            }
+        }
+        Ok(found)
     }
 
     /// The meta item alone (consistent read): used to retry a send after a concurrent one.
@@ -308,12 +494,49 @@ impl<'a> Channels<'a> {
             .send()
             .await
             .map_err(|e| StoreError::aws("GetItem", &e))?;
-        match out.item {
-            Some(item) => Ok(Some(ChannelMeta::try_from(serde_dynamo::from_item::<
-                _,
-                MetaItem,
-            >(item)?)?)),
-            None => Ok(None),
+        out.item.map(ChannelMeta::from_item).transpose()
+    }
+
+    /// Every channel `user` is a member of, through the sparse `UserChannels` index.
+    pub async fn memberships(&self, user: &UserId) -> Result<Vec<Membership>, StoreError> {
+        let mut pages = self
+            .client
+            .query()
+            .table_name(self.table)
+            .index_name(keys::USER_CHANNELS_INDEX)
+            .key_condition_expression("userId = :user")
+            .expression_attribute_values(":user", AttributeValue::S(user.to_string()))
+            .into_paginator()
+            .items()
+            .send();
+        let mut memberships = Vec::new();
+        while let Some(item) = pages.try_next().await.map_err(|e| StoreError::aws("Query", &e))? {
+            let member: MemberItem = serde_dynamo::from_item(item)?;
+            memberships.push(Membership {
+                channel_id: ChannelId::parse(member.pk).map_err(|e| StoreError::Conflict(e.to_string()))?,
+                role: member.role,
+                joined_at: member.joined_at,
+            });
         }
+        Ok(memberships)
+    }
+}
+
+fn is_cancelled<R>(err: &aws_sdk_dynamodb::error::SdkError<TransactWriteItemsError, R>) -> bool {
+    matches!(err.as_service_error(), Some(TransactWriteItemsError::TransactionCanceledException(_)))
+}
+
+/// Whether a transaction was cancelled because the condition of action `index` failed.
+fn cancelled_by_condition<R>(
+    err: &aws_sdk_dynamodb::error::SdkError<TransactWriteItemsError, R>,
+    index: usize,
+) -> bool {
+    match err.as_service_error() {
+        Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => cancelled
+            .cancellation_reasons()
+            .get(index)
+            .and_then(|r| r.code())
+            .is_some_and(|code| code == "ConditionalCheckFailed"),
+        _ => false,
     }
 }

@@ -5,12 +5,24 @@
 //! | Messages | `{channelId}#{bucket}`     | `id` (number, the message id)              |
 //! | Channels | `{channelId}`              | `sk`: `meta`, `member#{userId}`, `dedupe#{userId}#{clientMsgId}` |
 //! | Presence | `userId`                   | —                                          |
+//! | Users    | `user#{userId}`, `refresh#{sha256 of token}` | —                        |
+//! | RateLimits | `{kind}#{userId}#{window}` | —                                          |
 
 use crate::ids::Bucket;
 use crate::model::{ChannelId, ClientMsgId, UserId};
 
 pub const CHANNEL_META_SK: &str = "meta";
 pub const MEMBER_SK_PREFIX: &str = "member#";
+/// Sparse GSI of the Channels table over member items: `userId` -> `pk` (channel id).
+pub const USER_CHANNELS_INDEX: &str = "UserChannels";
+
+pub fn user_pk(user: &UserId) -> String {
+    format!("user#{user}")
+}
+
+pub fn refresh_pk(token_hash: &str) -> String {
+    format!("refresh#{token_hash}")
+}
 
 pub fn message_pk(channel: &ChannelId, bucket: Bucket) -> String {
     format!("{channel}#{}", bucket.0)

@@ -2,9 +2,7 @@
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{
-    AttributeValue, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
-};
+use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update};
 use serde::{Deserialize, Serialize};
 
 use super::{ChannelMeta, StoreError, keys};
@@ -83,11 +81,7 @@ pub struct MessageLog<'a> {
 
 impl<'a> MessageLog<'a> {
     pub fn new(client: &'a Client, messages_table: &'a str, channels_table: &'a str) -> Self {
-        Self {
-            client,
-            messages_table,
-            channels_table,
-        }
+        Self { client, messages_table, channels_table }
     }
 
     /// Writes, all or nothing (one TransactWriteItems): the dedupe row (only if this
@@ -97,11 +91,7 @@ impl<'a> MessageLog<'a> {
     /// A transaction costs twice the write units of plain writes; docs/DESIGN.md says why
     /// it is worth it here: no crash point leaves a dedupe row without its message or a
     /// gap in seq.
-    pub async fn append(
-        &self,
-        message: &Message,
-        now_ms: i64,
-    ) -> Result<AppendOutcome, StoreError> {
+    pub async fn append(&self, message: &Message, now_ms: i64) -> Result<AppendOutcome, StoreError> {
         let dedupe = DedupeItem {
             pk: message.channel_id.to_string(),
             sk: keys::dedupe_sk(&message.author_id, &message.client_msg_id),
@@ -117,9 +107,7 @@ impl<'a> MessageLog<'a> {
             .map_err(build_error)?;
         let message_put = Put::builder()
             .table_name(self.messages_table)
-            .set_item(Some(serde_dynamo::to_item(MessageItem::from_message(
-                message,
-            ))?))
+            .set_item(Some(serde_dynamo::to_item(MessageItem::from_message(message))?))
             .condition_expression("attribute_not_exists(pk)")
             .build()
             .map_err(build_error)?;
@@ -137,10 +125,7 @@ impl<'a> MessageLog<'a> {
             .expression_attribute_values(":seq", number(message.seq))
             .expression_attribute_values(":previous", number(message.seq - 1))
             .expression_attribute_values(":id", number(message.message_id.as_u64()))
-            .expression_attribute_values(
-                ":bucket",
-                AttributeValue::Ns(vec![message.message_id.bucket().0.to_string()]),
-            )
+            .expression_attribute_values(":bucket", AttributeValue::Ns(vec![message.message_id.bucket().0.to_string()]))
             .build()
             .map_err(build_error)?;
 
@@ -163,28 +148,16 @@ impl<'a> MessageLog<'a> {
             _ => return Err(StoreError::aws("TransactWriteItems", &err)),
         };
         let failed = |index: usize| {
-            reasons
-                .get(index)
-                .and_then(|r| r.code())
-                .is_some_and(|code| code == "ConditionalCheckFailed")
+            reasons.get(index).and_then(|r| r.code()).is_some_and(|code| code == "ConditionalCheckFailed")
         };
         if failed(0) {
-            let earlier = reasons[0]
-                .item()
-                .and_then(|item| match item.get("messageId") {
-                    Some(AttributeValue::N(n)) => n.parse().ok(),
-                    _ => None,
-                });
+            let earlier = reasons[0].item().and_then(|item| match item.get("messageId") {
+                Some(AttributeValue::N(n)) => n.parse().ok(),
+                _ => None,
+            });
             let earlier = match earlier {
                 Some(id) => MessageId::from_u64(id),
-                None => {
-                    self.dedupe_lookup(
-                        &message.channel_id,
-                        &message.author_id,
-                        &message.client_msg_id,
-                    )
-                    .await?
-                }
+                None => self.dedupe_lookup(&message.channel_id, &message.author_id, &message.client_msg_id).await?,
             };
             return Ok(AppendOutcome::Duplicate(earlier));
         }
@@ -196,10 +169,7 @@ impl<'a> MessageLog<'a> {
             };
             return Ok(AppendOutcome::SeqTaken(current));
         }
-        if reasons
-            .iter()
-            .any(|r| r.code() == Some("TransactionConflict"))
-        {
+        if reasons.iter().any(|r| r.code() == Some("TransactionConflict")) {
             return Ok(AppendOutcome::SeqTaken(None));
         }
         Err(StoreError::aws("TransactWriteItems", &err))
@@ -216,10 +186,7 @@ impl<'a> MessageLog<'a> {
             .get_item()
             .table_name(self.channels_table)
             .key("pk", AttributeValue::S(channel.to_string()))
-            .key(
-                "sk",
-                AttributeValue::S(keys::dedupe_sk(author, client_msg_id)),
-            )
+            .key("sk", AttributeValue::S(keys::dedupe_sk(author, client_msg_id)))
             .consistent_read(true)
             .send()
             .await
@@ -228,35 +195,22 @@ impl<'a> MessageLog<'a> {
             .item
             .map(serde_dynamo::from_item)
             .transpose()?
-            .ok_or_else(|| {
-                StoreError::Conflict("dedupe row vanished during a retried send".into())
-            })?;
+            .ok_or_else(|| StoreError::Conflict("dedupe row vanished during a retried send".into()))?;
         Ok(MessageId::from_u64(item.message_id))
     }
 
-    pub async fn get(
-        &self,
-        channel: &ChannelId,
-        id: MessageId,
-    ) -> Result<Option<Message>, StoreError> {
+    pub async fn get(&self, channel: &ChannelId, id: MessageId) -> Result<Option<Message>, StoreError> {
         let out = self
             .client
             .get_item()
             .table_name(self.messages_table)
-            .key(
-                "pk",
-                AttributeValue::S(keys::message_pk(channel, id.bucket())),
-            )
+            .key("pk", AttributeValue::S(keys::message_pk(channel, id.bucket())))
             .key("id", number(id.as_u64()))
             .consistent_read(true)
             .send()
             .await
             .map_err(|e| StoreError::aws("GetItem", &e))?;
-        Ok(out
-            .item
-            .map(serde_dynamo::from_item::<_, MessageItem>)
-            .transpose()?
-            .map(MessageItem::into_message))
+        Ok(out.item.map(serde_dynamo::from_item::<_, MessageItem>).transpose()?.map(MessageItem::into_message))
     }
 
     /// Messages of one bucket with ids in `[low, high]`, newest first, at most `limit`.
@@ -276,10 +230,7 @@ impl<'a> MessageLog<'a> {
                 .query()
                 .table_name(self.messages_table)
                 .key_condition_expression("pk = :pk AND id BETWEEN :low AND :high")
-                .expression_attribute_values(
-                    ":pk",
-                    AttributeValue::S(keys::message_pk(channel, bucket)),
-                )
+                .expression_attribute_values(":pk", AttributeValue::S(keys::message_pk(channel, bucket)))
                 .expression_attribute_values(":low", number(low.as_u64()))
                 .expression_attribute_values(":high", number(high.as_u64()))
                 .scan_index_forward(false)
@@ -304,5 +255,5 @@ fn number(n: impl ToString) -> AttributeValue {
 }
 
 fn build_error(e: aws_sdk_dynamodb::error::BuildError) -> StoreError {
-    StoreError::Conflict(format!("request could not be built: {e}"))
+    StoreError::build(e)
 }

@@ -68,15 +68,10 @@ impl<'a> Presence<'a> {
                 .await;
             match nested {
                 Ok(out) => {
-                    let item: Option<PresenceItem> =
-                        out.attributes.map(serde_dynamo::from_item).transpose()?;
+                    let item: Option<PresenceItem> = out.attributes.map(serde_dynamo::from_item).transpose()?;
                     if let Some(item) = item {
-                        let expired: Vec<String> = item
-                            .conns
-                            .into_iter()
-                            .filter(|(_, exp)| *exp <= now_ms)
-                            .map(|(c, _)| c)
-                            .collect();
+                        let expired: Vec<String> =
+                            item.conns.into_iter().filter(|(_, exp)| *exp <= now_ms).map(|(c, _)| c).collect();
                         if !expired.is_empty() {
                             self.remove_entries(user, &expired).await?;
                         }
@@ -112,25 +107,15 @@ impl<'a> Presence<'a> {
                 Err(_) => {}
             }
         }
-        Err(StoreError::Conflict(format!(
-            "could not record connection of {user}"
-        )))
+        Err(StoreError::Conflict(format!("could not record connection of {user}")))
     }
 
     /// Forgets a connection ($disconnect, or a post that answered 410 Gone).
-    pub async fn remove_connection(
-        &self,
-        user: &UserId,
-        connection: &ConnectionId,
-    ) -> Result<(), StoreError> {
+    pub async fn remove_connection(&self, user: &UserId, connection: &ConnectionId) -> Result<(), StoreError> {
         self.remove_entries(user, &[connection.to_string()]).await
     }
 
-    async fn remove_entries(
-        &self,
-        user: &UserId,
-        connections: &[String],
-    ) -> Result<(), StoreError> {
+    async fn remove_entries(&self, user: &UserId, connections: &[String]) -> Result<(), StoreError> {
         let mut request = self
             .client
             .update_item()
@@ -144,11 +129,7 @@ impl<'a> Presence<'a> {
             removals.push(format!("conns.{name}"));
             request = request.expression_attribute_names(name, connection);
         }
-        match request
-            .update_expression(format!("REMOVE {}", removals.join(", ")))
-            .send()
-            .await
-        {
+        match request.update_expression(format!("REMOVE {}", removals.join(", "))).send().await {
             Ok(_) => Ok(()),
             Err(err) if is_condition_failure(&err) => Ok(()),
             Err(err) => Err(StoreError::aws("UpdateItem", &err)),
@@ -166,25 +147,17 @@ impl<'a> Presence<'a> {
         for chunk in users.chunks(BATCH_GET_LIMIT) {
             let mut keys = KeysAndAttributes::builder().projection_expression("userId, conns");
             for user in chunk {
-                keys = keys.keys(HashMap::from([(
-                    "userId".to_owned(),
-                    AttributeValue::S(user.to_string()),
-                )]));
+                keys = keys.keys(HashMap::from([("userId".to_owned(), AttributeValue::S(user.to_string()))]));
             }
-            let keys = keys
-                .build()
-                .map_err(|e| StoreError::Conflict(format!("request could not be built: {e}")))?;
+            let keys = keys.build().map_err(StoreError::build)?;
             let mut request = HashMap::from([(self.table.to_owned(), keys)]);
             let mut attempt = 0u32;
             while !request.is_empty() {
                 if attempt > 0 {
-                    tokio::time::sleep(std::time::Duration::from_millis(10 << attempt.min(6)))
-                        .await;
+                    tokio::time::sleep(std::time::Duration::from_millis(10 << attempt.min(6))).await;
                 }
                 if attempt == 8 {
-                    return Err(StoreError::Conflict(
-                        "BatchGetItem kept returning unprocessed keys".into(),
-                    ));
+                    return Err(StoreError::Conflict("BatchGetItem kept returning unprocessed keys".into()));
                 }
                 attempt += 1;
                 let out = self
@@ -194,11 +167,7 @@ impl<'a> Presence<'a> {
                     .send()
                     .await
                     .map_err(|e| StoreError::aws("BatchGetItem", &e))?;
-                for item in out
-                    .responses
-                    .and_then(|mut r| r.remove(self.table))
-                    .unwrap_or_default()
-                {
+                for item in out.responses.and_then(|mut r| r.remove(self.table)).unwrap_or_default() {
                     let item: PresenceItem = serde_dynamo::from_item(item)?;
                     for (connection, expires) in item.conns {
                         if expires > now_ms {
@@ -214,11 +183,7 @@ impl<'a> Presence<'a> {
 }
 
 fn is_condition_failure<R>(
-    err: &aws_sdk_dynamodb::error::SdkError<
-        aws_sdk_dynamodb::operation::update_item::UpdateItemError,
-        R,
-    >,
+    err: &aws_sdk_dynamodb::error::SdkError<aws_sdk_dynamodb::operation::update_item::UpdateItemError, R>,
 ) -> bool {
-    err.as_service_error()
-        .is_some_and(|e| e.is_conditional_check_failed_exception())
+    err.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception())
 }

@@ -7,7 +7,7 @@ async fn main() -> Result<(), Error> {
     let app = chat_shared::App::from_env().await?;
     let app = &app;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        auth::handle(app, event.payload).await
+        auth::authorizer::handle(app, event.payload).await
     }))
     .await
 }

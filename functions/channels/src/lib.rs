@@ -1,0 +1,81 @@
+//! HTTP API, channel management:
+//! - `POST /channels` {name, members}: create a group; the caller owns it.
+//! - `POST /channels/direct` {userId}: open (or find) the direct channel with a user.
+//! - `GET /channels/{channelId}`: the channel and its members.
+//! - `POST /channels/{channelId}/members` {userIds, role?}: add members.
+//! - `DELETE /channels/{channelId}/members/{userId}`: remove a member, or leave.
+
+use chat_shared::apigw_http::{self, caller, channel_param, json_body, path_param};
+use chat_shared::model::{MemberRole, UserId};
+use chat_shared::{App, ChatError, membership};
+use lambda_http::{Body, Request, Response};
+use serde::Deserialize;
+
+pub async fn handle(app: &App, request: Request) -> Response<Body> {
+    let route = apigw_http::route_key(&request);
+    match route.as_str() {
+        "POST /channels" => apigw_http::respond(201, create_group(app, &request).await),
+        "POST /channels/direct" => apigw_http::respond(200, open_direct(app, &request).await),
+        "GET /channels/{channelId}" => apigw_http::respond(200, details(app, &request).await),
+        "POST /channels/{channelId}/members" => apigw_http::respond(200, add_members(app, &request).await),
+        "DELETE /channels/{channelId}/members/{userId}" => match remove_member(app, &request).await {
+            Ok(()) => apigw_http::no_content(),
+            Err(err) => apigw_http::error(&err),
+        },
+        other => apigw_http::error(&ChatError::NotFound(format!("no route {other}"))),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct NewGroup {
+    name: String,
+    #[serde(default)]
+    members: Vec<UserId>,
+}
+
+async fn create_group(app: &App, request: &Request) -> Result<membership::ChannelView, ChatError> {
+    let user = caller(request)?;
+    let body: NewGroup = json_body(request)?;
+    membership::create_group(app, &user, &body.name, body.members).await
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct DirectWith {
+    user_id: UserId,
+}
+
+async fn open_direct(app: &App, request: &Request) -> Result<membership::ChannelView, ChatError> {
+    let user = caller(request)?;
+    let body: DirectWith = json_body(request)?;
+    membership::open_direct(app, &user, &body.user_id).await
+}
+
+async fn details(app: &App, request: &Request) -> Result<membership::ChannelView, ChatError> {
+    membership::channel_details(app, &caller(request)?, &channel_param(request)?).await
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct NewMembers {
+    user_ids: Vec<UserId>,
+    #[serde(default = "default_role")]
+    role: MemberRole,
+}
+
+fn default_role() -> MemberRole {
+    MemberRole::Member
+}
+
+async fn add_members(app: &App, request: &Request) -> Result<membership::ChannelView, ChatError> {
+    let user = caller(request)?;
+    let body: NewMembers = json_body(request)?;
+    membership::add_members(app, &user, &channel_param(request)?, body.user_ids, body.role).await
+}
+
+async fn remove_member(app: &App, request: &Request) -> Result<(), ChatError> {
+    let user = caller(request)?;
+    let target = UserId::parse(path_param(request, "userId")?)?;
+    membership::remove_member(app, &user, &channel_param(request)?, &target).await
+}

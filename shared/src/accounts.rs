@@ -1,0 +1,194 @@
+//! Sign up, sign in and refresh: Argon2id password hashes, HS256 access tokens, and
+//! single-use refresh tokens stored (hashed) in the Users table.
+
+use std::sync::OnceLock;
+
+use argon2::password_hash::phc::PasswordHash;
+use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+use argon2::{Algorithm, Argon2, Params, Version};
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tracing::info;
+
+use crate::app::App;
+use crate::error::ChatError;
+use crate::model::UserId;
+use crate::store::UserRecord;
+
+pub const MIN_PASSWORD_CHARS: usize = 8;
+/// Argon2 handles long inputs, but nobody needs more, and it bounds the work per request.
+pub const MAX_PASSWORD_BYTES: usize = 1024;
+pub const MIN_USERNAME_CHARS: usize = 3;
+pub const MAX_USERNAME_CHARS: usize = 32;
+
+/// OWASP's Argon2id parameters: 19 MiB, 2 passes, 1 lane.
+fn argon2() -> Argon2<'static> {
+    let params = Params::new(19 * 1024, 2, 1, None).expect("static Argon2 parameters are valid");
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+}
+
+/// Usernames are user ids: 3-32 of `a-z 0-9 _ . -`, starting with a letter or digit,
+/// compared without case (stored lower-case).
+pub fn parse_username(raw: &str) -> Result<UserId, ChatError> {
+    let name = raw.trim().to_lowercase();
+    let valid = (MIN_USERNAME_CHARS..=MAX_USERNAME_CHARS).contains(&name.len())
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'.' | b'-'))
+        && name.as_bytes()[0].is_ascii_alphanumeric();
+    if !valid {
+        return Err(ChatError::InvalidRequest(format!(
+            "username must be {MIN_USERNAME_CHARS}-{MAX_USERNAME_CHARS} characters of a-z, 0-9, '_', '.', '-', starting with a letter or digit"
+        )));
+    }
+    UserId::parse(name)
+}
+
+fn check_password_policy(password: &str) -> Result<(), ChatError> {
+    if password.chars().count() < MIN_PASSWORD_CHARS {
+        return Err(ChatError::InvalidRequest(format!("password must be at least {MIN_PASSWORD_CHARS} characters")));
+    }
+    if password.len() > MAX_PASSWORD_BYTES {
+        return Err(ChatError::InvalidRequest(format!("password must be at most {MAX_PASSWORD_BYTES} bytes")));
+    }
+    Ok(())
+}
+
+/// Hashing takes ~20-50 ms of CPU: off the async threads.
+async fn hash_password(password: String) -> Result<String, ChatError> {
+    tokio::task::spawn_blocking(move || argon2().hash_password(password.as_bytes()).map(|h| h.to_string()))
+        .await
+        .map_err(|e| internal(format!("hashing task failed: {e}")))?
+        .map_err(|e| internal(format!("hashing failed: {e}")))
+}
+
+async fn password_matches(password: String, hash: String) -> bool {
+    tokio::task::spawn_blocking(move || {
+        PasswordHash::new(&hash)
+            .map(|parsed| argon2().verify_password(password.as_bytes(), &parsed).is_ok())
+            .unwrap_or(false)
+    })
+    .await
+    .unwrap_or(false)
+}
+
+/// A hash to check against when the user does not exist, so that a wrong username costs
+/// the same time as a wrong password. Made once per cold start.
+async fn decoy_hash() -> String {
+    static DECOY: OnceLock<String> = OnceLock::new();
+    if let Some(hash) = DECOY.get() {
+        return hash.clone();
+    }
+    let hash = hash_password("decoy password that matches nothing".into()).await.unwrap_or_default();
+    DECOY.get_or_init(|| hash).clone()
+}
+
+fn internal(detail: String) -> ChatError {
+    ChatError::Internal(crate::store::StoreError::Conflict(detail))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Credentials {
+    pub username: String,
+    pub password: String,
+}
+
+/// What sign up, sign in and refresh answer.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Session {
+    pub user_id: UserId,
+    pub access_token: String,
+    /// Seconds.
+    pub expires_in: i64,
+    /// Single use: `POST /auth/refresh` answers with a new one.
+    pub refresh_token: String,
+    pub refresh_expires_in: i64,
+}
+
+async fn new_session(app: &App, user: UserId) -> Result<Session, ChatError> {
+    let now = app.now_ms();
+    let access_token = app.tokens.issue(&user, now / 1000, app.config.access_token_ttl_s);
+    let refresh_token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>());
+    app.users().put_refresh(&refresh_hash(&refresh_token), &user, now + app.config.refresh_token_ttl_s * 1000).await?;
+    Ok(Session {
+        user_id: user,
+        access_token,
+        expires_in: app.config.access_token_ttl_s,
+        refresh_token,
+        refresh_expires_in: app.config.refresh_token_ttl_s,
+    })
+}
+
+/// Only the hash is stored: a leaked table does not leak sessions.
+fn refresh_hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+pub async fn sign_up(app: &App, credentials: Credentials) -> Result<Session, ChatError> {
+    let user = parse_username(&credentials.username)?;
+    check_password_policy(&credentials.password)?;
+    let record = UserRecord {
+        user_id: user.clone(),
+        password_hash: hash_password(credentials.password).await?,
+        created_at: app.now_ms(),
+    };
+    if !app.users().create(&record).await? {
+        return Err(ChatError::Conflict(format!("username {user} is taken")));
+    }
+    info!(%user, "signed up");
+    new_session(app, user).await
+}
+
+pub async fn sign_in(app: &App, credentials: Credentials) -> Result<Session, ChatError> {
+    let refused = || ChatError::Unauthorized("wrong username or password".into());
+    // A malformed username is just another wrong username: same answer, same time.
+    let user = parse_username(&credentials.username).ok();
+    let record = match &user {
+        Some(user) => app.users().get(user).await?,
+        None => None,
+    };
+    let (hash, known) = match record {
+        Some(record) => (record.password_hash, true),
+        None => (decoy_hash().await, false),
+    };
+    let password = credentials.password.chars().take(MAX_PASSWORD_BYTES).collect();
+    if !password_matches(password, hash).await || !known {
+        return Err(refused());
+    }
+    let user = user.ok_or_else(refused)?;
+    info!(%user, "signed in");
+    new_session(app, user).await
+}
+
+pub async fn refresh(app: &App, refresh_token: &str) -> Result<Session, ChatError> {
+    let user = app
+        .users()
+        .take_refresh(&refresh_hash(refresh_token), app.now_ms())
+        .await?
+        .ok_or_else(|| ChatError::Unauthorized("refresh token is invalid, used or expired".into()))?;
+    new_session(app, user).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usernames_are_lowercased_and_checked() {
+        assert_eq!(parse_username(" Alice ").unwrap().as_str(), "alice");
+        assert!(parse_username("al").is_err());
+        assert!(parse_username("_alice").is_err());
+        assert!(parse_username("al ice").is_err());
+        assert!(parse_username(&"a".repeat(33)).is_err());
+    }
+
+    #[tokio::test]
+    async fn hashes_verify_and_do_not_contain_the_password() {
+        let hash = hash_password("correct horse".into()).await.unwrap();
+        assert!(hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{hash}");
+        assert!(!hash.contains("correct horse"));
+        assert!(password_matches("correct horse".into(), hash.clone()).await);
+        assert!(!password_matches("wrong horse".into(), hash).await);
+    }
+}

@@ -1,0 +1,148 @@
+//! The Users table: accounts (`user#{userId}`) and refresh sessions
+//! (`refresh#{sha256 of the token}`, expiring through TTL).
+
+use std::collections::{HashMap, HashSet};
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, ReturnValue};
+use serde::{Deserialize, Serialize};
+
+use super::{StoreError, keys};
+use crate::model::UserId;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserRecord {
+    pub user_id: UserId,
+    /// PHC string (`$argon2id$v=19$m=19456,t=2,p=1$…`); never the password.
+    pub password_hash: String,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct UserItem {
+    pk: String,
+    #[serde(flatten)]
+    record: UserRecord,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RefreshItem {
+    pk: String,
+    user_id: UserId,
+    expires_at: i64,
+    ttl: i64,
+}
+
+pub struct Users<'a> {
+    client: &'a Client,
+    table: &'a str,
+}
+
+impl<'a> Users<'a> {
+    pub fn new(client: &'a Client, table: &'a str) -> Self {
+        Self { client, table }
+    }
+
+    /// Creates the account; `Ok(false)` when the user id is taken.
+    pub async fn create(&self, record: &UserRecord) -> Result<bool, StoreError> {
+        let item = UserItem { pk: keys::user_pk(&record.user_id), record: record.clone() };
+        let result = self
+            .client
+            .put_item()
+            .table_name(self.table)
+            .set_item(Some(serde_dynamo::to_item(&item)?))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(err) if err.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(false),
+            Err(err) => Err(StoreError::aws("PutItem", &err)),
+        }
+    }
+
+    pub async fn get(&self, user: &UserId) -> Result<Option<UserRecord>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(self.table)
+            .key("pk", AttributeValue::S(keys::user_pk(user)))
+            .send()
+            .await
+            .map_err(|e| StoreError::aws("GetItem", &e))?;
+        Ok(out.item.map(serde_dynamo::from_item::<_, UserItem>).transpose()?.map(|i| i.record))
+    }
+
+    /// Which of `users` have accounts (one BatchGetItem per 100).
+    pub async fn existing(&self, users: &[UserId]) -> Result<HashSet<UserId>, StoreError> {
+        let mut found = HashSet::new();
+        for chunk in users.chunks(100) {
+            let mut keys_and_attributes = KeysAndAttributes::builder().projection_expression("userId");
+            for user in chunk {
+                keys_and_attributes = keys_and_attributes
+                    .keys(HashMap::from([("pk".to_owned(), AttributeValue::S(keys::user_pk(user)))]));
+            }
+            let mut request =
+                HashMap::from([(self.table.to_owned(), keys_and_attributes.build().map_err(StoreError::build)?)]);
+            for attempt in 0..8u32 {
+                let out = self
+                    .client
+                    .batch_get_item()
+                    .set_request_items(Some(request))
+                    .send()
+                    .await
+                    .map_err(|e| StoreError::aws("BatchGetItem", &e))?;
+                for item in out.responses.and_then(|mut r| r.remove(self.table)).unwrap_or_default() {
+                    if let Some(AttributeValue::S(id)) = item.get("userId")
+                        && let Ok(id) = UserId::parse(id.as_str())
+                    {
+                        found.insert(id);
+                    }
+                }
+                request = out.unprocessed_keys.unwrap_or_default();
+                if request.is_empty() {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(20 << attempt)).await;
+            }
+        }
+        Ok(found)
+    }
+
+    pub async fn put_refresh(&self, token_hash: &str, user: &UserId, expires_ms: i64) -> Result<(), StoreError> {
+        let item = RefreshItem {
+            pk: keys::refresh_pk(token_hash),
+            user_id: user.clone(),
+            expires_at: expires_ms,
+            ttl: expires_ms / 1000 + 1,
+        };
+        self.client
+            .put_item()
+            .table_name(self.table)
+            .set_item(Some(serde_dynamo::to_item(&item)?))
+            .send()
+            .await
+            .map_err(|e| StoreError::aws("PutItem", &e))?;
+        Ok(())
+    }
+
+    /// Deletes a refresh session and says whose it was, if it existed and had not expired.
+    /// Deleting and reading in one request makes a refresh token single-use even when two
+    /// refreshes race.
+    pub async fn take_refresh(&self, token_hash: &str, now_ms: i64) -> Result<Option<UserId>, StoreError> {
+        let out = self
+            .client
+            .delete_item()
+            .table_name(self.table)
+            .key("pk", AttributeValue::S(keys::refresh_pk(token_hash)))
+            .return_values(ReturnValue::AllOld)
+            .send()
+            .await
+            .map_err(|e| StoreError::aws("DeleteItem", &e))?;
+        let item: Option<RefreshItem> = out.attributes.map(serde_dynamo::from_item).transpose()?;
+        Ok(item.filter(|i| i.expires_at > now_ms).map(|i| i.user_id))
+    }
+}
