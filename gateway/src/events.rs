@@ -253,6 +253,21 @@ pub fn http_event(request: &HttpRequest<'_>, authorizer_context: Option<&Value>,
     Value::Object(event)
 }
 
+/// The event an EventBridge schedule rule sends to its target.
+pub fn scheduled_event(rule: &str, now_ms: i64) -> Value {
+    json!({
+        "version": "0",
+        "id": request_id(),
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": ACCOUNT_ID,
+        "time": iso_time(now_ms),
+        "region": REGION,
+        "resources": [format!("arn:aws:events:{REGION}:{ACCOUNT_ID}:rule/{rule}")],
+        "detail": {},
+    })
+}
+
 /// `23/Nov/2026:08:10:27 +0000`, the format of `requestTime`.
 pub fn clf_time(ms: i64) -> String {
     const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];

@@ -61,6 +61,7 @@ impl Invoke for InProcess {
                 Function::Connect => to_json(connect::handle(app, parse(event)?).await),
                 Function::Disconnect => to_json(disconnect::handle(app, parse(event)?).await),
                 Function::Send => to_json(send::handle(app, parse(event)?).await),
+                Function::PresenceSweep => Ok(presence::handle(app, event).await),
                 Function::History => http_function(event, |req| history::handle(app, req)).await,
                 Function::Auth => http_function(event, |req| auth::http::handle(app, req)).await,
                 Function::Channels => http_function(event, |req| channels::handle(app, req)).await,

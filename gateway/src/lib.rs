@@ -16,6 +16,7 @@ pub mod local;
 pub mod management;
 pub mod routes;
 pub mod template;
+pub mod web_client;
 pub mod websocket;
 
 use std::net::SocketAddr;
@@ -56,11 +57,57 @@ pub struct GatewayOptions {
     /// `/{stage}/@connections/{id}`.
     pub stage: String,
     pub limits: Limits,
+    /// Errors the Management API answers on purpose (reliability tests); off by default.
+    pub faults: ManagementFaults,
 }
 
 impl Default for GatewayOptions {
     fn default() -> Self {
-        Self { stage: "local".into(), limits: Limits::default() }
+        Self { stage: "local".into(), limits: Limits::default(), faults: ManagementFaults::default() }
+    }
+}
+
+/// Fault injection for `POST /@connections/{id}` (reliability tests; none by default): each
+/// post to a live connection is answered, instead of being delivered, with 410 (and the
+/// connection is dropped, as if it had just gone away), 429 `LimitExceededException` or 500,
+/// with the probabilities of [`FaultShares`]. The errors carry `x-amzn-ErrorType` as the real
+/// API's do, so the SDK types (and retries) them. A handle: clones share the settings and the
+/// counts, so a test can turn faults on after its setup.
+#[derive(Debug, Clone, Default)]
+pub struct ManagementFaults(Arc<FaultState>);
+
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct FaultShares {
+    pub gone: f64,
+    pub throttled: f64,
+    pub internal_error: f64,
+}
+
+#[derive(Debug, Default)]
+struct FaultState {
+    shares: std::sync::Mutex<FaultShares>,
+    /// Injected so far: gone, throttled, internal error.
+    injected: [std::sync::atomic::AtomicU64; 3],
+}
+
+impl ManagementFaults {
+    pub fn set(&self, shares: FaultShares) {
+        *self.0.shares.lock().expect("fault settings lock") = shares;
+    }
+
+    pub fn shares(&self) -> FaultShares {
+        *self.0.shares.lock().expect("fault settings lock")
+    }
+
+    /// (gone, throttled, internal error) injected so far.
+    pub fn injected(&self) -> (u64, u64, u64) {
+        let [gone, throttled, internal] = &self.0.injected;
+        let load = |n: &std::sync::atomic::AtomicU64| n.load(std::sync::atomic::Ordering::Relaxed);
+        (load(gone), load(throttled), load(internal))
+    }
+
+    pub(crate) fn count(&self, kind: usize) {
+        self.0.injected[kind].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 }
 
@@ -79,6 +126,7 @@ pub(crate) fn now_ms() -> i64 {
 pub struct RunningGateway {
     pub addr: SocketAddr,
     connections: Registry,
+    invoker: Arc<dyn Invoke>,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -96,6 +144,17 @@ impl RunningGateway {
 
     pub fn open_connections(&self) -> usize {
         self.connections.len()
+    }
+
+    /// Runs every scheduled function once (what EventBridge does on each tick), with the
+    /// event a scheduled rule sends.
+    pub async fn run_schedules(&self) {
+        for schedule in routes::SCHEDULES {
+            let event = events::scheduled_event(schedule.function.logical_id(), now_ms());
+            if let Err(err) = self.invoker.invoke(schedule.function, event).await {
+                tracing::warn!(function = schedule.function.logical_id(), error = %err, "scheduled run failed");
+            }
+        }
     }
 
     pub async fn shutdown(mut self) {
@@ -145,8 +204,21 @@ pub async fn serve(
     options: GatewayOptions,
     invoker: Arc<dyn Invoke>,
 ) -> std::io::Result<RunningGateway> {
+    serve_with_web_client(listener, options, invoker, None).await
+}
+
+/// [`serve`], plus a web client's static files from `web_dir` at [`web_client::MOUNT`].
+pub async fn serve_with_web_client(
+    listener: TcpListener,
+    options: GatewayOptions,
+    invoker: Arc<dyn Invoke>,
+    web_dir: Option<std::path::PathBuf>,
+) -> std::io::Result<RunningGateway> {
     let addr = listener.local_addr()?;
-    let (router, connections) = router(options, invoker);
+    let (mut router, connections) = router(options, invoker.clone());
+    if let Some(dir) = web_dir {
+        router = router.merge(web_client::router(dir));
+    }
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         let service = router.into_make_service_with_connect_info::<SocketAddr>();
@@ -159,5 +231,5 @@ pub async fn serve(
             tracing::error!(error = %err, "gateway stopped");
         }
     });
-    Ok(RunningGateway { addr, connections, shutdown: Some(tx), task: Some(task) })
+    Ok(RunningGateway { addr, connections, invoker, shutdown: Some(tx), task: Some(task) })
 }

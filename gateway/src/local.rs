@@ -2,8 +2,8 @@
 //! logical ids with a prefix, the Management API served by this gateway.
 
 use chat_shared::config::{
-    Config, DEFAULT_ACCESS_TOKEN_TTL_S, DEFAULT_REFRESH_TOKEN_TTL_S, DEFAULT_TOKEN_AUDIENCE, DEFAULT_TOKEN_ISSUER,
-    RateLimits, TableNames, TokenSettings,
+    Config, DEFAULT_ACCESS_TOKEN_TTL_S, DEFAULT_REFRESH_TOKEN_TTL_S, DEFAULT_SYNC_MAX_MESSAGES, DEFAULT_TOKEN_AUDIENCE,
+    DEFAULT_TOKEN_ISSUER, PresenceSettings, RateLimits, TableNames, TokenSettings,
 };
 
 /// Logical ids of the template's tables.
@@ -35,5 +35,7 @@ pub fn config(table_prefix: &str, token_secret: &str, management_endpoint: Strin
         rate_limits: RateLimits::default(),
         access_token_ttl_s: DEFAULT_ACCESS_TOKEN_TTL_S,
         refresh_token_ttl_s: DEFAULT_REFRESH_TOKEN_TTL_S,
+        presence: PresenceSettings::default(),
+        sync_max_messages: DEFAULT_SYNC_MAX_MESSAGES,
     }
 }

@@ -11,7 +11,7 @@ use chat_shared::clock::{Clock, SystemClock};
 use chat_shared::model::{ChannelId, ChannelKind, MemberRole, UserId};
 use clap::{Parser, Subcommand};
 use local_gateway::template::Template;
-use local_gateway::{GatewayOptions, invoke::InProcess, local};
+use local_gateway::{GatewayOptions, invoke::InProcess, local, web_client};
 
 #[derive(Parser)]
 #[command(version, about)]
@@ -39,6 +39,12 @@ enum Command {
         create_tables: bool,
         #[arg(long, default_value = "template.yaml")]
         template: PathBuf,
+        /// Serve the web client's static files from here at `/app/` (when the directory exists).
+        #[arg(long, default_value = "web/public")]
+        web_dir: PathBuf,
+        /// How often scheduled functions (the presence sweep) run.
+        #[arg(long, default_value_t = 5)]
+        schedule_every_seconds: u64,
     },
     /// Create the template's tables and exit.
     CreateTables {
@@ -68,7 +74,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let cli = Cli::parse();
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     match cli.command {
-        Command::Serve { listen, stage, create_tables, template } => {
+        Command::Serve { listen, stage, create_tables, template, web_dir, schedule_every_seconds } => {
             if create_tables {
                 create(&sdk, &template, &cli.table_prefix).await?;
             }
@@ -79,11 +85,29 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             config.validate()?;
             let app = Arc::new(App::new(config, &sdk, Arc::new(SystemClock), None));
             let options = GatewayOptions { stage: stage.clone(), ..GatewayOptions::default() };
-            let running = local_gateway::serve(listener, options, Arc::new(InProcess::new(app))).await?;
+            // `/app/` is the web client's; a stage of that name keeps the path for itself.
+            let served = (web_dir.is_dir() && stage != "app").then(|| web_dir.clone());
+            let running =
+                local_gateway::serve_with_web_client(listener, options, Arc::new(InProcess::new(app)), served.clone())
+                    .await?;
             println!("WebSocket API:  {}", running.websocket_url(&stage));
             println!("HTTP API:       {}", running.http_url());
             println!("Management API: {}", local_gateway::management_endpoint(addr, &stage));
-            tokio::signal::ctrl_c().await?;
+            match served {
+                Some(dir) => {
+                    println!("Web client:     {}{} ({})", running.http_url(), web_client::MOUNT, dir.display())
+                }
+                None => println!("Web client:     not served ({} is not a directory)", web_dir.display()),
+            }
+            // Scheduled functions (the presence sweep) run on a timer here, every few seconds
+            // rather than AWS's minute, so that local presence feels immediate.
+            let mut ticks = tokio::time::interval(std::time::Duration::from_secs(schedule_every_seconds.max(1)));
+            loop {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => break,
+                    _ = ticks.tick() => running.run_schedules().await,
+                }
+            }
             running.shutdown().await;
         }
         Command::CreateTables { template } => create(&sdk, &template, &cli.table_prefix).await?,

@@ -49,6 +49,9 @@ pub(crate) async fn post_to_connection(
     let Some(connection) = gateway.connections.get(&connection_id) else {
         return gone();
     };
+    if let Some(fault) = injected_fault(&gateway.options.faults) {
+        return answer_fault(&gateway, &connection_id, fault);
+    }
     let out = match String::from_utf8(body.to_vec()) {
         Ok(text) => Outbound::Text(text),
         Err(err) => Outbound::Binary(err.into_bytes()),
@@ -57,6 +60,51 @@ pub(crate) async fn post_to_connection(
         return gone();
     }
     StatusCode::OK.into_response()
+}
+
+/// In the order of [`crate::ManagementFaults::injected`].
+#[derive(Debug, Clone, Copy)]
+enum Fault {
+    Gone = 0,
+    Throttled = 1,
+    InternalError = 2,
+}
+
+/// Draws whether this post fails on purpose ([`crate::ManagementFaults`], none by default).
+fn injected_fault(faults: &crate::ManagementFaults) -> Option<Fault> {
+    let shares = faults.shares();
+    if shares == crate::FaultShares::default() {
+        return None;
+    }
+    let draw: f64 = rand::random();
+    if draw < shares.gone {
+        Some(Fault::Gone)
+    } else if draw < shares.gone + shares.throttled {
+        Some(Fault::Throttled)
+    } else if draw < shares.gone + shares.throttled + shares.internal_error {
+        Some(Fault::InternalError)
+    } else {
+        None
+    }
+}
+
+/// Answers an injected fault as the real API would. An injected 410 also drops the
+/// connection, so that the answer stays true: the device went away just before the post.
+fn answer_fault(gateway: &Gateway, connection_id: &str, fault: Fault) -> Response {
+    let faults = &gateway.options.faults;
+    faults.count(fault as usize);
+    match fault {
+        Fault::Gone => {
+            if let Some(connection) = gateway.connections.remove(connection_id) {
+                let _ = connection.outbound.send(Outbound::Close { code: 1001, reason: "Going away" });
+            }
+            gone()
+        }
+        Fault::Throttled => aws_error(StatusCode::TOO_MANY_REQUESTS, "LimitExceededException", "Rate exceeded"),
+        Fault::InternalError => {
+            aws_error(StatusCode::INTERNAL_SERVER_ERROR, "InternalServerErrorException", "Internal server error")
+        }
+    }
 }
 
 pub(crate) async fn get_connection(

@@ -11,6 +11,7 @@ pub enum Function {
     History,
     Auth,
     Channels,
+    PresenceSweep,
 }
 
 impl Function {
@@ -23,6 +24,7 @@ impl Function {
             Function::History => "HistoryFunction",
             Function::Auth => "AuthFunction",
             Function::Channels => "ChannelsFunction",
+            Function::PresenceSweep => "PresenceSweepFunction",
         }
     }
 }
@@ -44,6 +46,11 @@ pub const WEBSOCKET_ROUTES: &[WebSocketRoute] = &[
     WebSocketRoute { route_key: "$connect", function: Function::Connect, two_way: false },
     WebSocketRoute { route_key: "$disconnect", function: Function::Disconnect, two_way: false },
     WebSocketRoute { route_key: "sendMessage", function: Function::Send, two_way: true },
+    WebSocketRoute { route_key: "heartbeat", function: Function::Send, two_way: true },
+    WebSocketRoute { route_key: "typing", function: Function::Send, two_way: true },
+    WebSocketRoute { route_key: "markRead", function: Function::Send, two_way: true },
+    WebSocketRoute { route_key: "getPresence", function: Function::Send, two_way: true },
+    WebSocketRoute { route_key: "sync", function: Function::Send, two_way: true },
     WebSocketRoute { route_key: "$default", function: Function::Send, two_way: true },
 ];
 
@@ -80,3 +87,13 @@ pub const HTTP_ROUTES: &[HttpRoute] = &[
 pub fn websocket_route(route_key: &str) -> Option<&'static WebSocketRoute> {
     WEBSOCKET_ROUTES.iter().find(|r| r.route_key == route_key)
 }
+
+/// A function run on a schedule (an EventBridge rule in AWS; a timer in the gateway).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Schedule {
+    pub function: Function,
+    /// As in the template: `rate(1 minute)`.
+    pub expression: &'static str,
+}
+
+pub const SCHEDULES: &[Schedule] = &[Schedule { function: Function::PresenceSweep, expression: "rate(1 minute)" }];

@@ -144,6 +144,26 @@ impl Template {
         routes
     }
 
+    /// Functions run on a schedule: (function, schedule expression).
+    pub fn schedules(&self) -> Vec<(String, String)> {
+        let mut schedules = Vec::new();
+        for (function, resource) in self.of_type("AWS::Serverless::Function") {
+            let events = resource.get("Properties").and_then(|p| p.get("Events")).and_then(Value::as_mapping);
+            for event in events.into_iter().flat_map(|m| m.values()) {
+                if event.get("Type").and_then(Value::as_str) != Some("Schedule") {
+                    continue;
+                }
+                if let Some(expression) =
+                    event.get("Properties").and_then(|p| p.get("Schedule")).and_then(Value::as_str)
+                {
+                    schedules.push((function.clone(), expression.to_owned()));
+                }
+            }
+        }
+        schedules.sort();
+        schedules
+    }
+
     /// The HTTP API's default authorizer function and its identity headers.
     pub fn http_authorizer(&self) -> Option<(String, Vec<String>)> {
         let (_, api) = self.of_type("AWS::Serverless::HttpApi").next()?;

@@ -30,6 +30,13 @@ pub fn ws_caller(event: &ApiGatewayWebsocketProxyRequest) -> Result<(UserId, Con
     Ok((user, connection))
 }
 
+/// How long API Gateway keeps this connection open at most, from the event's time. A
+/// duration rather than a time, so that it holds whatever clock the function uses.
+pub fn ws_lifetime_left_ms(event: &ApiGatewayWebsocketProxyRequest) -> i64 {
+    let context = &event.request_context;
+    (context.connected_at + crate::chat::CONNECTION_TTL_MS - context.request_time_epoch).max(0)
+}
+
 pub fn ws_status(status: i64) -> ApiGatewayProxyResponse {
     let mut response = ApiGatewayProxyResponse::default();
     response.status_code = status;

@@ -10,8 +10,10 @@ use crate::error::ChatError;
 use crate::ids::{Bucket, MessageId};
 use crate::model::{ChannelId, ClientMsgId, ConnectionId, Message, MessageText, UserId};
 use crate::notify::PostOutcome;
+use crate::presence;
+use crate::protocol::TypingState;
 use crate::protocol::{MAX_FRAME_BYTES, ServerFrame};
-use crate::store::AppendOutcome;
+use crate::store::{AppendOutcome, Order};
 
 /// API Gateway closes a connection after 2 hours; a record older than that is stale.
 pub const CONNECTION_TTL_MS: i64 = (2 * 60 + 5) * 60 * 1000;
@@ -24,19 +26,25 @@ const APPEND_BUDGET_MS: u64 = 8_000;
 pub const DEFAULT_PAGE_SIZE: usize = 50;
 pub const MAX_PAGE_SIZE: usize = 100;
 
-pub async fn connect(app: &App, user: &UserId, connection: &ConnectionId) -> Result<(), ChatError> {
-    let now = app.now_ms();
+/// `$connect`: counts the attempt against the user's connect limit, records the
+/// connection, and tells contacts when the user comes online.
+pub async fn connect(
+    app: &App,
+    user: &UserId,
+    connection: &ConnectionId,
+    lifetime_left_ms: i64,
+) -> Result<(), ChatError> {
     let limit = app.config.rate_limits.connects;
-    if let Some(retry_after_ms) = app.rate_limiter().hit("connect", user, limit, now).await? {
+    if let Some(retry_after_ms) = app.rate_limiter().hit("connect", user, limit, app.now_ms()).await? {
         return Err(ChatError::RateLimited { retry_after_ms });
     }
-    app.presence().add_connection(user, connection, now + CONNECTION_TTL_MS, now).await?;
+    presence::connected(app, user, connection, lifetime_left_ms).await?;
     info!(%user, %connection, "connected");
     Ok(())
 }
 
 pub async fn disconnect(app: &App, user: &UserId, connection: &ConnectionId) -> Result<(), ChatError> {
-    app.presence().remove_connection(user, connection).await?;
+    presence::disconnected(app, user, connection).await?;
     info!(%user, %connection, "disconnected");
     Ok(())
 }
@@ -115,6 +123,9 @@ pub async fn send_message(
                 info!(message_id = %earlier, "retried send; acking the stored message");
                 return Ok(Sent { message: stored, duplicate: true });
             }
+            AppendOutcome::NotAMember => {
+                return Err(ChatError::Forbidden(format!("you are not a member of channel {channel_id}")));
+            }
             AppendOutcome::SeqTaken(current) => {
                 meta =
                     match current {
@@ -169,7 +180,16 @@ pub async fn fan_out(app: &App, members: &[UserId], skip: Option<&ConnectionId>,
             PostOutcome::Delivered => report.delivered += 1,
             PostOutcome::Gone => {
                 report.gone += 1;
-                if let Err(err) = app.presence().remove_connection(&user, &conn).await {
+                let settings = app.config.presence;
+                let presence = app.presence();
+                let forgotten = presence.remove_connection(
+                    &user,
+                    &conn,
+                    app.now_ms(),
+                    settings.window_ms,
+                    settings.offline_grace_ms,
+                );
+                if let Err(err) = forgotten.await {
                     warn!(%user, connection = %conn, error = %err, "could not forget a gone connection");
                 }
             }
@@ -239,7 +259,8 @@ pub async fn history(
         if from > to {
             continue;
         }
-        let found = app.messages().newest_in_bucket(channel_id, bucket, from, to, want - messages.len()).await?;
+        let found =
+            app.messages().in_bucket(channel_id, bucket, (from, to), want - messages.len(), Order::NewestFirst).await?;
         messages.extend(found);
         if messages.len() >= want {
             break;
@@ -252,4 +273,43 @@ pub async fn history(
         None
     };
     Ok(HistoryPage { messages, next_before })
+}
+
+/// Tells the channel's other members that `user` started or stopped typing. Nothing is
+/// stored; clients let an indicator lapse after a few seconds without a renewal.
+pub async fn typing(app: &App, user: &UserId, channel_id: &ChannelId, state: TypingState) -> Result<(), ChatError> {
+    let roster = crate::membership::roster_for_member(app, user, channel_id).await?;
+    let others: Vec<UserId> = roster.member_ids().into_iter().filter(|m| m != user).collect();
+    let frame = ServerFrame::Typing { channel_id: channel_id.clone(), user_id: user.clone(), state }.to_json();
+    fan_out(app, &others, None, &frame).await;
+    Ok(())
+}
+
+/// Moves `user`'s read position in a channel forward to `message_id`, and tells the other
+/// members and the user's other devices. Answers the receipt (the position as it now is).
+pub async fn mark_read(
+    app: &App,
+    user: &UserId,
+    origin: &ConnectionId,
+    channel_id: &ChannelId,
+    message_id: MessageId,
+) -> Result<ServerFrame, ChatError> {
+    let roster = crate::membership::roster_for_member(app, user, channel_id).await?;
+    let message = app
+        .messages()
+        .get(channel_id, message_id)
+        .await?
+        .ok_or_else(|| ChatError::NotFound(format!("no message {message_id} in channel {channel_id}")))?;
+    let already = roster.member(user).map(|m| m.last_read_seq).unwrap_or(0);
+    let receipt = ServerFrame::Receipt {
+        channel_id: channel_id.clone(),
+        user_id: user.clone(),
+        message_id: message.message_id,
+        seq: message.seq,
+    };
+    // Reading an older message than the newest read is not news.
+    if message.seq > already && app.channels().advance_read(channel_id, user, message.seq, message.message_id).await? {
+        fan_out(app, &roster.member_ids(), Some(origin), &receipt.to_json()).await;
+    }
+    Ok(receipt)
 }

@@ -89,7 +89,31 @@ pub struct Config {
     /// Lifetime of access tokens (seconds). Refresh tokens keep a client signed in.
     pub access_token_ttl_s: i64,
     pub refresh_token_ttl_s: i64,
+    pub presence: PresenceSettings,
+    /// Most messages one `sync` answers with; past it the answer says to page on.
+    pub sync_max_messages: usize,
 }
+
+#[derive(Debug, Clone, Copy)]
+pub struct PresenceSettings {
+    /// A user with no heartbeat for this long is offline (clients beat every ~30 s).
+    pub window_ms: i64,
+    /// After the last device disconnects, contacts hear "offline" this much later, so a
+    /// reconnect within it is not announced at all.
+    pub offline_grace_ms: i64,
+    /// Passes one sweep invocation makes, `pass_interval_ms` apart: EventBridge schedules
+    /// run at most once a minute, the passes narrow the delay to the interval.
+    pub sweep_passes: u32,
+    pub sweep_pass_interval_ms: i64,
+}
+
+impl Default for PresenceSettings {
+    fn default() -> Self {
+        Self { window_ms: 60_000, offline_grace_ms: 5_000, sweep_passes: 1, sweep_pass_interval_ms: 10_000 }
+    }
+}
+
+pub const DEFAULT_SYNC_MAX_MESSAGES: usize = 500;
 
 pub const DEFAULT_ACCESS_TOKEN_TTL_S: i64 = 60 * 60;
 pub const DEFAULT_REFRESH_TOKEN_TTL_S: i64 = 30 * 24 * 60 * 60;
@@ -121,6 +145,13 @@ impl Config {
             },
             access_token_ttl_s: seconds("ACCESS_TOKEN_TTL_SECONDS", DEFAULT_ACCESS_TOKEN_TTL_S)?,
             refresh_token_ttl_s: seconds("REFRESH_TOKEN_TTL_SECONDS", DEFAULT_REFRESH_TOKEN_TTL_S)?,
+            presence: PresenceSettings {
+                window_ms: seconds("PRESENCE_TIMEOUT_SECONDS", 60)? * 1000,
+                offline_grace_ms: seconds_or_zero("PRESENCE_OFFLINE_GRACE_SECONDS", 5)? * 1000,
+                sweep_passes: seconds("PRESENCE_SWEEP_PASSES", 1)? as u32,
+                sweep_pass_interval_ms: seconds("PRESENCE_SWEEP_PASS_INTERVAL_SECONDS", 10)? * 1000,
+            },
+            sync_max_messages: seconds("SYNC_MAX_MESSAGES", DEFAULT_SYNC_MAX_MESSAGES as i64)? as usize,
         };
         config.validate()?;
         Ok(config)
@@ -159,6 +190,17 @@ fn seconds(name: &'static str, default: i64) -> Result<i64, ConfigError> {
             .ok()
             .filter(|s| *s > 0)
             .ok_or(ConfigError::Invalid { name, reason: format!("{text:?} is not a positive number of seconds") }),
+    }
+}
+
+fn seconds_or_zero(name: &'static str, default: i64) -> Result<i64, ConfigError> {
+    match optional(name) {
+        None => Ok(default),
+        Some(text) => text
+            .parse::<i64>()
+            .ok()
+            .filter(|s| *s >= 0)
+            .ok_or(ConfigError::Invalid { name, reason: format!("{text:?} is not a number of seconds") }),
     }
 }
 

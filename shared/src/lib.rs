@@ -17,8 +17,10 @@ pub mod membership;
 pub mod metrics;
 pub mod model;
 pub mod notify;
+pub mod presence;
 pub mod protocol;
 pub mod store;
+pub mod sync;
 pub mod telemetry;
 
 pub use app::App;

@@ -64,6 +64,10 @@ pub struct ChannelSummary {
     pub seq: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_message_id: Option<MessageId>,
+    /// Messages after the caller's read position (their own messages count as read).
+    pub unread: u64,
+    /// The caller's read position (seq of the newest message they have read).
+    pub last_read_seq: u64,
 }
 
 fn not_a_member(channel: &ChannelId) -> ChatError {
@@ -256,6 +260,8 @@ pub async fn list_channels(app: &App, user: &UserId) -> Result<Vec<ChannelSummar
                 member_count: meta.member_count,
                 seq: meta.seq,
                 last_message_id: (meta.seq > 0).then_some(meta.last_message_id),
+                unread: meta.seq.saturating_sub(membership.last_read_seq),
+                last_read_seq: membership.last_read_seq,
             })
         })
         .collect();

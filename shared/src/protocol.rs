@@ -4,8 +4,12 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use std::collections::BTreeMap;
+
 use crate::error::{ChatError, ErrorCode};
-use crate::model::{ChannelId, ClientMsgId, Message};
+use crate::ids::MessageId;
+use crate::model::{ChannelId, ClientMsgId, Message, UserId};
+use crate::presence::PresenceView;
 
 /// API Gateway's limit for one WebSocket message, in either direction (128 KB).
 pub const MAX_FRAME_BYTES: usize = 128 * 1024;
@@ -15,11 +19,49 @@ pub const MAX_FRAME_BYTES: usize = 128 * 1024;
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(tag = "action", rename_all = "camelCase", rename_all_fields = "camelCase")]
 pub enum ClientFrame {
-    SendMessage { channel_id: ChannelId, client_msg_id: ClientMsgId, text: String },
+    SendMessage {
+        channel_id: ChannelId,
+        client_msg_id: ClientMsgId,
+        text: String,
+    },
+    /// "I am still here": every ~30 s, keeps the user online.
+    Heartbeat,
+    /// Relayed to the channel's other members, never stored.
+    Typing {
+        channel_id: ChannelId,
+        state: TypingState,
+    },
+    /// "I have read up to this message" (only ever moves forward).
+    MarkRead {
+        channel_id: ChannelId,
+        message_id: MessageId,
+    },
+    GetPresence {
+        user_ids: Vec<UserId>,
+    },
+    /// Catch up after being offline: every message newer than the cursors.
+    Sync {
+        /// Per channel: the newest message id the device has.
+        #[serde(default)]
+        channels: BTreeMap<ChannelId, MessageId>,
+        /// One cursor for every channel not in `channels`.
+        #[serde(default)]
+        after: Option<MessageId>,
+        /// At most this many messages in this answer (capped by the server's limit).
+        #[serde(default)]
+        limit: Option<usize>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TypingState {
+    Start,
+    Stop,
 }
 
 impl ClientFrame {
-    const ACTIONS: &'static [&'static str] = &["sendMessage"];
+    const ACTIONS: &'static [&'static str] = &["sendMessage", "heartbeat", "typing", "markRead", "getPresence", "sync"];
 
     /// Parses a frame body, telling apart "not JSON", "no such action" and "bad fields".
     pub fn parse(body: &str) -> Result<Self, ChatError> {
@@ -55,8 +97,38 @@ pub enum ServerFrame {
     Ack { client_msg_id: ClientMsgId, message: Message },
     /// A new message in one of the user's channels.
     Message { message: Message },
+    /// A contact came online or went offline.
+    Presence(PresenceView),
+    /// The answer to `getPresence`.
+    PresenceState { users: Vec<PresenceView> },
+    /// Someone started or stopped typing in a channel (show it for ~5 s at most unless
+    /// renewed: a `stop` can be lost).
+    Typing { channel_id: ChannelId, user_id: UserId, state: TypingState },
+    /// A member read a channel up to a message: to the other members, to the reader's other
+    /// devices (their unread count for the channel becomes the channel's seq minus `seq`),
+    /// and as the answer to `markRead`.
+    Receipt { channel_id: ChannelId, user_id: UserId, message_id: MessageId, seq: u64 },
+    /// Part of a `sync` answer: missed messages of one channel, oldest first.
+    Messages { channel_id: ChannelId, messages: Vec<Message> },
+    /// The end of a `sync` answer.
+    Synced { channels: Vec<SyncedChannel> },
     /// The answer to any frame that failed; nothing was stored.
     Error(ErrorBody),
+}
+
+/// How far a `sync` got in one channel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncedChannel {
+    pub channel_id: ChannelId,
+    /// Messages sent for this channel in `messages` frames.
+    pub sent: usize,
+    /// Everything up to this seq has been sent (or was already on the device).
+    pub up_to_seq: u64,
+    /// False when the limit was reached: sync again from `nextAfter`, or page history.
+    pub complete: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_after: Option<MessageId>,
 }
 
 /// The body of an `error` frame, and of every HTTP error response.
@@ -112,9 +184,16 @@ mod tests {
         let frame =
             ClientFrame::parse(r#"{"action":"sendMessage","channelId":"c1","clientMsgId":"m1","text":"hi","extra":1}"#)
                 .unwrap();
-        let ClientFrame::SendMessage { channel_id, text, .. } = frame;
+        let ClientFrame::SendMessage { channel_id, text, .. } = frame else { panic!("{frame:?}") };
         assert_eq!(channel_id.as_str(), "c1");
         assert_eq!(text, "hi");
+        assert_eq!(ClientFrame::parse(r#"{"action":"heartbeat"}"#).unwrap(), ClientFrame::Heartbeat);
+        let sync = ClientFrame::parse(r#"{"action":"sync","channels":{"c1":"42"},"after":7}"#).unwrap();
+        let ClientFrame::Sync { channels, after, limit } = sync else { panic!() };
+        assert_eq!(channels[&ChannelId::parse("c1").unwrap()].as_u64(), 42);
+        assert_eq!(after.map(MessageId::as_u64), Some(7));
+        assert_eq!(limit, None);
+        assert!(ClientFrame::parse(r#"{"action":"typing","channelId":"c1","state":"dancing"}"#).is_err());
     }
 
     #[test]

@@ -6,4 +6,7 @@ mod bad_input;
 mod channels;
 mod chat;
 mod history;
+mod presence;
+mod reliability;
+mod sync;
 mod template_routes;

@@ -36,6 +36,9 @@ fn gateway_routes_are_the_templates() {
         .collect();
     ours_http.sort();
     assert_eq!(ours_http, template.http_routes());
+    let ours_schedules: Vec<(String, String)> =
+        routes::SCHEDULES.iter().map(|s| (s.function.logical_id().to_owned(), s.expression.to_owned())).collect();
+    assert_eq!(ours_schedules, template.schedules());
     assert_eq!(
         template.http_authorizer(),
         Some((routes::HTTP_AUTHORIZER.logical_id().to_owned(), vec!["Authorization".to_owned()]))

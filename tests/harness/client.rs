@@ -23,6 +23,9 @@ pub enum ConnectError {
 
 pub struct Client {
     socket: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    /// Presence announcements come whenever someone connects; tests about other things
+    /// do not see them unless they ask (`receiving_presence`).
+    skip_presence: bool,
 }
 
 /// How the server ended a connection.
@@ -35,10 +38,16 @@ impl Client {
     pub async fn connect(websocket_url: &str, query: &str) -> Result<Self, ConnectError> {
         let url = if query.is_empty() { websocket_url.to_owned() } else { format!("{websocket_url}?{query}") };
         match connect_async(url).await {
-            Ok((socket, _)) => Ok(Self { socket }),
+            Ok((socket, _)) => Ok(Self { socket, skip_presence: true }),
             Err(tungstenite::Error::Http(response)) => Err(ConnectError::Refused(response.status().as_u16())),
             Err(err) => Err(ConnectError::Other(err.to_string())),
         }
+    }
+
+    /// This client's `recv` returns `presence` frames too.
+    pub fn receiving_presence(mut self) -> Self {
+        self.skip_presence = false;
+        self
     }
 
     pub async fn send_json(&mut self, frame: &Value) {
@@ -97,9 +106,12 @@ impl Client {
             let next = tokio::time::timeout_at(deadline, self.socket.next()).await.ok()?;
             match next {
                 Some(Ok(Message::Text(text))) => {
-                    return Some(
-                        serde_json::from_str(&text).unwrap_or_else(|_| panic!("server sent non-JSON: {text}")),
-                    );
+                    let frame: Value =
+                        serde_json::from_str(&text).unwrap_or_else(|_| panic!("server sent non-JSON: {text}"));
+                    if self.skip_presence && frame["type"] == "presence" {
+                        continue;
+                    }
+                    return Some(frame);
                 }
                 Some(Ok(Message::Close(frame))) => panic!("connection closed: {frame:?}"),
                 Some(Ok(_)) => continue,

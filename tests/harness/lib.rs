@@ -3,6 +3,8 @@
 //! own tables, and WebSocket/HTTP clients that speak to it as users would.
 
 pub mod client;
+pub mod faults;
+pub mod live;
 pub mod moto;
 
 use std::sync::Arc;
@@ -14,8 +16,9 @@ use chat_shared::clock::{Clock, ManualClock, SystemClock};
 use chat_shared::config::{RateLimit, RateLimits};
 use chat_shared::metrics::RequestCounter;
 use chat_shared::model::{ChannelId, ChannelKind, MemberRole, UserId};
+use local_gateway::invoke::Invoke;
 use local_gateway::template::Template;
-use local_gateway::{GatewayOptions, Limits, RunningGateway, invoke::InProcess, local};
+use local_gateway::{GatewayOptions, Limits, ManagementFaults, RunningGateway, invoke::InProcess, local};
 use serde_json::Value;
 
 pub use client::{Client, ConnectError};
@@ -43,7 +46,17 @@ pub struct StackOptions {
     pub limits: Option<Limits>,
     /// Per-user rate limits; tests that are not about them get generous ones.
     pub rate_limits: Option<RateLimits>,
+    /// Errors the gateway's Management API answers on purpose (off by default).
+    pub faults: Option<ManagementFaults>,
+    /// How the gateway calls the functions, given the functions' `App` (default: in-process).
+    pub invoker: Option<InvokerFactory>,
+    /// The AWS config the functions use (say, through a fault proxy or a timing HTTP client);
+    /// the tables are created with the plain one.
+    pub sdk: Option<SdkConfig>,
 }
+
+/// Builds the gateway's [`Invoke`] from the functions' `App`.
+pub type InvokerFactory = Box<dyn FnOnce(Arc<App>) -> Arc<dyn Invoke> + Send>;
 
 /// High enough that only the rate-limit tests ever hit a limit.
 pub const GENEROUS: RateLimits = RateLimits {
@@ -89,11 +102,18 @@ impl Stack {
         };
         let requests = RequestCounter::default();
         let tokens = TokenKeys::new(&config.tokens);
-        let app = Arc::new(App::new(config, &sdk, clock, Some(requests.clone())));
-        let gateway_options = GatewayOptions { stage: STAGE.into(), limits: options.limits.unwrap_or_default() };
-        let gateway = local_gateway::serve(listener, gateway_options, Arc::new(InProcess::new(app.clone())))
-            .await
-            .expect("gateway starts");
+        let functions_sdk = options.sdk.unwrap_or(sdk);
+        let app = Arc::new(App::new(config, &functions_sdk, clock, Some(requests.clone())));
+        let gateway_options = GatewayOptions {
+            stage: STAGE.into(),
+            limits: options.limits.unwrap_or_default(),
+            faults: options.faults.unwrap_or_default(),
+        };
+        let invoker: Arc<dyn Invoke> = match options.invoker {
+            Some(factory) => factory(app.clone()),
+            None => Arc::new(InProcess::new(app.clone())),
+        };
+        let gateway = local_gateway::serve(listener, gateway_options, invoker).await.expect("gateway starts");
         Self { gateway, app, requests, tokens, http: reqwest::Client::new() }
     }
 

@@ -10,7 +10,7 @@ pub async fn handle(app: &App, event: ApiGatewayWebsocketProxyRequest) -> ApiGat
         Ok(caller) => caller,
         Err(err) => return apigw::ws_status(err.http_status().into()),
     };
-    match chat::connect(app, &user, &connection).await {
+    match chat::connect(app, &user, &connection, apigw::ws_lifetime_left_ms(&event)).await {
         Ok(()) => apigw::ws_status(200),
         Err(err) => {
             if let ChatError::Internal(detail) = &err {

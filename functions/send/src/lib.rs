@@ -1,31 +1,57 @@
-//! Every client action on an open connection (`sendMessage`, and `$default` for frames
-//! with no known action). The answer goes back to the caller as the route response.
+//! Every client action on an open connection (`sendMessage`, `heartbeat`, `typing`,
+//! `markRead`, `getPresence`, `sync`, and `$default` for frames with no known action).
+//! An answer, when the action has one, goes back to the caller as the route response.
 
 use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
 use chat_shared::protocol::{ClientFrame, ErrorBody, ServerFrame};
-use chat_shared::{App, ChatError, apigw, chat};
+use chat_shared::sync::{self, SyncRequest};
+use chat_shared::{App, ChatError, apigw, chat, presence};
 use tracing::error;
 
 pub async fn handle(app: &App, event: ApiGatewayWebsocketProxyRequest) -> ApiGatewayProxyResponse {
     let body = event.body.as_deref().unwrap_or_default();
-    let frame = match dispatch(app, &event, body).await {
-        Ok(frame) => frame,
+    match dispatch(app, &event, body).await {
+        Ok(Some(frame)) => apigw::ws_reply(&frame),
+        Ok(None) => apigw::ws_status(200),
         Err(err) => {
             if let ChatError::Internal(detail) = &err {
                 error!(connection = ?event.request_context.connection_id, error = %detail, "action failed");
             }
-            ServerFrame::Error(ErrorBody::from_error(&err).about_frame(body))
-        }
-    };
-    apigw::ws_reply(&frame)
-}
-
-async fn dispatch(app: &App, event: &ApiGatewayWebsocketProxyRequest, body: &str) -> Result<ServerFrame, ChatError> {
-    let (user, connection) = apigw::ws_caller(event)?;
-    match ClientFrame::parse(body)? {
-        ClientFrame::SendMessage { channel_id, client_msg_id, text } => {
-            let sent = chat::send_message(app, &user, &connection, &channel_id, &client_msg_id, text).await?;
-            Ok(ServerFrame::Ack { client_msg_id, message: sent.message })
+            apigw::ws_reply(&ServerFrame::Error(ErrorBody::from_error(&err).about_frame(body)))
         }
     }
+}
+
+async fn dispatch(
+    app: &App,
+    event: &ApiGatewayWebsocketProxyRequest,
+    body: &str,
+) -> Result<Option<ServerFrame>, ChatError> {
+    let (user, connection) = apigw::ws_caller(event)?;
+    let frame = ClientFrame::parse(body)?;
+    let answer = match frame {
+        ClientFrame::SendMessage { channel_id, client_msg_id, text } => {
+            let sent = chat::send_message(app, &user, &connection, &channel_id, &client_msg_id, text).await?;
+            Some(ServerFrame::Ack { client_msg_id, message: sent.message })
+        }
+        ClientFrame::Heartbeat => {
+            presence::heartbeat(app, &user, &connection, apigw::ws_lifetime_left_ms(event)).await?;
+            None
+        }
+        ClientFrame::Typing { channel_id, state } => {
+            chat::typing(app, &user, &channel_id, state).await?;
+            None
+        }
+        ClientFrame::MarkRead { channel_id, message_id } => {
+            Some(chat::mark_read(app, &user, &connection, &channel_id, message_id).await?)
+        }
+        ClientFrame::GetPresence { user_ids } => {
+            Some(ServerFrame::PresenceState { users: presence::states(app, user_ids).await? })
+        }
+        ClientFrame::Sync { channels, after, limit } => {
+            let request = SyncRequest { channels, after, limit };
+            Some(ServerFrame::Synced { channels: sync::sync(app, &user, &connection, request).await? })
+        }
+    };
+    Ok(answer)
 }

@@ -45,11 +45,24 @@ struct MemberItem {
     user_id: UserId,
     role: MemberRole,
     joined_at: i64,
+    /// The member's read position: the seq and id of the newest message they have read.
+    #[serde(default)]
+    last_read_seq: u64,
+    #[serde(default)]
+    last_read_id: u64,
 }
 
 impl MemberItem {
     fn new(channel: &ChannelId, user: &UserId, role: MemberRole, now_ms: i64) -> Self {
-        Self { pk: channel.to_string(), sk: keys::member_sk(user), user_id: user.clone(), role, joined_at: now_ms }
+        Self {
+            pk: channel.to_string(),
+            sk: keys::member_sk(user),
+            user_id: user.clone(),
+            role,
+            joined_at: now_ms,
+            last_read_seq: 0,
+            last_read_id: 0,
+        }
     }
 }
 
@@ -99,6 +112,7 @@ pub struct Member {
     pub user_id: UserId,
     pub role: MemberRole,
     pub joined_at: i64,
+    pub last_read_seq: u64,
 }
 
 /// A channel's meta item and its members.
@@ -128,6 +142,8 @@ pub struct Membership {
     pub channel_id: ChannelId,
     pub role: MemberRole,
     pub joined_at: i64,
+    pub last_read_seq: u64,
+    pub last_read_id: MessageId,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -408,7 +424,12 @@ impl<'a> Channels<'a> {
                 }
                 _ => {
                     let member: MemberItem = serde_dynamo::from_item(item)?;
-                    members.push(Member { user_id: member.user_id, role: member.role, joined_at: member.joined_at });
+                    members.push(Member {
+                        user_id: member.user_id,
+                        role: member.role,
+                        joined_at: member.joined_at,
+                        last_read_seq: member.last_read_seq,
+                    });
                 }
             }
         }
@@ -482,6 +503,34 @@ impl<'a> Channels<'a> {
         Ok(found)
     }
 
+    /// Moves `user`'s read position forward to (`seq`, `message`); never backwards.
+    /// Answers whether it moved.
+    pub async fn advance_read(
+        &self,
+        id: &ChannelId,
+        user: &UserId,
+        seq: u64,
+        message: MessageId,
+    ) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(self.table)
+            .key("pk", AttributeValue::S(id.to_string()))
+            .key("sk", AttributeValue::S(keys::member_sk(user)))
+            .update_expression("SET lastReadSeq = :seq, lastReadId = :id")
+            .condition_expression("attribute_exists(pk) AND (attribute_not_exists(lastReadSeq) OR lastReadSeq < :seq)")
+            .expression_attribute_values(":seq", AttributeValue::N(seq.to_string()))
+            .expression_attribute_values(":id", AttributeValue::N(message.as_u64().to_string()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(err) if err.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(false),
+            Err(err) => Err(StoreError::aws("UpdateItem", &err)),
+        }
+    }
+
     /// The meta item alone (consistent read): used to retry a send after a concurrent one.
     pub async fn meta(&self, id: &ChannelId) -> Result<Option<ChannelMeta>, StoreError> {
         let out = self
@@ -516,6 +565,8 @@ impl<'a> Channels<'a> {
                 channel_id: ChannelId::parse(member.pk).map_err(|e| StoreError::Conflict(e.to_string()))?,
                 role: member.role,
                 joined_at: member.joined_at,
+                last_read_seq: member.last_read_seq,
+                last_read_id: MessageId::from_u64(member.last_read_id),
             });
         }
         Ok(memberships)

@@ -61,6 +61,12 @@ struct DedupeItem {
     ttl: i64,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Order {
+    NewestFirst,
+    OldestFirst,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AppendOutcome {
     Stored,
@@ -69,6 +75,8 @@ pub enum AppendOutcome {
     /// Another message took the seq this one expected: try again after it. Carries the
     /// channel's meta item as it is now, when DynamoDB returned it with the failure.
     SeqTaken(Option<ChannelMeta>),
+    /// The sender stopped being a member while sending.
+    NotAMember,
 }
 
 /// Appends to a channel's log and reads it back. Knows both tables because one append
@@ -85,8 +93,9 @@ impl<'a> MessageLog<'a> {
     }
 
     /// Writes, all or nothing (one TransactWriteItems): the dedupe row (only if this
-    /// clientMsgId is new), the message, and the channel meta update (only if its seq is
-    /// still `message.seq - 1`, which makes ids and seqs grow in commit order).
+    /// clientMsgId is new), the message, the channel meta update (only if its seq is still
+    /// `message.seq - 1`, which makes ids and seqs grow in commit order), and the sender's
+    /// read position (only while they are a member).
     ///
     /// A transaction costs twice the write units of plain writes; docs/DESIGN.md says why
     /// it is worth it here: no crash point leaves a dedupe row without its message or a
@@ -129,12 +138,24 @@ impl<'a> MessageLog<'a> {
             .build()
             .map_err(build_error)?;
 
+        // Sending a message reads the channel up to it: the sender's unread count stays 0.
+        let sender_read = Update::builder()
+            .table_name(self.channels_table)
+            .key("pk", AttributeValue::S(message.channel_id.to_string()))
+            .key("sk", AttributeValue::S(keys::member_sk(&message.author_id)))
+            .update_expression("SET lastReadSeq = :seq, lastReadId = :id")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":seq", number(message.seq))
+            .expression_attribute_values(":id", number(message.message_id.as_u64()))
+            .build()
+            .map_err(build_error)?;
         let result = self
             .client
             .transact_write_items()
             .transact_items(TransactWriteItem::builder().put(dedupe_put).build())
             .transact_items(TransactWriteItem::builder().put(message_put).build())
             .transact_items(TransactWriteItem::builder().update(meta_update).build())
+            .transact_items(TransactWriteItem::builder().update(sender_read).build())
             .send()
             .await;
         let err = match result {
@@ -168,6 +189,9 @@ impl<'a> MessageLog<'a> {
                 None => None,
             };
             return Ok(AppendOutcome::SeqTaken(current));
+        }
+        if failed(3) {
+            return Ok(AppendOutcome::NotAMember);
         }
         if reasons.iter().any(|r| r.code() == Some("TransactionConflict")) {
             return Ok(AppendOutcome::SeqTaken(None));
@@ -213,14 +237,15 @@ impl<'a> MessageLog<'a> {
         Ok(out.item.map(serde_dynamo::from_item::<_, MessageItem>).transpose()?.map(MessageItem::into_message))
     }
 
-    /// Messages of one bucket with ids in `[low, high]`, newest first, at most `limit`.
-    pub async fn newest_in_bucket(
+    /// Messages of one bucket with ids in `[low, high]`, at most `limit`, newest first or
+    /// oldest first.
+    pub async fn in_bucket(
         &self,
         channel: &ChannelId,
         bucket: Bucket,
-        low: MessageId,
-        high: MessageId,
+        (low, high): (MessageId, MessageId),
         limit: usize,
+        order: Order,
     ) -> Result<Vec<Message>, StoreError> {
         let mut found = Vec::new();
         let mut start_key = None;
@@ -233,7 +258,7 @@ impl<'a> MessageLog<'a> {
                 .expression_attribute_values(":pk", AttributeValue::S(keys::message_pk(channel, bucket)))
                 .expression_attribute_values(":low", number(low.as_u64()))
                 .expression_attribute_values(":high", number(high.as_u64()))
-                .scan_index_forward(false)
+                .scan_index_forward(order == Order::OldestFirst)
                 .limit((limit - found.len()) as i32)
                 .set_exclusive_start_key(start_key)
                 .send()

@@ -1,28 +1,74 @@
-//! The Presence table: one item per user holding a map of their live connections, each
-//! with its own expiry. One item per user (not per connection) is what lets a send find
-//! the connections of 100 members with a single BatchGetItem.
+//! The Presence table: one item per user holding a map of their open connections. One item
+//! per user (not per connection) is what lets a send find the connections of 100 members
+//! with a single BatchGetItem.
 //!
-//! DynamoDB deletes expired items late (hours to days): every read filters on expiry.
+//! Each connection has two clocks: `until`, when API Gateway closes it at the latest (it
+//! gets messages until then, or until a post answers 410), and `beat`, its last heartbeat
+//! (the user is online while some connection beat within the presence window). The item's
+//! `deadline` is when the user goes offline unless something beats again; `onlineShard` is
+//! present while contacts have been told the user is online, and indexes the item in the
+//! sparse `OnlineByDeadline` index the sweep reads.
+//!
+//! DynamoDB deletes TTL-expired items late (hours to days): every read checks the clocks.
 
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, ReturnValue};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-use super::StoreError;
+use super::{StoreError, keys};
 use crate::model::{ConnectionId, UserId};
 
 /// BatchGetItem's limit, and the largest channel.
 const BATCH_GET_LIMIT: usize = 100;
+/// Partitions of the `OnlineByDeadline` index, so one busy key does not carry every user.
+pub const ONLINE_SHARDS: u32 = 4;
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ConnectionClock {
+    /// When API Gateway closes the connection at the latest (ms).
+    pub until: i64,
+    /// Last heartbeat (or connect) (ms).
+    pub beat: i64,
+}
 
 #[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct PresenceItem {
-    #[serde(rename = "userId")]
     user_id: UserId,
-    /// connection id -> expiry, in ms since the epoch.
     #[serde(default)]
-    conns: HashMap<String, i64>,
+    conns: HashMap<String, ConnectionClock>,
+    #[serde(default)]
+    deadline: Option<i64>,
+    #[serde(default)]
+    online_shard: Option<u32>,
+    #[serde(default)]
+    last_seen: Option<i64>,
+}
+
+impl PresenceItem {
+    fn has_beating_connection(&self, now_ms: i64, window_ms: i64) -> bool {
+        self.conns.values().any(|c| c.until > now_ms && c.beat > now_ms - window_ms)
+    }
+}
+
+/// What a read of a user's presence says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PresenceState {
+    pub user_id: UserId,
+    pub online: bool,
+    pub last_seen: Option<i64>,
+}
+
+pub fn shard_of(user: &UserId) -> u32 {
+    // FNV-1a: stable across processes and releases (std's hasher is neither).
+    let hash = user.as_str().bytes().fold(0x811c_9dc5_u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193));
+    hash % ONLINE_SHARDS
+}
+
+fn n(value: impl ToString) -> AttributeValue {
+    AttributeValue::N(value.to_string())
 }
 
 pub struct Presence<'a> {
@@ -35,94 +81,133 @@ impl<'a> Presence<'a> {
         Self { client, table }
     }
 
-    /// Records a live connection until `expires_ms`, and pushes the item's TTL out to it.
-    /// Expired entries found on the way are pruned, so the map cannot grow without bound
-    /// when `$disconnect` never comes.
-    pub async fn add_connection(
+    /// Records that `connection` is alive now (a connect or a heartbeat): it gets messages
+    /// until `until_ms` and keeps the user online for `window_ms`. Answers whether the user
+    /// came online, i.e. contacts had not been told they are online. Expired entries found
+    /// on the way are pruned, so the map cannot grow when `$disconnect` never comes.
+    pub async fn beat(
         &self,
         user: &UserId,
         connection: &ConnectionId,
-        expires_ms: i64,
+        until_ms: i64,
         now_ms: i64,
-    ) -> Result<(), StoreError> {
-        let ttl = AttributeValue::N((expires_ms / 1000 + 1).to_string());
-        let expiry = AttributeValue::N(expires_ms.to_string());
-        // A nested SET needs the map to exist, and creating the map would overwrite it,
-        // so: try the nested SET; if the item has no map yet, create it; if someone else
-        // created it in between, the nested SET works on the next round.
-        for _ in 0..3 {
-            let nested = self
-                .client
-                .update_item()
+        window_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let clock = ConnectionClock { until: until_ms, beat: now_ms };
+        let entry = serde_dynamo::to_attribute_value::<_, AttributeValue>(clock)?;
+        let common = |request: aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder| {
+            request
                 .table_name(self.table)
                 .key("userId", AttributeValue::S(user.to_string()))
-                .update_expression("SET conns.#conn = :expiry, #ttl = :ttl, lastSeen = :now")
+                .expression_attribute_names("#ttl", "ttl")
+                .expression_attribute_values(":deadline", n(now_ms + window_ms))
+                .expression_attribute_values(":shard", n(shard_of(user)))
+                .expression_attribute_values(":now", n(now_ms))
+                .expression_attribute_values(":ttl", n(until_ms / 1000 + 1))
+                .return_values(ReturnValue::AllOld)
+        };
+        // A nested SET needs the map to exist, and creating the map would overwrite it, so:
+        // try the nested SET; if the item has no map yet, create it; if someone else created
+        // it in between, the nested SET works on the next round.
+        for _ in 0..3 {
+            let nested = common(self.client.update_item())
+                .update_expression(
+                    "SET conns.#conn = :entry, deadline = :deadline, onlineShard = :shard, lastSeen = :now, #ttl = :ttl",
+                )
                 .condition_expression("attribute_exists(conns)")
                 .expression_attribute_names("#conn", connection.as_str())
-                .expression_attribute_names("#ttl", "ttl")
-                .expression_attribute_values(":expiry", expiry.clone())
-                .expression_attribute_values(":ttl", ttl.clone())
-                .expression_attribute_values(":now", AttributeValue::N(now_ms.to_string()))
-                .return_values(ReturnValue::AllNew)
+                .expression_attribute_values(":entry", entry.clone())
                 .send()
                 .await;
-            match nested {
-                Ok(out) => {
-                    let item: Option<PresenceItem> = out.attributes.map(serde_dynamo::from_item).transpose()?;
-                    if let Some(item) = item {
-                        let expired: Vec<String> =
-                            item.conns.into_iter().filter(|(_, exp)| *exp <= now_ms).map(|(c, _)| c).collect();
-                        if !expired.is_empty() {
-                            self.remove_entries(user, &expired).await?;
-                        }
+            let old = match nested {
+                Ok(out) => out.attributes,
+                Err(err) if !is_condition_failure(&err) => return Err(StoreError::aws("UpdateItem", &err)),
+                Err(_) => {
+                    let created = common(self.client.update_item())
+                        .update_expression(
+                            "SET conns = :conns, deadline = :deadline, onlineShard = :shard, lastSeen = :now, #ttl = :ttl",
+                        )
+                        .condition_expression("attribute_not_exists(conns)")
+                        .expression_attribute_values(
+                            ":conns",
+                            AttributeValue::M(HashMap::from([(connection.to_string(), entry.clone())])),
+                        )
+                        .send()
+                        .await;
+                    match created {
+                        Ok(out) => out.attributes,
+                        Err(err) if !is_condition_failure(&err) => return Err(StoreError::aws("UpdateItem", &err)),
+                        Err(_) => continue,
                     }
-                    return Ok(());
                 }
-                Err(err) if !is_condition_failure(&err) => {
-                    return Err(StoreError::aws("UpdateItem", &err));
+            };
+            let old: Option<PresenceItem> = old.filter(|a| !a.is_empty()).map(serde_dynamo::from_item).transpose()?;
+            let came_online = old.as_ref().is_none_or(|o| o.online_shard.is_none());
+            if let Some(old) = old {
+                let expired: Vec<String> = old
+                    .conns
+                    .into_iter()
+                    .filter(|(c, clock)| clock.until <= now_ms && c != connection.as_str())
+                    .map(|(c, _)| c)
+                    .collect();
+                if !expired.is_empty() {
+                    self.remove_entries(user, &expired).await?;
                 }
-                Err(_) => {}
             }
-            let created = self
-                .client
-                .update_item()
-                .table_name(self.table)
-                .key("userId", AttributeValue::S(user.to_string()))
-                .update_expression("SET conns = :conns, #ttl = :ttl, lastSeen = :now")
-                .condition_expression("attribute_not_exists(conns)")
-                .expression_attribute_names("#ttl", "ttl")
-                .expression_attribute_values(
-                    ":conns",
-                    AttributeValue::M(HashMap::from([(connection.to_string(), expiry.clone())])),
-                )
-                .expression_attribute_values(":ttl", ttl.clone())
-                .expression_attribute_values(":now", AttributeValue::N(now_ms.to_string()))
-                .send()
-                .await;
-            match created {
-                Ok(_) => return Ok(()),
-                Err(err) if !is_condition_failure(&err) => {
-                    return Err(StoreError::aws("UpdateItem", &err));
-                }
-                Err(_) => {}
-            }
+            return Ok(came_online);
         }
         Err(StoreError::Conflict(format!("could not record connection of {user}")))
     }
 
-    /// Forgets a connection ($disconnect, or a post that answered 410 Gone).
-    pub async fn remove_connection(&self, user: &UserId, connection: &ConnectionId) -> Result<(), StoreError> {
-        self.remove_entries(user, &[connection.to_string()]).await
+    /// Forgets a connection ($disconnect, or a post that answered 410 Gone). When it was the
+    /// user's last live one, the user goes offline after `grace_ms` (the sweep tells
+    /// contacts), so a reconnect within the grace is not announced at all.
+    pub async fn remove_connection(
+        &self,
+        user: &UserId,
+        connection: &ConnectionId,
+        now_ms: i64,
+        window_ms: i64,
+        grace_ms: i64,
+    ) -> Result<(), StoreError> {
+        let Some(remaining) = self.remove_entries(user, &[connection.to_string()]).await? else {
+            return Ok(());
+        };
+        let grace_deadline = now_ms + grace_ms;
+        match remaining.deadline {
+            Some(deadline) if deadline > grace_deadline && !remaining.has_beating_connection(now_ms, window_ms) => {
+                let result = self
+                    .client
+                    .update_item()
+                    .table_name(self.table)
+                    .key("userId", AttributeValue::S(user.to_string()))
+                    .update_expression("SET deadline = :grace")
+                    .condition_expression("deadline = :seen")
+                    .expression_attribute_values(":grace", n(grace_deadline))
+                    .expression_attribute_values(":seen", n(deadline))
+                    .send()
+                    .await;
+                match result {
+                    // A heartbeat moved the deadline meanwhile: the user is still online.
+                    Err(err) if is_condition_failure(&err) => Ok(()),
+                    Err(err) => Err(StoreError::aws("UpdateItem", &err)),
+                    Ok(_) => Ok(()),
+                }
+            }
+            _ => Ok(()),
+        }
     }
 
-    async fn remove_entries(&self, user: &UserId, connections: &[String]) -> Result<(), StoreError> {
+    /// Removes map entries; answers the item as it is afterwards (None when there is none).
+    async fn remove_entries(&self, user: &UserId, connections: &[String]) -> Result<Option<PresenceItem>, StoreError> {
         let mut request = self
             .client
             .update_item()
             .table_name(self.table)
             .key("userId", AttributeValue::S(user.to_string()))
             // Without the condition, REMOVE on a missing item would create an empty one.
-            .condition_expression("attribute_exists(userId)");
+            .condition_expression("attribute_exists(userId)")
+            .return_values(ReturnValue::AllNew);
         let mut removals = Vec::with_capacity(connections.len());
         for (i, connection) in connections.iter().enumerate() {
             let name = format!("#c{i}");
@@ -130,27 +215,20 @@ impl<'a> Presence<'a> {
             request = request.expression_attribute_names(name, connection);
         }
         match request.update_expression(format!("REMOVE {}", removals.join(", "))).send().await {
-            Ok(_) => Ok(()),
-            Err(err) if is_condition_failure(&err) => Ok(()),
+            Ok(out) => Ok(out.attributes.map(serde_dynamo::from_item).transpose()?),
+            Err(err) if is_condition_failure(&err) => Ok(None),
             Err(err) => Err(StoreError::aws("UpdateItem", &err)),
         }
     }
 
-    /// The unexpired connections of `users`: one BatchGetItem per 100 users (plus retries of
-    /// keys DynamoDB left unprocessed), never a query per user.
-    pub async fn live_connections(
-        &self,
-        users: &[UserId],
-        now_ms: i64,
-    ) -> Result<Vec<(UserId, ConnectionId)>, StoreError> {
-        let mut live = Vec::new();
+    async fn batch_get(&self, users: &[UserId], projection: &str) -> Result<Vec<PresenceItem>, StoreError> {
+        let mut items = Vec::new();
         for chunk in users.chunks(BATCH_GET_LIMIT) {
-            let mut keys = KeysAndAttributes::builder().projection_expression("userId, conns");
+            let mut keys = KeysAndAttributes::builder().projection_expression(projection);
             for user in chunk {
                 keys = keys.keys(HashMap::from([("userId".to_owned(), AttributeValue::S(user.to_string()))]));
             }
-            let keys = keys.build().map_err(StoreError::build)?;
-            let mut request = HashMap::from([(self.table.to_owned(), keys)]);
+            let mut request = HashMap::from([(self.table.to_owned(), keys.build().map_err(StoreError::build)?)]);
             let mut attempt = 0u32;
             while !request.is_empty() {
                 if attempt > 0 {
@@ -168,17 +246,101 @@ impl<'a> Presence<'a> {
                     .await
                     .map_err(|e| StoreError::aws("BatchGetItem", &e))?;
                 for item in out.responses.and_then(|mut r| r.remove(self.table)).unwrap_or_default() {
-                    let item: PresenceItem = serde_dynamo::from_item(item)?;
-                    for (connection, expires) in item.conns {
-                        if expires > now_ms {
-                            live.push((item.user_id.clone(), ConnectionId::new(connection)));
-                        }
-                    }
+                    items.push(serde_dynamo::from_item(item)?);
                 }
                 request = out.unprocessed_keys.unwrap_or_default();
             }
         }
+        Ok(items)
+    }
+
+    /// The open connections of `users`: one BatchGetItem per 100 users (plus retries of
+    /// keys DynamoDB left unprocessed), never a query per user.
+    pub async fn live_connections(
+        &self,
+        users: &[UserId],
+        now_ms: i64,
+    ) -> Result<Vec<(UserId, ConnectionId)>, StoreError> {
+        let mut live = Vec::new();
+        for item in self.batch_get(users, "userId, conns").await? {
+            for (connection, clock) in item.conns {
+                if clock.until > now_ms {
+                    live.push((item.user_id.clone(), ConnectionId::new(connection)));
+                }
+            }
+        }
         Ok(live)
+    }
+
+    /// Online or not, and when last seen, for each of `users` (unknown users are offline).
+    pub async fn states(&self, users: &[UserId], now_ms: i64) -> Result<Vec<PresenceState>, StoreError> {
+        let items: HashMap<UserId, PresenceItem> = self
+            .batch_get(users, "userId, deadline, lastSeen")
+            .await?
+            .into_iter()
+            .map(|item| (item.user_id.clone(), item))
+            .collect();
+        Ok(users
+            .iter()
+            .map(|user| {
+                let item = items.get(user);
+                PresenceState {
+                    user_id: user.clone(),
+                    online: item.and_then(|i| i.deadline).is_some_and(|d| d > now_ms),
+                    last_seen: item.and_then(|i| i.last_seen),
+                }
+            })
+            .collect())
+    }
+
+    /// Users contacts believe online whose deadline has passed, with that deadline.
+    pub async fn overdue(&self, shard: u32, now_ms: i64) -> Result<Vec<(UserId, i64)>, StoreError> {
+        let mut pages = self
+            .client
+            .query()
+            .table_name(self.table)
+            .index_name(keys::ONLINE_BY_DEADLINE_INDEX)
+            .key_condition_expression("onlineShard = :shard AND deadline <= :now")
+            .expression_attribute_values(":shard", n(shard))
+            .expression_attribute_values(":now", n(now_ms))
+            .into_paginator()
+            .items()
+            .send();
+        let mut overdue = Vec::new();
+        while let Some(item) = pages.try_next().await.map_err(|e| StoreError::aws("Query", &e))? {
+            let user = match item.get("userId") {
+                Some(AttributeValue::S(user)) => UserId::parse(user.as_str()).ok(),
+                _ => None,
+            };
+            let deadline = match item.get("deadline") {
+                Some(AttributeValue::N(d)) => d.parse().ok(),
+                _ => None,
+            };
+            if let (Some(user), Some(deadline)) = (user, deadline) {
+                overdue.push((user, deadline));
+            }
+        }
+        Ok(overdue)
+    }
+
+    /// Records that contacts are being told `user` is offline, unless something beat since
+    /// the sweep read `deadline`. Answers whether this call made the change.
+    pub async fn mark_offline(&self, user: &UserId, deadline: i64) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(self.table)
+            .key("userId", AttributeValue::S(user.to_string()))
+            .update_expression("REMOVE onlineShard")
+            .condition_expression("attribute_exists(onlineShard) AND deadline = :seen")
+            .expression_attribute_values(":seen", n(deadline))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(err) if is_condition_failure(&err) => Ok(false),
+            Err(err) => Err(StoreError::aws("UpdateItem", &err)),
+        }
     }
 }
 

@@ -1,0 +1,14 @@
+//! The presence sweep, run on a schedule (EventBridge, every minute; the local gateway
+//! runs it on a timer): users whose heartbeats stopped without a `$disconnect` go offline,
+//! and their contacts are told.
+
+use chat_shared::{App, presence};
+use serde_json::{Value, json};
+use tracing::info;
+
+/// The scheduled event's content does not matter: every run sweeps.
+pub async fn handle(app: &App, _event: Value) -> Value {
+    let report = presence::sweep(app).await;
+    info!(went_offline = report.went_offline, passes = report.passes, "presence sweep");
+    json!({ "wentOffline": report.went_offline, "passes": report.passes })
+}

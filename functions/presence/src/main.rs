@@ -1,0 +1,13 @@
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+use serde_json::Value;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    chat_shared::telemetry::init_lambda();
+    let app = chat_shared::App::from_env().await?;
+    let app = &app;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+        Ok::<_, Error>(presence::handle(app, event.payload).await)
+    }))
+    .await
+}

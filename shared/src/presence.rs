@@ -1,0 +1,179 @@
+//! Who is online: connects and heartbeats keep a user online, and contacts are told when
+//! that changes. Going offline is noticed by a sweep (a scheduled function in AWS, a timer
+//! in the local gateway) over the users whose deadline passed, so a user whose device just
+//! vanished (no `$disconnect`) goes offline for everyone within the presence window plus
+//! one sweep interval.
+
+use std::collections::BTreeSet;
+
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+use tracing::{info, warn};
+
+use crate::app::App;
+use crate::chat::fan_out;
+use crate::error::ChatError;
+use crate::model::{ConnectionId, MAX_CHANNEL_MEMBERS, UserId};
+use crate::protocol::ServerFrame;
+use crate::store::presence::ONLINE_SHARDS;
+
+/// A presence change reaches the members of at most this many of the user's channels (the
+/// most recently active ones); clients ask with `getPresence` for anyone else.
+pub const MAX_ANNOUNCE_CHANNELS: usize = 20;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Online,
+    Offline,
+}
+
+/// One user's presence, as frames carry it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PresenceView {
+    pub user_id: UserId,
+    pub status: Status,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_seen: Option<i64>,
+}
+
+/// A device connected (after the connect rate limit passed). `lifetime_left_ms`: how long
+/// API Gateway keeps the connection open at most (see `apigw::ws_lifetime_left_ms`).
+pub async fn connected(
+    app: &App,
+    user: &UserId,
+    connection: &ConnectionId,
+    lifetime_left_ms: i64,
+) -> Result<(), ChatError> {
+    beat(app, user, connection, lifetime_left_ms).await
+}
+
+/// A device says it is still there (clients send one every ~30 s).
+pub async fn heartbeat(
+    app: &App,
+    user: &UserId,
+    connection: &ConnectionId,
+    lifetime_left_ms: i64,
+) -> Result<(), ChatError> {
+    beat(app, user, connection, lifetime_left_ms).await
+}
+
+async fn beat(app: &App, user: &UserId, connection: &ConnectionId, lifetime_left_ms: i64) -> Result<(), ChatError> {
+    let now = app.now_ms();
+    let window = app.config.presence.window_ms;
+    let came_online = app.presence().beat(user, connection, now + lifetime_left_ms, now, window).await?;
+    if came_online {
+        info!(%user, "online");
+        announce(app, user, Status::Online, Some(now)).await;
+    }
+    Ok(())
+}
+
+/// A device went away (`$disconnect`, or a post answered 410).
+pub async fn disconnected(app: &App, user: &UserId, connection: &ConnectionId) -> Result<(), ChatError> {
+    let settings = app.config.presence;
+    let now = app.now_ms();
+    app.presence().remove_connection(user, connection, now, settings.window_ms, settings.offline_grace_ms).await?;
+    if settings.offline_grace_ms == 0 {
+        sweep_once(app).await;
+    }
+    Ok(())
+}
+
+/// What one sweep did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct SweepReport {
+    pub went_offline: usize,
+    pub passes: u32,
+}
+
+/// The scheduled sweep: `sweep_passes` passes, `sweep_pass_interval_ms` apart.
+pub async fn sweep(app: &App) -> SweepReport {
+    let settings = app.config.presence;
+    let mut report = SweepReport::default();
+    for pass in 0..settings.sweep_passes.max(1) {
+        if pass > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(settings.sweep_pass_interval_ms as u64)).await;
+        }
+        report.went_offline += sweep_once(app).await;
+        report.passes += 1;
+    }
+    report
+}
+
+/// Tells contacts about every user whose deadline passed; answers how many went offline.
+async fn sweep_once(app: &App) -> usize {
+    let now = app.now_ms();
+    let mut offline = 0;
+    for shard in 0..ONLINE_SHARDS {
+        let overdue = match app.presence().overdue(shard, now).await {
+            Ok(overdue) => overdue,
+            Err(err) => {
+                warn!(shard, error = %err, "presence sweep could not read a shard");
+                continue;
+            }
+        };
+        for (user, deadline) in overdue {
+            match app.presence().mark_offline(&user, deadline).await {
+                Ok(true) => {
+                    info!(%user, "offline");
+                    offline += 1;
+                    let last_seen = deadline - app.config.presence.window_ms;
+                    announce(app, &user, Status::Offline, Some(last_seen)).await;
+                }
+                Ok(false) => {}
+                Err(err) => warn!(%user, error = %err, "could not mark a user offline"),
+            }
+        }
+    }
+    offline
+}
+
+/// The users who share a channel with `user` (in the most recently active channels).
+async fn contacts(app: &App, user: &UserId) -> Result<Vec<UserId>, ChatError> {
+    let memberships = app.channels().memberships(user).await?;
+    let ids: Vec<_> = memberships.into_iter().map(|m| m.channel_id).collect();
+    let mut metas = app.channels().metas(&ids).await?;
+    metas.sort_by_key(|m| std::cmp::Reverse(m.last_message_id));
+    let rosters: Vec<_> = futures::stream::iter(metas.into_iter().take(MAX_ANNOUNCE_CHANNELS))
+        .map(|meta| async move { app.channels().roster(&meta.id).await })
+        .buffer_unordered(8)
+        .collect()
+        .await;
+    let mut contacts = BTreeSet::new();
+    for roster in rosters {
+        if let Some(roster) = roster? {
+            contacts.extend(roster.member_ids().into_iter().filter(|m| m != user));
+        }
+    }
+    Ok(contacts.into_iter().collect())
+}
+
+async fn announce(app: &App, user: &UserId, status: Status, last_seen: Option<i64>) {
+    let contacts = match contacts(app, user).await {
+        Ok(contacts) => contacts,
+        Err(err) => {
+            warn!(%user, error = %err, "could not find whom to tell about a presence change");
+            return;
+        }
+    };
+    let frame = ServerFrame::Presence(PresenceView { user_id: user.clone(), status, last_seen }).to_json();
+    fan_out(app, &contacts, None, &frame).await;
+}
+
+/// The presence of up to 100 users, for a client opening a channel or a contact list.
+pub async fn states(app: &App, users: Vec<UserId>) -> Result<Vec<PresenceView>, ChatError> {
+    if users.len() > MAX_CHANNEL_MEMBERS {
+        return Err(ChatError::InvalidRequest(format!("ask for at most {MAX_CHANNEL_MEMBERS} users at a time")));
+    }
+    let states = app.presence().states(&users, app.now_ms()).await?;
+    Ok(states
+        .into_iter()
+        .map(|s| PresenceView {
+            user_id: s.user_id,
+            status: if s.online { Status::Online } else { Status::Offline },
+            last_seen: s.last_seen,
+        })
+        .collect())
+}

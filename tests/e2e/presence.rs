@@ -1,0 +1,278 @@
+//! Presence, typing indicators, read receipts and unread counts.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use chat_shared::clock::ManualClock;
+use e2e::{Stack, StackOptions};
+use serde_json::{Value, json};
+
+const QUIET: Duration = Duration::from_millis(300);
+const T0: i64 = 1_800_000_000_000;
+
+async fn stack_at(clock: &ManualClock) -> Stack {
+    Stack::start_with(StackOptions { clock: Some(clock.clone()), ..Default::default() }).await
+}
+
+/// Waits until the gateway has processed a close (and its `$disconnect`).
+async fn wait_for_open_connections(stack: &Stack, count: usize) {
+    for _ in 0..200 {
+        if stack.gateway.open_connections() == count {
+            // $disconnect runs right after the gateway forgets the socket.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("gateway still has {} connections, expected {count}", stack.gateway.open_connections());
+}
+
+fn presence_of(frame: &Value) -> (String, String) {
+    assert_eq!(frame["type"], "presence", "{frame}");
+    (frame["userId"].as_str().unwrap().to_owned(), frame["status"].as_str().unwrap().to_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn contacts_see_bob_come_online_and_go_offline_with_his_last_device() {
+    let clock = ManualClock::starting_at(T0);
+    let stack = stack_at(&clock).await;
+    stack.create_channel("dm", &["alice", "bob"]).await;
+    stack.create_channel("elsewhere", &["carol", "dave"]).await;
+    let mut alice = stack.connect("alice").await.receiving_presence();
+    let mut carol = stack.connect("carol").await.receiving_presence();
+
+    let bob_phone = stack.connect("bob").await;
+    assert_eq!(presence_of(&alice.recv().await), ("bob".into(), "online".into()));
+    // A second device is not news, and nobody outside Bob's channels hears anything.
+    let bob_laptop = stack.connect("bob").await;
+    alice.expect_silence(QUIET).await;
+    carol.expect_silence(Duration::from_millis(10)).await;
+
+    // Closing one of two devices: Bob stays online.
+    bob_laptop.close().await;
+    wait_for_open_connections(&stack, 3).await;
+    clock.advance(10_000);
+    stack.gateway.run_schedules().await;
+    alice.expect_silence(QUIET).await;
+
+    // A flap (the last device drops and comes back within the grace) is not announced.
+    bob_phone.close().await;
+    wait_for_open_connections(&stack, 2).await;
+    clock.advance(2_000);
+    let bob_phone = stack.connect("bob").await;
+    clock.advance(10_000);
+    stack.gateway.run_schedules().await;
+    alice.expect_silence(QUIET).await;
+
+    // Closing the last device: offline once the grace has passed.
+    bob_phone.close().await;
+    wait_for_open_connections(&stack, 2).await;
+    clock.advance(6_000);
+    stack.gateway.run_schedules().await;
+    let offline = alice.recv().await;
+    assert_eq!(presence_of(&offline), ("bob".into(), "offline".into()));
+    assert!(offline["lastSeen"].as_i64().is_some());
+    carol.expect_silence(Duration::from_millis(10)).await;
+
+    alice.send_json(&json!({"action": "getPresence", "userIds": ["bob", "carol", "nobody"]})).await;
+    let states = alice.recv().await;
+    assert_eq!(states["type"], "presenceState");
+    let status: BTreeMap<&str, &str> = states["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| (u["userId"].as_str().unwrap(), u["status"].as_str().unwrap()))
+        .collect();
+    assert_eq!(status, BTreeMap::from([("bob", "offline"), ("carol", "online"), ("nobody", "offline")]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bob_goes_offline_when_his_heartbeats_stop_without_a_disconnect() {
+    let clock = ManualClock::starting_at(T0);
+    let stack = stack_at(&clock).await;
+    stack.create_channel("dm", &["alice", "bob"]).await;
+    let mut alice = stack.connect("alice").await.receiving_presence();
+    let mut bob = stack.connect("bob").await.receiving_presence();
+    assert_eq!(presence_of(&alice.recv().await), ("bob".into(), "online".into()));
+
+    // Heartbeats every 30 s keep him online (Alice keeps beating too).
+    for _ in 0..3 {
+        clock.advance(30_000);
+        bob.send_json(&json!({"action": "heartbeat"})).await;
+        alice.send_json(&json!({"action": "heartbeat"})).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        stack.gateway.run_schedules().await;
+    }
+    alice.expect_silence(QUIET).await;
+
+    // His phone goes into a tunnel: the socket stays open, the heartbeats stop (Alice's
+    // go on).
+    clock.advance(61_000);
+    alice.send_json(&json!({"action": "heartbeat"})).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    stack.gateway.run_schedules().await;
+    assert_eq!(presence_of(&alice.recv().await), ("bob".into(), "offline".into()));
+    // One announcement, not one per sweep.
+    stack.gateway.run_schedules().await;
+    alice.expect_silence(QUIET).await;
+
+    // Out of the tunnel: the next heartbeat brings him back.
+    bob.send_json(&json!({"action": "heartbeat"})).await;
+    assert_eq!(presence_of(&alice.recv().await), ("bob".into(), "online".into()));
+    bob.expect_silence(Duration::from_millis(10)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn typing_reaches_the_other_members_only_and_is_not_stored() {
+    let stack = Stack::start().await;
+    stack.create_channel("team", &["alice", "bob", "carol"]).await;
+    stack.create_channel("other", &["dave", "erin"]).await;
+    let mut alice = stack.connect("alice").await;
+    let mut alice_laptop = stack.connect("alice").await;
+    let mut bob = stack.connect("bob").await;
+    let mut carol = stack.connect("carol").await;
+    let mut dave = stack.connect("dave").await;
+
+    alice.send_json(&json!({"action": "typing", "channelId": "team", "state": "start"})).await;
+    for client in [&mut bob, &mut carol] {
+        let frame = client.recv().await;
+        assert_eq!(frame, json!({"type": "typing", "channelId": "team", "userId": "alice", "state": "start"}));
+    }
+    alice.expect_silence(QUIET).await;
+    alice_laptop.expect_silence(Duration::from_millis(10)).await;
+    dave.expect_silence(Duration::from_millis(10)).await;
+
+    alice.send_json(&json!({"action": "typing", "channelId": "team", "state": "stop"})).await;
+    assert_eq!(bob.recv().await["state"], "stop");
+
+    // Outsiders cannot type into a channel; bad states are refused.
+    dave.send_json(&json!({"action": "typing", "channelId": "team", "state": "start"})).await;
+    assert_eq!(dave.recv().await["code"], "forbidden");
+    alice.send_json(&json!({"action": "typing", "channelId": "team", "state": "maybe"})).await;
+    assert_eq!(alice.recv().await["code"], "invalid_request");
+
+    assert!(stack.full_history("bob", "team").await.is_empty());
+    let (_, channels) = stack.get("/channels", Some(&stack.token("bob"))).await;
+    assert_eq!(channels["channels"][0]["seq"], 0);
+}
+
+async fn unread(stack: &Stack, user: &str) -> BTreeMap<String, u64> {
+    let (status, list) = stack.get("/channels", Some(&stack.token(user))).await;
+    assert_eq!(status, 200);
+    list["channels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["channelId"].as_str().unwrap().to_owned(), c["unread"].as_u64().unwrap()))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_receipts_reach_the_author_and_clear_the_readers_other_devices() {
+    let stack = Stack::start().await;
+    stack.create_channel("dm", &["alice", "bob"]).await;
+    let mut alice = stack.connect("alice").await;
+    let mut bob_phone = stack.connect("bob").await;
+    let mut bob_laptop = stack.connect("bob").await;
+
+    let mut ids = Vec::new();
+    for n in 0..2 {
+        alice.send_message("dm", &format!("m{n}"), &format!("message {n}")).await;
+        ids.push(alice.recv().await["message"]["messageId"].as_str().unwrap().to_owned());
+        bob_phone.recv().await;
+        bob_laptop.recv().await;
+    }
+    assert_eq!(unread(&stack, "bob").await["dm"], 2);
+    assert_eq!(unread(&stack, "alice").await["dm"], 0, "her own messages are read");
+
+    bob_phone.send_json(&json!({"action": "markRead", "channelId": "dm", "messageId": ids[1]})).await;
+    let answer = bob_phone.recv().await;
+    let expected = json!({"type": "receipt", "channelId": "dm", "userId": "bob", "messageId": ids[1], "seq": 2});
+    assert_eq!(answer, expected);
+    assert_eq!(alice.recv().await, expected, "the author sees the receipt");
+    assert_eq!(bob_laptop.recv().await, expected, "Bob's other device learns the channel is read");
+    assert_eq!(unread(&stack, "bob").await["dm"], 0);
+
+    // A later message makes it 1; reading an older one does not move the position back.
+    alice.send_message("dm", "m2", "one more").await;
+    alice.recv().await;
+    bob_phone.recv().await;
+    bob_laptop.recv().await;
+    assert_eq!(unread(&stack, "bob").await["dm"], 1);
+    bob_laptop.send_json(&json!({"action": "markRead", "channelId": "dm", "messageId": ids[0]})).await;
+    assert_eq!(bob_laptop.recv().await["seq"], 1);
+    alice.expect_silence(QUIET).await;
+    assert_eq!(unread(&stack, "bob").await["dm"], 1);
+
+    // Unknown messages and foreign channels are refused.
+    bob_phone.send_json(&json!({"action": "markRead", "channelId": "dm", "messageId": "12345"})).await;
+    assert_eq!(bob_phone.recv().await["code"], "not_found");
+    let mut mallory = stack.connect("mallory").await;
+    mallory.send_json(&json!({"action": "markRead", "channelId": "dm", "messageId": ids[0]})).await;
+    assert_eq!(mallory.recv().await["code"], "forbidden");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unread_counts_stay_right_across_three_channels_and_three_users() {
+    let stack = Stack::start().await;
+    let channels: [(&str, &[&str]); 3] =
+        [("c1", &["ann", "ben", "cy"]), ("c2", &["ann", "ben"]), ("c3", &["ben", "cy"])];
+    for (id, members) in channels {
+        stack.create_channel(id, members).await;
+    }
+    let mut clients = BTreeMap::new();
+    for user in ["ann", "ben", "cy"] {
+        clients.insert(user, stack.connect(user).await);
+    }
+    // The model: per (user, channel) the expected unread count.
+    let mut expected: BTreeMap<(&str, &str), u64> = BTreeMap::new();
+    let mut last_id: BTreeMap<&str, String> = BTreeMap::new();
+    let script: &[(&str, &str, &str)] = &[
+        ("send", "ann", "c1"),
+        ("send", "ben", "c1"),
+        ("send", "ann", "c2"),
+        ("read", "cy", "c1"),
+        ("send", "cy", "c3"),
+        ("send", "cy", "c1"),
+        ("send", "ben", "c3"),
+        ("read", "ann", "c1"),
+        ("send", "ann", "c2"),
+        ("send", "ben", "c1"),
+        ("read", "ben", "c3"),
+    ];
+    for (n, (op, user, channel)) in script.iter().enumerate() {
+        let members = channels.iter().find(|(id, _)| id == channel).unwrap().1;
+        let client = clients.get_mut(user).unwrap();
+        match *op {
+            "send" => {
+                client.send_message(channel, &format!("s{n}"), "hello").await;
+                let ack = client.recv_type("ack").await;
+                last_id.insert(channel, ack["message"]["messageId"].as_str().unwrap().to_owned());
+                for member in members.iter().filter(|m| *m != user) {
+                    *expected.entry((member, channel)).or_default() += 1;
+                }
+                expected.insert((user, channel), 0);
+            }
+            _ => {
+                client
+                    .send_json(&json!({"action": "markRead", "channelId": channel, "messageId": last_id[channel]}))
+                    .await;
+                // Receipts of the others in the channel may come first.
+                while client.recv_type("receipt").await["userId"] != *user {}
+                expected.insert((user, channel), 0);
+            }
+        }
+    }
+    for user in ["ann", "ben", "cy"] {
+        let counts = unread(&stack, user).await;
+        for (channel, members) in channels {
+            if members.contains(&user) {
+                assert_eq!(
+                    counts[channel],
+                    expected.get(&(user, channel)).copied().unwrap_or(0),
+                    "{user} in {channel}"
+                );
+            }
+        }
+    }
+}
