@@ -35,7 +35,7 @@ done
 
 "$gateway" create-tables
 "$gateway" create-channel demo --members alice,bob 2>/dev/null || true
-"$gateway" serve --listen "127.0.0.1:${gateway_port}" &
+"$gateway" serve --create-tables --listen "127.0.0.1:${gateway_port}" &
 gateway_pid=$!
 sleep 1
 

@@ -3,7 +3,7 @@
 
 use chat_shared::config::{
     Config, DEFAULT_ACCESS_TOKEN_TTL_S, DEFAULT_REFRESH_TOKEN_TTL_S, DEFAULT_SYNC_MAX_MESSAGES, DEFAULT_TOKEN_AUDIENCE,
-    DEFAULT_TOKEN_ISSUER, PresenceSettings, RateLimits, TableNames, TokenSettings,
+    DEFAULT_TOKEN_ISSUER, PresenceSettings, PushSettings, RateLimits, TableNames, TokenSettings, UploadSettings,
 };
 
 /// Logical ids of the template's tables.
@@ -12,6 +12,16 @@ pub const CHANNELS_TABLE: &str = "ChannelsTable";
 pub const PRESENCE_TABLE: &str = "PresenceTable";
 pub const USERS_TABLE: &str = "UsersTable";
 pub const RATE_LIMITS_TABLE: &str = "RateLimitsTable";
+
+/// Logical id of the template's push topic.
+pub const PUSH_TOPIC: &str = "PushTopic";
+
+/// Logical id of the template's upload bucket; locally the bucket is `{prefix}uploadsbucket`.
+pub const UPLOADS_BUCKET: &str = "UploadsBucket";
+
+pub fn uploads_bucket(prefix: &str) -> String {
+    format!("{prefix}{UPLOADS_BUCKET}").to_lowercase()
+}
 
 pub fn table_names(prefix: &str) -> TableNames {
     TableNames {
@@ -37,5 +47,7 @@ pub fn config(table_prefix: &str, token_secret: &str, management_endpoint: Strin
         refresh_token_ttl_s: DEFAULT_REFRESH_TOKEN_TTL_S,
         presence: PresenceSettings::default(),
         sync_max_messages: DEFAULT_SYNC_MAX_MESSAGES,
+        uploads: UploadSettings::new(uploads_bucket(table_prefix)),
+        push: PushSettings::default(),
     }
 }

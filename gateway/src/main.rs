@@ -45,6 +45,10 @@ enum Command {
         /// How often scheduled functions (the presence sweep) run.
         #[arg(long, default_value_t = 5)]
         schedule_every_seconds: u64,
+        /// Where pushes for offline users go (default: the template's topic, with
+        /// --create-tables).
+        #[arg(long, env = "PUSH_TOPIC_ARN")]
+        push_topic_arn: Option<String>,
     },
     /// Create the template's tables and exit.
     CreateTables {
@@ -74,14 +78,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let cli = Cli::parse();
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     match cli.command {
-        Command::Serve { listen, stage, create_tables, template, web_dir, schedule_every_seconds } => {
+        Command::Serve { listen, stage, create_tables, template, web_dir, schedule_every_seconds, push_topic_arn } => {
+            let mut topic = push_topic_arn;
             if create_tables {
-                create(&sdk, &template, &cli.table_prefix).await?;
+                topic = topic.or(create(&sdk, &template, &cli.table_prefix).await?);
             }
             let listener = tokio::net::TcpListener::bind(listen).await?;
             let addr = listener.local_addr()?;
-            let config =
+            let mut config =
                 local::config(&cli.table_prefix, &cli.token_secret, local_gateway::management_endpoint(addr, &stage));
+            config.push.topic_arn = topic;
             config.validate()?;
             let app = Arc::new(App::new(config, &sdk, Arc::new(SystemClock), None));
             let options = GatewayOptions { stage: stage.clone(), ..GatewayOptions::default() };
@@ -110,7 +116,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
             running.shutdown().await;
         }
-        Command::CreateTables { template } => create(&sdk, &template, &cli.table_prefix).await?,
+        Command::CreateTables { template } => {
+            create(&sdk, &template, &cli.table_prefix).await?;
+        }
         Command::Token { user, ttl_seconds } => {
             let config = local::config(&cli.table_prefix, &cli.token_secret, "http://unused".into());
             config.validate()?;
@@ -136,15 +144,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
+/// Creates the template's tables, buckets and topics; answers the push topic's ARN.
 async fn create(
     sdk: &aws_config::SdkConfig,
     template: &std::path::Path,
     prefix: &str,
-) -> Result<(), Box<dyn std::error::Error>> {
-    let client = aws_sdk_dynamodb::Client::new(sdk);
-    let created = Template::load(template)?.create_tables(&client, prefix).await?;
-    for table in created {
+) -> Result<Option<String>, Box<dyn std::error::Error>> {
+    let template = Template::load(template)?;
+    for table in template.create_tables(&aws_sdk_dynamodb::Client::new(sdk), prefix).await? {
         println!("created table {table}");
     }
-    Ok(())
+    let s3 = aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(sdk).force_path_style(true).build());
+    for bucket in template.create_buckets(&s3, prefix).await? {
+        println!("created bucket {bucket}");
+    }
+    let topics = template.create_topics(&aws_sdk_sns::Client::new(sdk), prefix).await?;
+    Ok(topics.get(local::PUSH_TOPIC).cloned())
 }

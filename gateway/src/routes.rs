@@ -46,6 +46,8 @@ pub const WEBSOCKET_ROUTES: &[WebSocketRoute] = &[
     WebSocketRoute { route_key: "$connect", function: Function::Connect, two_way: false },
     WebSocketRoute { route_key: "$disconnect", function: Function::Disconnect, two_way: false },
     WebSocketRoute { route_key: "sendMessage", function: Function::Send, two_way: true },
+    WebSocketRoute { route_key: "editMessage", function: Function::Send, two_way: true },
+    WebSocketRoute { route_key: "deleteMessage", function: Function::Send, two_way: true },
     WebSocketRoute { route_key: "heartbeat", function: Function::Send, two_way: true },
     WebSocketRoute { route_key: "typing", function: Function::Send, two_way: true },
     WebSocketRoute { route_key: "markRead", function: Function::Send, two_way: true },
@@ -82,6 +84,12 @@ pub const HTTP_ROUTES: &[HttpRoute] = &[
     http("GET", "/channels/{channelId}", Function::Channels, true),
     http("POST", "/channels/{channelId}/members", Function::Channels, true),
     http("DELETE", "/channels/{channelId}/members/{userId}", Function::Channels, true),
+    http("POST", "/channels/{channelId}/mute", Function::Channels, true),
+    http("POST", "/channels/{channelId}/uploads", Function::Channels, true),
+    http("GET", "/channels/{channelId}/attachments", Function::Channels, true),
+    http("POST", "/devices", Function::Auth, true),
+    http("GET", "/devices", Function::Auth, true),
+    http("DELETE", "/devices/{deviceId}", Function::Auth, true),
 ];
 
 pub fn websocket_route(route_key: &str) -> Option<&'static WebSocketRoute> {

@@ -180,6 +180,51 @@ impl Template {
         Some((function, headers))
     }
 
+    /// Creates every `AWS::S3::Bucket` of the template, named `{prefix}{LogicalId}` in lower
+    /// case (bucket names allow no capitals). Existing buckets are kept.
+    pub async fn create_buckets(
+        &self,
+        client: &aws_sdk_s3::Client,
+        prefix: &str,
+    ) -> Result<Vec<String>, TemplateError> {
+        let mut created = Vec::new();
+        for (logical_id, _) in self.of_type("AWS::S3::Bucket") {
+            let name = format!("{prefix}{logical_id}").to_lowercase();
+            match client.create_bucket().bucket(&name).send().await {
+                Ok(_) => created.push(name),
+                Err(err)
+                    if err
+                        .as_service_error()
+                        .is_some_and(|e| e.is_bucket_already_owned_by_you() || e.is_bucket_already_exists()) => {}
+                Err(err) => {
+                    return Err(TemplateError::Aws(
+                        aws_smithy_types::error::display::DisplayErrorContext(&err).to_string(),
+                    ));
+                }
+            }
+        }
+        Ok(created)
+    }
+
+    /// Creates every `AWS::SNS::Topic` of the template (`{prefix}{LogicalId}`); answers
+    /// logical id -> topic ARN. Creating a topic that exists answers its ARN.
+    pub async fn create_topics(
+        &self,
+        client: &aws_sdk_sns::Client,
+        prefix: &str,
+    ) -> Result<BTreeMap<String, String>, TemplateError> {
+        let mut topics = BTreeMap::new();
+        for (logical_id, _) in self.of_type("AWS::SNS::Topic") {
+            let out = client.create_topic().name(format!("{prefix}{logical_id}")).send().await.map_err(|e| {
+                TemplateError::Aws(aws_smithy_types::error::display::DisplayErrorContext(&e).to_string())
+            })?;
+            if let Some(arn) = out.topic_arn() {
+                topics.insert(logical_id.clone(), arn.to_owned());
+            }
+        }
+        Ok(topics)
+    }
+
     /// Creates every `AWS::DynamoDB::Table` of the template, named `{prefix}{LogicalId}`,
     /// with its keys, indexes and TTL. Tables that exist already are left as they are.
     pub async fn create_tables(

@@ -18,9 +18,19 @@ use crate::store::{Channels, MessageLog, Presence, RateLimiter, Users};
 pub struct App {
     pub config: Config,
     pub dynamo: aws_sdk_dynamodb::Client,
+    pub s3: aws_sdk_s3::Client,
+    pub sns: aws_sdk_sns::Client,
+    /// For signing presigned POST uploads (the SDK has no presigned POST).
+    pub credentials: Option<aws_credential_types::provider::SharedCredentialsProvider>,
+    pub region: Option<String>,
     pub notifier: Notifier,
     pub tokens: TokenKeys,
     pub clock: Arc<dyn Clock>,
+}
+
+/// Whether the clients talk to an endpoint other than AWS's own (moto, LocalStack).
+fn local_endpoint(sdk: &SdkConfig) -> bool {
+    sdk.endpoint_url().is_some() || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some()
 }
 
 impl App {
@@ -40,11 +50,20 @@ impl App {
             .endpoint_url(&config.management_endpoint)
             .retry_config(RetryConfig::standard().with_max_attempts(2))
             .timeout_config(TimeoutConfig::builder().operation_attempt_timeout(Duration::from_secs(3)).build());
+        // Path-style addressing works against every local endpoint; AWS still serves it.
+        let mut s3 = aws_sdk_s3::config::Builder::from(sdk).force_path_style(local_endpoint(sdk));
+        let mut sns = aws_sdk_sns::config::Builder::from(sdk);
         if let Some(counter) = counter {
             dynamo = dynamo.interceptor(counter.clone());
+            s3 = s3.interceptor(counter.clone());
+            sns = sns.interceptor(counter.clone());
             management = management.interceptor(counter);
         }
         Self {
+            s3: aws_sdk_s3::Client::from_conf(s3.build()),
+            sns: aws_sdk_sns::Client::from_conf(sns.build()),
+            credentials: sdk.credentials_provider(),
+            region: sdk.region().map(|r| r.to_string()),
             tokens: TokenKeys::new(&config.tokens),
             dynamo: aws_sdk_dynamodb::Client::from_conf(dynamo.build()),
             notifier: Notifier::new(aws_sdk_apigatewaymanagement::Client::from_conf(management.build())),

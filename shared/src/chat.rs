@@ -8,7 +8,9 @@ use tracing::{info, warn};
 use crate::app::App;
 use crate::error::ChatError;
 use crate::ids::{Bucket, MessageId};
-use crate::model::{ChannelId, ClientMsgId, ConnectionId, Message, MessageText, UserId};
+use crate::model::{
+    Attachment, ChannelId, ChannelKind, ClientMsgId, ConnectionId, MemberRole, Message, MessageText, UserId,
+};
 use crate::notify::PostOutcome;
 use crate::presence;
 use crate::protocol::TypingState;
@@ -67,14 +69,21 @@ pub async fn send_message(
     channel_id: &ChannelId,
     client_msg_id: &ClientMsgId,
     text: String,
+    attachments: Vec<Attachment>,
 ) -> Result<Sent, ChatError> {
-    let text = MessageText::parse(text)?;
+    // A message with files may have no text.
+    let text = if text.trim().is_empty() && !attachments.is_empty() {
+        String::new()
+    } else {
+        MessageText::parse(text)?.into_string()
+    };
     let limit = app.config.rate_limits.sends;
     if let Some(retry_after_ms) = app.rate_limiter().hit("send", sender, limit, app.now_ms()).await? {
         return Err(ChatError::RateLimited { retry_after_ms });
     }
     // The same answer whether the channel exists or not: no probing for channel ids.
     let roster = crate::membership::roster_for_member(app, sender, channel_id).await?;
+    let attachments = crate::media::check_attachments(app, sender, channel_id, attachments).await?;
 
     let mut meta = roster.meta.clone();
     let mut message = Message {
@@ -82,21 +91,18 @@ pub async fn send_message(
         message_id: MessageId::ZERO,
         seq: 0,
         author_id: sender.clone(),
-        text: text.as_str().to_owned(),
+        text,
         client_msg_id: client_msg_id.clone(),
         created_at: 0,
+        attachments,
+        edited_at: None,
+        deleted: false,
     };
     // The live event must fit API Gateway's 128 KB message limit; the widest id and seq
     // make this check conservative before anything is stored.
     message.message_id = MessageId::from_u64(u64::MAX);
     message.seq = u64::MAX;
-    let widest = ServerFrame::Ack { client_msg_id: client_msg_id.clone(), message: message.clone() }.to_json();
-    if widest.len() > MAX_FRAME_BYTES {
-        return Err(ChatError::TooLarge(format!(
-            "the message would be {} bytes on the wire; the limit is {MAX_FRAME_BYTES}",
-            widest.len()
-        )));
-    }
+    check_frame_size(&ServerFrame::Ack { client_msg_id: client_msg_id.clone(), message: message.clone() }, &message)?;
 
     let started = std::time::Instant::now();
     for attempt in 0u32.. {
@@ -110,8 +116,8 @@ pub async fn send_message(
         match app.messages().append(&message, now).await? {
             AppendOutcome::Stored => {
                 info!(message_id = %message.message_id, seq = message.seq, "stored");
-                let frame = ServerFrame::Message { message: message.clone() }.to_json();
-                fan_out(app, &roster.member_ids(), Some(origin), &frame).await;
+                let message = crate::media::with_download_urls(app, message).await;
+                deliver(app, &roster, origin, &message).await;
                 return Ok(Sent { message, duplicate: false });
             }
             AppendOutcome::Duplicate(earlier) => {
@@ -121,6 +127,7 @@ pub async fn send_message(
                     )))
                 })?;
                 info!(message_id = %earlier, "retried send; acking the stored message");
+                let stored = crate::media::with_download_urls(app, stored).await;
                 return Ok(Sent { message: stored, duplicate: true });
             }
             AppendOutcome::NotAMember => {
@@ -144,6 +151,47 @@ pub async fn send_message(
     Err(ChatError::RateLimited { retry_after_ms: 500 })
 }
 
+/// Room a download URL takes in a frame (they are ~600 bytes with a session token).
+const URL_ALLOWANCE: usize = 1024;
+
+/// The frames carrying `message` must fit API Gateway's 128 KB message limit.
+fn check_frame_size(frame: &ServerFrame, message: &Message) -> Result<(), ChatError> {
+    let size = frame.to_json().len() + URL_ALLOWANCE * message.attachments.len();
+    if size > MAX_FRAME_BYTES {
+        return Err(ChatError::TooLarge(format!(
+            "the message would be {size} bytes on the wire; the limit is {MAX_FRAME_BYTES}"
+        )));
+    }
+    Ok(())
+}
+
+/// Posts a new message to every live connection of the channel but the sender's, and,
+/// at the same time, pushes it to members with no live connection who have not muted it.
+async fn deliver(app: &App, roster: &crate::store::Roster, origin: &ConnectionId, message: &Message) {
+    let members = roster.member_ids();
+    let connections = match app.presence().live_connections(&members, app.now_ms()).await {
+        Ok(connections) => connections,
+        Err(err) => {
+            warn!(error = %err, "presence lookup failed; nobody gets the live event");
+            return;
+        }
+    };
+    let offline: Vec<UserId> = roster
+        .members
+        .iter()
+        .filter(|m| m.user_id != message.author_id && !m.muted)
+        .filter(|m| !connections.iter().any(|(user, _)| *user == m.user_id))
+        .map(|m| m.user_id.clone())
+        .collect();
+    let frame = ServerFrame::Message { message: message.clone() }.to_json();
+    let channel_name = roster.meta.name.as_deref();
+    let (posted, pushed) = tokio::join!(
+        post_all(app, connections, Some(origin), &frame),
+        crate::push::notify(app, &offline, message, channel_name)
+    );
+    info!(delivered = posted.delivered, gone = posted.gone, pushed = pushed.published, "delivered");
+}
+
 /// What a fan-out did, for logs and benchmarks.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct FanOutReport {
@@ -157,13 +205,21 @@ pub struct FanOutReport {
 /// returned: the message is stored and devices catch up through history.
 pub async fn fan_out(app: &App, members: &[UserId], skip: Option<&ConnectionId>, frame: &str) -> FanOutReport {
     let now = app.now_ms();
-    let connections = match app.presence().live_connections(members, now).await {
-        Ok(connections) => connections,
+    match app.presence().live_connections(members, now).await {
+        Ok(connections) => post_all(app, connections, skip, frame).await,
         Err(err) => {
             warn!(error = %err, "presence lookup failed; nobody gets the live event");
-            return FanOutReport::default();
+            FanOutReport::default()
         }
-    };
+    }
+}
+
+async fn post_all(
+    app: &App,
+    connections: Vec<(UserId, ConnectionId)>,
+    skip: Option<&ConnectionId>,
+    frame: &str,
+) -> FanOutReport {
     let targets = connections.into_iter().filter(|(_, conn)| Some(conn) != skip);
     let outcomes: Vec<(UserId, ConnectionId, PostOutcome)> = futures::stream::iter(targets)
         .map(|(user, conn)| async move {
@@ -272,7 +328,11 @@ pub async fn history(
     } else {
         None
     };
-    Ok(HistoryPage { messages, next_before })
+    let mut with_urls = Vec::with_capacity(messages.len());
+    for message in messages {
+        with_urls.push(crate::media::with_download_urls(app, message).await);
+    }
+    Ok(HistoryPage { messages: with_urls, next_before })
 }
 
 /// Tells the channel's other members that `user` started or stopped typing. Nothing is
@@ -312,4 +372,81 @@ pub async fn mark_read(
         fan_out(app, &roster.member_ids(), Some(origin), &receipt.to_json()).await;
     }
     Ok(receipt)
+}
+
+/// The author replaces a message's text; members see `messageUpdated`.
+pub async fn edit_message(
+    app: &App,
+    user: &UserId,
+    origin: &ConnectionId,
+    channel_id: &ChannelId,
+    message_id: MessageId,
+    text: String,
+) -> Result<ServerFrame, ChatError> {
+    let text = MessageText::parse(text)?;
+    let roster = crate::membership::roster_for_member(app, user, channel_id).await?;
+    let edited = match app.messages().edit(channel_id, message_id, user, text.as_str(), app.now_ms()).await? {
+        Ok(message) => message,
+        Err(refused) => return Err(refused_change(refused, channel_id, message_id, "edit")),
+    };
+    let edited = crate::media::with_download_urls(app, edited).await;
+    let frame = ServerFrame::MessageUpdated { message: edited.clone() };
+    check_frame_size(&frame, &edited)?;
+    fan_out(app, &roster.member_ids(), Some(origin), &frame.to_json()).await;
+    Ok(frame)
+}
+
+/// Deletes a message (the author's own; any, for a group's owner or admins): it keeps its
+/// id and place, its text and files go, and members see `messageDeleted`.
+pub async fn delete_message(
+    app: &App,
+    user: &UserId,
+    origin: &ConnectionId,
+    channel_id: &ChannelId,
+    message_id: MessageId,
+) -> Result<ServerFrame, ChatError> {
+    let roster = crate::membership::roster_for_member(app, user, channel_id).await?;
+    let message = app
+        .messages()
+        .get(channel_id, message_id)
+        .await?
+        .ok_or_else(|| ChatError::NotFound(format!("no message {message_id} in channel {channel_id}")))?;
+    let frame = ServerFrame::MessageDeleted { channel_id: channel_id.clone(), message_id, seq: message.seq };
+    if message.deleted {
+        return Ok(frame);
+    }
+    let moderator = roster.meta.kind == ChannelKind::Group
+        && roster.member(user).is_some_and(|m| matches!(m.role, MemberRole::Owner | MemberRole::Admin));
+    let only_author = if message.author_id == *user {
+        Some(user)
+    } else if moderator {
+        None
+    } else {
+        return Err(ChatError::Forbidden("only the author (or a group's owner or admins) can delete a message".into()));
+    };
+    let deleted = match app.messages().soft_delete(&message, only_author, app.now_ms()).await? {
+        Ok(deleted) => deleted,
+        Err(crate::store::ChangeRefused::Deleted) => return Ok(frame),
+        Err(refused) => return Err(refused_change(refused, channel_id, message_id, "delete")),
+    };
+    info!(%user, %channel_id, %message_id, "message deleted");
+    crate::media::delete_files(app, &deleted.attachments).await;
+    // Deleted seqs everyone has read past no longer change any unread count.
+    let lowest_read = roster.members.iter().map(|m| m.last_read_seq).min().unwrap_or(0);
+    let prunable: Vec<u64> = roster.meta.deleted_seqs.iter().copied().filter(|s| *s <= lowest_read).collect();
+    if let Err(err) = app.channels().prune_deleted_seqs(channel_id, &prunable).await {
+        warn!(%channel_id, error = %err, "could not prune deleted seqs");
+    }
+    fan_out(app, &roster.member_ids(), Some(origin), &frame.to_json()).await;
+    Ok(frame)
+}
+
+fn refused_change(refused: crate::store::ChangeRefused, channel: &ChannelId, id: MessageId, what: &str) -> ChatError {
+    match refused {
+        crate::store::ChangeRefused::NotFound => ChatError::NotFound(format!("no message {id} in channel {channel}")),
+        crate::store::ChangeRefused::Deleted => ChatError::Conflict(format!("message {id} was deleted")),
+        crate::store::ChangeRefused::NotAuthor => {
+            ChatError::Forbidden(format!("only the author can {what} this message"))
+        }
+    }
 }

@@ -92,6 +92,38 @@ pub struct Config {
     pub presence: PresenceSettings,
     /// Most messages one `sync` answers with; past it the answer says to page on.
     pub sync_max_messages: usize,
+    pub uploads: UploadSettings,
+    pub push: PushSettings,
+}
+
+#[derive(Debug, Clone)]
+pub struct UploadSettings {
+    pub bucket: String,
+    pub max_bytes: u64,
+    /// Exact content types an upload may declare.
+    pub allowed_types: Vec<String>,
+}
+
+pub const DEFAULT_UPLOAD_MAX_BYTES: u64 = 10 * 1024 * 1024;
+pub const DEFAULT_UPLOAD_TYPES: &str =
+    "image/jpeg,image/png,image/gif,image/webp,application/pdf,text/plain,video/mp4,audio/mpeg";
+
+impl UploadSettings {
+    pub fn new(bucket: String) -> Self {
+        Self {
+            bucket,
+            max_bytes: DEFAULT_UPLOAD_MAX_BYTES,
+            allowed_types: DEFAULT_UPLOAD_TYPES.split(',').map(str::to_owned).collect(),
+        }
+    }
+}
+
+/// Where pushes go: SNS platform applications per platform (mobile apps), else a topic.
+#[derive(Debug, Clone, Default)]
+pub struct PushSettings {
+    /// `fcm`, `apns`, `apns_sandbox` -> platform application ARN.
+    pub platform_applications: std::collections::BTreeMap<String, String>,
+    pub topic_arn: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -152,6 +184,20 @@ impl Config {
                 sweep_pass_interval_ms: seconds("PRESENCE_SWEEP_PASS_INTERVAL_SECONDS", 10)? * 1000,
             },
             sync_max_messages: seconds("SYNC_MAX_MESSAGES", DEFAULT_SYNC_MAX_MESSAGES as i64)? as usize,
+            uploads: UploadSettings {
+                bucket: required("UPLOADS_BUCKET")?,
+                max_bytes: seconds("UPLOAD_MAX_BYTES", DEFAULT_UPLOAD_MAX_BYTES as i64)? as u64,
+                allowed_types: optional("UPLOAD_ALLOWED_TYPES")
+                    .unwrap_or_else(|| DEFAULT_UPLOAD_TYPES.into())
+                    .split(',')
+                    .map(|t| t.trim().to_owned())
+                    .filter(|t| !t.is_empty())
+                    .collect(),
+            },
+            push: PushSettings {
+                platform_applications: platform_applications(optional("PUSH_PLATFORM_APPLICATIONS"))?,
+                topic_arn: optional("PUSH_TOPIC_ARN"),
+            },
         };
         config.validate()?;
         Ok(config)
@@ -191,6 +237,25 @@ fn seconds(name: &'static str, default: i64) -> Result<i64, ConfigError> {
             .filter(|s| *s > 0)
             .ok_or(ConfigError::Invalid { name, reason: format!("{text:?} is not a positive number of seconds") }),
     }
+}
+
+/// `fcm=arn:...,apns=arn:...`
+fn platform_applications(text: Option<String>) -> Result<std::collections::BTreeMap<String, String>, ConfigError> {
+    let mut map = std::collections::BTreeMap::new();
+    for pair in text.iter().flat_map(|t| t.split(',')).map(str::trim).filter(|p| !p.is_empty()) {
+        let (platform, arn) = pair.split_once('=').ok_or(ConfigError::Invalid {
+            name: "PUSH_PLATFORM_APPLICATIONS",
+            reason: format!("{pair:?} is not PLATFORM=ARN"),
+        })?;
+        if !matches!(platform, "fcm" | "apns" | "apns_sandbox") {
+            return Err(ConfigError::Invalid {
+                name: "PUSH_PLATFORM_APPLICATIONS",
+                reason: format!("unknown platform {platform:?} (fcm, apns, apns_sandbox)"),
+            });
+        }
+        map.insert(platform.to_owned(), arn.to_owned());
+    }
+    Ok(map)
 }
 
 fn seconds_or_zero(name: &'static str, default: i64) -> Result<i64, ConfigError> {

@@ -68,6 +68,8 @@ pub struct ChannelSummary {
     pub unread: u64,
     /// The caller's read position (seq of the newest message they have read).
     pub last_read_seq: u64,
+    /// No pushes for this channel.
+    pub muted: bool,
 }
 
 fn not_a_member(channel: &ChannelId) -> ChatError {
@@ -241,6 +243,13 @@ pub async fn remove_member(app: &App, actor: &UserId, channel: &ChannelId, user:
     Ok(())
 }
 
+/// Mutes (no pushes) or unmutes a channel for the caller.
+pub async fn set_muted(app: &App, user: &UserId, channel: &ChannelId, muted: bool) -> Result<(), ChatError> {
+    roster_for_member(app, user, channel).await?;
+    app.channels().set_muted(channel, user, muted).await?;
+    Ok(())
+}
+
 /// The caller's channels, most recently active first.
 pub async fn list_channels(app: &App, user: &UserId) -> Result<Vec<ChannelSummary>, ChatError> {
     let memberships = app.channels().memberships(user).await?;
@@ -260,7 +269,8 @@ pub async fn list_channels(app: &App, user: &UserId) -> Result<Vec<ChannelSummar
                 member_count: meta.member_count,
                 seq: meta.seq,
                 last_message_id: (meta.seq > 0).then_some(meta.last_message_id),
-                unread: meta.seq.saturating_sub(membership.last_read_seq),
+                unread: meta.unread_after(membership.last_read_seq),
+                muted: membership.muted,
                 last_read_seq: membership.last_read_seq,
             })
         })

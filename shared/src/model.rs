@@ -114,6 +114,10 @@ impl MessageText {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    pub fn into_string(self) -> String {
+        self.0
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -141,10 +145,35 @@ pub struct Message {
     /// it missed something and put live events that overtook each other back in order.
     pub seq: u64,
     pub author_id: UserId,
+    /// Empty once deleted.
     pub text: String,
     pub client_msg_id: ClientMsgId,
     pub created_at: i64,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<Attachment>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edited_at: Option<i64>,
+    /// A deleted message keeps its id and place; its text and attachments are gone.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deleted: bool,
 }
+
+/// A file uploaded to the channel and attached to a message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Attachment {
+    /// The S3 key the upload grant named.
+    pub key: String,
+    pub file_name: String,
+    pub content_type: String,
+    pub size: u64,
+    /// A short-lived download URL, in what clients receive (never stored).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+}
+
+/// Most attachments on one message.
+pub const MAX_ATTACHMENTS: usize = 10;
 
 #[cfg(test)]
 mod tests {

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use crate::error::{ChatError, ErrorCode};
 use crate::ids::MessageId;
-use crate::model::{ChannelId, ClientMsgId, Message, UserId};
+use crate::model::{Attachment, ChannelId, ClientMsgId, Message, UserId};
 use crate::presence::PresenceView;
 
 /// API Gateway's limit for one WebSocket message, in either direction (128 KB).
@@ -22,7 +22,22 @@ pub enum ClientFrame {
     SendMessage {
         channel_id: ChannelId,
         client_msg_id: ClientMsgId,
+        #[serde(default)]
         text: String,
+        /// Files uploaded with an upload grant of this channel (`key` from the grant).
+        #[serde(default)]
+        attachments: Vec<Attachment>,
+    },
+    /// The author replaces a message's text.
+    EditMessage {
+        channel_id: ChannelId,
+        message_id: MessageId,
+        text: String,
+    },
+    /// The author (or a group's owner or admin) deletes a message.
+    DeleteMessage {
+        channel_id: ChannelId,
+        message_id: MessageId,
     },
     /// "I am still here": every ~30 s, keeps the user online.
     Heartbeat,
@@ -61,7 +76,8 @@ pub enum TypingState {
 }
 
 impl ClientFrame {
-    const ACTIONS: &'static [&'static str] = &["sendMessage", "heartbeat", "typing", "markRead", "getPresence", "sync"];
+    const ACTIONS: &'static [&'static str] =
+        &["sendMessage", "editMessage", "deleteMessage", "heartbeat", "typing", "markRead", "getPresence", "sync"];
 
     /// Parses a frame body, telling apart "not JSON", "no such action" and "bad fields".
     pub fn parse(body: &str) -> Result<Self, ChatError> {
@@ -97,6 +113,11 @@ pub enum ServerFrame {
     Ack { client_msg_id: ClientMsgId, message: Message },
     /// A new message in one of the user's channels.
     Message { message: Message },
+    /// A message was edited: the message as it now is (to members, and the answer to
+    /// `editMessage`).
+    MessageUpdated { message: Message },
+    /// A message was deleted: it keeps its place, its content is gone.
+    MessageDeleted { channel_id: ChannelId, message_id: MessageId, seq: u64 },
     /// A contact came online or went offline.
     Presence(PresenceView),
     /// The answer to `getPresence`.

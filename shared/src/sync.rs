@@ -120,7 +120,11 @@ async fn post_batches(
 }
 
 async fn post(app: &App, origin: &ConnectionId, channel: &ChannelId, messages: Vec<Message>) -> Result<(), ChatError> {
-    let frame = ServerFrame::Messages { channel_id: channel.clone(), messages }.to_json();
+    let mut with_urls = Vec::with_capacity(messages.len());
+    for message in messages {
+        with_urls.push(crate::media::with_download_urls(app, message).await);
+    }
+    let frame = ServerFrame::Messages { channel_id: channel.clone(), messages: with_urls }.to_json();
     match app.notifier.post(origin, &frame).await {
         PostOutcome::Delivered => Ok(()),
         PostOutcome::Gone => Err(ChatError::InvalidRequest("the connection closed during sync".into())),

@@ -6,6 +6,7 @@ mod bad_input;
 mod channels;
 mod chat;
 mod history;
+mod media;
 mod presence;
 mod reliability;
 mod sync;

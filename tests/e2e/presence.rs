@@ -215,8 +215,7 @@ async fn read_receipts_reach_the_author_and_clear_the_readers_other_devices() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unread_counts_stay_right_across_three_channels_and_three_users() {
     let stack = Stack::start().await;
-    let channels: [(&str, &[&str]); 3] =
-        [("c1", &["ann", "ben", "cy"]), ("c2", &["ann", "ben"]), ("c3", &["ben", "cy"])];
+    let channels: [(&str, &[&str]); 3] = [("c1", &["ann", "ben", "cy"]), ("c2", &["ann", "ben"]), ("c3", &["ben", "cy"])];
     for (id, members) in channels {
         stack.create_channel(id, members).await;
     }
@@ -224,9 +223,10 @@ async fn unread_counts_stay_right_across_three_channels_and_three_users() {
     for user in ["ann", "ben", "cy"] {
         clients.insert(user, stack.connect(user).await);
     }
-    // The model: per (user, channel) the expected unread count.
-    let mut expected: BTreeMap<(&str, &str), u64> = BTreeMap::new();
-    let mut last_id: BTreeMap<&str, String> = BTreeMap::new();
+    // The model: per channel its messages (seq, id, author, deleted); per (user, channel)
+    // the read position. Sending reads up to one's own message.
+    let mut messages: BTreeMap<&str, Vec<(u64, String, &str, bool)>> = BTreeMap::new();
+    let mut read: BTreeMap<(&str, &str), u64> = BTreeMap::new();
     let script: &[(&str, &str, &str)] = &[
         ("send", "ann", "c1"),
         ("send", "ben", "c1"),
@@ -235,31 +235,38 @@ async fn unread_counts_stay_right_across_three_channels_and_three_users() {
         ("send", "cy", "c3"),
         ("send", "cy", "c1"),
         ("send", "ben", "c3"),
+        ("delete", "cy", "c1"),
         ("read", "ann", "c1"),
         ("send", "ann", "c2"),
         ("send", "ben", "c1"),
+        ("send", "ann", "c2"),
+        ("delete", "ann", "c2"),
         ("read", "ben", "c3"),
+        ("delete", "ben", "c3"),
     ];
     for (n, (op, user, channel)) in script.iter().enumerate() {
-        let members = channels.iter().find(|(id, _)| id == channel).unwrap().1;
         let client = clients.get_mut(user).unwrap();
+        let log = messages.entry(channel).or_default();
         match *op {
             "send" => {
                 client.send_message(channel, &format!("s{n}"), "hello").await;
                 let ack = client.recv_type("ack").await;
-                last_id.insert(channel, ack["message"]["messageId"].as_str().unwrap().to_owned());
-                for member in members.iter().filter(|m| *m != user) {
-                    *expected.entry((member, channel)).or_default() += 1;
-                }
-                expected.insert((user, channel), 0);
+                let seq = ack["message"]["seq"].as_u64().unwrap();
+                log.push((seq, ack["message"]["messageId"].as_str().unwrap().to_owned(), user, false));
+                read.insert((user, channel), seq);
             }
-            _ => {
-                client
-                    .send_json(&json!({"action": "markRead", "channelId": channel, "messageId": last_id[channel]}))
-                    .await;
+            "read" => {
+                let (seq, id, _, _) = log.last().cloned().unwrap();
+                client.send_json(&json!({"action": "markRead", "channelId": channel, "messageId": id})).await;
                 // Receipts of the others in the channel may come first.
                 while client.recv_type("receipt").await["userId"] != *user {}
-                expected.insert((user, channel), 0);
+                read.insert((user, channel), seq);
+            }
+            _ => {
+                let entry = log.iter_mut().rev().find(|(_, _, author, deleted)| author == user && !deleted).unwrap();
+                client.send_json(&json!({"action": "deleteMessage", "channelId": channel, "messageId": entry.1})).await;
+                assert_eq!(client.recv_type("messageDeleted").await["messageId"], entry.1.as_str());
+                entry.3 = true;
             }
         }
     }
@@ -267,11 +274,9 @@ async fn unread_counts_stay_right_across_three_channels_and_three_users() {
         let counts = unread(&stack, user).await;
         for (channel, members) in channels {
             if members.contains(&user) {
-                assert_eq!(
-                    counts[channel],
-                    expected.get(&(user, channel)).copied().unwrap_or(0),
-                    "{user} in {channel}"
-                );
+                let position = read.get(&(user, channel)).copied().unwrap_or(0);
+                let expected = messages[channel].iter().filter(|(seq, _, _, deleted)| *seq > position && !deleted).count();
+                assert_eq!(counts[channel], expected as u64, "{user} in {channel}");
             }
         }
     }

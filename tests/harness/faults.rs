@@ -239,7 +239,10 @@ impl Invoke for Twice {
         Box::pin(async move {
             let (first, second) =
                 tokio::join!(self.inner.invoke(function, event.clone()), self.inner.invoke(function, event.clone()));
-            let as_text = |r: &Result<Value, InvokeError>| r.as_ref().map(Value::clone).map_err(|e| e.to_string());
+            let as_text = |r: &Result<Value, InvokeError>| match r {
+                Ok(value) => Ok(value.clone()),
+                Err(err) => Err(err.to_string()),
+            };
             self.deliveries.lock().unwrap().push(DoubleDelivery {
                 function,
                 event,

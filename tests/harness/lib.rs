@@ -53,6 +53,9 @@ pub struct StackOptions {
     /// The AWS config the functions use (say, through a fault proxy or a timing HTTP client);
     /// the tables are created with the plain one.
     pub sdk: Option<SdkConfig>,
+    /// Push through SNS platform applications (made in moto for fcm and apns) instead of
+    /// the push topic.
+    pub platform_applications: bool,
 }
 
 /// Builds the gateway's [`Invoke`] from the functions' `App`.
@@ -91,11 +94,33 @@ impl Stack {
             .create_tables(&aws_sdk_dynamodb::Client::new(&sdk), &prefix)
             .await
             .expect("tables are created in moto");
+        let s3 = aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&sdk).force_path_style(true).build());
+        template.create_buckets(&s3, &prefix).await.expect("buckets are created in moto");
+        let sns = aws_sdk_sns::Client::new(&sdk);
+        let topics = template.create_topics(&sns, &prefix).await.expect("topics are created in moto");
 
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("free port");
         let addr = listener.local_addr().unwrap();
         let mut config = local::config(&prefix, TOKEN_SECRET, local_gateway::management_endpoint(addr, STAGE));
         config.rate_limits = options.rate_limits.unwrap_or(GENEROUS);
+        config.push.topic_arn = topics.get(local::PUSH_TOPIC).cloned();
+        if options.platform_applications {
+            for (platform, sns_platform) in [("fcm", "GCM"), ("apns", "APNS")] {
+                let application = sns
+                    .create_platform_application()
+                    .name(format!("{prefix}{platform}"))
+                    .platform(sns_platform)
+                    .attributes("PlatformCredential", "test-credential")
+                    .attributes("PlatformPrincipal", "test-principal")
+                    .send()
+                    .await
+                    .expect("platform application is created in moto");
+                config
+                    .push
+                    .platform_applications
+                    .insert(platform.into(), application.platform_application_arn().unwrap().into());
+            }
+        }
         let clock: Arc<dyn Clock> = match options.clock {
             Some(clock) => Arc::new(clock),
             None => Arc::new(SystemClock),

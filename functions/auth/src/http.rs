@@ -1,7 +1,9 @@
-//! Sign up, sign in and refresh over the HTTP API (no authorizer on these routes).
+//! Accounts over the HTTP API: sign up, sign in and refresh (no authorizer on these), and
+//! the caller's push devices (`POST /devices`, `GET /devices`, `DELETE /devices/{deviceId}`).
 
 use chat_shared::accounts::{self, Credentials};
-use chat_shared::apigw_http::{self, json_body};
+use chat_shared::apigw_http::{self, caller, json_body, path_param};
+use chat_shared::push::{self, DeviceView, Platform};
 use chat_shared::{App, ChatError};
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
@@ -11,6 +13,12 @@ pub async fn handle(app: &App, request: Request) -> Response<Body> {
         "POST /auth/signup" => apigw_http::respond(201, sign_up(app, &request).await),
         "POST /auth/signin" => apigw_http::respond(200, sign_in(app, &request).await),
         "POST /auth/refresh" => apigw_http::respond(200, refresh(app, &request).await),
+        "POST /devices" => apigw_http::respond(200, register_device(app, &request).await),
+        "GET /devices" => apigw_http::respond(200, list_devices(app, &request).await),
+        "DELETE /devices/{deviceId}" => match unregister_device(app, &request).await {
+            Ok(()) => apigw_http::no_content(),
+            Err(err) => apigw_http::error(&err),
+        },
         other => apigw_http::error(&ChatError::NotFound(format!("no route {other}"))),
     }
 }
@@ -32,4 +40,24 @@ struct RefreshRequest {
 async fn refresh(app: &App, request: &Request) -> Result<accounts::Session, ChatError> {
     let body: RefreshRequest = json_body(request)?;
     accounts::refresh(app, &body.refresh_token).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewDevice {
+    platform: Platform,
+    token: String,
+}
+
+async fn register_device(app: &App, request: &Request) -> Result<DeviceView, ChatError> {
+    let body: NewDevice = json_body(request)?;
+    push::register(app, &caller(request)?, body.platform, &body.token).await
+}
+
+async fn list_devices(app: &App, request: &Request) -> Result<serde_json::Value, ChatError> {
+    Ok(serde_json::json!({ "devices": push::devices(app, &caller(request)?).await? }))
+}
+
+async fn unregister_device(app: &App, request: &Request) -> Result<(), ChatError> {
+    push::unregister(app, &caller(request)?, path_param(request, "deviceId")?).await
 }

@@ -4,10 +4,13 @@
 //! - `GET /channels/{channelId}`: the channel and its members.
 //! - `POST /channels/{channelId}/members` {userIds, role?}: add members.
 //! - `DELETE /channels/{channelId}/members/{userId}`: remove a member, or leave.
+//! - `POST /channels/{channelId}/mute` {muted}: no pushes for this channel.
+//! - `POST /channels/{channelId}/uploads` {fileName, contentType, size}: a presigned upload.
+//! - `GET /channels/{channelId}/attachments?key=`: a download URL for an attachment.
 
-use chat_shared::apigw_http::{self, caller, channel_param, json_body, path_param};
+use chat_shared::apigw_http::{self, caller, channel_param, json_body, path_param, query_param};
 use chat_shared::model::{MemberRole, UserId};
-use chat_shared::{App, ChatError, membership};
+use chat_shared::{App, ChatError, media, membership};
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
 
@@ -22,6 +25,12 @@ pub async fn handle(app: &App, request: Request) -> Response<Body> {
             Ok(()) => apigw_http::no_content(),
             Err(err) => apigw_http::error(&err),
         },
+        "POST /channels/{channelId}/mute" => match set_muted(app, &request).await {
+            Ok(()) => apigw_http::no_content(),
+            Err(err) => apigw_http::error(&err),
+        },
+        "POST /channels/{channelId}/uploads" => apigw_http::respond(201, grant_upload(app, &request).await),
+        "GET /channels/{channelId}/attachments" => apigw_http::respond(200, attachment(app, &request).await),
         other => apigw_http::error(&ChatError::NotFound(format!("no route {other}"))),
     }
 }
@@ -78,4 +87,35 @@ async fn remove_member(app: &App, request: &Request) -> Result<(), ChatError> {
     let user = caller(request)?;
     let target = UserId::parse(path_param(request, "userId")?)?;
     membership::remove_member(app, &user, &channel_param(request)?, &target).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Mute {
+    muted: bool,
+}
+
+async fn set_muted(app: &App, request: &Request) -> Result<(), ChatError> {
+    let body: Mute = json_body(request)?;
+    membership::set_muted(app, &caller(request)?, &channel_param(request)?, body.muted).await
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct UploadRequest {
+    file_name: String,
+    content_type: String,
+    size: u64,
+}
+
+async fn grant_upload(app: &App, request: &Request) -> Result<media::UploadGrant, ChatError> {
+    let body: UploadRequest = json_body(request)?;
+    let user = caller(request)?;
+    media::grant_upload(app, &user, &channel_param(request)?, &body.file_name, &body.content_type, body.size).await
+}
+
+async fn attachment(app: &App, request: &Request) -> Result<serde_json::Value, ChatError> {
+    let key = query_param(request, "key").ok_or_else(|| ChatError::InvalidRequest("key is required".into()))?;
+    let url = media::download_url(app, &caller(request)?, &channel_param(request)?, key).await?;
+    Ok(serde_json::json!({ "url": url }))
 }

@@ -30,9 +30,16 @@ async fn dispatch(
     let (user, connection) = apigw::ws_caller(event)?;
     let frame = ClientFrame::parse(body)?;
     let answer = match frame {
-        ClientFrame::SendMessage { channel_id, client_msg_id, text } => {
-            let sent = chat::send_message(app, &user, &connection, &channel_id, &client_msg_id, text).await?;
+        ClientFrame::SendMessage { channel_id, client_msg_id, text, attachments } => {
+            let sent =
+                chat::send_message(app, &user, &connection, &channel_id, &client_msg_id, text, attachments).await?;
             Some(ServerFrame::Ack { client_msg_id, message: sent.message })
+        }
+        ClientFrame::EditMessage { channel_id, message_id, text } => {
+            Some(chat::edit_message(app, &user, &connection, &channel_id, message_id, text).await?)
+        }
+        ClientFrame::DeleteMessage { channel_id, message_id } => {
+            Some(chat::delete_message(app, &user, &connection, &channel_id, message_id).await?)
         }
         ClientFrame::Heartbeat => {
             presence::heartbeat(app, &user, &connection, apigw::ws_lifetime_left_ms(event)).await?;

@@ -33,6 +33,9 @@ struct MetaItem {
     /// Direct channels: the two users, so a channel list can name the other one.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pair: Vec<UserId>,
+    /// Seqs of deleted messages someone may not have read yet (unread counts skip them).
+    #[serde(default, with = "serde_dynamo::number_set", skip_serializing_if = "Vec::is_empty")]
+    deleted_seqs: Vec<u64>,
     created_at: i64,
 }
 
@@ -50,6 +53,9 @@ struct MemberItem {
     last_read_seq: u64,
     #[serde(default)]
     last_read_id: u64,
+    /// No pushes for this channel.
+    #[serde(default)]
+    muted: bool,
 }
 
 impl MemberItem {
@@ -62,6 +68,7 @@ impl MemberItem {
             joined_at: now_ms,
             last_read_seq: 0,
             last_read_id: 0,
+            muted: false,
         }
     }
 }
@@ -78,7 +85,16 @@ pub struct ChannelMeta {
     pub buckets: Vec<Bucket>,
     pub member_count: u64,
     pub pair: Vec<UserId>,
+    pub deleted_seqs: Vec<u64>,
     pub created_at: i64,
+}
+
+impl ChannelMeta {
+    /// Messages after `last_read_seq` that still exist: what a member has not read.
+    pub fn unread_after(&self, last_read_seq: u64) -> u64 {
+        let deleted = self.deleted_seqs.iter().filter(|s| **s > last_read_seq).count() as u64;
+        self.seq.saturating_sub(last_read_seq).saturating_sub(deleted)
+    }
 }
 
 impl ChannelMeta {
@@ -102,6 +118,7 @@ impl TryFrom<MetaItem> for ChannelMeta {
             buckets,
             member_count: item.member_count,
             pair: item.pair,
+            deleted_seqs: item.deleted_seqs,
             created_at: item.created_at,
         })
     }
@@ -113,6 +130,7 @@ pub struct Member {
     pub role: MemberRole,
     pub joined_at: i64,
     pub last_read_seq: u64,
+    pub muted: bool,
 }
 
 /// A channel's meta item and its members.
@@ -144,6 +162,7 @@ pub struct Membership {
     pub joined_at: i64,
     pub last_read_seq: u64,
     pub last_read_id: MessageId,
+    pub muted: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -187,6 +206,7 @@ impl<'a> Channels<'a> {
             buckets: Vec::new(),
             member_count: members,
             pair: Vec::new(),
+            deleted_seqs: Vec::new(),
             created_at: now_ms,
         }
     }
@@ -429,6 +449,7 @@ impl<'a> Channels<'a> {
                         role: member.role,
                         joined_at: member.joined_at,
                         last_read_seq: member.last_read_seq,
+                        muted: member.muted,
                     });
                 }
             }
@@ -531,6 +552,39 @@ impl<'a> Channels<'a> {
         }
     }
 
+    pub async fn set_muted(&self, id: &ChannelId, user: &UserId, muted: bool) -> Result<(), StoreError> {
+        self.client
+            .update_item()
+            .table_name(self.table)
+            .key("pk", AttributeValue::S(id.to_string()))
+            .key("sk", AttributeValue::S(keys::member_sk(user)))
+            .update_expression("SET muted = :muted")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":muted", AttributeValue::Bool(muted))
+            .send()
+            .await
+            .map_err(|e| StoreError::aws("UpdateItem", &e))?;
+        Ok(())
+    }
+
+    /// Forgets deleted seqs every member has read past: they no longer change any count.
+    pub async fn prune_deleted_seqs(&self, id: &ChannelId, seqs: &[u64]) -> Result<(), StoreError> {
+        if seqs.is_empty() {
+            return Ok(());
+        }
+        self.client
+            .update_item()
+            .table_name(self.table)
+            .key("pk", AttributeValue::S(id.to_string()))
+            .key("sk", AttributeValue::S(keys::CHANNEL_META_SK.into()))
+            .update_expression("DELETE deletedSeqs :seqs")
+            .expression_attribute_values(":seqs", AttributeValue::Ns(seqs.iter().map(u64::to_string).collect()))
+            .send()
+            .await
+            .map_err(|e| StoreError::aws("UpdateItem", &e))?;
+        Ok(())
+    }
+
     /// The meta item alone (consistent read): used to retry a send after a concurrent one.
     pub async fn meta(&self, id: &ChannelId) -> Result<Option<ChannelMeta>, StoreError> {
         let out = self
@@ -567,6 +621,7 @@ impl<'a> Channels<'a> {
                 joined_at: member.joined_at,
                 last_read_seq: member.last_read_seq,
                 last_read_id: MessageId::from_u64(member.last_read_id),
+                muted: member.muted,
             });
         }
         Ok(memberships)

@@ -23,6 +23,10 @@ pub fn user_pk(user: &UserId) -> String {
     format!("user#{user}")
 }
 
+pub fn devices_pk(user: &UserId) -> String {
+    format!("devices#{user}")
+}
+
 pub fn refresh_pk(token_hash: &str) -> String {
     format!("refresh#{token_hash}")
 }

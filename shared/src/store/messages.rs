@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{ChannelMeta, StoreError, keys};
 use crate::ids::{Bucket, MessageId};
-use crate::model::{ChannelId, ClientMsgId, Message, UserId};
+use crate::model::{Attachment, ChannelId, ClientMsgId, Message, UserId};
 
 /// How long a send's clientMsgId is remembered for retries.
 pub const DEDUPE_WINDOW_S: i64 = 24 * 60 * 60;
@@ -20,9 +20,17 @@ struct MessageItem {
     channel_id: ChannelId,
     seq: u64,
     author_id: UserId,
+    /// Removed by a delete.
+    #[serde(default)]
     text: String,
     client_msg_id: ClientMsgId,
     created_at: i64,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    attachments: Vec<Attachment>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    edited_at: Option<i64>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    deleted: bool,
 }
 
 impl MessageItem {
@@ -36,6 +44,10 @@ impl MessageItem {
             text: message.text.clone(),
             client_msg_id: message.client_msg_id.clone(),
             created_at: message.created_at,
+            // Download URLs are made per reader, never stored.
+            attachments: message.attachments.iter().map(|a| Attachment { url: None, ..a.clone() }).collect(),
+            edited_at: message.edited_at,
+            deleted: message.deleted,
         }
     }
 
@@ -48,8 +60,19 @@ impl MessageItem {
             text: self.text,
             client_msg_id: self.client_msg_id,
             created_at: self.created_at,
+            attachments: self.attachments,
+            edited_at: self.edited_at,
+            deleted: self.deleted,
         }
     }
+}
+
+/// Why an edit or delete did not happen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChangeRefused {
+    NotFound,
+    Deleted,
+    NotAuthor,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -223,6 +246,101 @@ impl<'a> MessageLog<'a> {
         Ok(MessageId::from_u64(item.message_id))
     }
 
+    /// Replaces the text of `author`'s message (only the text and `editedAt` are written).
+    /// The condition makes an edit that races a delete fail instead of bringing text back.
+    pub async fn edit(
+        &self,
+        channel: &ChannelId,
+        id: MessageId,
+        author: &UserId,
+        text: &str,
+        now_ms: i64,
+    ) -> Result<Result<Message, ChangeRefused>, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(self.messages_table)
+            .key("pk", AttributeValue::S(keys::message_pk(channel, id.bucket())))
+            .key("id", number(id.as_u64()))
+            .update_expression("SET #text = :text, editedAt = :now")
+            .condition_expression("attribute_exists(pk) AND authorId = :author AND attribute_not_exists(deleted)")
+            .expression_attribute_names("#text", "text")
+            .expression_attribute_values(":text", AttributeValue::S(text.to_owned()))
+            .expression_attribute_values(":now", number(now_ms))
+            .expression_attribute_values(":author", AttributeValue::S(author.to_string()))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(out) => {
+                let item: MessageItem = serde_dynamo::from_item(out.attributes.unwrap_or_default())?;
+                Ok(Ok(item.into_message()))
+            }
+            Err(err) => match err.as_service_error() {
+                Some(aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(e)) => {
+                    Ok(Err(refusal(e.item().cloned(), author)?))
+                }
+                _ => Err(StoreError::aws("UpdateItem", &err)),
+            },
+        }
+    }
+
+    /// Soft-deletes a message: keeps its id and seq, removes its text and attachments, and
+    /// records its seq among the channel's deleted ones (for unread counts), together.
+    /// `author`: when given, only that user's message may go (members delete their own;
+    /// owners and admins anyone's). Answers the message as it was.
+    pub async fn soft_delete(
+        &self,
+        message: &Message,
+        author: Option<&UserId>,
+        now_ms: i64,
+    ) -> Result<Result<Message, ChangeRefused>, StoreError> {
+        let mut condition = "attribute_exists(pk) AND attribute_not_exists(deleted)".to_owned();
+        let mut update = Update::builder()
+            .table_name(self.messages_table)
+            .key("pk", AttributeValue::S(keys::message_pk(&message.channel_id, message.message_id.bucket())))
+            .key("id", number(message.message_id.as_u64()))
+            .update_expression("SET deleted = :yes, deletedAt = :now REMOVE #text, attachments")
+            .expression_attribute_names("#text", "text")
+            .expression_attribute_values(":yes", AttributeValue::Bool(true))
+            .expression_attribute_values(":now", number(now_ms))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        if let Some(author) = author {
+            condition.push_str(" AND authorId = :author");
+            update = update.expression_attribute_values(":author", AttributeValue::S(author.to_string()));
+        }
+        let update = update.condition_expression(condition).build().map_err(build_error)?;
+        let meta = Update::builder()
+            .table_name(self.channels_table)
+            .key("pk", AttributeValue::S(message.channel_id.to_string()))
+            .key("sk", AttributeValue::S(keys::CHANNEL_META_SK.into()))
+            .update_expression("ADD deletedSeqs :seq")
+            .expression_attribute_values(":seq", AttributeValue::Ns(vec![message.seq.to_string()]))
+            .build()
+            .map_err(build_error)?;
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().update(update).build())
+            .transact_items(TransactWriteItem::builder().update(meta).build())
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(Ok(message.clone())),
+            Err(err) => match err.as_service_error() {
+                Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => {
+                    let item = cancelled.cancellation_reasons().first().and_then(|r| r.item()).cloned();
+                    match author {
+                        Some(author) => Ok(Err(refusal(item, author)?)),
+                        None => Ok(Err(if item.is_some() { ChangeRefused::Deleted } else { ChangeRefused::NotFound })),
+                    }
+                }
+                _ => Err(StoreError::aws("TransactWriteItems", &err)),
+            },
+        }
+    }
+
     pub async fn get(&self, channel: &ChannelId, id: MessageId) -> Result<Option<Message>, StoreError> {
         let out = self
             .client
@@ -281,4 +399,20 @@ fn number(n: impl ToString) -> AttributeValue {
 
 fn build_error(e: aws_sdk_dynamodb::error::BuildError) -> StoreError {
     StoreError::build(e)
+}
+
+/// Why a conditional change of a message failed, from the item DynamoDB returned with it.
+fn refusal(
+    item: Option<std::collections::HashMap<String, AttributeValue>>,
+    author: &UserId,
+) -> Result<ChangeRefused, StoreError> {
+    let Some(item) = item else { return Ok(ChangeRefused::NotFound) };
+    let item: MessageItem = serde_dynamo::from_item(item)?;
+    Ok(if item.deleted {
+        ChangeRefused::Deleted
+    } else if &item.author_id != author {
+        ChangeRefused::NotAuthor
+    } else {
+        ChangeRefused::NotFound
+    })
 }

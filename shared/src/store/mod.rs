@@ -12,7 +12,7 @@ use aws_sdk_dynamodb::error::SdkError;
 use aws_smithy_types::error::display::DisplayErrorContext;
 
 pub use channels::{ChannelMeta, Channels, CreateChannelError, Member, Membership, MembershipChangeError, Roster};
-pub use messages::{AppendOutcome, MessageLog, Order};
+pub use messages::{AppendOutcome, ChangeRefused, MessageLog, Order};
 pub use presence::Presence;
 pub use rate_limits::RateLimiter;
 pub use users::{UserRecord, Users};

@@ -146,3 +146,150 @@ impl<'a> Users<'a> {
         Ok(item.filter(|i| i.expires_at > now_ms).map(|i| i.user_id))
     }
 }
+
+/// A device that gets pushes, kept in the user's `devices#{userId}` item.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct DeviceRecord {
+    pub platform: crate::push::Platform,
+    /// The SNS platform endpoint; none when no platform application is configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint_arn: Option<String>,
+    /// False once SNS said the endpoint is disabled (a dead token).
+    pub enabled: bool,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DevicesItem {
+    user_id: UserId,
+    #[serde(default)]
+    devices: HashMap<String, DeviceRecord>,
+}
+
+impl<'a> Users<'a> {
+    /// Adds or replaces one device (one item per user; the map is created on first use).
+    pub async fn put_device(&self, user: &UserId, id: &str, device: &DeviceRecord) -> Result<(), StoreError> {
+        let value: AttributeValue = serde_dynamo::to_attribute_value(device)?;
+        for _ in 0..3 {
+            let nested = self
+                .client
+                .update_item()
+                .table_name(self.table)
+                .key("pk", AttributeValue::S(keys::devices_pk(user)))
+                .update_expression("SET devices.#id = :device")
+                .condition_expression("attribute_exists(devices)")
+                .expression_attribute_names("#id", id)
+                .expression_attribute_values(":device", value.clone())
+                .send()
+                .await;
+            match nested {
+                Ok(_) => return Ok(()),
+                Err(err) if !is_condition_failure(&err) => return Err(StoreError::aws("UpdateItem", &err)),
+                Err(_) => {}
+            }
+            let created = self
+                .client
+                .update_item()
+                .table_name(self.table)
+                .key("pk", AttributeValue::S(keys::devices_pk(user)))
+                .update_expression("SET devices = :devices, userId = :user")
+                .condition_expression("attribute_not_exists(devices)")
+                .expression_attribute_values(
+                    ":devices",
+                    AttributeValue::M(HashMap::from([(id.to_owned(), value.clone())])),
+                )
+                .expression_attribute_values(":user", AttributeValue::S(user.to_string()))
+                .send()
+                .await;
+            match created {
+                Ok(_) => return Ok(()),
+                Err(err) if !is_condition_failure(&err) => return Err(StoreError::aws("UpdateItem", &err)),
+                Err(_) => {}
+            }
+        }
+        Err(StoreError::Conflict(format!("could not record a device of {user}")))
+    }
+
+    /// Removes one device; answers it when it existed.
+    pub async fn remove_device(&self, user: &UserId, id: &str) -> Result<Option<DeviceRecord>, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(self.table)
+            .key("pk", AttributeValue::S(keys::devices_pk(user)))
+            .update_expression("REMOVE devices.#id")
+            .condition_expression("attribute_exists(devices.#id)")
+            .expression_attribute_names("#id", id)
+            .return_values(ReturnValue::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(out) => {
+                let item: Option<DevicesItem> = out.attributes.map(serde_dynamo::from_item).transpose()?;
+                Ok(item.and_then(|mut i| i.devices.remove(id)))
+            }
+            Err(err) if is_condition_failure(&err) => Ok(None),
+            Err(err) => Err(StoreError::aws("UpdateItem", &err)),
+        }
+    }
+
+    pub async fn disable_device(&self, user: &UserId, id: &str) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(self.table)
+            .key("pk", AttributeValue::S(keys::devices_pk(user)))
+            .update_expression("SET devices.#id.enabled = :no")
+            .condition_expression("attribute_exists(devices.#id)")
+            .expression_attribute_names("#id", id)
+            .expression_attribute_values(":no", AttributeValue::Bool(false))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(err) if is_condition_failure(&err) => Ok(()),
+            Err(err) => Err(StoreError::aws("UpdateItem", &err)),
+        }
+    }
+
+    /// The devices of `users` (one BatchGetItem per 100 users).
+    pub async fn devices(&self, users: &[UserId]) -> Result<HashMap<UserId, Vec<(String, DeviceRecord)>>, StoreError> {
+        let mut found = HashMap::new();
+        for chunk in users.chunks(100) {
+            let mut keys_and_attributes = KeysAndAttributes::builder();
+            for user in chunk {
+                keys_and_attributes = keys_and_attributes
+                    .keys(HashMap::from([("pk".to_owned(), AttributeValue::S(keys::devices_pk(user)))]));
+            }
+            let mut request =
+                HashMap::from([(self.table.to_owned(), keys_and_attributes.build().map_err(StoreError::build)?)]);
+            for attempt in 0..8u32 {
+                let out = self
+                    .client
+                    .batch_get_item()
+                    .set_request_items(Some(request))
+                    .send()
+                    .await
+                    .map_err(|e| StoreError::aws("BatchGetItem", &e))?;
+                for item in out.responses.and_then(|mut r| r.remove(self.table)).unwrap_or_default() {
+                    let item: DevicesItem = serde_dynamo::from_item(item)?;
+                    found.insert(item.user_id, item.devices.into_iter().collect());
+                }
+                request = out.unprocessed_keys.unwrap_or_default();
+                if request.is_empty() {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(20 << attempt)).await;
+            }
+        }
+        Ok(found)
+    }
+}
+
+fn is_condition_failure<R>(
+    err: &aws_sdk_dynamodb::error::SdkError<aws_sdk_dynamodb::operation::update_item::UpdateItemError, R>,
+) -> bool {
+    err.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception())
+}
