@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Installs the local tools this repository needs into .venv (ignored by git):
-# moto (the local AWS endpoint) and cfn-lint (template checks). Idempotent and quiet
-# when everything is already there.
+# moto (the local AWS endpoint), cfn-lint and aws-sam-cli (template checks, sam build and
+# deploy). Idempotent and quiet when everything is already there.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="$root/.venv"
 # Pinned so a fresh machine gets exactly what the tests were written against.
-python_tools=("moto[server]==5.2.5" "cfn-lint==1.*")
+python_tools=("moto[server]==5.2.5" "cfn-lint==1.*" "aws-sam-cli==1.*")
 
 if [ ! -x "$venv/bin/python" ]; then
     echo "bootstrap: creating $venv"

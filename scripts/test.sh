@@ -7,8 +7,12 @@ export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
 ./scripts/bootstrap.sh
 
-echo "== template: cfn-lint"
+echo "== template: cfn-lint, SAM's validation, and cfn-lint after the SAM transform"
 .venv/bin/cfn-lint template.yaml
+# SAM reads AWS_DEFAULT_REGION; fake credentials are enough offline.
+SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=us-east-1 AWS_ACCESS_KEY_ID=validation AWS_SECRET_ACCESS_KEY=validation \
+    .venv/bin/sam validate --region us-east-1 --template template.yaml
+.venv/bin/python scripts/validate_template.py template.yaml
 
 echo "== format and lints"
 cargo fmt --all -- --check

@@ -215,7 +215,8 @@ async fn read_receipts_reach_the_author_and_clear_the_readers_other_devices() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unread_counts_stay_right_across_three_channels_and_three_users() {
     let stack = Stack::start().await;
-    let channels: [(&str, &[&str]); 3] = [("c1", &["ann", "ben", "cy"]), ("c2", &["ann", "ben"]), ("c3", &["ben", "cy"])];
+    let channels: [(&str, &[&str]); 3] =
+        [("c1", &["ann", "ben", "cy"]), ("c2", &["ann", "ben"]), ("c3", &["ben", "cy"])];
     for (id, members) in channels {
         stack.create_channel(id, members).await;
     }
@@ -275,7 +276,8 @@ async fn unread_counts_stay_right_across_three_channels_and_three_users() {
         for (channel, members) in channels {
             if members.contains(&user) {
                 let position = read.get(&(user, channel)).copied().unwrap_or(0);
-                let expected = messages[channel].iter().filter(|(seq, _, _, deleted)| *seq > position && !deleted).count();
+                let expected =
+                    messages[channel].iter().filter(|(seq, _, _, deleted)| *seq > position && !deleted).count();
                 assert_eq!(counts[channel], expected as u64, "{user} in {channel}");
             }
         }
