@@ -346,7 +346,8 @@ pub async fn typing(app: &App, user: &UserId, channel_id: &ChannelId, state: Typ
 }
 
 /// Moves `user`'s read position in a channel forward to `message_id`, and tells the other
-/// members and the user's other devices. Answers the receipt (the position as it now is).
+/// members and the user's other devices. Answers the receipt of `message_id` (an older
+/// message than the one already read changes nothing and tells nobody).
 pub async fn mark_read(
     app: &App,
     user: &UserId,
@@ -385,13 +386,18 @@ pub async fn edit_message(
 ) -> Result<ServerFrame, ChatError> {
     let text = MessageText::parse(text)?;
     let roster = crate::membership::roster_for_member(app, user, channel_id).await?;
+    // The edited message must still fit a frame: check before anything is written.
+    if let Some(mut current) = app.messages().get(channel_id, message_id).await? {
+        current.text = text.as_str().to_owned();
+        current.edited_at = Some(i64::MAX);
+        check_frame_size(&ServerFrame::MessageUpdated { message: current.clone() }, &current)?;
+    }
     let edited = match app.messages().edit(channel_id, message_id, user, text.as_str(), app.now_ms()).await? {
         Ok(message) => message,
         Err(refused) => return Err(refused_change(refused, channel_id, message_id, "edit")),
     };
     let edited = crate::media::with_download_urls(app, edited).await;
     let frame = ServerFrame::MessageUpdated { message: edited.clone() };
-    check_frame_size(&frame, &edited)?;
     fan_out(app, &roster.member_ids(), Some(origin), &frame.to_json()).await;
     Ok(frame)
 }
@@ -412,9 +418,6 @@ pub async fn delete_message(
         .await?
         .ok_or_else(|| ChatError::NotFound(format!("no message {message_id} in channel {channel_id}")))?;
     let frame = ServerFrame::MessageDeleted { channel_id: channel_id.clone(), message_id, seq: message.seq };
-    if message.deleted {
-        return Ok(frame);
-    }
     let moderator = roster.meta.kind == ChannelKind::Group
         && roster.member(user).is_some_and(|m| matches!(m.role, MemberRole::Owner | MemberRole::Admin));
     let only_author = if message.author_id == *user {
@@ -424,6 +427,9 @@ pub async fn delete_message(
     } else {
         return Err(ChatError::Forbidden("only the author (or a group's owner or admins) can delete a message".into()));
     };
+    if message.deleted {
+        return Ok(frame);
+    }
     let deleted = match app.messages().soft_delete(&message, only_author, app.now_ms()).await? {
         Ok(deleted) => deleted,
         Err(crate::store::ChangeRefused::Deleted) => return Ok(frame),

@@ -116,13 +116,12 @@ async fn sweep_once(app: &App) -> usize {
         };
         for (user, deadline) in overdue {
             match app.presence().mark_offline(&user, deadline).await {
-                Ok(true) => {
+                Ok(Some(last_seen)) => {
                     info!(%user, "offline");
                     offline += 1;
-                    let last_seen = deadline - app.config.presence.window_ms;
-                    announce(app, &user, Status::Offline, Some(last_seen)).await;
+                    announce(app, &user, Status::Offline, last_seen).await;
                 }
-                Ok(false) => {}
+                Ok(None) => {}
                 Err(err) => warn!(%user, error = %err, "could not mark a user offline"),
             }
         }

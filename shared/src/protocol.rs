@@ -126,8 +126,8 @@ pub enum ServerFrame {
     /// renewed: a `stop` can be lost).
     Typing { channel_id: ChannelId, user_id: UserId, state: TypingState },
     /// A member read a channel up to a message: to the other members, to the reader's other
-    /// devices (their unread count for the channel becomes the channel's seq minus `seq`),
-    /// and as the answer to `markRead`.
+    /// devices (their unread count for the channel drops to the messages after `seq`, less
+    /// deleted ones), and as the answer to `markRead`.
     Receipt { channel_id: ChannelId, user_id: UserId, message_id: MessageId, seq: u64 },
     /// Part of a `sync` answer: missed messages of one channel, oldest first.
     Messages { channel_id: ChannelId, messages: Vec<Message> },

@@ -1,5 +1,6 @@
-//! Every client action on an open connection (`sendMessage`, `heartbeat`, `typing`,
-//! `markRead`, `getPresence`, `sync`, and `$default` for frames with no known action).
+//! Every client action on an open connection (`sendMessage`, `editMessage`,
+//! `deleteMessage`, `heartbeat`, `typing`, `markRead`, `getPresence`, `sync`, and
+//! `$default` for frames with no known action).
 //! An answer, when the action has one, goes back to the caller as the route response.
 
 use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};

@@ -181,9 +181,10 @@ impl<'a> Presence<'a> {
                     .update_item()
                     .table_name(self.table)
                     .key("userId", AttributeValue::S(user.to_string()))
-                    .update_expression("SET deadline = :grace")
+                    .update_expression("SET deadline = :grace, lastSeen = :now")
                     .condition_expression("deadline = :seen")
                     .expression_attribute_values(":grace", n(grace_deadline))
+                    .expression_attribute_values(":now", n(now_ms))
                     .expression_attribute_values(":seen", n(deadline))
                     .send()
                     .await;
@@ -324,8 +325,8 @@ impl<'a> Presence<'a> {
     }
 
     /// Records that contacts are being told `user` is offline, unless something beat since
-    /// the sweep read `deadline`. Answers whether this call made the change.
-    pub async fn mark_offline(&self, user: &UserId, deadline: i64) -> Result<bool, StoreError> {
+    /// the sweep read `deadline`. Answers `Some(last seen)` when this call made the change.
+    pub async fn mark_offline(&self, user: &UserId, deadline: i64) -> Result<Option<Option<i64>>, StoreError> {
         let result = self
             .client
             .update_item()
@@ -334,11 +335,15 @@ impl<'a> Presence<'a> {
             .update_expression("REMOVE onlineShard")
             .condition_expression("attribute_exists(onlineShard) AND deadline = :seen")
             .expression_attribute_values(":seen", n(deadline))
+            .return_values(ReturnValue::AllNew)
             .send()
             .await;
         match result {
-            Ok(_) => Ok(true),
-            Err(err) if is_condition_failure(&err) => Ok(false),
+            Ok(out) => {
+                let item: Option<PresenceItem> = out.attributes.map(serde_dynamo::from_item).transpose()?;
+                Ok(Some(item.and_then(|i| i.last_seen)))
+            }
+            Err(err) if is_condition_failure(&err) => Ok(None),
             Err(err) => Err(StoreError::aws("UpdateItem", &err)),
         }
     }
