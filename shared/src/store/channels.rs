@@ -5,9 +5,7 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{
-    AttributeValue, Delete, KeysAndAttributes, Put, PutRequest, TransactWriteItem, Update, WriteRequest,
-};
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, PutRequest, TransactWriteItem, Update, WriteRequest};
 use serde::{Deserialize, Serialize};
 
 use super::{StoreError, keys};
@@ -489,39 +487,16 @@ impl<'a> Channels<'a> {
         &self,
         keys: Vec<(ChannelId, String)>,
     ) -> Result<Vec<HashMap<String, AttributeValue>>, StoreError> {
-        let mut found = Vec::new();
-        for chunk in keys.chunks(100) {
-            let mut keys_and_attributes = KeysAndAttributes::builder().consistent_read(true);
-            for (pk, sk) in chunk {
-                keys_and_attributes = keys_and_attributes.keys(HashMap::from([
+        let keys = keys
+            .into_iter()
+            .map(|(pk, sk)| {
+                HashMap::from([
                     ("pk".to_owned(), AttributeValue::S(pk.to_string())),
-                    ("sk".to_owned(), AttributeValue::S(sk.clone())),
-                ]));
-            }
-            let mut request =
-                HashMap::from([(self.table.to_owned(), keys_and_attributes.build().map_err(StoreError::build)?)]);
-            let mut attempt = 0u32;
-            loop {
-                let out = self
-                    .client
-                    .batch_get_item()
-                    .set_request_items(Some(request))
-                    .send()
-                    .await
-                    .map_err(|e| StoreError::aws("BatchGetItem", &e))?;
-                found.extend(out.responses.and_then(|mut r| r.remove(self.table)).unwrap_or_default());
-                request = out.unprocessed_keys.unwrap_or_default();
-                if request.is_empty() {
-                    break;
-                }
-                attempt += 1;
-                if attempt == 8 {
-                    return Err(StoreError::Conflict("BatchGetItem kept returning unprocessed keys".into()));
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(20 << attempt)).await;
-            }
-        }
-        Ok(found)
+                    ("sk".to_owned(), AttributeValue::S(sk)),
+                ])
+            })
+            .collect();
+        super::batch_get(self.client, self.table, keys, None, true).await
     }
 
     /// Moves `user`'s read position forward to (`seq`, `message`); never backwards.

@@ -17,6 +17,49 @@ pub use presence::Presence;
 pub use rate_limits::RateLimiter;
 pub use users::{UserRecord, Users};
 
+/// A DynamoDB item as the SDK holds it.
+pub(crate) type Item = std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>;
+
+/// Reads items by key: one BatchGetItem per 100 keys (its limit), retrying with backoff the
+/// keys DynamoDB leaves unprocessed under load.
+pub(crate) async fn batch_get(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    keys: Vec<Item>,
+    projection: Option<&str>,
+    consistent: bool,
+) -> Result<Vec<Item>, StoreError> {
+    let mut found = Vec::new();
+    for chunk in keys.chunks(100) {
+        let batch = aws_sdk_dynamodb::types::KeysAndAttributes::builder()
+            .set_keys(Some(chunk.to_vec()))
+            .set_projection_expression(projection.map(str::to_owned))
+            .consistent_read(consistent)
+            .build()
+            .map_err(StoreError::build)?;
+        let mut request = std::collections::HashMap::from([(table.to_owned(), batch)]);
+        let mut attempt = 0u32;
+        while !request.is_empty() {
+            if attempt == 8 {
+                return Err(StoreError::Conflict("BatchGetItem kept returning unprocessed keys".into()));
+            }
+            if attempt > 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(10 << attempt)).await;
+            }
+            attempt += 1;
+            let out = client
+                .batch_get_item()
+                .set_request_items(Some(request))
+                .send()
+                .await
+                .map_err(|e| StoreError::aws("BatchGetItem", &e))?;
+            found.extend(out.responses.and_then(|mut r| r.remove(table)).unwrap_or_default());
+            request = out.unprocessed_keys.unwrap_or_default();
+        }
+    }
+    Ok(found)
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("DynamoDB {operation} failed: {detail}")]

@@ -14,14 +14,12 @@
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, ReturnValue};
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use serde::{Deserialize, Serialize};
 
 use super::{StoreError, keys};
 use crate::model::{ConnectionId, UserId};
 
-/// BatchGetItem's limit, and the largest channel.
-const BATCH_GET_LIMIT: usize = 100;
 /// Partitions of the `OnlineByDeadline` index, so one busy key does not carry every user.
 pub const ONLINE_SHARDS: u32 = 4;
 
@@ -223,36 +221,15 @@ impl<'a> Presence<'a> {
     }
 
     async fn batch_get(&self, users: &[UserId], projection: &str) -> Result<Vec<PresenceItem>, StoreError> {
-        let mut items = Vec::new();
-        for chunk in users.chunks(BATCH_GET_LIMIT) {
-            let mut keys = KeysAndAttributes::builder().projection_expression(projection);
-            for user in chunk {
-                keys = keys.keys(HashMap::from([("userId".to_owned(), AttributeValue::S(user.to_string()))]));
-            }
-            let mut request = HashMap::from([(self.table.to_owned(), keys.build().map_err(StoreError::build)?)]);
-            let mut attempt = 0u32;
-            while !request.is_empty() {
-                if attempt > 0 {
-                    tokio::time::sleep(std::time::Duration::from_millis(10 << attempt.min(6))).await;
-                }
-                if attempt == 8 {
-                    return Err(StoreError::Conflict("BatchGetItem kept returning unprocessed keys".into()));
-                }
-                attempt += 1;
-                let out = self
-                    .client
-                    .batch_get_item()
-                    .set_request_items(Some(request))
-                    .send()
-                    .await
-                    .map_err(|e| StoreError::aws("BatchGetItem", &e))?;
-                for item in out.responses.and_then(|mut r| r.remove(self.table)).unwrap_or_default() {
-                    items.push(serde_dynamo::from_item(item)?);
-                }
-                request = out.unprocessed_keys.unwrap_or_default();
-            }
-        }
-        Ok(items)
+        let keys = users
+            .iter()
+            .map(|user| HashMap::from([("userId".to_owned(), AttributeValue::S(user.to_string()))]))
+            .collect();
+        super::batch_get(self.client, self.table, keys, Some(projection), false)
+            .await?
+            .into_iter()
+            .map(|item| serde_dynamo::from_item(item).map_err(StoreError::from))
+            .collect()
     }
 
     /// The open connections of `users`: one BatchGetItem per 100 users (plus retries of

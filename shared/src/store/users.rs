@@ -4,7 +4,7 @@
 use std::collections::{HashMap, HashSet};
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, ReturnValue};
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use serde::{Deserialize, Serialize};
 
 use super::{StoreError, keys};
@@ -78,38 +78,18 @@ impl<'a> Users<'a> {
 
     /// Which of `users` have accounts (one BatchGetItem per 100).
     pub async fn existing(&self, users: &[UserId]) -> Result<HashSet<UserId>, StoreError> {
-        let mut found = HashSet::new();
-        for chunk in users.chunks(100) {
-            let mut keys_and_attributes = KeysAndAttributes::builder().projection_expression("userId");
-            for user in chunk {
-                keys_and_attributes = keys_and_attributes
-                    .keys(HashMap::from([("pk".to_owned(), AttributeValue::S(keys::user_pk(user)))]));
-            }
-            let mut request =
-                HashMap::from([(self.table.to_owned(), keys_and_attributes.build().map_err(StoreError::build)?)]);
-            for attempt in 0..8u32 {
-                let out = self
-                    .client
-                    .batch_get_item()
-                    .set_request_items(Some(request))
-                    .send()
-                    .await
-                    .map_err(|e| StoreError::aws("BatchGetItem", &e))?;
-                for item in out.responses.and_then(|mut r| r.remove(self.table)).unwrap_or_default() {
-                    if let Some(AttributeValue::S(id)) = item.get("userId")
-                        && let Ok(id) = UserId::parse(id.as_str())
-                    {
-                        found.insert(id);
-                    }
-                }
-                request = out.unprocessed_keys.unwrap_or_default();
-                if request.is_empty() {
-                    break;
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(20 << attempt)).await;
-            }
-        }
-        Ok(found)
+        let keys = users
+            .iter()
+            .map(|user| HashMap::from([("pk".to_owned(), AttributeValue::S(keys::user_pk(user)))]))
+            .collect();
+        let items = super::batch_get(self.client, self.table, keys, Some("userId"), false).await?;
+        Ok(items
+            .iter()
+            .filter_map(|item| match item.get("userId") {
+                Some(AttributeValue::S(id)) => UserId::parse(id.as_str()).ok(),
+                _ => None,
+            })
+            .collect())
     }
 
     pub async fn put_refresh(&self, token_hash: &str, user: &UserId, expires_ms: i64) -> Result<(), StoreError> {
@@ -256,33 +236,14 @@ impl<'a> Users<'a> {
 
     /// The devices of `users` (one BatchGetItem per 100 users).
     pub async fn devices(&self, users: &[UserId]) -> Result<HashMap<UserId, Vec<(String, DeviceRecord)>>, StoreError> {
+        let keys = users
+            .iter()
+            .map(|user| HashMap::from([("pk".to_owned(), AttributeValue::S(keys::devices_pk(user)))]))
+            .collect();
         let mut found = HashMap::new();
-        for chunk in users.chunks(100) {
-            let mut keys_and_attributes = KeysAndAttributes::builder();
-            for user in chunk {
-                keys_and_attributes = keys_and_attributes
-                    .keys(HashMap::from([("pk".to_owned(), AttributeValue::S(keys::devices_pk(user)))]));
-            }
-            let mut request =
-                HashMap::from([(self.table.to_owned(), keys_and_attributes.build().map_err(StoreError::build)?)]);
-            for attempt in 0..8u32 {
-                let out = self
-                    .client
-                    .batch_get_item()
-                    .set_request_items(Some(request))
-                    .send()
-                    .await
-                    .map_err(|e| StoreError::aws("BatchGetItem", &e))?;
-                for item in out.responses.and_then(|mut r| r.remove(self.table)).unwrap_or_default() {
-                    let item: DevicesItem = serde_dynamo::from_item(item)?;
-                    found.insert(item.user_id, item.devices.into_iter().collect());
-                }
-                request = out.unprocessed_keys.unwrap_or_default();
-                if request.is_empty() {
-                    break;
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(20 << attempt)).await;
-            }
+        for item in super::batch_get(self.client, self.table, keys, None, false).await? {
+            let item: DevicesItem = serde_dynamo::from_item(item)?;
+            found.insert(item.user_id, item.devices.into_iter().collect());
         }
         Ok(found)
     }
