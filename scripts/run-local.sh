@@ -35,7 +35,7 @@ done
 
 "$gateway" create-tables
 "$gateway" create-channel demo --members alice,bob 2>/dev/null || true
-"$gateway" serve --create-tables --listen "127.0.0.1:${gateway_port}" &
+"$gateway" serve --create-tables --listen "127.0.0.1:${gateway_port}" --web-dir web/public &
 gateway_pid=$!
 sleep 1
 
@@ -45,6 +45,8 @@ The chat backend is running.
   AWS endpoint (moto): $AWS_ENDPOINT_URL
   WebSocket API:       ws://127.0.0.1:${gateway_port}/local?token=...
   HTTP API:            http://127.0.0.1:${gateway_port}
+  Web client:          http://127.0.0.1:${gateway_port}/app/   (sign up two users in two browser windows)
+  CLI:                 target/debug/chat --api http://127.0.0.1:${gateway_port} signup <name>
 
 Channel "demo" has members alice and bob. Tokens (valid 24 h):
   alice: $("$gateway" token alice)

@@ -1,0 +1,409 @@
+//! `chat chat CHANNEL`: the interactive chat. Messages are shown in `seq` order (a gap is
+//! read from history), sends go one at a time so they keep the order they were typed in,
+//! a rate-limited send is retried with its clientMsgId, and a lost connection comes back
+//! with backoff and catches up from the last message shown. While it runs it sends
+//! heartbeats (the user is online), marks what it shows as read, and tells when the other
+//! person of a direct chat comes online or goes offline.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+use crate::Endpoints;
+use crate::api::{self, Api, ChannelSummary, Error, Message};
+use crate::session::Store;
+use crate::socket::{self, Incoming, Socket};
+use crate::term::{self, Screen};
+
+const BACKOFF_FIRST: Duration = Duration::from_millis(500);
+/// The backend counts a user online for 60 s after each heartbeat.
+const HEARTBEAT: Duration = Duration::from_secs(30);
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// Past this many missed messages, show only the newest ones.
+const MAX_CATCH_UP: usize = 500;
+
+struct Outgoing {
+    client_msg_id: String,
+    text: String,
+}
+
+struct Chat<'a> {
+    api: &'a Api,
+    store: &'a mut Store,
+    screen: Screen,
+    channel: ChannelSummary,
+    channels: Vec<ChannelSummary>,
+    last_seq: u64,
+    last_id: Option<String>,
+    /// Typed and not yet acknowledged; the head is in flight.
+    outbox: VecDeque<Outgoing>,
+    in_flight: bool,
+    retry_at: Option<tokio::time::Instant>,
+    /// Messages of others shown since the last `markRead`.
+    unread_shown: bool,
+    /// The other person of a direct chat: online?
+    peer_online: Option<bool>,
+}
+
+pub async fn run(
+    api: &Api,
+    endpoints: &Endpoints,
+    store: &mut Store,
+    reference: &str,
+    history: usize,
+) -> Result<(), Error> {
+    let channels = api.channels(store).await?;
+    let channel = api.resolve(store, reference).await?;
+    let screen = Screen::new(format!("{}> ", channel.title()));
+    let mut chat = Chat {
+        api,
+        store,
+        screen,
+        channel,
+        channels,
+        last_seq: 0,
+        last_id: None,
+        outbox: VecDeque::new(),
+        in_flight: false,
+        retry_at: None,
+        unread_shown: false,
+        peer_online: None,
+    };
+    chat.note(&format!(
+        "{} ({}, {}) · you are {} · /quit or Ctrl-D leaves",
+        chat.channel.title(),
+        chat.channel.kind,
+        chat.channel.channel_id,
+        chat.store.user_id()?
+    ));
+    chat.show_recent(history.clamp(1, 100)).await?;
+
+    // Reading stdin blocks: a thread of its own hands the lines over.
+    let (tx, mut lines) = mpsc::unbounded_channel::<String>();
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+
+    let mut attempt = 0u32;
+    let mut was_connected = false;
+    loop {
+        let token = chat.store.access_token(chat.api).await?;
+        let mut socket = match Socket::connect(&endpoints.ws, &token, &endpoints.tls).await {
+            Ok(socket) => socket,
+            Err(err) => {
+                if err.code() == Some("unauthorized") {
+                    chat.store.refresh(chat.api).await?;
+                }
+                let delay = backoff(attempt);
+                attempt += 1;
+                chat.note(&format!("! cannot connect ({err}); trying again in {:.1} s", delay.as_secs_f64()));
+                if wait_or_quit(&mut lines, delay, &mut chat).await {
+                    return Ok(());
+                }
+                continue;
+            }
+        };
+        if was_connected {
+            chat.note("connected again");
+            chat.catch_up().await?;
+        }
+        attempt = 0;
+        was_connected = true;
+        chat.in_flight = false;
+        if let Some(peer) = chat.channel.peer.clone() {
+            socket.send(&json!({"action": "getPresence", "userIds": [peer]})).await?;
+        }
+        chat.pump(&mut socket).await?;
+        match chat.session(&mut socket, &mut lines).await? {
+            End::Quit => {
+                socket.close().await;
+                if !chat.outbox.is_empty() {
+                    eprintln!("chat: {} message(s) were not sent", chat.outbox.len());
+                }
+                return Ok(());
+            }
+            End::Lost(why) => {
+                let delay = backoff(0);
+                chat.note(&format!("! connection lost ({why}); reconnecting in {:.1} s", delay.as_secs_f64()));
+                if wait_or_quit(&mut lines, delay, &mut chat).await {
+                    return Ok(());
+                }
+            }
+        }
+    }
+}
+
+enum End {
+    Quit,
+    Lost(String),
+}
+
+/// Exponential backoff with jitter.
+fn backoff(attempt: u32) -> Duration {
+    let ceiling = BACKOFF_FIRST.saturating_mul(2u32.saturating_pow(attempt.min(16))).min(BACKOFF_MAX);
+    ceiling.mul_f64(0.5 + rand::random::<f64>() / 2.0)
+}
+
+/// Waits `delay`, queueing what is typed meanwhile; true when the user quit.
+async fn wait_or_quit(lines: &mut mpsc::UnboundedReceiver<String>, delay: Duration, chat: &mut Chat<'_>) -> bool {
+    let deadline = tokio::time::Instant::now() + delay;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep_until(deadline) => return false,
+            line = lines.recv() => match line {
+                None => return true,
+                Some(line) => if chat.typed(line) { return true },
+            },
+        }
+    }
+}
+
+impl Chat<'_> {
+    fn note(&self, text: &str) {
+        self.screen.line(text);
+    }
+
+    fn print(&mut self, message: &Message) {
+        let time = term::format_time(message.created_at);
+        self.screen.line(&format!("{} {}: {}", &time[11..], message.author_id, message.display_text()));
+        if self.store.session.as_ref().is_some_and(|s| s.user_id != message.author_id) {
+            self.unread_shown = true;
+        }
+        self.last_seq = message.seq;
+        self.last_id = Some(message.message_id.clone());
+    }
+
+    async fn show_recent(&mut self, count: usize) -> Result<(), Error> {
+        let page = self.api.history(self.store, &self.channel.channel_id, None, None, count).await?;
+        if page.next_before.is_some() {
+            self.note("… (older messages: `chat history`)");
+        }
+        for message in page.messages.iter().rev() {
+            self.print(message);
+        }
+        Ok(())
+    }
+
+    /// Prints what came after the last message shown, in order.
+    async fn catch_up(&mut self) -> Result<(), Error> {
+        let Some(after) = self.last_id.clone() else {
+            return self.show_recent(20).await;
+        };
+        let mut missed: Vec<Message> = Vec::new();
+        let mut before: Option<String> = None;
+        loop {
+            let page =
+                self.api.history(self.store, &self.channel.channel_id, before.as_deref(), Some(&after), 100).await?;
+            missed.extend(page.messages);
+            before = page.next_before;
+            if before.is_none() || missed.len() > MAX_CATCH_UP {
+                break;
+            }
+        }
+        missed.sort_by_key(|m| m.seq);
+        if missed.len() > MAX_CATCH_UP {
+            self.note(&format!("… {} missed messages; the newest follow", missed.len()));
+            missed.drain(..missed.len() - 20);
+        }
+        let last_seq = self.last_seq;
+        for message in missed.iter().filter(|m| m.seq > last_seq) {
+            self.settle(message);
+            self.print(message);
+        }
+        Ok(())
+    }
+
+    /// A message of this channel, shown in `seq` order.
+    async fn deliver(&mut self, message: Message) -> Result<(), Error> {
+        if message.seq <= self.last_seq {
+            return Ok(());
+        }
+        if message.seq > self.last_seq + 1 {
+            // Live events can overtake each other; history has them all, in order.
+            self.catch_up().await?;
+            if message.seq <= self.last_seq {
+                return Ok(());
+            }
+        }
+        self.print(&message);
+        Ok(())
+    }
+
+    /// A send whose ack went missing shows up in history: it is delivered.
+    fn settle(&mut self, message: &Message) {
+        let me = self.store.session.as_ref().map(|s| s.user_id.as_str());
+        if me == Some(message.author_id.as_str())
+            && self.outbox.front().is_some_and(|o| Some(&o.client_msg_id) == message.client_msg_id.as_ref())
+        {
+            self.outbox.pop_front();
+            self.in_flight = false;
+        }
+    }
+
+    /// A line typed at the prompt; true for /quit.
+    fn typed(&mut self, line: String) -> bool {
+        self.screen.clear_prompt();
+        let text = line.trim();
+        if text == "/quit" || text == "/exit" {
+            return true;
+        }
+        if !text.is_empty() {
+            self.outbox.push_back(Outgoing { client_msg_id: socket::new_client_msg_id(), text: text.to_owned() });
+        }
+        false
+    }
+
+    /// Sends the head of the outbox unless it is in flight or waiting out a rate limit.
+    async fn pump(&mut self, socket: &mut Socket) -> Result<(), Error> {
+        if self.in_flight || self.retry_at.is_some() {
+            return Ok(());
+        }
+        if let Some(head) = self.outbox.front() {
+            socket.send(&socket::send_message_frame(&self.channel.channel_id, &head.client_msg_id, &head.text)).await?;
+            self.in_flight = true;
+        }
+        Ok(())
+    }
+
+    async fn session(
+        &mut self,
+        socket: &mut Socket,
+        lines: &mut mpsc::UnboundedReceiver<String>,
+    ) -> Result<End, Error> {
+        let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + HEARTBEAT, HEARTBEAT);
+        loop {
+            if self.unread_shown
+                && let Some(last) = &self.last_id
+            {
+                let frame = json!({"action": "markRead", "channelId": self.channel.channel_id, "messageId": last});
+                if let Err(err) = socket.send(&frame).await {
+                    return Ok(End::Lost(err.to_string()));
+                }
+                self.unread_shown = false;
+            }
+            let retry = self.retry_at;
+            tokio::select! {
+                _ = heartbeat.tick() => {
+                    if let Err(err) = socket.send(&json!({"action": "heartbeat"})).await {
+                        return Ok(End::Lost(err.to_string()));
+                    }
+                }
+                line = lines.recv() => match line {
+                    None => return Ok(End::Quit),
+                    Some(line) => {
+                        if self.typed(line) {
+                            return Ok(End::Quit);
+                        }
+                    }
+                },
+                incoming = socket.next() => match incoming {
+                    Incoming::Closed(why) => return Ok(End::Lost(why)),
+                    Incoming::Frame(frame) => self.frame(frame).await?,
+                },
+                _ = async { tokio::time::sleep_until(retry.unwrap()).await }, if retry.is_some() => {
+                    self.retry_at = None;
+                }
+            }
+            if let Err(err) = self.pump(socket).await {
+                return Ok(End::Lost(err.to_string()));
+            }
+        }
+    }
+
+    /// Says when the other person of a direct chat comes online or goes offline.
+    fn presence(&mut self, view: &Value) {
+        if self.channel.peer.as_deref() != view["userId"].as_str() {
+            return;
+        }
+        let online = view["status"] == "online";
+        if self.peer_online == Some(online) {
+            return;
+        }
+        self.peer_online = Some(online);
+        let peer = self.channel.title().to_owned();
+        match view["lastSeen"].as_i64() {
+            _ if online => self.note(&format!("  {peer} is online")),
+            Some(ms) => self.note(&format!("  {peer} is offline (last seen {} UTC)", term::format_time(ms))),
+            None => self.note(&format!("  {peer} is offline")),
+        }
+    }
+
+    async fn frame(&mut self, frame: Value) -> Result<(), Error> {
+        match frame.get("type").and_then(Value::as_str) {
+            Some("ack") => {
+                if self.outbox.front().is_some_and(|o| frame["clientMsgId"] == o.client_msg_id.as_str()) {
+                    self.outbox.pop_front();
+                    self.in_flight = false;
+                }
+                if let Ok(message) = api::parse::<Message>(frame["message"].clone()) {
+                    self.deliver(message).await?;
+                }
+            }
+            Some("message") => {
+                let Ok(message) = api::parse::<Message>(frame["message"].clone()) else { return Ok(()) };
+                if message.channel_id == self.channel.channel_id {
+                    self.deliver(message).await?;
+                } else {
+                    let title = self
+                        .channels
+                        .iter()
+                        .find(|c| c.channel_id == message.channel_id)
+                        .map(|c| c.title().to_owned())
+                        .unwrap_or_else(|| message.channel_id.clone());
+                    self.note(&format!("  [{title}] {}: {}", message.author_id, message.text));
+                }
+            }
+            Some("error") => {
+                let code = frame["code"].as_str().unwrap_or("error");
+                let text = frame["message"].as_str().unwrap_or_default();
+                let ours = self.outbox.front().is_some_and(|o| frame["clientMsgId"] == o.client_msg_id.as_str());
+                if ours && (code == "rate_limited" || code == "internal") {
+                    let wait = frame["retryAfterMs"].as_u64().unwrap_or(2000);
+                    self.note(&format!("! {code}: {text}; sending again in {:.1} s", wait as f64 / 1000.0));
+                    self.retry_at = Some(tokio::time::Instant::now() + Duration::from_millis(wait));
+                    self.in_flight = false;
+                } else if ours {
+                    let dropped = self.outbox.pop_front().map(|o| o.text).unwrap_or_default();
+                    self.in_flight = false;
+                    self.note(&format!("! not sent ({code}: {text}): {dropped}"));
+                } else {
+                    self.note(&format!("! {code}: {text}"));
+                }
+            }
+            Some("messageUpdated") => {
+                if let Ok(message) = api::parse::<Message>(frame["message"].clone()) {
+                    self.note(&format!("  {} edited #{}: {}", message.author_id, message.seq, message.display_text()));
+                }
+            }
+            Some("messageDeleted") => self.note(&format!("  message #{} was deleted", frame["seq"])),
+            Some("presence") => self.presence(&frame),
+            Some("presenceState") => {
+                for user in frame["users"].as_array().into_iter().flatten() {
+                    self.presence(user);
+                }
+            }
+            // Typing, receipts and frame types this client does not know are skipped, as the
+            // protocol allows.
+            Some(_) => {}
+            None => {
+                // API Gateway's own answer ({"message": "Internal server error"}): the head
+                // is tried again in a moment, with the same clientMsgId.
+                if let Some(text) = frame.get("message").and_then(Value::as_str) {
+                    self.note(&format!("! gateway: {text}"));
+                    if self.in_flight {
+                        self.in_flight = false;
+                        self.retry_at = Some(tokio::time::Instant::now() + Duration::from_secs(2));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,164 @@
+//! `chat`: a command-line client of the serverless chat. Accounts, channels, history, an
+//! interactive chat (`chat chat bob`), and a scripted mode that reads JSON actions line by
+//! line and prints every server frame as a JSON line (`chat script < actions.jsonl`).
+
+mod api;
+mod chat;
+mod commands;
+mod net;
+mod script;
+mod session;
+mod socket;
+mod term;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+
+use crate::api::{Api, Error};
+use crate::session::Store;
+
+const DEFAULT_API: &str = "http://127.0.0.1:8080";
+/// The local gateway's stage (`local-gateway serve --stage`).
+const DEFAULT_STAGE: &str = "local";
+
+#[derive(Parser)]
+#[command(version, about, long_about = None)]
+struct Cli {
+    /// HTTP API base URL [default: the signed-in session's, else http://127.0.0.1:8080]
+    #[arg(long, env = "CHAT_API_URL", global = true)]
+    api: Option<String>,
+    /// WebSocket URL [default: the session's, else the API's host with /local (the local gateway)]
+    #[arg(long, env = "CHAT_WS_URL", global = true)]
+    ws: Option<String>,
+    /// Session file [default: $XDG_CONFIG_HOME/serverless-chat/session.json]
+    #[arg(long, env = "CHAT_SESSION", global = true)]
+    session: Option<PathBuf>,
+    /// Print JSON instead of text (one value per line).
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create an account and sign in.
+    Signup(commands::Credentials),
+    /// Sign in; the session is saved for the other commands.
+    Signin(commands::Credentials),
+    /// Forget the saved session.
+    Signout,
+    /// List your channels, or create and manage them.
+    Channels {
+        #[command(subcommand)]
+        action: Option<commands::ChannelAction>,
+    },
+    /// Chat in a channel: incoming messages above, your prompt below. Ctrl-D or /quit leaves.
+    Chat {
+        /// Channel id, group name, or the other person's username for a direct chat.
+        channel: String,
+        /// Messages of history to show first.
+        #[arg(long, default_value_t = 20)]
+        history: usize,
+    },
+    /// Send one message (with files, if any) and wait for the server's ack.
+    Send {
+        channel: String,
+        /// The text (words are joined with spaces); `-` reads it from stdin.
+        #[arg(required_unless_present = "file", num_args = 1..)]
+        text: Vec<String>,
+        /// Attach a file (repeatable): uploaded straight to storage first.
+        #[arg(long)]
+        file: Vec<PathBuf>,
+    },
+    /// Replace the text of one of your messages (ids: `chat --json history CHANNEL`).
+    Edit {
+        channel: String,
+        message_id: String,
+        #[arg(required = true, num_args = 1..)]
+        text: Vec<String>,
+    },
+    /// Delete a message: yours, or anyone's in a group you own or administer.
+    Delete { channel: String, message_id: String },
+    /// Print a channel's history, oldest first.
+    History(commands::HistoryArgs),
+    /// Read JSON actions, one per line, from FILE or stdin; print every server frame as a
+    /// JSON line. Details: `chat script --help`.
+    #[command(long_about = script::LONG_ABOUT)]
+    Script(script::ScriptArgs),
+}
+
+/// Where the backend is, and how to talk TLS to it.
+pub struct Endpoints {
+    pub api: String,
+    pub ws: String,
+    pub tls: Arc<rustls::ClientConfig>,
+}
+
+fn endpoints(cli: &Cli, store: &Store) -> Endpoints {
+    let saved = store.session.as_ref();
+    let api = cli.api.clone().or_else(|| saved.and_then(|s| s.api_url.clone())).unwrap_or_else(|| DEFAULT_API.into());
+    let api = api.trim_end_matches('/').to_owned();
+    let ws = cli.ws.clone().or_else(|| {
+        // The saved WebSocket URL belongs to the saved API URL only.
+        saved.filter(|s| s.api_url.as_deref() == Some(api.as_str())).and_then(|s| s.ws_url.clone())
+    });
+    let ws = ws.unwrap_or_else(|| {
+        let scheme_swapped = if let Some(rest) = api.strip_prefix("https://") {
+            format!("wss://{rest}")
+        } else {
+            api.replacen("http://", "ws://", 1)
+        };
+        format!("{scheme_swapped}/{DEFAULT_STAGE}")
+    });
+    Endpoints { api, ws, tls: net::tls_config() }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("chat: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<ExitCode, Error> {
+    let mut store = Store::load(cli.session.clone().unwrap_or_else(session::default_path))?;
+    let endpoints = endpoints(&cli, &store);
+    let api = Api::new(&endpoints.api, net::HttpClient::new(endpoints.tls.clone()));
+    let json = cli.json;
+    match cli.command {
+        Command::Signup(credentials) => {
+            commands::authenticate(&api, &endpoints, &mut store, true, credentials, json).await?
+        }
+        Command::Signin(credentials) => {
+            commands::authenticate(&api, &endpoints, &mut store, false, credentials, json).await?
+        }
+        Command::Signout => {
+            store.clear()?;
+            println!("signed out");
+        }
+        Command::Channels { action } => commands::channels(&api, &mut store, action, json).await?,
+        Command::Chat { channel, history } => chat::run(&api, &endpoints, &mut store, &channel, history).await?,
+        Command::Send { channel, text, file } => {
+            commands::send(&api, &endpoints, &mut store, &channel, text, file, json).await?
+        }
+        Command::Edit { channel, message_id, text } => {
+            let text = Some(text.join(" "));
+            commands::change(&api, &endpoints, &mut store, &channel, &message_id, text, json).await?
+        }
+        Command::Delete { channel, message_id } => {
+            commands::change(&api, &endpoints, &mut store, &channel, &message_id, None, json).await?
+        }
+        Command::History(args) => commands::history(&api, &mut store, args, json).await?,
+        Command::Script(args) => return script::run(&api, &endpoints, &mut store, args).await,
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,995 @@
+// The chat backend's client protocol in one module, and the reference for client authors:
+// the HTTP API (accounts, channels, history), one WebSocket that reconnects with backoff
+// and sends heartbeats, catch-up with `sync` from the last message seen, ordering by `seq`,
+// an outbox whose sends are retried with the same `clientMsgId` (so a retry never stores a
+// second message), edits and deletions, file uploads (presigned POST straight to S3),
+// unread counts and read receipts (`markRead`), typing, presence, and muting.
+// docs/PROTOCOL.md describes the wire; this file shows how a client uses it. No DOM here:
+// the UI (app.js) listens to the events of a ChatClient.
+
+/**
+ * @typedef {object} Message
+ * @property {string} channelId
+ * @property {string} messageId   decimal string: 64-bit ids lose precision as JS numbers
+ * @property {number} seq         1, 2, 3… per channel, without gaps
+ * @property {string} authorId
+ * @property {string} text
+ * @property {string} clientMsgId
+ * @property {number} createdAt   milliseconds since the epoch
+ * @property {Attachment[]} [attachments]
+ * @property {number} [editedAt]   present once edited
+ * @property {boolean} [deleted]   true once deleted: the text and files are gone
+ *
+ * @typedef {object} Attachment
+ * @property {string} key
+ * @property {string} fileName
+ * @property {string} contentType
+ * @property {number} size
+ * @property {string} [url]        a download link valid for an hour (from the server)
+ *
+ * @typedef {object} Session     what sign up, sign in and refresh answer
+ * @property {string} userId
+ * @property {string} accessToken
+ * @property {number} expiresIn           seconds
+ * @property {string} refreshToken        single use
+ * @property {number} refreshExpiresIn    seconds
+ * @property {number} [obtainedAt]        added here: when it arrived (ms)
+ *
+ * @typedef {object} ChannelSummary  an entry of GET /channels
+ * @property {string} channelId
+ * @property {'group'|'direct'} kind
+ * @property {string} [name]
+ * @property {string} [peer]           direct channels: the other user
+ * @property {string} role
+ * @property {number} memberCount
+ * @property {number} seq              messages so far
+ * @property {string} [lastMessageId]
+ * @property {number} unread           messages after the caller's read position
+ * @property {number} lastReadSeq      the caller's read position
+ * @property {boolean} [muted]         no push notifications for it
+ *
+ * @typedef {object} Presence
+ * @property {'online'|'offline'} status
+ * @property {number} [lastSeen]       milliseconds since the epoch
+ *
+ * @typedef {object} Outgoing        a message of ours not yet acknowledged
+ * @property {string} clientMsgId
+ * @property {string} channelId
+ * @property {string} text
+ * @property {Attachment[]} attachments
+ * @property {'queued'|'sent'|'waiting'|'failed'} state
+ * @property {ChatError} [error]       why it is waiting or failed
+ * @property {number} createdAt
+ */
+
+/** API Gateway closes the connection on a frame over 32 KB, and browsers send a message
+ * as one frame. */
+export const MAX_FRAME_BYTES = 32 * 1024;
+export const MAX_TEXT_CHARS = 100_000;
+const HISTORY_PAGE = 50;
+/** Past this many missed messages a channel reloads its latest page instead of catching up. */
+const MAX_CATCH_UP = 500;
+/** A `seq` gap still open after this long is read from history. */
+const GAP_WAIT_MS = 1500;
+const ACK_TIMEOUT_MS = 10_000;
+const BACKOFF_FIRST_MS = 500;
+const BACKOFF_MAX_MS = 30_000;
+/** A connection that stayed up this long resets the backoff. */
+const STABLE_AFTER_MS = 5_000;
+/** Refresh the access token when it has less than this left. */
+const REFRESH_MARGIN_MS = 60_000;
+/** The backend counts a user online for a while after each heartbeat (60 s). */
+const HEARTBEAT_MS = 30_000;
+/** A `typing` start is renewed this often while typing; a `stop` can be lost, so an
+ * indicator is shown this long at most unless renewed. */
+const TYPING_RENEW_MS = 3_000;
+const TYPING_SHOWN_MS = 5_000;
+/** Typing stops by itself after this long without a keystroke. */
+const TYPING_IDLE_MS = 4_000;
+
+/** An error from the server (an `error` frame or an HTTP error body), or a local refusal.
+ * `code` is one of the stable codes of docs/PROTOCOL.md (`invalid_request`,
+ * `unauthorized`, `forbidden`, `not_found`, `conflict`, `too_large`, `rate_limited`,
+ * `internal`), or `network` / `gateway` for failures outside the backend's handlers. */
+export class ChatError extends Error {
+  /** @param {{code: string, message: string, status?: number, retryAfterMs?: number,
+   *           action?: string, clientMsgId?: string}} fields */
+  constructor({ code, message, status, retryAfterMs, action, clientMsgId }) {
+    super(message);
+    this.name = 'ChatError';
+    this.code = code;
+    this.status = status;
+    this.retryAfterMs = retryAfterMs;
+    this.action = action;
+    this.clientMsgId = clientMsgId;
+  }
+}
+
+/** A `clientMsgId`: 1-64 of `A-Z a-z 0-9 _ - .`. getRandomValues works outside secure
+ * contexts too, unlike crypto.randomUUID. */
+export function newClientMsgId() {
+  const bytes = crypto.getRandomValues(new Uint8Array(12));
+  return 'w' + Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+/** Compares decimal id strings without converting them to (imprecise) numbers. */
+export function compareIds(a, b) {
+  return a.length - b.length || (a < b ? -1 : a > b ? 1 : 0);
+}
+
+// ------------------------------------------------------------------------ HTTP API
+
+/** The HTTP API. Every route but /auth/* sends `Authorization: Bearer <access token>`;
+ * a 401/403 from the authorizer refreshes the token once and retries. */
+export class HttpApi {
+  /** @param {string} baseUrl  e.g. `http://127.0.0.1:8080` or the HttpApi's URL in AWS
+   *  @param {Tokens} tokens */
+  constructor(baseUrl, tokens) {
+    this.baseUrl = baseUrl.replace(/\/+$/, '');
+    this.tokens = tokens;
+  }
+
+  /** @returns {Promise<Session>} */
+  signUp(username, password) {
+    return this.#call('POST', '/auth/signup', { username, password }, false);
+  }
+  /** @returns {Promise<Session>} */
+  signIn(username, password) {
+    return this.#call('POST', '/auth/signin', { username, password }, false);
+  }
+  /** @returns {Promise<Session>} a new session; the refresh token is used up */
+  refresh(refreshToken) {
+    return this.#call('POST', '/auth/refresh', { refreshToken }, false);
+  }
+  /** @returns {Promise<{channels: ChannelSummary[]}>} most recently active first */
+  listChannels() {
+    return this.#call('GET', '/channels');
+  }
+  /** A group owned by the caller. */
+  createGroup(name, members) {
+    return this.#call('POST', '/channels', { name, members });
+  }
+  /** The direct channel with `userId` (the same one whoever opens it). */
+  openDirect(userId) {
+    return this.#call('POST', '/channels/direct', { userId });
+  }
+  /** The channel and its members (`{channelId, kind, name?, members: [{userId, role}]}`). */
+  channel(channelId) {
+    return this.#call('GET', `/channels/${encodeURIComponent(channelId)}`);
+  }
+  addMembers(channelId, userIds, role = 'member') {
+    return this.#call('POST', `/channels/${encodeURIComponent(channelId)}/members`, { userIds, role });
+  }
+  /** Removes a member, or leaves when `userId` is the caller. */
+  removeMember(channelId, userId) {
+    const path = `/channels/${encodeURIComponent(channelId)}/members/${encodeURIComponent(userId)}`;
+    return this.#call('DELETE', path);
+  }
+  /** Mutes (no push notifications) or unmutes a channel for the caller. */
+  mute(channelId, muted) {
+    return this.#call('POST', `/channels/${encodeURIComponent(channelId)}/mute`, { muted });
+  }
+  /** A grant to upload one file straight to S3: `{url, fields, key, expiresAt, maxBytes}`. */
+  uploadGrant(channelId, { fileName, contentType, size }) {
+    return this.#call('POST', `/channels/${encodeURIComponent(channelId)}/uploads`, { fileName, contentType, size });
+  }
+  /** A fresh download link for an attachment (links in messages last an hour). */
+  attachmentUrl(channelId, key) {
+    const path = `/channels/${encodeURIComponent(channelId)}/attachments?key=${encodeURIComponent(key)}`;
+    return this.#call('GET', path);
+  }
+  /** A page of history, newest first; `nextBefore` continues to older messages.
+   * @returns {Promise<{messages: Message[], nextBefore?: string}>} */
+  history(channelId, { before, after, limit } = {}) {
+    const query = new URLSearchParams();
+    if (before) query.set('before', before);
+    if (after) query.set('after', after);
+    if (limit) query.set('limit', String(limit));
+    return this.#call('GET', `/channels/${encodeURIComponent(channelId)}/messages?${query}`);
+  }
+
+  async #call(method, path, body, authorized = true, retried = false) {
+    const headers = {};
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    if (authorized) headers.authorization = `Bearer ${await this.tokens.accessToken()}`;
+    let response;
+    try {
+      response = await fetch(this.baseUrl + path, {
+        method,
+        headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+    } catch (err) {
+      throw new ChatError({ code: 'network', message: `cannot reach the server (${err.message})` });
+    }
+    const text = await response.text();
+    let json = null;
+    try {
+      json = text ? JSON.parse(text) : null;
+    } catch {
+      // Not JSON: a proxy's error page, say. The status tells what happened.
+    }
+    if (response.ok) return json;
+    // The authorizer answers 401 (no token) or 403 (bad or expired token) with
+    // `{"message": ...}` and no `code`: a fresh token may fix that, once.
+    const fromAuthorizer = (response.status === 401 || response.status === 403) && !json?.code;
+    if (authorized && fromAuthorizer && !retried && (await this.tokens.refreshNow())) {
+      return this.#call(method, path, body, authorized, true);
+    }
+    throw new ChatError({
+      code: json?.code ?? (fromAuthorizer ? 'unauthorized' : response.status >= 500 ? 'internal' : 'gateway'),
+      message: json?.message ?? `HTTP ${response.status}`,
+      status: response.status,
+      retryAfterMs: json?.retryAfterMs,
+    });
+  }
+}
+
+// ------------------------------------------------------------------------ tokens
+
+/** Holds the session; refreshes the access token before it expires (one refresh at a time:
+ * refresh tokens are single use). */
+export class Tokens {
+  /** @param {(session: Session|null) => void} onChange  persist it, or forget it on null */
+  constructor(onChange) {
+    /** @type {Session|null} */
+    this.session = null;
+    /** @type {HttpApi|null} */
+    this.api = null;
+    this.onChange = onChange;
+    /** @type {Promise<boolean>|null} */
+    this.refreshing = null;
+  }
+
+  /** @param {Session|null} session */
+  set(session) {
+    if (session && !session.obtainedAt) session = { ...session, obtainedAt: Date.now() };
+    this.session = session;
+    this.onChange(session);
+  }
+
+  expiresAt() {
+    const s = this.session;
+    return s ? s.obtainedAt + s.expiresIn * 1000 : 0;
+  }
+
+  /** A valid access token, refreshed first when it is about to expire. */
+  async accessToken() {
+    if (!this.session) throw new ChatError({ code: 'unauthorized', message: 'not signed in' });
+    if (this.expiresAt() - Date.now() < REFRESH_MARGIN_MS) await this.refreshNow();
+    if (!this.session) throw new ChatError({ code: 'unauthorized', message: 'the session has ended' });
+    return this.session.accessToken;
+  }
+
+  /** Trades the refresh token for a new session. False when that failed; when the server
+   * refused the refresh token, the session is over (set to null). */
+  refreshNow() {
+    if (!this.session || !this.api) return Promise.resolve(false);
+    this.refreshing ??= (async () => {
+      try {
+        this.set(await this.api.refresh(this.session.refreshToken));
+        return true;
+      } catch (err) {
+        if (err.code === 'unauthorized') this.set(null);
+        return false;
+      } finally {
+        this.refreshing = null;
+      }
+    })();
+    return this.refreshing;
+  }
+}
+
+// ------------------------------------------------------------------------ timeline
+
+/** One channel's messages, ordered by `seq`. Knows the last message up to which nothing is
+ * missing (`contiguous`), which is where a catch-up reads from. */
+export class Timeline {
+  constructor(channelId) {
+    this.channelId = channelId;
+    /** @type {Map<number, Message>} */
+    this.bySeq = new Map();
+    /** Highest seq with every message from the oldest loaded one up to it present. */
+    this.contiguousSeq = 0;
+    /** @type {string|null} the messageId of contiguousSeq */
+    this.contiguousId = null;
+    /** @type {string|null} cursor for older messages; null when the oldest is loaded */
+    this.olderCursor = null;
+    this.loaded = false;
+  }
+
+  /** Adds messages, or newer versions of them (edited, deleted); answers how many changed
+   * the timeline. */
+  add(messages) {
+    let added = 0;
+    for (const m of messages) {
+      const known = this.bySeq.get(m.seq);
+      if (!known || Timeline.isNewer(m, known)) {
+        this.bySeq.set(m.seq, known ? { ...known, ...m } : m);
+        added++;
+      }
+    }
+    while (this.bySeq.has(this.contiguousSeq + 1)) {
+      this.contiguousSeq++;
+      this.contiguousId = this.bySeq.get(this.contiguousSeq).messageId;
+    }
+    return added;
+  }
+
+  /** The first page: the newest messages, which have no gaps among them. */
+  reset(page) {
+    this.bySeq.clear();
+    const newest = page.messages[0];
+    const oldest = page.messages[page.messages.length - 1];
+    this.contiguousSeq = oldest ? oldest.seq - 1 : 0;
+    this.contiguousId = null;
+    this.add(page.messages);
+    if (!newest) this.contiguousSeq = 0;
+    this.olderCursor = page.nextBefore ?? null;
+    this.loaded = true;
+  }
+
+  /** Updates can overtake the message they are about, and history can be older than a
+   * live update: the deleted or more recently edited version wins. */
+  static isNewer(message, known) {
+    if (known.deleted) return false;
+    return Boolean(message.deleted) || (message.editedAt ?? 0) > (known.editedAt ?? 0);
+  }
+
+  hasGap() {
+    for (const seq of this.bySeq.keys()) if (seq > this.contiguousSeq) return true;
+    return false;
+  }
+
+  /** @returns {Message[]} oldest first */
+  messages() {
+    return [...this.bySeq.values()].sort((a, b) => a.seq - b.seq);
+  }
+}
+
+// ------------------------------------------------------------------------ the client
+
+/**
+ * A signed-in user's view of the chat: channels, timelines, outbox and one WebSocket.
+ *
+ * Events (`addEventListener`): `status` ({state: 'connecting'|'open'|'waiting'|'closed',
+ * retryInMs?}), `channels` (the list, its unread counts), `timeline` ({channelId}: its
+ * messages changed), `message` ({message}: a live one from someone else or another device
+ * of ours), `outbox` ({channelId}), `typing` ({channelId}), `receipts` ({channelId}),
+ * `presence` ({userId}), `error` ({error: ChatError}), `session` ({session: Session|null};
+ * null means signed out).
+ */
+export class ChatClient extends EventTarget {
+  /** @param {{apiBaseUrl: string, webSocketUrl: string, session?: Session|null}} options */
+  constructor({ apiBaseUrl, webSocketUrl, session = null }) {
+    super();
+    this.webSocketUrl = webSocketUrl;
+    this.tokens = new Tokens((s) => this.#emit('session', { session: s }));
+    this.api = new HttpApi(apiBaseUrl, this.tokens);
+    this.tokens.api = this.api;
+    this.tokens.session = session;
+    /** @type {Map<string, ChannelSummary>} */
+    this.channels = new Map();
+    /** @type {Map<string, Timeline>} */
+    this.timelines = new Map();
+    /** @type {Map<string, Outgoing>} by clientMsgId, in sending order */
+    this.outbox = new Map();
+    /** @type {WebSocket|null} */
+    this.socket = null;
+    this.state = 'closed';
+    this.attempt = 0;
+    this.failedOpens = 0;
+    this.timers = new Set();
+    this.running = false;
+    /** @type {Map<string, Presence>} by userId */
+    this.presence = new Map();
+    /** @type {Map<string, Map<string, number>>} channelId -> userId -> until (ms) */
+    this.typists = new Map();
+    /** @type {Map<string, Map<string, number>>} channelId -> userId -> seq read up to */
+    this.reads = new Map();
+    /** @type {Map<string, {sentAt: number, idle: any}>} our own typing, by channel */
+    this.myTyping = new Map();
+    this.heartbeat = null;
+    this.reconnectTimer = null;
+  }
+
+  get userId() {
+    return this.tokens.session?.userId ?? null;
+  }
+
+  async signUp(username, password) {
+    this.tokens.set(await this.api.signUp(username, password));
+  }
+
+  async signIn(username, password) {
+    this.tokens.set(await this.api.signIn(username, password));
+  }
+
+  /** Loads the channel list and keeps a WebSocket open until stop(). */
+  async start() {
+    this.running = true;
+    await this.refreshChannels().catch((err) => this.#report(err));
+    this.#connect();
+  }
+
+  stop() {
+    this.running = false;
+    for (const t of this.timers) clearTimeout(t);
+    this.timers.clear();
+    clearTimeout(this.reconnectTimer);
+    clearInterval(this.heartbeat);
+    if (this.socket) {
+      const socket = this.socket;
+      this.socket = null;
+      socket.close(1000, 'client stopped');
+    }
+    this.#setState('closed');
+  }
+
+  signOut() {
+    this.stop();
+    this.tokens.set(null);
+  }
+
+  /** Reconnects at once instead of waiting out the backoff (after the browser's `online`). */
+  reconnectNow() {
+    if (!this.running || this.state === 'open' || this.state === 'connecting') return;
+    clearTimeout(this.reconnectTimer);
+    this.#connect();
+  }
+
+  async refreshChannels() {
+    const { channels } = await this.api.listChannels();
+    for (const c of channels) {
+      c.unread ??= 0;
+      c.lastReadSeq ??= 0;
+    }
+    this.channels = new Map(channels.map((c) => [c.channelId, c]));
+    this.#emit('channels');
+    // Presence changes reach people who share a channel; a new contact's is asked for.
+    this.askPresence(channels.map((c) => c.peer).filter((p) => p && !this.presence.has(p)).slice(0, 100));
+    return channels;
+  }
+
+  /** Channels, most recently active first. */
+  channelList() {
+    return [...this.channels.values()].sort(
+      (a, b) => compareIds(b.lastMessageId ?? '0', a.lastMessageId ?? '0') || a.channelId.localeCompare(b.channelId),
+    );
+  }
+
+  /** Creates a group and lists it. */
+  async createGroup(name, members) {
+    const view = await this.api.createGroup(name, members);
+    await this.refreshChannels();
+    return view;
+  }
+
+  async openDirect(userId) {
+    const view = await this.api.openDirect(userId);
+    await this.refreshChannels();
+    return view;
+  }
+
+  /** @returns {Timeline} */
+  timeline(channelId) {
+    let timeline = this.timelines.get(channelId);
+    if (!timeline) {
+      timeline = new Timeline(channelId);
+      this.timelines.set(channelId, timeline);
+    }
+    return timeline;
+  }
+
+  /** Reads the newest page of a channel the first time, or catches up after that. */
+  async open(channelId) {
+    const timeline = this.timeline(channelId);
+    if (timeline.loaded) return this.#catchUp(channelId);
+    timeline.reset(await this.api.history(channelId, { limit: HISTORY_PAGE }));
+    this.#settleOutbox(timeline.messages());
+    this.#emit('timeline', { channelId });
+  }
+
+  /** Loads the page before the oldest loaded message. */
+  async loadOlder(channelId) {
+    const timeline = this.timeline(channelId);
+    if (!timeline.olderCursor) return;
+    const page = await this.api.history(channelId, { before: timeline.olderCursor, limit: HISTORY_PAGE });
+    timeline.add(page.messages);
+    timeline.olderCursor = page.nextBefore ?? null;
+    this.#emit('timeline', { channelId });
+  }
+
+  /** Queues a message; it goes out now if connected, else on the next connection.
+   * @returns {Outgoing} */
+  send(channelId, text, attachments = []) {
+    const body = text.trim();
+    if (!body && attachments.length === 0) {
+      throw new ChatError({ code: 'invalid_request', message: 'the message is empty' });
+    }
+    /** @type {Outgoing} */
+    const outgoing = {
+      clientMsgId: newClientMsgId(),
+      channelId,
+      text: body,
+      attachments: attachments.map(({ key, fileName, contentType, size }) => ({ key, fileName, contentType, size })),
+      state: 'queued',
+      createdAt: Date.now(),
+    };
+    const frameBytes = new TextEncoder().encode(JSON.stringify(this.#sendFrame(outgoing))).length;
+    if (body.length > MAX_TEXT_CHARS || frameBytes > MAX_FRAME_BYTES) {
+      throw new ChatError({
+        code: 'too_large',
+        message: `the message is too long (${frameBytes} bytes; at most ${MAX_FRAME_BYTES} per frame)`,
+      });
+    }
+    this.outbox.set(outgoing.clientMsgId, outgoing);
+    this.#emit('outbox', { channelId });
+    this.#pump(channelId);
+    return outgoing;
+  }
+
+  /** Replaces the text of one of our messages (answered with `messageUpdated`). */
+  editMessage(channelId, messageId, text) {
+    if (!text.trim()) throw new ChatError({ code: 'invalid_request', message: 'the new text is empty' });
+    this.#sendAction({ action: 'editMessage', channelId, messageId, text: text.trim() });
+  }
+
+  /** Deletes a message: ours, or anyone's in a group we own or administer. */
+  deleteMessage(channelId, messageId) {
+    this.#sendAction({ action: 'deleteMessage', channelId, messageId });
+  }
+
+  async mute(channelId, muted) {
+    await this.api.mute(channelId, muted);
+    const channel = this.channels.get(channelId);
+    if (channel) channel.muted = muted;
+    this.#emit('channels');
+  }
+
+  /** Uploads a file (a browser File or Blob with a name) for a message in `channelId`:
+   * a grant from the HTTP API, then a multipart POST straight to S3 with the grant's fields
+   * and the file last. Answers the attachment to pass to send().
+   * @returns {Promise<Attachment>} */
+  async upload(channelId, file) {
+    const contentType = file.type || 'application/octet-stream';
+    const grant = await this.api.uploadGrant(channelId, { fileName: file.name, contentType, size: file.size });
+    const form = new FormData();
+    for (const [name, value] of Object.entries(grant.fields)) form.append(name, value);
+    form.append('file', file);
+    let response;
+    try {
+      response = await fetch(grant.url, { method: 'POST', body: form });
+    } catch (err) {
+      throw new ChatError({ code: 'network', message: `the upload failed (${err.message})` });
+    }
+    if (!response.ok) {
+      throw new ChatError({ code: 'upload_refused', message: `the storage refused the upload (HTTP ${response.status})` });
+    }
+    return { key: grant.key, fileName: file.name, contentType, size: file.size };
+  }
+
+  /** Sends a failed message again, with the same clientMsgId. */
+  retry(clientMsgId) {
+    const outgoing = this.outbox.get(clientMsgId);
+    if (!outgoing) return;
+    outgoing.state = 'queued';
+    outgoing.error = undefined;
+    this.#emit('outbox', { channelId: outgoing.channelId });
+    this.#pump(outgoing.channelId);
+  }
+
+  discard(clientMsgId) {
+    const outgoing = this.outbox.get(clientMsgId);
+    if (!outgoing) return;
+    this.outbox.delete(clientMsgId);
+    this.#emit('outbox', { channelId: outgoing.channelId });
+    this.#pump(outgoing.channelId);
+  }
+
+  /** @returns {Outgoing[]} */
+  pending(channelId) {
+    return [...this.outbox.values()].filter((o) => o.channelId === channelId);
+  }
+
+  /** Tells the server the user has read `channelId` up to its newest loaded message (the
+   * answer and the other members get a `receipt`). Read positions only move forward. */
+  markRead(channelId) {
+    const channel = this.channels.get(channelId);
+    const newest = this.timeline(channelId).messages().at(-1);
+    if (!channel || !newest || newest.seq <= channel.lastReadSeq || this.state !== 'open') return;
+    this.socket.send(JSON.stringify({ action: 'markRead', channelId, messageId: newest.messageId }));
+    this.#readUpTo(channel, newest.seq);
+  }
+
+  /** Call on every keystroke in a channel's composer: sends `typing` start now and then,
+   * and stop after a pause. */
+  typing(channelId) {
+    const mine = this.myTyping.get(channelId) ?? { sentAt: 0, idle: null };
+    if (Date.now() - mine.sentAt > TYPING_RENEW_MS) {
+      this.#sendTyping(channelId, 'start');
+      mine.sentAt = Date.now();
+    }
+    clearTimeout(mine.idle);
+    mine.idle = setTimeout(() => this.stopTyping(channelId), TYPING_IDLE_MS);
+    this.myTyping.set(channelId, mine);
+  }
+
+  /** After sending, or when the composer is cleared. */
+  stopTyping(channelId) {
+    const mine = this.myTyping.get(channelId);
+    if (!mine) return;
+    clearTimeout(mine.idle);
+    this.myTyping.delete(channelId);
+    this.#sendTyping(channelId, 'stop');
+  }
+
+  /** Who is typing in a channel now (not us). */
+  typingIn(channelId) {
+    const now = Date.now();
+    return [...(this.typists.get(channelId) ?? new Map())].filter(([, until]) => until > now).map(([user]) => user);
+  }
+
+  /** Members other than us who have read `seq` of a channel (from receipts seen). */
+  readersOf(channelId, seq) {
+    return [...(this.reads.get(channelId) ?? new Map())].filter(([, read]) => read >= seq).map(([user]) => user);
+  }
+
+  /** Asks for the presence of users (answered by a `presenceState` frame). */
+  askPresence(userIds) {
+    if (this.state !== 'open' || userIds.length === 0) return;
+    this.socket.send(JSON.stringify({ action: 'getPresence', userIds }));
+  }
+
+  // ---------------------------------------------------------------- the WebSocket
+
+  async #connect() {
+    if (!this.running) return;
+    this.#setState('connecting');
+    let token;
+    try {
+      // Browsers cannot tell a refused handshake (401) from a network failure, so the token
+      // is refreshed before it expires, and after two opens in a row that failed.
+      if (this.failedOpens >= 2) await this.tokens.refreshNow();
+      token = await this.tokens.accessToken();
+    } catch (err) {
+      if (!this.tokens.session) return this.stop();
+      this.#report(err);
+      return this.#scheduleReconnect();
+    }
+    if (!this.running) return;
+    const separator = this.webSocketUrl.includes('?') ? '&' : '?';
+    const socket = new WebSocket(`${this.webSocketUrl}${separator}token=${encodeURIComponent(token)}`);
+    this.socket = socket;
+    let opened = false;
+    socket.onopen = () => {
+      opened = true;
+      this.failedOpens = 0;
+      this.#later(() => {
+        if (this.socket === socket) this.attempt = 0;
+      }, STABLE_AFTER_MS);
+      this.#setState('open');
+      clearInterval(this.heartbeat);
+      this.heartbeat = setInterval(() => {
+        if (this.socket === socket && socket.readyState === WebSocket.OPEN) socket.send('{"action":"heartbeat"}');
+      }, HEARTBEAT_MS);
+      for (const outgoing of this.outbox.values()) if (outgoing.state === 'sent') outgoing.state = 'queued';
+      for (const channelId of new Set([...this.outbox.values()].map((o) => o.channelId))) this.#pump(channelId);
+      this.#resync();
+    };
+    socket.onmessage = (event) => this.#onFrame(event.data);
+    socket.onclose = () => {
+      if (this.socket !== socket) return;
+      this.socket = null;
+      clearInterval(this.heartbeat);
+      if (!opened) this.failedOpens++;
+      for (const outgoing of this.outbox.values()) if (outgoing.state === 'sent') outgoing.state = 'queued';
+      this.#scheduleReconnect();
+    };
+  }
+
+  #scheduleReconnect() {
+    if (!this.running) return;
+    // Exponential backoff with jitter: a server that dropped everyone is not hit by everyone
+    // at the same moment.
+    const ceiling = Math.min(BACKOFF_MAX_MS, BACKOFF_FIRST_MS * 2 ** this.attempt);
+    const delay = Math.round(ceiling / 2 + (Math.random() * ceiling) / 2);
+    this.attempt++;
+    this.#setState('waiting', { retryInMs: delay });
+    clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = setTimeout(() => this.#connect(), delay);
+  }
+
+  /** After (re)connecting: new channels, unread counts, presence of direct peers, and the
+   * missed messages of every loaded channel in one `sync` (`messages` frames, then `synced`;
+   * a channel it could not complete is read from history). */
+  async #resync() {
+    try {
+      // Presence may have changed while we were away: ask again for every direct peer.
+      this.presence.clear();
+      await this.refreshChannels();
+      const cursors = {};
+      for (const timeline of this.timelines.values()) {
+        if (!timeline.loaded || !this.channels.has(timeline.channelId)) continue;
+        if (timeline.contiguousId) cursors[timeline.channelId] = timeline.contiguousId;
+        else await this.#catchUp(timeline.channelId);
+      }
+      if (Object.keys(cursors).length > 0 && this.state === 'open') {
+        this.socket.send(JSON.stringify({ action: 'sync', channels: cursors }));
+      }
+    } catch (err) {
+      this.#report(err);
+    }
+  }
+
+  #onFrame(data) {
+    let frame;
+    try {
+      frame = JSON.parse(data);
+    } catch {
+      return this.#report(new ChatError({ code: 'invalid_request', message: 'the server sent a frame that is not JSON' }));
+    }
+    switch (frame.type) {
+      case 'ack':
+        this.outbox.delete(frame.clientMsgId);
+        this.#receive(frame.message);
+        this.#emit('outbox', { channelId: frame.message.channelId });
+        this.#pump(frame.message.channelId);
+        break;
+      case 'message':
+        this.#receive(frame.message);
+        this.#emit('message', { message: frame.message });
+        break;
+      case 'error':
+        this.#onError(new ChatError(frame));
+        break;
+      case 'messages': {
+        // Part of a `sync` answer: missed messages of one channel, oldest first.
+        const timeline = this.timeline(frame.channelId);
+        if (timeline.loaded && timeline.add(frame.messages) > 0) {
+          this.#settleOutbox(frame.messages);
+          this.#emit('timeline', { channelId: frame.channelId });
+        }
+        break;
+      }
+      case 'synced':
+        for (const done of frame.channels) {
+          if (!done.complete) this.#catchUp(done.channelId).catch((err) => this.#report(err));
+        }
+        break;
+      case 'messageUpdated':
+        this.#onUpdate(frame.message);
+        break;
+      case 'messageDeleted':
+        this.#onUpdate({ ...frame, deleted: true, text: '', attachments: [] });
+        break;
+      case 'receipt':
+        this.#onReceipt(frame);
+        break;
+      case 'typing':
+        this.#onTyping(frame);
+        break;
+      case 'presence':
+        this.#setPresence(frame);
+        break;
+      case 'presenceState':
+        for (const user of frame.users) this.#setPresence(user);
+        break;
+      default:
+        // API Gateway's own answers carry no `type`: {"message": "Forbidden", ...}.
+        if (!frame.type && frame.message) this.#report(new ChatError({ code: 'gateway', message: frame.message }));
+      // Frame types this client does not know yet are ignored, as the protocol asks.
+    }
+  }
+
+  /** @param {Message} message */
+  #receive(message) {
+    const timeline = this.timeline(message.channelId);
+    const channel = this.channels.get(message.channelId);
+    if (channel) {
+      if (message.seq > channel.seq) {
+        channel.seq = message.seq;
+        channel.lastMessageId = message.messageId;
+      }
+      // Our own messages count as read.
+      if (message.authorId === this.userId) this.#readUpTo(channel, message.seq);
+      else channel.unread = Math.max(0, channel.seq - channel.lastReadSeq);
+      // A message ends its author's typing.
+      this.typists.get(message.channelId)?.delete(message.authorId);
+      this.#emit('channels');
+    } else {
+      // A channel someone just added us to.
+      this.refreshChannels().catch((err) => this.#report(err));
+    }
+    if (!timeline.loaded) return;
+    timeline.add([message]);
+    this.#emit('timeline', { channelId: message.channelId });
+    if (timeline.hasGap()) {
+      // Live events can overtake each other: give the missing one a moment, then read it.
+      this.#later(() => {
+        if (timeline.hasGap()) this.#catchUp(message.channelId).catch((err) => this.#report(err));
+      }, GAP_WAIT_MS);
+    }
+  }
+
+  /** Reads everything after the last message up to which nothing is missing. */
+  async #catchUp(channelId) {
+    const timeline = this.timeline(channelId);
+    const channel = this.channels.get(channelId);
+    if (channel && channel.seq <= timeline.contiguousSeq && !timeline.hasGap()) return;
+    if (!timeline.contiguousId) return this.#reload(channelId);
+    const after = timeline.contiguousId;
+    const missed = [];
+    let before;
+    do {
+      const page = await this.api.history(channelId, { after, before, limit: 100 });
+      missed.push(...page.messages);
+      before = page.nextBefore;
+      if (missed.length > MAX_CATCH_UP) return this.#reload(channelId);
+    } while (before);
+    if (timeline.add(missed) > 0) {
+      this.#settleOutbox(missed);
+      this.#emit('timeline', { channelId });
+    }
+  }
+
+  async #reload(channelId) {
+    this.timeline(channelId).reset(await this.api.history(channelId, { limit: HISTORY_PAGE }));
+    this.#emit('timeline', { channelId });
+  }
+
+  /** A send whose ack was lost shows up in history: it is delivered, not pending. */
+  #settleOutbox(messages) {
+    for (const m of messages) {
+      if (m.authorId === this.userId && this.outbox.delete(m.clientMsgId)) {
+        this.#emit('outbox', { channelId: m.channelId });
+        this.#pump(m.channelId);
+      }
+    }
+  }
+
+  /** An edit or a deletion: applied by seq whenever it arrives (it can overtake the message;
+   * then it stands in for it). */
+  #onUpdate(update) {
+    const timeline = this.timeline(update.channelId);
+    const channel = this.channels.get(update.channelId);
+    const known = timeline.bySeq.get(update.seq);
+    if (update.deleted && channel && !known?.deleted && update.seq > channel.lastReadSeq && channel.unread > 0) {
+      channel.unread--;
+      this.#emit('channels');
+    }
+    if (timeline.loaded && timeline.add([update]) > 0) this.#emit('timeline', { channelId: update.channelId });
+  }
+
+  #sendAction(frame) {
+    if (this.state !== 'open' || !this.socket) {
+      throw new ChatError({ code: 'network', message: 'not connected; try again in a moment' });
+    }
+    this.socket.send(JSON.stringify(frame));
+  }
+
+  #readUpTo(channel, seq) {
+    channel.lastReadSeq = Math.max(channel.lastReadSeq ?? 0, seq);
+    channel.unread = Math.max(0, channel.seq - channel.lastReadSeq);
+    this.#emit('channels');
+  }
+
+  /** A member read a channel up to `seq`: us on another device (our unread count follows),
+   * or someone else (a read receipt for our messages). */
+  #onReceipt({ channelId, userId, seq }) {
+    const channel = this.channels.get(channelId);
+    if (userId === this.userId) {
+      if (channel) this.#readUpTo(channel, seq);
+      return;
+    }
+    let reads = this.reads.get(channelId);
+    if (!reads) this.reads.set(channelId, (reads = new Map()));
+    reads.set(userId, Math.max(reads.get(userId) ?? 0, seq));
+    this.#emit('receipts', { channelId });
+  }
+
+  #onTyping({ channelId, userId, state }) {
+    let typists = this.typists.get(channelId);
+    if (!typists) this.typists.set(channelId, (typists = new Map()));
+    if (state === 'start') {
+      typists.set(userId, Date.now() + TYPING_SHOWN_MS);
+      this.#later(() => this.#emit('typing', { channelId }), TYPING_SHOWN_MS + 50);
+    } else {
+      typists.delete(userId);
+    }
+    this.#emit('typing', { channelId });
+  }
+
+  #setPresence({ userId, status, lastSeen }) {
+    this.presence.set(userId, { status, lastSeen });
+    this.#emit('presence', { userId });
+  }
+
+  #sendTyping(channelId, state) {
+    if (this.state === 'open') this.socket.send(JSON.stringify({ action: 'typing', channelId, state }));
+  }
+
+  /** @param {ChatError} error */
+  #onError(error) {
+    const outgoing = error.clientMsgId ? this.outbox.get(error.clientMsgId) : undefined;
+    if (outgoing) {
+      outgoing.error = error;
+      if (error.code === 'rate_limited' || error.code === 'internal') {
+        // Retried with the same clientMsgId: the server stores it at most once.
+        outgoing.state = 'waiting';
+        const wait = error.retryAfterMs ?? 2000;
+        this.#later(() => {
+          if (this.outbox.get(outgoing.clientMsgId) === outgoing && outgoing.state === 'waiting') {
+            outgoing.state = 'queued';
+            this.#pump(outgoing.channelId);
+          }
+        }, wait);
+      } else {
+        outgoing.state = 'failed';
+      }
+      this.#emit('outbox', { channelId: outgoing.channelId });
+      this.#pump(outgoing.channelId);
+    }
+    this.#report(error);
+  }
+
+  /** Sends the channel's oldest unanswered message, if none is in flight. One at a time per
+   * channel: the backend may handle two frames of one connection concurrently (separate
+   * Lambdas), so this is what keeps a sender's messages in the order they were written. */
+  #pump(channelId) {
+    if (this.state !== 'open' || !this.socket) return;
+    const head = [...this.outbox.values()].find((o) => o.channelId === channelId && o.state !== 'failed');
+    if (head?.state === 'queued') this.#transmit(head);
+  }
+
+  /** @param {Outgoing} outgoing */
+  #transmit(outgoing) {
+    this.socket.send(JSON.stringify(this.#sendFrame(outgoing)));
+    outgoing.state = 'sent';
+    this.#emit('outbox', { channelId: outgoing.channelId });
+    const socket = this.socket;
+    this.#later(() => {
+      // No answer: the frame or its ack was lost. The same clientMsgId makes this safe.
+      if (this.outbox.get(outgoing.clientMsgId) === outgoing && outgoing.state === 'sent' && this.socket === socket) {
+        this.#transmit(outgoing);
+      }
+    }, ACK_TIMEOUT_MS);
+  }
+
+  /** @param {Outgoing} outgoing */
+  #sendFrame(outgoing) {
+    const frame = {
+      action: 'sendMessage',
+      channelId: outgoing.channelId,
+      clientMsgId: outgoing.clientMsgId,
+      text: outgoing.text,
+    };
+    if (outgoing.attachments.length > 0) frame.attachments = outgoing.attachments;
+    return frame;
+  }
+
+  // ---------------------------------------------------------------- plumbing
+
+  #setState(state, detail = {}) {
+    this.state = state;
+    this.#emit('status', { state, ...detail });
+  }
+
+  #later(fn, ms) {
+    const timer = setTimeout(() => {
+      this.timers.delete(timer);
+      fn();
+    }, ms);
+    this.timers.add(timer);
+  }
+
+  #report(error) {
+    const chatError =
+      error instanceof ChatError ? error : new ChatError({ code: 'internal', message: String(error?.message ?? error) });
+    this.#emit('error', { error: chatError });
+  }
+
+  #emit(type, detail = {}) {
+    this.dispatchEvent(new CustomEvent(type, { detail }));
+  }
+}

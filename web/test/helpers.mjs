@@ -1,0 +1,137 @@
+// What the browser tests stand on: Debian's Chromium driven by playwright-core, a gateway
+// that scripts/web-test.sh started (GATEWAY_URL), people who sign up through the page, and
+// screenshots of every page of a test that failed (web/test-results/, ignored by git).
+
+import { after, before, test } from 'node:test';
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+export const GATEWAY_URL = process.env.GATEWAY_URL;
+if (!GATEWAY_URL) {
+  throw new Error('GATEWAY_URL is not set: run the browser tests with scripts/web-test.sh');
+}
+export const APP_URL = `${GATEWAY_URL}/app/`;
+const RESULTS = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'test-results');
+/** Long enough for moto (a few ms per request, one at a time) under a parallel build. */
+export const TIMEOUT = 15_000;
+
+/** The project's rule: Debian's Chromium, never a downloaded browser. */
+export const LAUNCH = {
+  executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+  headless: true,
+  args: [
+    '--headless',
+    '--no-sandbox',
+    '--disable-gpu',
+    '--disable-quic',
+    '--no-first-run',
+    '--disable-background-networking',
+    '--disable-component-update',
+    '--disable-sync',
+  ],
+};
+
+let browser;
+before(async () => {
+  browser = await chromium.launch(LAUNCH);
+});
+after(async () => {
+  await browser?.close();
+});
+
+/** A name nobody has taken yet (usernames are 3-32 of a-z 0-9 _ . -). */
+export function uniqueName(prefix) {
+  return `${prefix}-${Math.random().toString(36).slice(2, 8)}`;
+}
+
+export const PASSWORD = 'correct horse battery';
+
+/**
+ * A test with browser people in it. `body` gets `person(name, options)`, which opens a new
+ * browser context (its own storage, like another device) and signs `name` up in it. When
+ * the test fails, every page is photographed into test-results/.
+ */
+export function browserTest(name, body) {
+  test(name, async () => {
+    const contexts = [];
+    const pages = [];
+    const person = async (prefix, options = {}) => {
+      const context = await browser.newContext({ viewport: { width: 1100, height: 720 } });
+      contexts.push(context);
+      context.setDefaultTimeout(TIMEOUT);
+      const page = await context.newPage();
+      pages.push(page);
+      if (options.beforeLoad) await options.beforeLoad(page);
+      await page.goto(APP_URL);
+      const username = uniqueName(prefix);
+      await signUp(page, username);
+      return { page, username, context };
+    };
+    try {
+      await body({ person });
+    } catch (err) {
+      await mkdir(RESULTS, { recursive: true });
+      const slug = name.replace(/[^a-z0-9]+/gi, '-').toLowerCase();
+      for (const [i, page] of pages.entries()) {
+        const file = path.join(RESULTS, `${slug}-${i + 1}.png`);
+        await page.screenshot({ path: file, fullPage: true }).catch(() => {});
+        console.error(`screenshot of page ${i + 1}: ${file}`);
+      }
+      throw err;
+    } finally {
+      for (const context of contexts) await context.close().catch(() => {});
+    }
+  });
+}
+
+export async function signUp(page, username, password = PASSWORD) {
+  await page.getByTestId('signin-username').fill(username);
+  await page.getByTestId('signin-password').fill(password);
+  await page.getByTestId('signup-submit').click();
+  await page.getByTestId('me').filter({ hasText: username }).waitFor();
+  await waitOnline(page);
+}
+
+export async function waitOnline(page) {
+  await page.locator('[data-testid="status"][data-state="open"]').waitFor();
+}
+
+/** Opens (or creates) the direct chat with `username`. */
+export async function chatWith(page, username) {
+  await page.getByTestId('new-direct-input').fill(username);
+  await page.getByTestId('new-direct-submit').click();
+  await page.getByTestId('channel-title').filter({ hasText: username }).waitFor();
+}
+
+/** Opens the channel listed under `title` in the sidebar. */
+export async function openChannel(page, title) {
+  await page.getByTestId('channel-item').filter({ hasText: title }).click();
+  await page.getByTestId('channel-title').filter({ hasText: title }).waitFor();
+}
+
+export async function send(page, text) {
+  await page.getByTestId('composer-input').fill(text);
+  await page.getByTestId('composer-input').press('Enter');
+}
+
+/** The texts of the open conversation as the page shows them, top to bottom. */
+export async function texts(page) {
+  return page.locator('[data-testid="message"] .text').allTextContents();
+}
+
+/** Waits until the open conversation shows exactly `expected` (stored, in that order). */
+export async function waitForTexts(page, expected, { stored = true } = {}) {
+  const selector = stored ? '[data-testid="message"][data-state="stored"] .text' : '[data-testid="message"] .text';
+  const deadline = Date.now() + TIMEOUT;
+  let seen;
+  while (Date.now() < deadline) {
+    seen = await page.locator(selector).allTextContents();
+    if (JSON.stringify(seen) === JSON.stringify(expected)) {
+      if (!stored || (await page.locator('[data-testid="message"]').count()) === expected.length) return seen;
+    }
+    await page.waitForTimeout(100);
+  }
+  throw new Error(`expected messages ${JSON.stringify(expected)}, the page shows ${JSON.stringify(seen)}`);
+}
