@@ -55,7 +55,7 @@ pub async fn disconnect(app: &App, user: &UserId, connection: &ConnectionId) -> 
 #[derive(Debug, Clone)]
 pub struct Sent {
     pub message: Message,
-    /// True when this clientMsgId had been sent before: nothing new was stored or delivered.
+    /// True when this clientMsgId had been sent before: nothing new was stored.
     pub duplicate: bool,
 }
 
@@ -126,8 +126,12 @@ pub async fn send_message(
                         "dedupe row points at missing message {earlier}"
                     )))
                 })?;
-                info!(message_id = %earlier, "retried send; acking the stored message");
+                // The first attempt may have stopped between its commit and its fan-out (a
+                // crash, a timeout, a lost answer): deliver again. Delivery is at least once;
+                // devices drop a seq they already hold (docs/PROTOCOL.md).
+                info!(message_id = %earlier, "retried send; acking and delivering the stored message again");
                 let stored = crate::media::with_download_urls(app, stored).await;
+                deliver(app, &roster, origin, &stored).await;
                 return Ok(Sent { message: stored, duplicate: true });
             }
             AppendOutcome::NotAMember => {

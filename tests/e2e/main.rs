@@ -5,6 +5,7 @@ mod accounts;
 mod bad_input;
 mod channels;
 mod chat;
+mod fuzz;
 mod history;
 mod media;
 mod presence;

@@ -20,10 +20,15 @@ const THROTTLED: &str = concat!(
     r#"Consider increasing your provisioning level with the UpdateTable API."}"#
 );
 
+/// What the caller of a request whose answer was lost gets.
+const LOST: &str =
+    r#"{"__type":"com.amazonaws.dynamodb.v20120810#InternalServerError","message":"Internal server error"}"#;
+
 /// An HTTP/1.1 proxy on 127.0.0.1 in front of a DynamoDB endpoint that answers a share of
 /// requests (of all operations, or of the chosen ones) with `ProvisionedThroughputExceededException`
-/// without forwarding them, as DynamoDB does: a throttled request changes nothing.
-/// Starts with no faults; [`DynamoFaultProxy::set_share`] turns them on.
+/// without forwarding them, as DynamoDB does: a throttled request changes nothing. It can
+/// also lose the answers of requests it did forward. Starts with no faults;
+/// [`DynamoFaultProxy::set_share`] and [`DynamoFaultProxy::set_lost_answers`] turn them on.
 pub struct DynamoFaultProxy {
     url: String,
     state: Arc<ProxyState>,
@@ -34,10 +39,13 @@ pub struct DynamoFaultProxy {
 struct ProxyState {
     /// Share of throttled requests, in millionths.
     share_ppm: AtomicU32,
+    /// Share of requests forwarded whose answer is then lost (replaced by a 500), in millionths.
+    lost_ppm: AtomicU32,
     /// Only these operations (`x-amz-target` suffix) are throttled; all when empty.
     operations: Mutex<Vec<String>>,
     throttled: AtomicU64,
     forwarded: AtomicU64,
+    lost: AtomicU64,
 }
 
 impl DynamoFaultProxy {
@@ -68,7 +76,14 @@ impl DynamoFaultProxy {
         self.state.share_ppm.store((share.clamp(0.0, 1.0) * 1e6) as u32, Ordering::SeqCst);
     }
 
-    /// Throttles only these operations (`TransactWriteItems`, `BatchGetItem`, …); all when empty.
+    /// From now on, `share` (0..=1) of the requests are carried out but their answer is lost
+    /// on the way back: the caller gets a 500 `InternalServerError` (a timeout or a dropped
+    /// connection looks the same to it).
+    pub fn set_lost_answers(&self, share: f64) {
+        self.state.lost_ppm.store((share.clamp(0.0, 1.0) * 1e6) as u32, Ordering::SeqCst);
+    }
+
+    /// Faults only these operations (`TransactWriteItems`, `BatchGetItem`, …); all when empty.
     pub fn only(&self, operations: &[&str]) {
         *self.state.operations.lock().unwrap() = operations.iter().map(|s| s.to_string()).collect();
     }
@@ -76,6 +91,11 @@ impl DynamoFaultProxy {
     /// (throttled, forwarded) requests so far.
     pub fn counts(&self) -> (u64, u64) {
         (self.state.throttled.load(Ordering::SeqCst), self.state.forwarded.load(Ordering::SeqCst))
+    }
+
+    /// Forwarded requests whose answer was lost so far.
+    pub fn lost_answers(&self) -> u64 {
+        self.state.lost.load(Ordering::SeqCst)
     }
 }
 
@@ -106,7 +126,7 @@ async fn serve(socket: TcpStream, upstream: String, http: reqwest::Client, state
             .and_then(|(_, v)| v.rsplit('.').next())
             .unwrap_or_default()
             .to_owned();
-        let (status, headers, body) = if throttle(&state, &operation) {
+        let (status, headers, body) = if chosen(&state, &state.share_ppm, &operation) {
             state.throttled.fetch_add(1, Ordering::SeqCst);
             let headers = vec![
                 ("content-type".to_owned(), "application/x-amz-json-1.0".to_owned()),
@@ -115,9 +135,16 @@ async fn serve(socket: TcpStream, upstream: String, http: reqwest::Client, state
             (400, headers, THROTTLED.as_bytes().to_vec())
         } else {
             state.forwarded.fetch_add(1, Ordering::SeqCst);
-            match forward(&http, &upstream, &head, body).await {
+            let answer = match forward(&http, &upstream, &head, body).await {
                 Ok(answer) => answer,
                 Err(err) => (502, vec![], err.into_bytes()),
+            };
+            if chosen(&state, &state.lost_ppm, &operation) {
+                state.lost.fetch_add(1, Ordering::SeqCst);
+                let headers = vec![("content-type".to_owned(), "application/x-amz-json-1.0".to_owned())];
+                (500, headers, LOST.as_bytes().to_vec())
+            } else {
+                answer
             }
         };
         let mut out = format!("HTTP/1.1 {status} {}\r\n", reason(status));
@@ -133,8 +160,8 @@ async fn serve(socket: TcpStream, upstream: String, http: reqwest::Client, state
     }
 }
 
-fn throttle(state: &ProxyState, operation: &str) -> bool {
-    let share = state.share_ppm.load(Ordering::SeqCst);
+fn chosen(state: &ProxyState, share: &AtomicU32, operation: &str) -> bool {
+    let share = share.load(Ordering::SeqCst);
     if share == 0 {
         return false;
     }

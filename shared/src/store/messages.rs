@@ -102,6 +102,12 @@ pub enum AppendOutcome {
     NotAMember,
 }
 
+/// A dedupe row holding `message`'s own id means this very append committed (the SDK
+/// retried a transaction whose first answer was lost); any other id is an earlier send.
+fn own_or_earlier(message: &Message, stored: MessageId) -> AppendOutcome {
+    if stored == message.message_id { AppendOutcome::Stored } else { AppendOutcome::Duplicate(stored) }
+}
+
 /// Appends to a channel's log and reads it back. Knows both tables because one append
 /// writes the message and the channel's meta item together.
 pub struct MessageLog<'a> {
@@ -189,7 +195,14 @@ impl<'a> MessageLog<'a> {
             Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => {
                 cancelled.cancellation_reasons().to_vec()
             }
-            _ => return Err(StoreError::aws("TransactWriteItems", &err)),
+            // A timeout, a dropped connection or a 500 says nothing about whether the
+            // transaction committed: the dedupe row does.
+            _ => {
+                return match self.find_dedupe(&message.channel_id, &message.author_id, &message.client_msg_id).await {
+                    Ok(Some(id)) => Ok(own_or_earlier(message, id)),
+                    Ok(None) | Err(_) => Err(StoreError::aws("TransactWriteItems", &err)),
+                };
+            }
         };
         let failed = |index: usize| {
             reasons.get(index).and_then(|r| r.code()).is_some_and(|code| code == "ConditionalCheckFailed")
@@ -201,9 +214,12 @@ impl<'a> MessageLog<'a> {
             });
             let earlier = match earlier {
                 Some(id) => MessageId::from_u64(id),
-                None => self.dedupe_lookup(&message.channel_id, &message.author_id, &message.client_msg_id).await?,
+                None => self
+                    .find_dedupe(&message.channel_id, &message.author_id, &message.client_msg_id)
+                    .await?
+                    .ok_or_else(|| StoreError::Conflict("dedupe row vanished during a retried send".into()))?,
             };
-            return Ok(AppendOutcome::Duplicate(earlier));
+            return Ok(own_or_earlier(message, earlier));
         }
         // The seq moved (or a concurrent transaction touched the same items): retryable.
         if failed(2) {
@@ -222,12 +238,13 @@ impl<'a> MessageLog<'a> {
         Err(StoreError::aws("TransactWriteItems", &err))
     }
 
-    async fn dedupe_lookup(
+    /// The message id stored for this clientMsgId, if any (a consistent read).
+    async fn find_dedupe(
         &self,
         channel: &ChannelId,
         author: &UserId,
         client_msg_id: &ClientMsgId,
-    ) -> Result<MessageId, StoreError> {
+    ) -> Result<Option<MessageId>, StoreError> {
         let out = self
             .client
             .get_item()
@@ -238,12 +255,8 @@ impl<'a> MessageLog<'a> {
             .send()
             .await
             .map_err(|e| StoreError::aws("GetItem", &e))?;
-        let item: DedupeItem = out
-            .item
-            .map(serde_dynamo::from_item)
-            .transpose()?
-            .ok_or_else(|| StoreError::Conflict("dedupe row vanished during a retried send".into()))?;
-        Ok(MessageId::from_u64(item.message_id))
+        let item: Option<DedupeItem> = out.item.map(serde_dynamo::from_item).transpose()?;
+        Ok(item.map(|item| MessageId::from_u64(item.message_id)))
     }
 
     /// Replaces the text of `author`'s message (only the text and `editedAt` are written).

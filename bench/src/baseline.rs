@@ -1,0 +1,241 @@
+//! The fan-out of the common sample apps, as a baseline: every connection in one table
+//! (`connectionId` → `userId`), written on `$connect`, deleted on `$disconnect`, and
+//! scanned on every send to find the channel members' connections. Everything else in the
+//! send path is ours, step for step (rate limit, roster, append, ack), so the difference
+//! in a benchmark is the fan-out lookup alone.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+};
+use chat_shared::ids::MessageId;
+use chat_shared::model::{ChannelId, ClientMsgId, ConnectionId, Message, MessageText, UserId};
+use chat_shared::notify::PostOutcome;
+use chat_shared::protocol::{ClientFrame, ErrorBody, ServerFrame};
+use chat_shared::store::AppendOutcome;
+use chat_shared::{App, ChatError, apigw};
+use futures::StreamExt;
+use local_gateway::invoke::{InProcess, Invoke, InvokeError, InvokeFuture};
+use local_gateway::routes::Function;
+use serde_json::{Value, json};
+
+/// Same as ours: posts in flight per send.
+const FAN_OUT_CONCURRENCY: usize = 32;
+
+pub struct ScanFanOut {
+    app: Arc<App>,
+    ours: InProcess,
+    table: String,
+}
+
+impl ScanFanOut {
+    pub fn new(app: Arc<App>, table: &str) -> Self {
+        Self { ours: InProcess::new(app.clone()), app, table: table.to_owned() }
+    }
+
+    /// The connections table of a world: beside its other tables, with their prefix.
+    pub fn table_name(app: &App) -> String {
+        let presence = &app.config.tables.presence;
+        format!(
+            "{}BaselineConnections",
+            presence.strip_suffix(local_gateway::local::PRESENCE_TABLE).unwrap_or(presence)
+        )
+    }
+
+    /// Creates the connections table.
+    pub async fn create_table(app: &App, table: &str) {
+        app.dynamo
+            .create_table()
+            .table_name(table)
+            .billing_mode(BillingMode::PayPerRequest)
+            .key_schema(
+                KeySchemaElement::builder().attribute_name("connectionId").key_type(KeyType::Hash).build().unwrap(),
+            )
+            .attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name("connectionId")
+                    .attribute_type(ScalarAttributeType::S)
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+            .await
+            .expect("baseline table is created");
+    }
+
+    pub fn item(connection: &str, user: &str) -> HashMap<String, AttributeValue> {
+        HashMap::from([
+            ("connectionId".to_owned(), AttributeValue::S(connection.to_owned())),
+            ("userId".to_owned(), AttributeValue::S(user.to_owned())),
+        ])
+    }
+
+    async fn connect(&self, event: Value) -> Result<Value, InvokeError> {
+        let (user, connection) = caller(event)?;
+        self.app
+            .dynamo
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(Self::item(connection.as_str(), user.as_str())))
+            .send()
+            .await
+            .map_err(|e| failed(&e))?;
+        Ok(json!({"statusCode": 200}))
+    }
+
+    async fn disconnect(&self, event: Value) -> Result<Value, InvokeError> {
+        let (_, connection) = caller(event)?;
+        self.forget(&connection).await;
+        Ok(json!({"statusCode": 200}))
+    }
+
+    async fn forget(&self, connection: &ConnectionId) {
+        let _ = self
+            .app
+            .dynamo
+            .delete_item()
+            .table_name(&self.table)
+            .key("connectionId", AttributeValue::S(connection.to_string()))
+            .send()
+            .await;
+    }
+
+    async fn send(&self, event: Value) -> Result<Value, InvokeError> {
+        let body = event["body"].as_str().unwrap_or_default().to_owned();
+        let frame = match ClientFrame::parse(&body) {
+            Ok(ClientFrame::SendMessage { channel_id, client_msg_id, text, .. }) => {
+                let (user, connection) = caller(event)?;
+                match self.send_message(&user, &connection, &channel_id, &client_msg_id, text).await {
+                    Ok(message) => ServerFrame::Ack { client_msg_id, message },
+                    Err(err) => ServerFrame::Error(ErrorBody::from_error(&err).about_frame(&body)),
+                }
+            }
+            // Every other action is ours.
+            _ => return self.ours.invoke(Function::Send, event).await,
+        };
+        Ok(json!({"statusCode": 200, "body": frame.to_json()}))
+    }
+
+    /// `chat::send_message`, with the fan-out lookup replaced by a Scan.
+    async fn send_message(
+        &self,
+        sender: &UserId,
+        origin: &ConnectionId,
+        channel_id: &ChannelId,
+        client_msg_id: &ClientMsgId,
+        text: String,
+    ) -> Result<Message, ChatError> {
+        let app = &*self.app;
+        let text = MessageText::parse(text)?;
+        if let Some(retry_after_ms) =
+            app.rate_limiter().hit("send", sender, app.config.rate_limits.sends, app.now_ms()).await?
+        {
+            return Err(ChatError::RateLimited { retry_after_ms });
+        }
+        let roster = chat_shared::membership::roster_for_member(app, sender, channel_id).await?;
+        let mut meta = roster.meta.clone();
+        for attempt in 0u32..50 {
+            let now = app.now_ms();
+            // Through serde, so fields added to messages later (with defaults) need no change here.
+            let message: Message = serde_json::from_value(json!({
+                "channelId": channel_id,
+                "messageId": MessageId::next_after(now, meta.last_message_id),
+                "seq": meta.seq + 1,
+                "authorId": sender,
+                "text": text.as_str(),
+                "clientMsgId": client_msg_id,
+                "createdAt": now,
+            }))
+            .map_err(|e| ChatError::InvalidRequest(format!("baseline message: {e}")))?;
+            match app.messages().append(&message, now).await? {
+                AppendOutcome::Stored => {
+                    let frame = ServerFrame::Message { message: message.clone() }.to_json();
+                    self.fan_out(&roster.member_ids(), origin, &frame).await;
+                    return Ok(message);
+                }
+                AppendOutcome::SeqTaken(current) => {
+                    meta = match current {
+                        Some(current) => current,
+                        None => app.channels().meta(channel_id).await?.ok_or_else(|| {
+                            ChatError::Forbidden(format!("you are not a member of channel {channel_id}"))
+                        })?,
+                    };
+                    let ceiling_ms = 1u64 << attempt.min(5);
+                    tokio::time::sleep(std::time::Duration::from_millis(rand::random_range(0..=ceiling_ms))).await;
+                }
+                other => return Err(ChatError::InvalidRequest(format!("baseline does not handle {other:?}"))),
+            }
+        }
+        Err(ChatError::RateLimited { retry_after_ms: 500 })
+    }
+
+    /// Scan the whole table (every page), keep the members' connections, post to each.
+    async fn fan_out(&self, members: &[UserId], skip: &ConnectionId, frame: &str) {
+        let members: HashSet<&str> = members.iter().map(UserId::as_str).collect();
+        let mut targets = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .app
+                .dynamo
+                .scan()
+                .table_name(&self.table)
+                .projection_expression("connectionId, userId")
+                .set_exclusive_start_key(start)
+                .send()
+                .await;
+            let Ok(page) = page else { return };
+            for item in page.items.unwrap_or_default() {
+                if let (Some(AttributeValue::S(connection)), Some(AttributeValue::S(user))) =
+                    (item.get("connectionId"), item.get("userId"))
+                    && members.contains(user.as_str())
+                    && connection != skip.as_str()
+                {
+                    targets.push(ConnectionId::new(connection.clone()));
+                }
+            }
+            start = page.last_evaluated_key;
+            if start.is_none() {
+                break;
+            }
+        }
+        let gone: Vec<ConnectionId> = futures::stream::iter(targets)
+            .map(|connection| async move {
+                let outcome = self.app.notifier.post(&connection, frame).await;
+                (connection, outcome)
+            })
+            .buffer_unordered(FAN_OUT_CONCURRENCY)
+            .filter_map(|(connection, outcome)| async move { (outcome == PostOutcome::Gone).then_some(connection) })
+            .collect()
+            .await;
+        for connection in gone {
+            self.forget(&connection).await;
+        }
+    }
+}
+
+fn caller(event: Value) -> Result<(UserId, ConnectionId), InvokeError> {
+    let event: ApiGatewayWebsocketProxyRequest =
+        serde_json::from_value(event).map_err(|e| InvokeError::BadEvent(e.to_string()))?;
+    apigw::ws_caller(&event).map_err(|e| InvokeError::BadEvent(e.to_string()))
+}
+
+fn failed(err: &dyn std::fmt::Debug) -> InvokeError {
+    InvokeError::Failed { error_type: "Baseline".into(), message: format!("{err:?}") }
+}
+
+impl Invoke for ScanFanOut {
+    fn invoke(&self, function: Function, event: Value) -> InvokeFuture<'_> {
+        Box::pin(async move {
+            match function {
+                Function::Connect => self.connect(event).await,
+                Function::Disconnect => self.disconnect(event).await,
+                Function::Send => self.send(event).await,
+                other => self.ours.invoke(other, event).await,
+            }
+        })
+    }
+}

@@ -1,0 +1,361 @@
+//! Cold start of each function binary as shipped (the release profile): its size, its
+//! zipped size (the Lambda deployment package: one file, `bootstrap`), the time from
+//! process start until it asks the Lambda Runtime API for its first event, how long that
+//! first event then takes (against moto and the local gateway), and its peak memory.
+//! The Runtime API is a tiny fake served here on 127.0.0.1.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::lambda_events as ev;
+use crate::stats::Summary;
+use crate::world::World;
+
+/// Every function binary of `functions/*`: the `[[bin]]` names of each crate, or the
+/// package name when it declares none.
+pub fn function_binaries(repo: &Path) -> Vec<String> {
+    let mut names = Vec::new();
+    let Ok(dirs) = std::fs::read_dir(repo.join("functions")) else { return names };
+    let mut dirs: Vec<PathBuf> = dirs.filter_map(|d| Some(d.ok()?.path())).collect();
+    dirs.sort();
+    for dir in dirs {
+        let Ok(manifest) = std::fs::read_to_string(dir.join("Cargo.toml")) else { continue };
+        let mut section = String::new();
+        let (mut package, mut bins) = (None, Vec::new());
+        for line in manifest.lines().map(str::trim) {
+            if line.starts_with('[') {
+                section = line.to_owned();
+            } else if let Some(value) = line.strip_prefix("name").and_then(|r| r.trim().strip_prefix('=')) {
+                let value = value.trim().trim_matches('"').to_owned();
+                match section.as_str() {
+                    "[package]" => package = Some(value),
+                    "[[bin]]" => bins.push(value),
+                    _ => {}
+                }
+            }
+        }
+        if bins.is_empty() {
+            names.extend(package);
+        } else {
+            names.extend(bins);
+        }
+    }
+    names
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ColdStart {
+    pub function: String,
+    pub size_bytes: u64,
+    pub zipped_bytes: u64,
+    pub runs: usize,
+    /// Process start to the first `GET /runtime/invocation/next`.
+    pub to_first_request_ms: Summary,
+    /// That request's event to its response (real AWS calls to moto included).
+    pub first_invocation_ms: Summary,
+    /// Largest resident set over the runs (init plus the first event), from VmHWM.
+    pub peak_rss_kib: u64,
+    /// `response`, `error: …`, or why it never asked for an event.
+    pub outcome: String,
+}
+
+/// The deployment package's size: `bootstrap`, deflated, executable.
+pub fn zipped_size(binary: &Path) -> std::io::Result<u64> {
+    let bytes = std::fs::read(binary)?;
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let options = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated)
+        .unix_permissions(0o755);
+    zip.start_file("bootstrap", options).map_err(std::io::Error::other)?;
+    zip.write_all(&bytes)?;
+    Ok(zip.finish().map_err(std::io::Error::other)?.into_inner().len() as u64)
+}
+
+/// What the fake Runtime API saw of one process.
+#[derive(Default)]
+struct Seen {
+    first_next: Option<Instant>,
+    answered: Option<(Instant, String)>,
+    asked_again: bool,
+}
+
+struct RuntimeApi {
+    event: Value,
+    function: String,
+    seen: Mutex<Seen>,
+}
+
+async fn next(State(api): State<Arc<RuntimeApi>>) -> Response {
+    let first = {
+        let mut seen = api.seen.lock().unwrap();
+        if seen.first_next.is_none() {
+            seen.first_next = Some(Instant::now());
+            true
+        } else {
+            seen.asked_again = true;
+            false
+        }
+    };
+    if !first {
+        // The process is done with its first event; it waits here until it is stopped.
+        std::future::pending::<()>().await;
+    }
+    let mut headers = HeaderMap::new();
+    let deadline = ev::now_ms() + 60_000;
+    let arn = format!("arn:aws:lambda:us-east-1:000000000000:function:{}", api.function);
+    headers.insert("lambda-runtime-aws-request-id", HeaderValue::from_static("bench-request-1"));
+    headers.insert("lambda-runtime-deadline-ms", HeaderValue::from_str(&deadline.to_string()).unwrap());
+    headers.insert("lambda-runtime-invoked-function-arn", HeaderValue::from_str(&arn).unwrap());
+    headers.insert("lambda-runtime-trace-id", HeaderValue::from_static("Root=1-00000000-000000000000000000000000"));
+    headers.insert("content-type", HeaderValue::from_static("application/json"));
+    (StatusCode::OK, headers, api.event.to_string()).into_response()
+}
+
+fn record(api: &RuntimeApi, outcome: String) -> Response {
+    api.seen.lock().unwrap().answered.get_or_insert((Instant::now(), outcome));
+    (StatusCode::ACCEPTED, axum::Json(json!({"status": "OK"}))).into_response()
+}
+
+async fn response(State(api): State<Arc<RuntimeApi>>, body: String) -> Response {
+    record(&api, format!("response: {}", brief(&body)))
+}
+
+/// `200 ack`, `403 forbidden`, `allow`: what a function's answer says, in a word or two.
+fn brief(answer: &str) -> String {
+    let Ok(answer) = serde_json::from_str::<Value>(answer) else { return answer.chars().take(40).collect() };
+    if let Some(effect) = answer.pointer("/policyDocument/Statement/0/Effect").and_then(Value::as_str) {
+        return effect.to_lowercase();
+    }
+    let status = answer["statusCode"].as_u64().map(|s| s.to_string()).unwrap_or_default();
+    let body: Value = answer["body"].as_str().and_then(|b| serde_json::from_str(b).ok()).unwrap_or(Value::Null);
+    let word = body["type"].as_str().or(body["code"].as_str()).unwrap_or_default();
+    if status.is_empty() {
+        // Not an API Gateway answer (the presence sweep's report, say): its start.
+        return answer.to_string().chars().take(40).collect();
+    }
+    format!("{status} {word}").trim().to_owned()
+}
+
+async fn error(State(api): State<Arc<RuntimeApi>>, body: String) -> Response {
+    record(&api, format!("error: {}", body.chars().take(200).collect::<String>()))
+}
+
+async fn init_error(State(api): State<Arc<RuntimeApi>>, body: String) -> Response {
+    record(&api, format!("init error: {}", body.chars().take(200).collect::<String>()))
+}
+
+/// One process: (to first request, first invocation, peak RSS KiB, outcome).
+struct Run {
+    to_first_request: Option<Duration>,
+    first_invocation: Option<Duration>,
+    peak_rss_kib: u64,
+    outcome: String,
+}
+
+async fn run_once(binary: &Path, function: &str, env: &[(String, String)], event: Value) -> Run {
+    let api = Arc::new(RuntimeApi { event, function: function.to_owned(), seen: Mutex::default() });
+    let router = Router::new()
+        .route("/2018-06-01/runtime/invocation/next", get(next))
+        .route("/2018-06-01/runtime/invocation/{id}/response", post(response))
+        .route("/2018-06-01/runtime/invocation/{id}/error", post(error))
+        .route("/2018-06-01/runtime/init/error", post(init_error))
+        .with_state(api.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a free port");
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+
+    let log = std::env::temp_dir().join(format!("bench-coldstart-{function}.log"));
+    let log_file = std::fs::File::create(&log).expect("a log file");
+    let started = Instant::now();
+    let child = Command::new(binary)
+        .env_clear()
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .env("AWS_LAMBDA_RUNTIME_API", addr.to_string())
+        .env("AWS_LAMBDA_FUNCTION_NAME", function)
+        .stdin(Stdio::null())
+        .stdout(log_file.try_clone().expect("log file"))
+        .stderr(log_file)
+        .spawn();
+    let child = match child {
+        Ok(child) => child,
+        Err(err) => {
+            server.abort();
+            return Run {
+                to_first_request: None,
+                first_invocation: None,
+                peak_rss_kib: 0,
+                outcome: format!("cannot start: {err}"),
+            };
+        }
+    };
+    let pid = child.id() as libc::pid_t;
+    let deadline = started + Duration::from_secs(30);
+    let mut exited = None;
+    loop {
+        if api.seen.lock().unwrap().asked_again || Instant::now() > deadline {
+            break;
+        }
+        // Reaped here if it ended on its own (a failed init).
+        let mut status = 0;
+        if unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) } == pid {
+            exited = Some(status);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    // The peak of this process's own memory (VmHWM). Not the rusage of wait4: Linux
+    // folds the memory of the forked-but-not-yet-exec'd child (this whole benchmark) into
+    // that figure.
+    let peak_rss_kib = vm_hwm_kib(pid);
+    let status = match exited {
+        Some(status) => status,
+        None => {
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            let mut status = 0;
+            unsafe { libc::waitpid(pid, &mut status, 0) };
+            status
+        }
+    };
+    drop(child);
+    server.abort();
+    let seen = std::mem::take(&mut *api.seen.lock().unwrap());
+    let to_first_request = seen.first_next.map(|t| t - started);
+    let first_invocation = match (seen.first_next, &seen.answered) {
+        (Some(asked), Some((answered, _))) => Some(*answered - asked),
+        _ => None,
+    };
+    let outcome = match (&seen.answered, exited) {
+        (Some((_, outcome)), _) => outcome.clone(),
+        (None, Some(_)) => {
+            let tail: String = std::fs::read_to_string(&log).unwrap_or_default().chars().rev().take(300).collect();
+            format!("exited ({status}) before answering: {}", tail.chars().rev().collect::<String>())
+        }
+        (None, None) => "no answer within 30 s".into(),
+    };
+    Run { to_first_request, first_invocation, peak_rss_kib: peak_rss_kib.unwrap_or(0), outcome }
+}
+
+/// `VmHWM` (peak resident set) of a live process, in KiB.
+fn vm_hwm_kib(pid: libc::pid_t) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// The event each function gets first: the kind of request it serves, against real
+/// tables (a channel `cold-dm` of `cold-a` and `cold-b` exists).
+fn first_event(function: &str, world: &World, run: usize) -> Value {
+    let unique = format!("{run}{:08x}", rand::random::<u32>());
+    match function {
+        "connect" => ev::connect_event("cold-a", &format!("C0ld{unique}=")),
+        "disconnect" => ev::disconnect_event("cold-a", &format!("C0ld{unique}=")),
+        "send" => ev::send_event("cold-a", "cold-dm", &format!("cold-{unique}")),
+        "history" => ev::history_event("cold-b", "cold-dm", "50"),
+        "channels" => {
+            ev::http_event("GET", "GET /channels/{channelId}", &[("channelId", "cold-dm")], &[], None, Some("cold-a"))
+        }
+        "auth" => {
+            let body = json!({"username": format!("cold{unique}"), "password": "correct horse battery staple"});
+            ev::http_event("POST", "POST /auth/signup", &[], &[], Some(&body.to_string()), None)
+        }
+        "authorizer" => ev::authorizer_event(&world.stack.token("cold-a")),
+        "presence" => ev::scheduled_event("PresenceSweep"),
+        _ => json!({}),
+    }
+}
+
+/// The environment a function gets in Lambda (template.yaml), pointed at this world.
+fn environment(world: &World) -> Vec<(String, String)> {
+    let config = &world.stack.app.config;
+    let tables = &config.tables;
+    let mut env: Vec<(String, String)> = [
+        ("AWS_ENDPOINT_URL", e2e::moto::endpoint()),
+        ("AWS_ACCESS_KEY_ID", "bench"),
+        ("AWS_SECRET_ACCESS_KEY", "bench"),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_DEFAULT_REGION", "us-east-1"),
+        ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST"),
+        ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128"),
+        ("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/bench"),
+        ("AWS_LAMBDA_LOG_STREAM_NAME", "bench"),
+        ("MESSAGES_TABLE", &tables.messages),
+        ("CHANNELS_TABLE", &tables.channels),
+        ("PRESENCE_TABLE", &tables.presence),
+        ("USERS_TABLE", &tables.users),
+        ("RATE_LIMITS_TABLE", &tables.rate_limits),
+        ("TOKEN_SECRET", &config.tokens.secret),
+        ("MANAGEMENT_ENDPOINT", &config.management_endpoint),
+        ("UPLOADS_BUCKET", "bench-uploads"),
+        ("RUST_LOG", "info"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    if let Ok(path) = std::env::var("PATH") {
+        env.push(("PATH".into(), path));
+    }
+    env
+}
+
+/// Measures every function binary found in `binaries`, `runs` processes each.
+pub async fn run(binaries: &Path, runs: usize, progress: &dyn Fn(&str)) -> Vec<ColdStart> {
+    let world = World::start().await;
+    world.stack.create_channel("cold-dm", &["cold-a", "cold-b"]).await;
+    let env = environment(&world);
+    let mut results = Vec::new();
+    for function in function_binaries(&e2e::repo_root()) {
+        let binary = binaries.join(&function);
+        progress(&format!("cold start: {}", binary.display()));
+        let Ok(meta) = std::fs::metadata(&binary) else {
+            results.push(ColdStart {
+                function,
+                size_bytes: 0,
+                zipped_bytes: 0,
+                runs: 0,
+                to_first_request_ms: Summary::default(),
+                first_invocation_ms: Summary::default(),
+                peak_rss_kib: 0,
+                outcome: format!("not built: {}", binary.display()),
+            });
+            continue;
+        };
+        let zipped = zipped_size(&binary).unwrap_or(0);
+        let mut to_first = Vec::new();
+        let mut first_invocation = Vec::new();
+        let mut peak = 0;
+        let mut outcome = String::new();
+        for run in 0..runs {
+            let result = run_once(&binary, &function, &env, first_event(&function, &world, run)).await;
+            to_first.extend(result.to_first_request.map(|d| d.as_secs_f64() * 1e3));
+            first_invocation.extend(result.first_invocation.map(|d| d.as_secs_f64() * 1e3));
+            peak = peak.max(result.peak_rss_kib);
+            if outcome.is_empty() || !result.outcome.starts_with("response") {
+                outcome = result.outcome;
+            }
+        }
+        results.push(ColdStart {
+            function,
+            size_bytes: meta.len(),
+            zipped_bytes: zipped,
+            runs,
+            to_first_request_ms: Summary::of(&to_first),
+            first_invocation_ms: Summary::of(&first_invocation),
+            peak_rss_kib: peak,
+            outcome,
+        });
+    }
+    results
+}

@@ -1,0 +1,144 @@
+//! AWS requests per operation, counted in the SDK (the `RequestCounter` interceptor), for
+//! each thing a user does, with everything it sets off (fan-out, presence announcements).
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use e2e::live::LiveClient;
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::world::{World, users};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RequestRow {
+    pub operation: String,
+    /// `service.Operation` → requests.
+    pub counts: BTreeMap<String, u64>,
+    pub dynamodb: u64,
+    pub management_posts: u64,
+    pub sns: u64,
+    pub s3: u64,
+    /// What the operation answered, when that tells whether it exists (markRead …).
+    pub answer: String,
+}
+
+impl RequestRow {
+    fn new(operation: &str, counts: BTreeMap<String, u64>, answer: &str) -> Self {
+        let sum = |prefix: &str| counts.iter().filter(|(k, _)| k.starts_with(prefix)).map(|(_, v)| v).sum();
+        Self {
+            operation: operation.to_owned(),
+            dynamodb: sum("dynamodb."),
+            management_posts: counts.get("apigatewaymanagementapi.PostToConnection").copied().unwrap_or(0),
+            sns: sum("sns."),
+            s3: sum("s3."),
+            answer: answer.to_owned(),
+            counts,
+        }
+    }
+
+    /// `Query 1, TransactWriteItems 1` (DynamoDB operations only).
+    pub fn dynamodb_breakdown(&self) -> String {
+        let parts: Vec<String> =
+            self.counts.iter().filter_map(|(k, v)| k.strip_prefix("dynamodb.").map(|op| format!("{op} {v}"))).collect();
+        if parts.is_empty() { "-".into() } else { parts.join(", ") }
+    }
+}
+
+/// Sends `frame` and waits for its answer (a frame of one of `types`); answers its `type`
+/// (and `code` for errors).
+async fn ask(device: &LiveClient, frame: Value, types: &[&str]) -> String {
+    assert!(device.send(&frame).await, "connection open");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while let Some(arrival) = device.next(deadline.saturating_duration_since(Instant::now())).await {
+        let Some(frame) = arrival.frame else { break };
+        let kind = frame["type"].as_str().unwrap_or_default();
+        if types.contains(&kind) {
+            return match frame["code"].as_str() {
+                Some(code) => format!("{kind} {code}"),
+                None => kind.to_owned(),
+            };
+        }
+    }
+    "no answer".into()
+}
+
+async fn drain(device: &LiveClient) {
+    while device.next(Duration::from_millis(20)).await.is_some() {}
+}
+
+pub async fn run() -> Vec<RequestRow> {
+    let world = World::start().await;
+    let stack = &world.stack;
+    let mut rows = Vec::new();
+
+    // A 100-member group with 99 members online; its 100th member connects while measured.
+    let group = users("grp", 100);
+    let refs: Vec<&str> = group.iter().map(String::as_str).collect();
+    stack.create_channel("g100", &refs).await;
+    stack.create_channel("dm-ab", &["alice", "bob"]).await;
+    stack.create_channel("hist", &["alice", "carol"]).await;
+    let mut members = Vec::new();
+    for user in &group[1..] {
+        members.push(LiveClient::of(stack, user).await);
+    }
+
+    let (counts, loner) = world.requests_of(LiveClient::of(stack, "loner")).await;
+    rows.push(RequestRow::new("connect (first device, user in no channel)", counts, "101"));
+    let (counts, loner_laptop) = world.requests_of(LiveClient::of(stack, "loner")).await;
+    rows.push(RequestRow::new("connect (second device)", counts, "101"));
+    let (counts, sender) = world.requests_of(LiveClient::of(stack, &group[0])).await;
+    rows.push(RequestRow::new("connect (first device, 99 contacts online)", counts, "101"));
+
+    let (counts, ()) = world.requests_of(loner_laptop.close()).await;
+    rows.push(RequestRow::new("disconnect (another device still open)", counts, ""));
+    let (counts, ()) = world.requests_of(loner.close()).await;
+    rows.push(RequestRow::new("disconnect (last device)", counts, ""));
+
+    let alice = LiveClient::of(stack, "alice").await;
+    let bob = LiveClient::of(stack, "bob").await;
+    drain(&alice).await;
+    let send = |channel: &str, id: &str| json!({"action": "sendMessage", "channelId": channel, "clientMsgId": id, "text": "how much does this cost?"});
+    let (counts, answer) = world.requests_of(ask(&alice, send("dm-ab", "r1"), &["ack", "error"])).await;
+    rows.push(RequestRow::new("sendMessage, 1:1 (recipient online)", counts, &answer));
+    for device in &members {
+        drain(device).await;
+    }
+    drain(&sender).await;
+    let (counts, answer) = world.requests_of(ask(&sender, send("g100", "r2"), &["ack", "error"])).await;
+    rows.push(RequestRow::new("sendMessage, 100-member group (all online)", counts, &answer));
+
+    let typing = json!({"action": "typing", "channelId": "g100", "state": "start"});
+    let (counts, ()) = world
+        .requests_of(async {
+            assert!(sender.send(&typing).await);
+        })
+        .await;
+    rows.push(RequestRow::new("typing, 100-member group (all online)", counts, ""));
+
+    drain(&bob).await;
+    let last = stack.full_history("bob", "dm-ab").await;
+    let last_id = last.last().map(|m| m["messageId"].clone()).unwrap_or(Value::Null);
+    let mark = json!({"action": "markRead", "channelId": "dm-ab", "messageId": last_id});
+    let (counts, answer) = world.requests_of(ask(&bob, mark, &["receipt", "error"])).await;
+    rows.push(RequestRow::new("markRead, 1:1", counts, &answer));
+
+    // History: 60 messages in one bucket; the first page of 50, then the rest.
+    for n in 0..60 {
+        ask(&alice, send("hist", &format!("h{n}")), &["ack", "error"]).await;
+    }
+    let (counts, (status, page)) = world.requests_of(stack.history("carol", "hist", "limit=50")).await;
+    let got = page["messages"].as_array().map_or(0, Vec::len);
+    rows.push(RequestRow::new("history page of 50", counts, &format!("{status}, {got} messages")));
+    let before = page["nextBefore"].as_str().unwrap_or_default().to_owned();
+    let (counts, (status, page)) =
+        world.requests_of(stack.history("carol", "hist", &format!("limit=50&before={before}"))).await;
+    let got = page["messages"].as_array().map_or(0, Vec::len);
+    rows.push(RequestRow::new("history, next page (10 left)", counts, &format!("{status}, {got} messages")));
+
+    let token = stack.token("alice");
+    let (counts, (status, body)) = world.requests_of(stack.get("/channels", Some(&token))).await;
+    let listed = body["channels"].as_array().map_or(0, Vec::len);
+    rows.push(RequestRow::new("channel list (2 channels)", counts, &format!("{status}, {listed} channels")));
+    rows
+}
