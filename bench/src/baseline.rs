@@ -11,11 +11,11 @@ use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
 };
+use chat_shared::chat::{self, Appended};
 use chat_shared::ids::MessageId;
 use chat_shared::model::{ChannelId, ClientMsgId, ConnectionId, Message, MessageText, UserId};
 use chat_shared::notify::PostOutcome;
 use chat_shared::protocol::{ClientFrame, ErrorBody, ServerFrame};
-use chat_shared::store::AppendOutcome;
 use chat_shared::{App, ChatError, apigw};
 use futures::StreamExt;
 use local_gateway::invoke::{InProcess, Invoke, InvokeError, InvokeFuture};
@@ -136,40 +136,26 @@ impl ScanFanOut {
             return Err(ChatError::RateLimited { retry_after_ms });
         }
         let roster = chat_shared::membership::roster_for_member(app, sender, channel_id).await?;
-        let mut meta = roster.meta.clone();
-        for attempt in 0u32..50 {
-            let now = app.now_ms();
-            // Through serde, so fields added to messages later (with defaults) need no change here.
-            let message: Message = serde_json::from_value(json!({
-                "channelId": channel_id,
-                "messageId": MessageId::next_after(now, meta.last_message_id),
-                "seq": meta.seq + 1,
-                "authorId": sender,
-                "text": text.as_str(),
-                "clientMsgId": client_msg_id,
-                "createdAt": now,
-            }))
-            .map_err(|e| ChatError::InvalidRequest(format!("baseline message: {e}")))?;
-            match app.messages().append(&message, now).await? {
-                AppendOutcome::Stored => {
-                    let frame = ServerFrame::Message { message: message.clone() }.to_json();
-                    self.fan_out(&roster.member_ids(), origin, &frame).await;
-                    return Ok(message);
-                }
-                AppendOutcome::SeqTaken(current) => {
-                    meta = match current {
-                        Some(current) => current,
-                        None => app.channels().meta(channel_id).await?.ok_or_else(|| {
-                            ChatError::Forbidden(format!("you are not a member of channel {channel_id}"))
-                        })?,
-                    };
-                    let ceiling_ms = 1u64 << attempt.min(5);
-                    tokio::time::sleep(std::time::Duration::from_millis(rand::random_range(0..=ceiling_ms))).await;
-                }
-                other => return Err(ChatError::InvalidRequest(format!("baseline does not handle {other:?}"))),
+        // Through serde, so fields added to messages later (with defaults) need no change here.
+        let message: Message = serde_json::from_value(json!({
+            "channelId": channel_id,
+            "messageId": MessageId::ZERO,
+            "seq": 0,
+            "authorId": sender,
+            "text": text.as_str(),
+            "clientMsgId": client_msg_id,
+            "createdAt": 0,
+        }))
+        .map_err(|e| ChatError::InvalidRequest(format!("baseline message: {e}")))?;
+        // The same append as ours (chat::append_next); only the fan-out differs.
+        match chat::append_next(app, message, roster.meta.clone()).await? {
+            Appended::Stored(message) => {
+                let frame = ServerFrame::Message { message: message.clone() }.to_json();
+                self.fan_out(&roster.member_ids(), origin, &frame).await;
+                Ok(message)
             }
+            Appended::Duplicate(id) => Err(ChatError::InvalidRequest(format!("baseline does not retry sends ({id})"))),
         }
-        Err(ChatError::RateLimited { retry_after_ms: 500 })
     }
 
     /// Scan the whole table (every page), keep the members' connections, post to each.

@@ -15,7 +15,7 @@ use crate::notify::PostOutcome;
 use crate::presence;
 use crate::protocol::TypingState;
 use crate::protocol::{MAX_FRAME_BYTES, ServerFrame};
-use crate::store::{AppendOutcome, Order};
+use crate::store::{AppendOutcome, ChannelMeta, Order};
 
 /// API Gateway closes a connection after 2 hours; a record older than that is stale.
 pub const CONNECTION_TTL_MS: i64 = (2 * 60 + 5) * 60 * 1000;
@@ -85,7 +85,6 @@ pub async fn send_message(
     let roster = crate::membership::roster_for_member(app, sender, channel_id).await?;
     let attachments = crate::media::check_attachments(app, sender, channel_id, attachments).await?;
 
-    let mut meta = roster.meta.clone();
     let mut message = Message {
         channel_id: channel_id.clone(),
         message_id: MessageId::ZERO,
@@ -104,6 +103,43 @@ pub async fn send_message(
     message.seq = u64::MAX;
     check_frame_size(&ServerFrame::Ack { client_msg_id: client_msg_id.clone(), message: message.clone() }, &message)?;
 
+    match append_next(app, message, roster.meta.clone()).await? {
+        Appended::Stored(message) => {
+            let message = crate::media::with_download_urls(app, message).await;
+            deliver(app, &roster, origin, &message).await;
+            Ok(Sent { message, duplicate: false })
+        }
+        Appended::Duplicate(earlier) => {
+            let stored = app.messages().get(channel_id, earlier).await?.ok_or_else(|| {
+                ChatError::Internal(crate::store::StoreError::Conflict(format!(
+                    "dedupe row points at missing message {earlier}"
+                )))
+            })?;
+            // The first attempt may have stopped between its commit and its fan-out (a
+            // crash, a timeout, a lost answer): deliver again. Delivery is at least once;
+            // devices drop a seq they already hold (docs/PROTOCOL.md).
+            info!(message_id = %earlier, "retried send; acking and delivering the stored message again");
+            let stored = crate::media::with_download_urls(app, stored).await;
+            deliver(app, &roster, origin, &stored).await;
+            Ok(Sent { message: stored, duplicate: true })
+        }
+    }
+}
+
+/// What [`append_next`] did.
+#[derive(Debug)]
+pub enum Appended {
+    /// Stored as the channel's next message, with its id, seq and time.
+    Stored(Message),
+    /// The author had sent this clientMsgId before: the id it got then.
+    Duplicate(MessageId),
+}
+
+/// Appends `message` as the next message of its channel: gives it the next id and seq
+/// after `meta` and retries (with jittered backoff, for a bounded time) while other
+/// messages take that seq first.
+pub async fn append_next(app: &App, mut message: Message, mut meta: ChannelMeta) -> Result<Appended, ChatError> {
+    let channel_id = message.channel_id.clone();
     let started = std::time::Instant::now();
     for attempt in 0u32.. {
         if started.elapsed().as_millis() as u64 > APPEND_BUDGET_MS {
@@ -116,24 +152,9 @@ pub async fn send_message(
         match app.messages().append(&message, now).await? {
             AppendOutcome::Stored => {
                 info!(message_id = %message.message_id, seq = message.seq, "stored");
-                let message = crate::media::with_download_urls(app, message).await;
-                deliver(app, &roster, origin, &message).await;
-                return Ok(Sent { message, duplicate: false });
+                return Ok(Appended::Stored(message));
             }
-            AppendOutcome::Duplicate(earlier) => {
-                let stored = app.messages().get(channel_id, earlier).await?.ok_or_else(|| {
-                    ChatError::Internal(crate::store::StoreError::Conflict(format!(
-                        "dedupe row points at missing message {earlier}"
-                    )))
-                })?;
-                // The first attempt may have stopped between its commit and its fan-out (a
-                // crash, a timeout, a lost answer): deliver again. Delivery is at least once;
-                // devices drop a seq they already hold (docs/PROTOCOL.md).
-                info!(message_id = %earlier, "retried send; acking and delivering the stored message again");
-                let stored = crate::media::with_download_urls(app, stored).await;
-                deliver(app, &roster, origin, &stored).await;
-                return Ok(Sent { message: stored, duplicate: true });
-            }
+            AppendOutcome::Duplicate(earlier) => return Ok(Appended::Duplicate(earlier)),
             AppendOutcome::NotAMember => {
                 return Err(ChatError::Forbidden(format!("you are not a member of channel {channel_id}")));
             }
@@ -141,7 +162,7 @@ pub async fn send_message(
                 meta =
                     match current {
                         Some(current) => current,
-                        None => app.channels().meta(channel_id).await?.ok_or_else(|| {
+                        None => app.channels().meta(&channel_id).await?.ok_or_else(|| {
                             ChatError::Forbidden(format!("you are not a member of channel {channel_id}"))
                         })?,
                     };

@@ -22,17 +22,6 @@ async fn endpoint_messages(token: &str) -> Vec<Value> {
         .unwrap_or_default()
 }
 
-async fn wait_for_open_connections(stack: &Stack, count: usize) {
-    for _ in 0..200 {
-        if stack.gateway.open_connections() == count {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("gateway still has {} connections", stack.gateway.open_connections());
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bob_gets_exactly_one_push_per_message_while_offline_and_not_muted() {
     let stack = Stack::start_with(StackOptions { platform_applications: true, ..Default::default() }).await;
@@ -64,7 +53,7 @@ async fn bob_gets_exactly_one_push_per_message_while_offline_and_not_muted() {
     alice.recv().await;
     assert_eq!(endpoint_messages(&token).await.len(), 1);
     bob.close().await;
-    wait_for_open_connections(&stack, 1).await;
+    stack.wait_for_open_connections(1).await;
 
     // Muted: no push.
     let (status, _) = stack.post("/channels/dm/mute", Some(&bob_token), &json!({"muted": true})).await;

@@ -14,19 +14,6 @@ async fn stack_at(clock: &ManualClock) -> Stack {
     Stack::start_with(StackOptions { clock: Some(clock.clone()), ..Default::default() }).await
 }
 
-/// Waits until the gateway has processed a close (and its `$disconnect`).
-async fn wait_for_open_connections(stack: &Stack, count: usize) {
-    for _ in 0..200 {
-        if stack.gateway.open_connections() == count {
-            // $disconnect runs right after the gateway forgets the socket.
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("gateway still has {} connections, expected {count}", stack.gateway.open_connections());
-}
-
 fn presence_of(frame: &Value) -> (String, String) {
     assert_eq!(frame["type"], "presence", "{frame}");
     (frame["userId"].as_str().unwrap().to_owned(), frame["status"].as_str().unwrap().to_owned())
@@ -50,14 +37,14 @@ async fn contacts_see_bob_come_online_and_go_offline_with_his_last_device() {
 
     // Closing one of two devices: Bob stays online.
     bob_laptop.close().await;
-    wait_for_open_connections(&stack, 3).await;
+    stack.wait_for_open_connections(3).await;
     clock.advance(10_000);
     stack.gateway.run_schedules().await;
     alice.expect_silence(QUIET).await;
 
     // A flap (the last device drops and comes back within the grace) is not announced.
     bob_phone.close().await;
-    wait_for_open_connections(&stack, 2).await;
+    stack.wait_for_open_connections(2).await;
     clock.advance(2_000);
     let bob_phone = stack.connect("bob").await;
     clock.advance(10_000);
@@ -66,7 +53,7 @@ async fn contacts_see_bob_come_online_and_go_offline_with_his_last_device() {
 
     // Closing the last device: offline once the grace has passed.
     bob_phone.close().await;
-    wait_for_open_connections(&stack, 2).await;
+    stack.wait_for_open_connections(2).await;
     clock.advance(6_000);
     stack.gateway.run_schedules().await;
     let offline = alice.recv().await;

@@ -246,4 +246,18 @@ impl Stack {
         all.reverse();
         all
     }
+
+    /// Waits until the gateway has `count` open sockets and the `$disconnect` of any it
+    /// just forgot has run.
+    pub async fn wait_for_open_connections(&self, count: usize) {
+        for _ in 0..200 {
+            if self.gateway.open_connections() == count {
+                // $disconnect runs right after the gateway forgets the socket.
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        panic!("gateway still has {} connections, expected {count}", self.gateway.open_connections());
+    }
 }

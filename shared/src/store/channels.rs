@@ -9,6 +9,9 @@ use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, PutRequest, TransactW
 use serde::{Deserialize, Serialize};
 
 use super::{StoreError, keys};
+
+/// The condition of a Put that must not replace an item.
+const IS_NEW: &str = "attribute_not_exists(pk)";
 use crate::ids::{Bucket, MessageId};
 use crate::model::{ChannelId, ChannelKind, MemberRole, UserId};
 
@@ -244,7 +247,7 @@ impl<'a> Channels<'a> {
             .put_item()
             .table_name(self.table)
             .set_item(Some(serde_dynamo::to_item(&meta).map_err(StoreError::from)?))
-            .condition_expression("attribute_not_exists(pk)")
+            .condition_expression(IS_NEW)
             .send()
             .await;
         match put {
@@ -265,37 +268,26 @@ impl<'a> Channels<'a> {
     ) -> Result<bool, CreateChannelError> {
         let mut meta = Self::new_meta(id, ChannelKind::Direct, None, members.len() as u64, now_ms);
         meta.pair = members.iter().map(|(u, _)| u.clone()).collect();
-        let mut request = self.client.transact_write_items().transact_items(
-            TransactWriteItem::builder()
-                .put(
-                    Put::builder()
-                        .table_name(self.table)
-                        .set_item(Some(serde_dynamo::to_item(&meta).map_err(StoreError::from)?))
-                        .condition_expression("attribute_not_exists(pk)")
-                        .build()
-                        .map_err(StoreError::build)?,
-                )
-                .build(),
-        );
+        let mut request = self.client.transact_write_items().transact_items(self.put(&meta, Some(IS_NEW))?);
         for (user, role) in members {
-            let item = MemberItem::new(id, user, *role, now_ms);
-            request = request.transact_items(
-                TransactWriteItem::builder()
-                    .put(
-                        Put::builder()
-                            .table_name(self.table)
-                            .set_item(Some(serde_dynamo::to_item(&item).map_err(StoreError::from)?))
-                            .build()
-                            .map_err(StoreError::build)?,
-                    )
-                    .build(),
-            );
+            request = request.transact_items(self.put(&MemberItem::new(id, user, *role, now_ms), None)?);
         }
         match request.send().await {
             Ok(_) => Ok(true),
             Err(err) if cancelled_by_condition(&err, 0) => Ok(false),
             Err(err) => Err(StoreError::aws("TransactWriteItems", &err).into()),
         }
+    }
+
+    /// A transaction's Put of `item` into this table, on `condition` when given.
+    fn put(&self, item: &impl Serialize, condition: Option<&str>) -> Result<TransactWriteItem, StoreError> {
+        let put = Put::builder()
+            .table_name(self.table)
+            .set_item(Some(serde_dynamo::to_item(item)?))
+            .set_condition_expression(condition.map(str::to_owned))
+            .build()
+            .map_err(StoreError::build)?;
+        Ok(TransactWriteItem::builder().put(put).build())
     }
 
     async fn batch_write(&self, mut requests: Vec<WriteRequest>) -> Result<(), StoreError> {
@@ -346,19 +338,7 @@ impl<'a> Channels<'a> {
         let mut request =
             self.client.transact_write_items().transact_items(TransactWriteItem::builder().update(meta_update).build());
         for (user, role) in new_members {
-            let item = MemberItem::new(id, user, *role, now_ms);
-            request = request.transact_items(
-                TransactWriteItem::builder()
-                    .put(
-                        Put::builder()
-                            .table_name(self.table)
-                            .set_item(Some(serde_dynamo::to_item(&item).map_err(StoreError::from)?))
-                            .condition_expression("attribute_not_exists(pk)")
-                            .build()
-                            .map_err(StoreError::build)?,
-                    )
-                    .build(),
-            );
+            request = request.transact_items(self.put(&MemberItem::new(id, user, *role, now_ms), Some(IS_NEW))?);
         }
         match request.send().await {
             Ok(_) => Ok(()),

@@ -20,6 +20,57 @@ pub use users::{UserRecord, Users};
 /// A DynamoDB item as the SDK holds it.
 pub(crate) type Item = std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>;
 
+/// An UpdateItem that failed its condition.
+pub(crate) fn is_condition_failure<R>(
+    err: &SdkError<aws_sdk_dynamodb::operation::update_item::UpdateItemError, R>,
+) -> bool {
+    err.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception())
+}
+
+/// Sets `map.key = value` in one item, creating the map when the item has none. A nested
+/// SET needs the map to exist, and creating the map would overwrite it, so: try the nested
+/// SET; with no map, create it; if someone created it in between, the nested SET works on
+/// the next round. `request` makes the UpdateItem (table, key, the values `also` uses,
+/// return values); `also` is more of the same SET (`", a = :a"`). Answers the attributes
+/// the update returned.
+pub(crate) async fn set_in_map(
+    request: impl Fn() -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder,
+    map: &str,
+    key: &str,
+    value: aws_sdk_dynamodb::types::AttributeValue,
+    also: &str,
+) -> Result<Option<Item>, StoreError> {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    for _ in 0..3 {
+        let nested = request()
+            .update_expression(format!("SET #map.#key = :value{also}"))
+            .condition_expression("attribute_exists(#map)")
+            .expression_attribute_names("#map", map)
+            .expression_attribute_names("#key", key)
+            .expression_attribute_values(":value", value.clone())
+            .send()
+            .await;
+        match nested {
+            Ok(out) => return Ok(out.attributes),
+            Err(err) if !is_condition_failure(&err) => return Err(StoreError::aws("UpdateItem", &err)),
+            Err(_) => {}
+        }
+        let created = request()
+            .update_expression(format!("SET #map = :map{also}"))
+            .condition_expression("attribute_not_exists(#map)")
+            .expression_attribute_names("#map", map)
+            .expression_attribute_values(":map", AttributeValue::M(Item::from([(key.to_owned(), value.clone())])))
+            .send()
+            .await;
+        match created {
+            Ok(out) => return Ok(out.attributes),
+            Err(err) if !is_condition_failure(&err) => return Err(StoreError::aws("UpdateItem", &err)),
+            Err(_) => {}
+        }
+    }
+    Err(StoreError::Conflict(format!("could not set {map}.{key}: the item kept changing")))
+}
+
 /// Reads items by key: one BatchGetItem per 100 keys (its limit), retrying with backoff the
 /// keys DynamoDB leaves unprocessed under load.
 pub(crate) async fn batch_get(

@@ -17,7 +17,7 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use serde::{Deserialize, Serialize};
 
-use super::{StoreError, keys};
+use super::{StoreError, is_condition_failure, keys};
 use crate::model::{ConnectionId, UserId};
 
 /// Partitions of the `OnlineByDeadline` index, so one busy key does not carry every user.
@@ -93,8 +93,9 @@ impl<'a> Presence<'a> {
     ) -> Result<bool, StoreError> {
         let clock = ConnectionClock { until: until_ms, beat: now_ms };
         let entry = serde_dynamo::to_attribute_value::<_, AttributeValue>(clock)?;
-        let common = |request: aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder| {
-            request
+        let request = || {
+            self.client
+                .update_item()
                 .table_name(self.table)
                 .key("userId", AttributeValue::S(user.to_string()))
                 .expression_attribute_names("#ttl", "ttl")
@@ -104,57 +105,22 @@ impl<'a> Presence<'a> {
                 .expression_attribute_values(":ttl", n(until_ms / 1000 + 1))
                 .return_values(ReturnValue::AllOld)
         };
-        // A nested SET needs the map to exist, and creating the map would overwrite it, so:
-        // try the nested SET; if the item has no map yet, create it; if someone else created
-        // it in between, the nested SET works on the next round.
-        for _ in 0..3 {
-            let nested = common(self.client.update_item())
-                .update_expression(
-                    "SET conns.#conn = :entry, deadline = :deadline, onlineShard = :shard, lastSeen = :now, #ttl = :ttl",
-                )
-                .condition_expression("attribute_exists(conns)")
-                .expression_attribute_names("#conn", connection.as_str())
-                .expression_attribute_values(":entry", entry.clone())
-                .send()
-                .await;
-            let old = match nested {
-                Ok(out) => out.attributes,
-                Err(err) if !is_condition_failure(&err) => return Err(StoreError::aws("UpdateItem", &err)),
-                Err(_) => {
-                    let created = common(self.client.update_item())
-                        .update_expression(
-                            "SET conns = :conns, deadline = :deadline, onlineShard = :shard, lastSeen = :now, #ttl = :ttl",
-                        )
-                        .condition_expression("attribute_not_exists(conns)")
-                        .expression_attribute_values(
-                            ":conns",
-                            AttributeValue::M(HashMap::from([(connection.to_string(), entry.clone())])),
-                        )
-                        .send()
-                        .await;
-                    match created {
-                        Ok(out) => out.attributes,
-                        Err(err) if !is_condition_failure(&err) => return Err(StoreError::aws("UpdateItem", &err)),
-                        Err(_) => continue,
-                    }
-                }
-            };
-            let old: Option<PresenceItem> = old.filter(|a| !a.is_empty()).map(serde_dynamo::from_item).transpose()?;
-            let came_online = old.as_ref().is_none_or(|o| o.online_shard.is_none());
-            if let Some(old) = old {
-                let expired: Vec<String> = old
-                    .conns
-                    .into_iter()
-                    .filter(|(c, clock)| clock.until <= now_ms && c != connection.as_str())
-                    .map(|(c, _)| c)
-                    .collect();
-                if !expired.is_empty() {
-                    self.remove_entries(user, &expired).await?;
-                }
+        let also = ", deadline = :deadline, onlineShard = :shard, lastSeen = :now, #ttl = :ttl";
+        let old = super::set_in_map(request, "conns", connection.as_str(), entry, also).await?;
+        let old: Option<PresenceItem> = old.filter(|a| !a.is_empty()).map(serde_dynamo::from_item).transpose()?;
+        let came_online = old.as_ref().is_none_or(|o| o.online_shard.is_none());
+        if let Some(old) = old {
+            let expired: Vec<String> = old
+                .conns
+                .into_iter()
+                .filter(|(c, clock)| clock.until <= now_ms && c != connection.as_str())
+                .map(|(c, _)| c)
+                .collect();
+            if !expired.is_empty() {
+                self.remove_entries(user, &expired).await?;
             }
-            return Ok(came_online);
         }
-        Err(StoreError::Conflict(format!("could not record connection of {user}")))
+        Ok(came_online)
     }
 
     /// Forgets a connection ($disconnect, or a post that answered 410 Gone). When it was the
@@ -324,10 +290,4 @@ impl<'a> Presence<'a> {
             Err(err) => Err(StoreError::aws("UpdateItem", &err)),
         }
     }
-}
-
-fn is_condition_failure<R>(
-    err: &aws_sdk_dynamodb::error::SdkError<aws_sdk_dynamodb::operation::update_item::UpdateItemError, R>,
-) -> bool {
-    err.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception())
 }

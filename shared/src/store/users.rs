@@ -7,7 +7,7 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use serde::{Deserialize, Serialize};
 
-use super::{StoreError, keys};
+use super::{StoreError, is_condition_failure, keys};
 use crate::model::UserId;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -152,44 +152,15 @@ impl<'a> Users<'a> {
     /// Adds or replaces one device (one item per user; the map is created on first use).
     pub async fn put_device(&self, user: &UserId, id: &str, device: &DeviceRecord) -> Result<(), StoreError> {
         let value: AttributeValue = serde_dynamo::to_attribute_value(device)?;
-        for _ in 0..3 {
-            let nested = self
-                .client
+        let request = || {
+            self.client
                 .update_item()
                 .table_name(self.table)
                 .key("pk", AttributeValue::S(keys::devices_pk(user)))
-                .update_expression("SET devices.#id = :device")
-                .condition_expression("attribute_exists(devices)")
-                .expression_attribute_names("#id", id)
-                .expression_attribute_values(":device", value.clone())
-                .send()
-                .await;
-            match nested {
-                Ok(_) => return Ok(()),
-                Err(err) if !is_condition_failure(&err) => return Err(StoreError::aws("UpdateItem", &err)),
-                Err(_) => {}
-            }
-            let created = self
-                .client
-                .update_item()
-                .table_name(self.table)
-                .key("pk", AttributeValue::S(keys::devices_pk(user)))
-                .update_expression("SET devices = :devices, userId = :user")
-                .condition_expression("attribute_not_exists(devices)")
-                .expression_attribute_values(
-                    ":devices",
-                    AttributeValue::M(HashMap::from([(id.to_owned(), value.clone())])),
-                )
                 .expression_attribute_values(":user", AttributeValue::S(user.to_string()))
-                .send()
-                .await;
-            match created {
-                Ok(_) => return Ok(()),
-                Err(err) if !is_condition_failure(&err) => return Err(StoreError::aws("UpdateItem", &err)),
-                Err(_) => {}
-            }
-        }
-        Err(StoreError::Conflict(format!("could not record a device of {user}")))
+        };
+        super::set_in_map(request, "devices", id, value, ", userId = :user").await?;
+        Ok(())
     }
 
     /// Removes one device; answers it when it existed.
@@ -247,10 +218,4 @@ impl<'a> Users<'a> {
         }
         Ok(found)
     }
-}
-
-fn is_condition_failure<R>(
-    err: &aws_sdk_dynamodb::error::SdkError<aws_sdk_dynamodb::operation::update_item::UpdateItemError, R>,
-) -> bool {
-    err.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception())
 }
