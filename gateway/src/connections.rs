@@ -37,6 +37,17 @@ impl Connection {
 #[derive(Default, Clone)]
 pub struct Registry {
     open: Arc<Mutex<HashMap<String, Arc<Connection>>>>,
+    /// Closed sockets whose `$disconnect` has not returned yet.
+    closing: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// A closed socket until its `$disconnect` returns (dropped then).
+pub struct Closing(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for Closing {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 impl Registry {
@@ -50,6 +61,18 @@ impl Registry {
 
     pub fn remove(&self, connection_id: &str) -> Option<Arc<Connection>> {
         self.lock().remove(connection_id)
+    }
+
+    /// Forgets a closed socket; it counts as closing until the answer is dropped.
+    pub fn close(&self, connection_id: &str) -> Closing {
+        self.closing.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.remove(connection_id);
+        Closing(self.closing.clone())
+    }
+
+    /// Sockets closed whose `$disconnect` is still running.
+    pub fn closing(&self) -> usize {
+        self.closing.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     pub fn len(&self) -> usize {

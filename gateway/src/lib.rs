@@ -146,6 +146,11 @@ impl RunningGateway {
         self.connections.len()
     }
 
+    /// Closed sockets whose `$disconnect` has not returned yet.
+    pub fn closing_connections(&self) -> usize {
+        self.connections.closing()
+    }
+
     /// Runs every scheduled function once (what EventBridge does on each tick), with the
     /// event a scheduled rule sends.
     pub async fn run_schedules(&self) {

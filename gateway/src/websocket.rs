@@ -212,7 +212,7 @@ async fn run_connection(
         }
     };
     let id = connection.context.connection_id.clone();
-    gateway.connections.remove(&id);
+    let _closing = gateway.connections.close(&id);
     // Lets the writer finish what is queued and stop.
     let _ = connection.outbound.send(Outbound::Close { code: 1000, reason: "" });
     let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;

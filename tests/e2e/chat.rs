@@ -240,13 +240,7 @@ async fn a_closed_device_stops_receiving_and_is_forgotten() {
     let mut alice = stack.connect("alice").await;
     let bob = stack.connect("bob").await;
     bob.close().await;
-    // $disconnect runs after the close: wait until the gateway forgot the socket.
-    for _ in 0..100 {
-        if stack.gateway.open_connections() == 1 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    stack.wait_for_open_connections(1).await;
     let bob_id = UserId::parse("bob").unwrap();
     let mut remaining = usize::MAX;
     for _ in 0..100 {

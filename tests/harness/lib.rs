@@ -247,17 +247,19 @@ impl Stack {
         all
     }
 
-    /// Waits until the gateway has `count` open sockets and the `$disconnect` of any it
-    /// just forgot has run.
+    /// Waits until the gateway has `count` open sockets and the `$disconnect` of every
+    /// socket it closed has returned.
     pub async fn wait_for_open_connections(&self, count: usize) {
-        for _ in 0..200 {
-            if self.gateway.open_connections() == count {
-                // $disconnect runs right after the gateway forgets the socket.
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        for _ in 0..1000 {
+            if self.gateway.open_connections() == count && self.gateway.closing_connections() == 0 {
                 return;
             }
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
-        panic!("gateway still has {} connections, expected {count}", self.gateway.open_connections());
+        panic!(
+            "gateway has {} connections ({} closing), expected {count}",
+            self.gateway.open_connections(),
+            self.gateway.closing_connections()
+        );
     }
 }
