@@ -24,3 +24,6 @@ cargo test --workspace --locked
 
 echo "== web client in a real browser"
 ./scripts/web-test.sh
+
+echo "== localstack/: its init script against moto, and a round trip through the gateway on what it made"
+./scripts/check_localstack.sh
