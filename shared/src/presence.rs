@@ -88,18 +88,42 @@ pub struct SweepReport {
     pub passes: u32,
 }
 
-/// The scheduled sweep: `sweep_passes` passes, `sweep_pass_interval_ms` apart.
+/// The scheduled sweep: up to `sweep_passes` passes, `sweep_pass_interval_ms` apart. It
+/// stops as soon as no online user's deadline falls before its last pass: with nobody
+/// online (or everyone's heartbeats well ahead) an invocation is one pass, not a minute of
+/// billed sleep.
 pub async fn sweep(app: &App) -> SweepReport {
     let settings = app.config.presence;
+    let passes = settings.sweep_passes.max(1);
     let mut report = SweepReport::default();
-    for pass in 0..settings.sweep_passes.max(1) {
+    for pass in 0..passes {
         if pass > 0 {
             tokio::time::sleep(std::time::Duration::from_millis(settings.sweep_pass_interval_ms as u64)).await;
         }
         report.went_offline += sweep_once(app).await;
         report.passes += 1;
+        let passes_left = i64::from(passes - pass - 1);
+        if passes_left == 0 || !anyone_due_by(app, app.now_ms() + passes_left * settings.sweep_pass_interval_ms).await {
+            break;
+        }
     }
     report
+}
+
+/// Whether an online user's deadline falls by `until_ms` (one key per shard at most). A
+/// shard that cannot be read counts as due: better a pass too many than a missed offline.
+async fn anyone_due_by(app: &App, until_ms: i64) -> bool {
+    for shard in 0..ONLINE_SHARDS {
+        match app.presence().any_due_by(shard, until_ms).await {
+            Ok(false) => {}
+            Ok(true) => return true,
+            Err(err) => {
+                warn!(shard, error = %err, "presence sweep could not look ahead in a shard");
+                return true;
+            }
+        }
+    }
+    false
 }
 
 /// Tells contacts about every user whose deadline passed; answers how many went offline.

@@ -56,6 +56,8 @@ pub struct StackOptions {
     /// Push through SNS platform applications (made in moto for fcm and apns) instead of
     /// the push topic.
     pub platform_applications: bool,
+    /// Presence window, grace and sweep passes (default: the local gateway's).
+    pub presence: Option<chat_shared::config::PresenceSettings>,
 }
 
 /// Builds the gateway's [`Invoke`] from the functions' `App`.
@@ -103,6 +105,9 @@ impl Stack {
         let addr = listener.local_addr().unwrap();
         let mut config = local::config(&prefix, TOKEN_SECRET, local_gateway::management_endpoint(addr, STAGE));
         config.rate_limits = options.rate_limits.unwrap_or(GENEROUS);
+        if let Some(presence) = options.presence {
+            config.presence = presence;
+        }
         config.push.topic_arn = topics.get(local::PUSH_TOPIC).cloned();
         if options.platform_applications {
             for (platform, sns_platform) in [("fcm", "GCM"), ("apns", "APNS")] {

@@ -267,6 +267,24 @@ impl<'a> Presence<'a> {
         Ok(overdue)
     }
 
+    /// Whether anyone contacts believe online has a deadline at or before `until_ms`
+    /// (reads one key at most).
+    pub async fn any_due_by(&self, shard: u32, until_ms: i64) -> Result<bool, StoreError> {
+        let out = self
+            .client
+            .query()
+            .table_name(self.table)
+            .index_name(keys::ONLINE_BY_DEADLINE_INDEX)
+            .key_condition_expression("onlineShard = :shard AND deadline <= :until")
+            .expression_attribute_values(":shard", n(shard))
+            .expression_attribute_values(":until", n(until_ms))
+            .limit(1)
+            .send()
+            .await
+            .map_err(|e| StoreError::aws("Query", &e))?;
+        Ok(out.count > 0)
+    }
+
     /// Records that contacts are being told `user` is offline, unless something beat since
     /// the sweep read `deadline`. Answers `Some(last seen)` when this call made the change.
     pub async fn mark_offline(&self, user: &UserId, deadline: i64) -> Result<Option<Option<i64>>, StoreError> {
