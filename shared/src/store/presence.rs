@@ -239,17 +239,7 @@ impl<'a> Presence<'a> {
 
     /// Users contacts believe online whose deadline has passed, with that deadline.
     pub async fn overdue(&self, shard: u32, now_ms: i64) -> Result<Vec<(UserId, i64)>, StoreError> {
-        let mut pages = self
-            .client
-            .query()
-            .table_name(self.table)
-            .index_name(keys::ONLINE_BY_DEADLINE_INDEX)
-            .key_condition_expression("onlineShard = :shard AND deadline <= :now")
-            .expression_attribute_values(":shard", n(shard))
-            .expression_attribute_values(":now", n(now_ms))
-            .into_paginator()
-            .items()
-            .send();
+        let mut pages = self.due_by(shard, now_ms).into_paginator().items().send();
         let mut overdue = Vec::new();
         while let Some(item) = pages.try_next().await.map_err(|e| StoreError::aws("Query", &e))? {
             let user = match item.get("userId") {
@@ -270,19 +260,19 @@ impl<'a> Presence<'a> {
     /// Whether anyone contacts believe online has a deadline at or before `until_ms`
     /// (reads one key at most).
     pub async fn any_due_by(&self, shard: u32, until_ms: i64) -> Result<bool, StoreError> {
-        let out = self
-            .client
+        let out = self.due_by(shard, until_ms).limit(1).send().await.map_err(|e| StoreError::aws("Query", &e))?;
+        Ok(out.count > 0)
+    }
+
+    /// The Query of one `OnlineByDeadline` shard for deadlines at or before `until_ms`.
+    fn due_by(&self, shard: u32, until_ms: i64) -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder {
+        self.client
             .query()
             .table_name(self.table)
             .index_name(keys::ONLINE_BY_DEADLINE_INDEX)
             .key_condition_expression("onlineShard = :shard AND deadline <= :until")
             .expression_attribute_values(":shard", n(shard))
             .expression_attribute_values(":until", n(until_ms))
-            .limit(1)
-            .send()
-            .await
-            .map_err(|e| StoreError::aws("Query", &e))?;
-        Ok(out.count > 0)
     }
 
     /// Records that contacts are being told `user` is offline, unless something beat since
