@@ -296,7 +296,7 @@ fn environment(world: &World) -> Vec<(String, String)> {
         ("PRESENCE_TABLE", &tables.presence),
         ("USERS_TABLE", &tables.users),
         ("RATE_LIMITS_TABLE", &tables.rate_limits),
-        ("TOKEN_SECRET", &config.tokens.secret),
+        ("TOKEN_SECRET", &config.tokens.as_ref().expect("the local config has a secret").secret),
         ("MANAGEMENT_ENDPOINT", &config.management_endpoint),
         ("UPLOADS_BUCKET", "bench-uploads"),
         ("RUST_LOG", "info"),

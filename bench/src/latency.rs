@@ -90,7 +90,9 @@ pub async fn run_case(case: &Case) -> CaseResult {
     let world = match case.fanout {
         Fanout::Presence => World::start().await,
         Fanout::Scan => {
-            World::start_with(Some(Box::new(|app| {
+            // The baseline's own connections table is not in the template: it runs unchecked.
+            World::start_with(Some(Box::new(|functions| {
+                let app = functions.apps.shared().clone();
                 let table = ScanFanOut::table_name(&app);
                 Arc::new(ScanFanOut::new(app, &table)) as Arc<dyn local_gateway::invoke::Invoke>
             })))

@@ -78,7 +78,13 @@ pub(crate) async fn handle(
     };
 
     let event = events::http_event(&http_request, context.as_ref(), now);
-    match gateway.invoker.invoke(route.function, event).await {
+    let waited = gateway.options.limits.http_integration_timeout;
+    let Ok(answer) = tokio::time::timeout(waited, gateway.invoker.invoke(route.function, event)).await else {
+        // HTTP API stops waiting at 30 s and answers 503, whatever the function does later.
+        warn!(route = route.path, "integration timed out");
+        return message(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable");
+    };
+    match answer {
         Ok(answer) => lambda_response(&answer),
         Err(err) => {
             warn!(route = route.path, error = %err, "route failed");
@@ -101,7 +107,12 @@ async fn authorize(
     let authorizer_event = events::http_authorizer_event(http_request, authorization, now);
     match gateway.invoker.invoke(HTTP_AUTHORIZER, authorizer_event).await {
         Ok(answer) if answer.get("isAuthorized").and_then(Value::as_bool) == Some(true) => {
-            Ok(answer.get("context").cloned().unwrap_or_else(|| json!({})))
+            let context = answer.get("context").cloned().unwrap_or_else(|| json!({}));
+            if !crate::websocket::authorizer_context_fits(&context, false) {
+                warn!("the authorizer's context is over 8 KB: API Gateway answers 500");
+                return Err(message(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error"));
+            }
+            Ok(context)
         }
         Ok(_) => Err(message(StatusCode::FORBIDDEN, "Forbidden")),
         Err(InvokeError::Failed { message: m, .. }) if m == "Unauthorized" => {

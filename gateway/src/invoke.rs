@@ -3,9 +3,11 @@
 //! implementation (the Lambda Invoke API, served by `cargo lambda watch` and by AWS) fits
 //! the same trait without touching the handlers.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use chat_shared::App;
 use lambda_http::tower::ServiceExt;
@@ -30,14 +32,68 @@ pub enum InvokeError {
     BadEvent(String),
 }
 
-/// Calls the handlers of the function crates directly, through serde, in this process.
+/// The `App` each function runs with: its own clients, credentials and settings, as each
+/// Lambda function has its own role and environment.
+#[derive(Clone)]
+pub struct FunctionApps {
+    apps: BTreeMap<Function, Arc<App>>,
+    shared: Arc<App>,
+}
+
+impl FunctionApps {
+    /// Every function with the same `App` (handler benchmarks, fuzzing).
+    pub fn same(app: Arc<App>) -> Self {
+        Self { apps: BTreeMap::new(), shared: app }
+    }
+
+    /// `apps` per function; any function not named runs with `shared`.
+    pub fn per_function(apps: BTreeMap<Function, Arc<App>>, shared: Arc<App>) -> Self {
+        Self { apps, shared }
+    }
+
+    /// The `App` of functions not named (the account administrator's, in a local stack).
+    pub fn shared(&self) -> &Arc<App> {
+        &self.shared
+    }
+
+    pub fn get(&self, function: Function) -> &Arc<App> {
+        self.apps.get(&function).unwrap_or(&self.shared)
+    }
+}
+
+/// What Lambda enforces on a synchronous invocation (AWS docs): 6 MB of event and 6 MB of
+/// response, and the function's `Timeout`.
+#[derive(Debug, Clone)]
+pub struct LambdaLimits {
+    pub max_payload_bytes: usize,
+    /// From template.yaml; a function not named runs without a timeout.
+    pub timeouts: BTreeMap<Function, Duration>,
+}
+
+/// Lambda's synchronous payload limit, request and response each.
+pub const MAX_LAMBDA_PAYLOAD_BYTES: usize = 6 * 1024 * 1024;
+
+impl Default for LambdaLimits {
+    fn default() -> Self {
+        Self { max_payload_bytes: MAX_LAMBDA_PAYLOAD_BYTES, timeouts: BTreeMap::new() }
+    }
+}
+
+/// Calls the handlers of the function crates directly, through serde, in this process,
+/// within Lambda's limits.
 pub struct InProcess {
-    app: Arc<App>,
+    apps: FunctionApps,
+    limits: LambdaLimits,
 }
 
 impl InProcess {
+    /// Every function with `app`, within Lambda's payload limits, without timeouts.
     pub fn new(app: Arc<App>) -> Self {
-        Self { app }
+        Self::with(FunctionApps::same(app), LambdaLimits::default())
+    }
+
+    pub fn with(apps: FunctionApps, limits: LambdaLimits) -> Self {
+        Self { apps, limits }
     }
 }
 
@@ -51,22 +107,50 @@ fn to_json(value: impl serde::Serialize) -> Result<Value, InvokeError> {
 
 impl Invoke for InProcess {
     fn invoke(&self, function: Function, event: Value) -> InvokeFuture<'_> {
-        let app = &*self.app;
+        let app = &**self.apps.get(function);
         Box::pin(async move {
-            match function {
-                Function::Authorizer => auth::authorizer::handle(app, event).await.map_err(|err| {
-                    let diagnostic = lambda_runtime_diagnostic(err);
-                    InvokeError::Failed { error_type: diagnostic.0, message: diagnostic.1 }
-                }),
-                Function::Connect => to_json(connect::handle(app, parse(event)?).await),
-                Function::Disconnect => to_json(disconnect::handle(app, parse(event)?).await),
-                Function::Send => to_json(send::handle(app, parse(event)?).await),
-                Function::PresenceSweep => Ok(presence::handle(app, event).await),
-                Function::History => http_function(event, |req| history::handle(app, req)).await,
-                Function::Auth => http_function(event, |req| auth::http::handle(app, req)).await,
-                Function::Channels => http_function(event, |req| channels::handle(app, req)).await,
+            let max = self.limits.max_payload_bytes;
+            if event.to_string().len() > max {
+                return Err(InvokeError::Failed {
+                    error_type: "RequestTooLargeException".into(),
+                    message: format!("Request must be smaller than {max} bytes for the InvokeFunction operation"),
+                });
             }
+            let run = run(app, function, event);
+            let answer = match self.limits.timeouts.get(&function) {
+                Some(limit) => tokio::time::timeout(*limit, run).await.map_err(|_| InvokeError::Failed {
+                    error_type: "Sandbox.Timedout".into(),
+                    message: format!("Task timed out after {:.2} seconds", limit.as_secs_f64()),
+                })?,
+                None => run.await,
+            }?;
+            let size = answer.to_string().len();
+            if size > max {
+                return Err(InvokeError::Failed {
+                    error_type: "Function.ResponseSizeTooLarge".into(),
+                    message: format!(
+                        "Response payload size ({size} bytes) exceeded maximum allowed payload size ({max} bytes)."
+                    ),
+                });
+            }
+            Ok(answer)
         })
+    }
+}
+
+async fn run(app: &App, function: Function, event: Value) -> Result<Value, InvokeError> {
+    match function {
+        Function::Authorizer => auth::authorizer::handle(app, event).await.map_err(|err| {
+            let diagnostic = lambda_runtime_diagnostic(err);
+            InvokeError::Failed { error_type: diagnostic.0, message: diagnostic.1 }
+        }),
+        Function::Connect => to_json(connect::handle(app, parse(event)?).await),
+        Function::Disconnect => to_json(disconnect::handle(app, parse(event)?).await),
+        Function::Send => to_json(send::handle(app, parse(event)?).await),
+        Function::PresenceSweep => Ok(presence::handle(app, event).await),
+        Function::History => http_function(event, |req| history::handle(app, req)).await,
+        Function::Auth => http_function(event, |req| auth::http::handle(app, req)).await,
+        Function::Channels => http_function(event, |req| channels::handle(app, req)).await,
     }
 }
 

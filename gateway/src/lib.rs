@@ -8,9 +8,11 @@
 //! and messages over 128 KB close the socket with 1009; posts to a closed or unknown
 //! connection answer 410 `GoneException`; idle (10 min) and maximum (2 h) durations.
 
+pub mod aws_proxy;
 pub mod connections;
 pub mod events;
 pub mod http_api;
+pub mod iam;
 pub mod invoke;
 pub mod local;
 pub mod management;
@@ -38,6 +40,10 @@ pub struct Limits {
     pub max_message_bytes: usize,
     pub idle_timeout: Duration,
     pub max_connection_duration: Duration,
+    /// How long API Gateway waits for a function: 29 s for WebSocket routes, 30 s for the
+    /// HTTP API. A function still running then is answered for, whatever it does later.
+    pub websocket_integration_timeout: Duration,
+    pub http_integration_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -47,6 +53,8 @@ impl Default for Limits {
             max_message_bytes: 128 * 1024,
             idle_timeout: Duration::from_secs(10 * 60),
             max_connection_duration: Duration::from_secs(2 * 60 * 60),
+            websocket_integration_timeout: Duration::from_secs(29),
+            http_integration_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -59,11 +67,14 @@ pub struct GatewayOptions {
     pub limits: Limits,
     /// Errors the Management API answers on purpose (reliability tests); off by default.
     pub faults: ManagementFaults,
+    /// The stack's IAM: Management API calls are checked against the signing function's
+    /// policy. `None` checks nothing.
+    pub iam: Option<iam::Iam>,
 }
 
 impl Default for GatewayOptions {
     fn default() -> Self {
-        Self { stage: "local".into(), limits: Limits::default(), faults: ManagementFaults::default() }
+        Self { stage: "local".into(), limits: Limits::default(), faults: ManagementFaults::default(), iam: None }
     }
 }
 

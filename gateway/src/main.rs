@@ -10,8 +10,9 @@ use chat_shared::App;
 use chat_shared::clock::{Clock, SystemClock};
 use chat_shared::model::{ChannelId, ChannelKind, MemberRole, UserId};
 use clap::{Parser, Subcommand};
-use local_gateway::template::Template;
-use local_gateway::{GatewayOptions, invoke::InProcess, local, web_client};
+use local_gateway::local::LocalFunctions;
+use local_gateway::template::{LOCAL_WEBSOCKET_API_ID, LocalNames, Template};
+use local_gateway::{GatewayOptions, local, web_client};
 
 #[derive(Parser)]
 #[command(version, about)]
@@ -89,12 +90,22 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 local::config(&cli.table_prefix, &cli.token_secret, local_gateway::management_endpoint(addr, &stage));
             config.push.topic_arn = topic;
             config.validate()?;
-            let app = Arc::new(App::new(config, &sdk, Arc::new(SystemClock), None));
-            let options = GatewayOptions { stage: stage.clone(), ..GatewayOptions::default() };
+            let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+            let admin = Arc::new(App::new(config.clone(), &sdk, clock.clone(), None));
+            // Each function with its own role and environment, held to template.yaml's IAM.
+            let names = LocalNames {
+                prefix: cli.table_prefix.clone(),
+                stage: stage.clone(),
+                websocket_api_id: LOCAL_WEBSOCKET_API_ID.into(),
+            };
+            let functions =
+                LocalFunctions::start(&Template::load(&template)?, &names, &config, &sdk, clock, None, admin).await?;
+            let options =
+                GatewayOptions { stage: stage.clone(), iam: functions.iam.clone(), ..GatewayOptions::default() };
             // `/app/` is the web client's; a stage of that name keeps the path for itself.
             let served = (web_dir.is_dir() && stage != "app").then(|| web_dir.clone());
             let running =
-                local_gateway::serve_with_web_client(listener, options, Arc::new(InProcess::new(app)), served.clone())
+                local_gateway::serve_with_web_client(listener, options, Arc::new(functions.invoker()), served.clone())
                     .await?;
             println!("WebSocket API:  {}", running.websocket_url(&stage));
             println!("HTTP API:       {}", running.http_url());
@@ -122,7 +133,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Command::Token { user, ttl_seconds } => {
             let config = local::config(&cli.table_prefix, &cli.token_secret, "http://unused".into());
             config.validate()?;
-            let keys = chat_shared::auth::TokenKeys::new(&config.tokens);
+            let keys = chat_shared::auth::TokenKeys::new(config.tokens.as_ref().expect("local config has the secret"));
             let now_s = SystemClock.now_ms() / 1000;
             println!("{}", keys.issue(&UserId::parse(user)?, now_s, ttl_seconds));
         }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
@@ -31,13 +31,47 @@ fn wrong_stage() -> Response {
     aws_error(StatusCode::FORBIDDEN, "ForbiddenException", "Forbidden")
 }
 
+/// `execute-api:ManageConnections` on `arn:…:{api}/{stage}/{METHOD}/@connections/{id}`,
+/// checked against the signing function's policy (when the gateway holds the stack's IAM):
+/// the answer when refused.
+fn refusal(gateway: &Gateway, headers: &HeaderMap, method: &str, stage: &str, connection_id: &str) -> Option<Response> {
+    use crate::iam::{LOCAL_ACCOUNT, LOCAL_REGION, Need};
+    let iam = gateway.options.iam.as_ref()?;
+    let access_key = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split("Credential=").nth(1))
+        .and_then(|rest| rest.split('/').next());
+    let Some(access_key) = access_key else {
+        return Some(aws_error(StatusCode::FORBIDDEN, "ForbiddenException", "Missing Authentication Token"));
+    };
+    let policy = iam.principal(access_key)?;
+    let api = crate::template::LOCAL_WEBSOCKET_API_ID;
+    let resource = format!(
+        "arn:aws:execute-api:{LOCAL_REGION}:{LOCAL_ACCOUNT}:{api}/{stage}/{method}/@connections/{connection_id}"
+    );
+    iam.authorize(policy, &[Need::new("execute-api:ManageConnections", resource)]).err().map(|denial| {
+        let message = format!(
+            "User: arn:aws:sts::{LOCAL_ACCOUNT}:assumed-role/{f}Role/{f} is not authorized to perform: {} on resource: {}",
+            denial.need.action,
+            denial.need.resource,
+            f = denial.function
+        );
+        aws_error(StatusCode::FORBIDDEN, "AccessDeniedException", &message)
+    })
+}
+
 pub(crate) async fn post_to_connection(
     State(gateway): State<Arc<Gateway>>,
     Path((stage, connection_id)): Path<(String, String)>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     if stage != gateway.options.stage {
         return wrong_stage();
+    }
+    if let Some(refused) = refusal(&gateway, &headers, "POST", &stage, &connection_id) {
+        return refused;
     }
     if body.len() > gateway.options.limits.max_message_bytes {
         return aws_error(
@@ -110,9 +144,13 @@ fn answer_fault(gateway: &Gateway, connection_id: &str, fault: Fault) -> Respons
 pub(crate) async fn get_connection(
     State(gateway): State<Arc<Gateway>>,
     Path((stage, connection_id)): Path<(String, String)>,
+    headers: HeaderMap,
 ) -> Response {
     if stage != gateway.options.stage {
         return wrong_stage();
+    }
+    if let Some(refused) = refusal(&gateway, &headers, "GET", &stage, &connection_id) {
+        return refused;
     }
     let Some(connection) = gateway.connections.get(&connection_id) else {
         return gone();
@@ -129,9 +167,13 @@ pub(crate) async fn get_connection(
 pub(crate) async fn delete_connection(
     State(gateway): State<Arc<Gateway>>,
     Path((stage, connection_id)): Path<(String, String)>,
+    headers: HeaderMap,
 ) -> Response {
     if stage != gateway.options.stage {
         return wrong_stage();
+    }
+    if let Some(refused) = refusal(&gateway, &headers, "DELETE", &stage, &connection_id) {
+        return refused;
     }
     let Some(connection) = gateway.connections.get(&connection_id) else {
         return gone();

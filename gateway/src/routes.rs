@@ -15,6 +15,17 @@ pub enum Function {
 }
 
 impl Function {
+    pub const ALL: [Function; 8] = [
+        Function::Authorizer,
+        Function::Connect,
+        Function::Disconnect,
+        Function::Send,
+        Function::History,
+        Function::Auth,
+        Function::Channels,
+        Function::PresenceSweep,
+    ];
+
     pub fn logical_id(self) -> &'static str {
         match self {
             Function::Authorizer => "AuthorizerFunction",

@@ -24,7 +24,21 @@ pub enum TemplateError {
 
 pub struct Template {
     resources: BTreeMap<String, Value>,
+    parameters: BTreeMap<String, Value>,
+    globals: Value,
 }
+
+/// What the template's references resolve to on this machine: resources are named
+/// `{prefix}{LogicalId}` (buckets in lower case), the WebSocket API has a fixed id.
+#[derive(Debug, Clone)]
+pub struct LocalNames {
+    pub prefix: String,
+    pub stage: String,
+    pub websocket_api_id: String,
+}
+
+/// The id the local gateway's WebSocket API answers to (in `execute-api` ARNs).
+pub const LOCAL_WEBSOCKET_API_ID: &str = "local";
 
 /// A WebSocket route as the template declares it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -54,14 +68,20 @@ impl Template {
 
     pub fn parse(text: &str) -> Result<Self, TemplateError> {
         let root: Value = serde_yaml::from_str(text)?;
-        let resources = root
-            .get("Resources")
-            .and_then(Value::as_mapping)
-            .ok_or_else(|| TemplateError::Shape("no Resources".into()))?
-            .iter()
-            .filter_map(|(k, v)| Some((k.as_str()?.to_owned(), v.clone())))
-            .collect();
-        Ok(Self { resources })
+        let section = |name: &str| -> BTreeMap<String, Value> {
+            root.get(name)
+                .and_then(Value::as_mapping)
+                .into_iter()
+                .flatten()
+                .filter_map(|(k, v)| Some((k.as_str()?.to_owned(), v.clone())))
+                .collect()
+        };
+        let resources = section("Resources");
+        if resources.is_empty() {
+            return Err(TemplateError::Shape("no Resources".into()));
+        }
+        let globals = root.get("Globals").and_then(|g| g.get("Function")).cloned().unwrap_or(Value::Null);
+        Ok(Self { resources, parameters: section("Parameters"), globals })
     }
 
     fn of_type<'a>(&'a self, kind: &'a str) -> impl Iterator<Item = (&'a String, &'a Value)> + 'a {
@@ -388,4 +408,177 @@ fn function_of_uri(uri: &str) -> Option<String> {
         .skip(1)
         .filter_map(|rest| rest.split('}').next())
         .find_map(|r| r.strip_suffix(".Arn").map(str::to_owned))
+}
+
+/// Functions: their policies, timeouts and environment, as Lambda would get them.
+impl Template {
+    /// Logical ids of the template's functions.
+    pub fn functions(&self) -> Vec<String> {
+        self.of_type("AWS::Serverless::Function").map(|(id, _)| id.clone()).collect()
+    }
+
+    /// A function's `Timeout` (else the `Globals` one, else Lambda's default of 3 s).
+    pub fn function_timeout_s(&self, function: &str) -> u64 {
+        self.property(function, "Timeout").or_else(|| self.globals.get("Timeout")).and_then(Value::as_u64).unwrap_or(3)
+    }
+
+    /// The environment variables a function gets: `Globals` merged with its own.
+    pub fn function_environment(&self, function: &str) -> BTreeMap<String, Value> {
+        let variables = |v: &Value| -> BTreeMap<String, Value> {
+            v.get("Environment")
+                .and_then(|e| e.get("Variables"))
+                .and_then(Value::as_mapping)
+                .into_iter()
+                .flatten()
+                .filter_map(|(k, v)| Some((k.as_str()?.to_owned(), v.clone())))
+                .collect()
+        };
+        let mut all = variables(&self.globals);
+        if let Some(props) = self.resources.get(function).and_then(|r| r.get("Properties")) {
+            all.extend(variables(props));
+        }
+        all
+    }
+
+    /// Every function's identity policy, with references resolved to local names. Only
+    /// inline `Statement` policies with `Effect`, `Action` and `Resource` are understood;
+    /// anything else is an error, so that no permission passes unchecked.
+    pub fn function_policies(&self, names: &LocalNames) -> Result<BTreeMap<String, crate::iam::Policy>, TemplateError> {
+        use crate::iam::{Effect, Grant, Policy, ResourcePattern, Statement};
+        let mut policies = BTreeMap::new();
+        for (function, resource) in self.of_type("AWS::Serverless::Function") {
+            let mut statements = Vec::new();
+            let declared = resource.get("Properties").and_then(|p| p.get("Policies"));
+            for policy in declared.and_then(Value::as_sequence).into_iter().flatten() {
+                let Some(list) = policy.get("Statement").and_then(Value::as_sequence) else {
+                    return Err(shape(function, "only inline `- Statement:` policies are understood by the local IAM"));
+                };
+                for statement in list {
+                    if let Some(mapping) = statement.as_mapping() {
+                        for key in mapping.keys().filter_map(Value::as_str) {
+                            if !matches!(key, "Effect" | "Action" | "Resource" | "Sid") {
+                                return Err(shape(function, &format!("policy key {key} is not understood locally")));
+                            }
+                        }
+                    }
+                    let effect = match statement.get("Effect").and_then(Value::as_str) {
+                        Some("Allow") => Effect::Allow,
+                        Some("Deny") => Effect::Deny,
+                        _ => return Err(shape(function, "a statement without Effect Allow or Deny")),
+                    };
+                    let actions = one_or_many(statement.get("Action"))
+                        .iter()
+                        .map(|a| {
+                            a.as_str().map(str::to_owned).ok_or_else(|| shape(function, "an Action that is not text"))
+                        })
+                        .collect::<Result<Vec<_>, _>>()?;
+                    let resources = one_or_many(statement.get("Resource"))
+                        .iter()
+                        .map(|r| Ok(ResourcePattern { arn: self.resolve(r, names)?, declared: declared_text(r) }))
+                        .collect::<Result<Vec<_>, TemplateError>>()?;
+                    if actions.is_empty() || resources.is_empty() {
+                        return Err(shape(function, "a statement without Action or Resource"));
+                    }
+                    statements.push(Statement { effect, actions, resources });
+                }
+            }
+            let mut justified = BTreeMap::new();
+            let reasons = resource.get("Metadata").and_then(|m| m.get("UnexercisedPermissions"));
+            for entry in reasons.and_then(Value::as_sequence).into_iter().flatten() {
+                let text = |key: &str| entry.get(key).map(declared_text).filter(|t| !t.is_empty());
+                let (Some(action), Some(resource), Some(why)) = (text("Action"), text("Resource"), text("Why")) else {
+                    return Err(shape(function, "UnexercisedPermissions entries need Action, Resource and Why"));
+                };
+                justified.insert(Grant { function: function.clone(), action, resource }, why);
+            }
+            policies.insert(function.clone(), Policy { function: function.clone(), statements, justified });
+        }
+        Ok(policies)
+    }
+
+    /// A value with `!Ref`, `!GetAtt X.Arn` or `!Sub`, as a string of local names.
+    fn resolve(&self, value: &Value, names: &LocalNames) -> Result<String, TemplateError> {
+        if let Some(name) = reference(value) {
+            return self.resolve_name(name, names);
+        }
+        if let Some(resource) = get_att_resource(value) {
+            return self.resolve_name(&format!("{resource}.Arn"), names);
+        }
+        let text = intrinsic_text(value).ok_or_else(|| TemplateError::Shape(format!("cannot resolve {value:?}")))?;
+        let mut out = String::new();
+        let mut rest = text;
+        while let Some(start) = rest.find("${") {
+            out.push_str(&rest[..start]);
+            let end = rest[start..].find('}').ok_or_else(|| TemplateError::Shape(format!("unclosed ${{ in {text}")))?;
+            out.push_str(&self.resolve_name(&rest[start + 2..start + end], names)?);
+            rest = &rest[start + end + 1..];
+        }
+        out.push_str(rest);
+        Ok(out)
+    }
+
+    /// `AWS::Region`, a parameter, `Resource` (its `Ref`) or `Resource.Arn`.
+    fn resolve_name(&self, name: &str, names: &LocalNames) -> Result<String, TemplateError> {
+        use crate::iam::{LOCAL_ACCOUNT, LOCAL_REGION};
+        let unknown = || TemplateError::Shape(format!("the local stack cannot resolve ${{{name}}}"));
+        match name {
+            "AWS::Partition" => return Ok("aws".into()),
+            "AWS::Region" => return Ok(LOCAL_REGION.into()),
+            "AWS::AccountId" => return Ok(LOCAL_ACCOUNT.into()),
+            "AWS::URLSuffix" => return Ok("amazonaws.com".into()),
+            "StageName" => return Ok(names.stage.clone()),
+            _ => {}
+        }
+        if let Some(parameter) = self.parameters.get(name) {
+            return parameter.get("Default").and_then(scalar_text).ok_or_else(unknown);
+        }
+        let (logical, attribute) = match name.split_once('.') {
+            Some((logical, attribute)) => (logical, Some(attribute)),
+            None => (name, None),
+        };
+        let kind =
+            self.resources.get(logical).and_then(|r| r.get("Type")).and_then(Value::as_str).ok_or_else(unknown)?;
+        let local = format!("{}{logical}", names.prefix);
+        let resolved = match (kind, attribute) {
+            ("AWS::DynamoDB::Table", None) => local,
+            ("AWS::DynamoDB::Table", Some("Arn")) => {
+                format!("arn:aws:dynamodb:{LOCAL_REGION}:{LOCAL_ACCOUNT}:table/{local}")
+            }
+            ("AWS::S3::Bucket", None) => local.to_lowercase(),
+            ("AWS::S3::Bucket", Some("Arn")) => format!("arn:aws:s3:::{}", local.to_lowercase()),
+            ("AWS::SNS::Topic", None) => format!("arn:aws:sns:{LOCAL_REGION}:{LOCAL_ACCOUNT}:{local}"),
+            ("AWS::ApiGatewayV2::Api", None) => names.websocket_api_id.clone(),
+            _ => return Err(unknown()),
+        };
+        Ok(resolved)
+    }
+}
+
+fn one_or_many(value: Option<&Value>) -> Vec<Value> {
+    match value {
+        Some(Value::Sequence(items)) => items.clone(),
+        Some(other) => vec![other.clone()],
+        None => vec![],
+    }
+}
+
+fn scalar_text(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+/// How a report names a resource: the template's own text (`${ChannelsTable.Arn}/index/X`,
+/// `MessagesTable.Arn`, `Ref PushTopic`).
+fn declared_text(value: &Value) -> String {
+    if let Some(name) = reference(value) {
+        return format!("Ref {name}");
+    }
+    match value {
+        Value::Tagged(tagged) if tagged.tag == "GetAtt" => tagged.value.as_str().unwrap_or_default().to_owned(),
+        _ => intrinsic_text(value).map(str::to_owned).or_else(|| scalar_text(value)).unwrap_or_default(),
+    }
 }

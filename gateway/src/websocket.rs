@@ -134,11 +134,24 @@ async fn authorize(
         return Err(refuse(StatusCode::FORBIDDEN, "Forbidden"));
     }
     let mut authorizer = answer.get("context").cloned().unwrap_or_else(|| json!({}));
+    if !authorizer_context_fits(&authorizer, true) {
+        warn!("the authorizer's context is over 8 KB or holds objects or arrays: API Gateway answers 500");
+        return Err(refuse(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error"));
+    }
     if let Value::Object(map) = &mut authorizer {
         map.insert("principalId".into(), answer.get("principalId").cloned().unwrap_or(Value::Null));
         map.insert("integrationLatency".into(), json!(started.elapsed().as_millis() as u64));
     }
     Ok(authorizer)
+}
+
+/// API Gateway's rules for an authorizer's `context`: at most 8 KB, and (for WebSocket
+/// and REST authorizers) only string, number and boolean values.
+pub(crate) fn authorizer_context_fits(context: &Value, scalars_only: bool) -> bool {
+    const MAX_CONTEXT_BYTES: usize = 8 * 1024;
+    let scalars =
+        !scalars_only || context.as_object().is_none_or(|m| m.values().all(|v| !v.is_object() && !v.is_array()));
+    scalars && context.to_string().len() <= MAX_CONTEXT_BYTES
 }
 
 /// An IAM policy allows the call when some statement allows it and none denies it.
@@ -260,7 +273,19 @@ async fn route(gateway: Arc<Gateway>, connection: Arc<Connection>, body: String)
         now_ms(),
         WebSocketEventKind::Message(&body),
     );
-    match gateway.invoker.invoke(chosen.function, event).await {
+    let waited = gateway.options.limits.websocket_integration_timeout;
+    let Ok(answer) = tokio::time::timeout(waited, gateway.invoker.invoke(chosen.function, event)).await else {
+        // API Gateway stops waiting at 29 s; the client hears so, whatever the function does later.
+        warn!(route = chosen.route_key, "integration timed out");
+        let answer = json!({
+            "message": "Endpoint request timed out",
+            "connectionId": connection_id,
+            "requestId": events::request_id(),
+        });
+        let _ = connection.outbound.send(Outbound::Text(answer.to_string()));
+        return;
+    };
+    match answer {
         Ok(answer) if chosen.two_way => {
             if let Some(body) = answer.get("body").and_then(Value::as_str) {
                 let _ = connection.outbound.send(Outbound::Text(body.to_owned()));

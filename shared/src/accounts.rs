@@ -108,7 +108,8 @@ pub struct Session {
 
 async fn new_session(app: &App, user: UserId) -> Result<Session, ChatError> {
     let now = app.now_ms();
-    let access_token = app.tokens.issue(&user, now / 1000, app.config.access_token_ttl_s);
+    let access_token =
+        app.tokens().map_err(crate::store::StoreError::from)?.issue(&user, now / 1000, app.config.access_token_ttl_s);
     let refresh_token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>());
     app.users().put_refresh(&refresh_hash(&refresh_token), &user, now + app.config.refresh_token_ttl_s * 1000).await?;
     Ok(Session {

@@ -24,7 +24,8 @@ pub struct App {
     pub credentials: Option<aws_credential_types::provider::SharedCredentialsProvider>,
     pub region: Option<String>,
     pub notifier: Notifier,
-    pub tokens: TokenKeys,
+    /// `None` in functions whose environment has no `TOKEN_SECRET`: see [`App::tokens`].
+    tokens: Option<TokenKeys>,
     pub clock: Arc<dyn Clock>,
 }
 
@@ -64,12 +65,17 @@ impl App {
             sns: aws_sdk_sns::Client::from_conf(sns.build()),
             credentials: sdk.credentials_provider(),
             region: sdk.region().map(|r| r.to_string()),
-            tokens: TokenKeys::new(&config.tokens),
+            tokens: config.tokens.as_ref().map(TokenKeys::new),
             dynamo: aws_sdk_dynamodb::Client::from_conf(dynamo.build()),
             notifier: Notifier::new(aws_sdk_apigatewaymanagement::Client::from_conf(management.build())),
             config,
             clock,
         }
+    }
+
+    /// The token keys, in the functions that are given the signing secret.
+    pub fn tokens(&self) -> Result<&TokenKeys, ConfigError> {
+        self.tokens.as_ref().ok_or(ConfigError::Missing("TOKEN_SECRET"))
     }
 
     pub fn now_ms(&self) -> i64 {

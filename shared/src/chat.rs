@@ -27,6 +27,9 @@ const APPEND_BUDGET_MS: u64 = 8_000;
 
 pub const DEFAULT_PAGE_SIZE: usize = 50;
 pub const MAX_PAGE_SIZE: usize = 100;
+/// A history page stops before this many bytes: Lambda answers at most 6 MB, and the page
+/// travels as JSON inside the JSON of the HTTP API response (escaped twice), plus headers.
+pub const MAX_PAGE_BYTES: usize = 5 * 1024 * 1024;
 
 /// `$connect`: counts the attempt against the user's connect limit, records the
 /// connection, and tells contacts when the user comes online.
@@ -347,17 +350,30 @@ pub async fn history(
             break;
         }
     }
-    let next_before = if messages.len() > limit {
-        messages.truncate(limit);
-        messages.last().map(|m| m.message_id)
-    } else {
-        None
-    };
-    let mut with_urls = Vec::with_capacity(messages.len());
+    let more = messages.len() > limit;
+    messages.truncate(limit);
+    let mut page = Vec::with_capacity(messages.len());
+    let mut page_bytes = 0;
     for message in messages {
-        with_urls.push(crate::media::with_download_urls(app, message).await);
+        let message = crate::media::with_download_urls(app, message).await;
+        let size = bytes_in_http_answer(&message);
+        if !page.is_empty() && page_bytes + size > MAX_PAGE_BYTES {
+            // The rest is the next page: `nextBefore` says where it starts.
+            let next_before = page.last().map(|m: &Message| m.message_id);
+            return Ok(HistoryPage { messages: page, next_before });
+        }
+        page_bytes += size;
+        page.push(message);
     }
-    Ok(HistoryPage { messages: with_urls, next_before })
+    let next_before = if more { page.last().map(|m| m.message_id) } else { None };
+    Ok(HistoryPage { messages: page, next_before })
+}
+
+/// What `message` adds to an HTTP API answer: its JSON, escaped again as the response's body
+/// string (a quote becomes four bytes, a control character seven).
+fn bytes_in_http_answer(message: &Message) -> usize {
+    let json = serde_json::to_string(message).unwrap_or_default();
+    serde_json::to_string(&json).map(|s| s.len()).unwrap_or(json.len()) + 1
 }
 
 /// Tells the channel's other members that `user` started or stopped typing. Nothing is

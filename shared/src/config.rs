@@ -2,7 +2,7 @@
 
 use std::env;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum ConfigError {
     #[error("environment variable {0} is not set")]
     Missing(&'static str),
@@ -80,7 +80,8 @@ impl std::fmt::Debug for TokenSettings {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub tables: TableNames,
-    pub tokens: TokenSettings,
+    /// Only the functions that sign or check tokens get the key (`TOKEN_SECRET`).
+    pub tokens: Option<TokenSettings>,
     /// Base URL of the API Gateway Management API, stage included:
     /// `https://{api-id}.execute-api.{region}.amazonaws.com/{stage}` in AWS,
     /// `http://127.0.0.1:{port}/{stage}` with the local gateway.
@@ -165,11 +166,11 @@ impl Config {
                 users: required("USERS_TABLE")?,
                 rate_limits: required("RATE_LIMITS_TABLE")?,
             },
-            tokens: TokenSettings {
-                secret: required("TOKEN_SECRET")?,
+            tokens: optional("TOKEN_SECRET").map(|secret| TokenSettings {
+                secret,
                 issuer: optional("TOKEN_ISSUER").unwrap_or_else(|| DEFAULT_TOKEN_ISSUER.into()),
                 audience: optional("TOKEN_AUDIENCE").unwrap_or_else(|| DEFAULT_TOKEN_AUDIENCE.into()),
-            },
+            }),
             management_endpoint: required("MANAGEMENT_ENDPOINT")?,
             rate_limits: RateLimits {
                 sends: rate_limit("RATE_LIMIT_SENDS", RateLimits::default().sends)?,
@@ -204,7 +205,7 @@ impl Config {
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if self.tokens.secret.len() < MIN_SECRET_BYTES {
+        if self.tokens.as_ref().is_some_and(|t| t.secret.len() < MIN_SECRET_BYTES) {
             return Err(ConfigError::Invalid {
                 name: "TOKEN_SECRET",
                 reason: format!("must be at least {MIN_SECRET_BYTES} bytes"),

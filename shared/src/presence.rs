@@ -190,6 +190,9 @@ pub async fn states(app: &App, users: Vec<UserId>) -> Result<Vec<PresenceView>, 
     if users.len() > MAX_CHANNEL_MEMBERS {
         return Err(ChatError::InvalidRequest(format!("ask for at most {MAX_CHANNEL_MEMBERS} users at a time")));
     }
+    // DynamoDB refuses a BatchGetItem that names a key twice: one answer per distinct user.
+    let mut seen = std::collections::HashSet::with_capacity(users.len());
+    let users: Vec<UserId> = users.into_iter().filter(|u| seen.insert(u.clone())).collect();
     let states = app.presence().states(&users, app.now_ms()).await?;
     Ok(states
         .into_iter()

@@ -2,6 +2,7 @@
 //! One binary, so moto starts once; each test has its own tables and gateway.
 
 mod accounts;
+mod aws_rules;
 mod bad_input;
 mod channels;
 mod chat;

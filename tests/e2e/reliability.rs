@@ -11,7 +11,6 @@ use chat_shared::model::UserId;
 use e2e::faults::{DynamoFaultProxy, Twice};
 use e2e::live::{LiveClient, LoadSpec, View, ViewCheck, check_views, record_answer, run_load};
 use e2e::{Stack, StackOptions};
-use local_gateway::invoke::InProcess;
 use local_gateway::routes::Function;
 use local_gateway::{FaultShares, ManagementFaults};
 use serde_json::Value;
@@ -302,8 +301,8 @@ async fn throttled_dynamodb_requests_never_turn_an_error_frame_into_a_lie() {
 async fn an_event_delivered_twice_stores_once_and_acks_the_same_message() {
     let deliveries = Arc::new(std::sync::Mutex::new(None));
     let keep = deliveries.clone();
-    let invoker: e2e::InvokerFactory = Box::new(move |app| {
-        let twice = Twice::new(Arc::new(InProcess::new(app)));
+    let invoker: e2e::InvokerFactory = Box::new(move |functions| {
+        let twice = Twice::new(Arc::new(functions.invoker()));
         *keep.lock().unwrap() = Some(twice.deliveries.clone());
         Arc::new(twice)
     });

@@ -17,8 +17,9 @@ use chat_shared::config::{RateLimit, RateLimits};
 use chat_shared::metrics::RequestCounter;
 use chat_shared::model::{ChannelId, ChannelKind, MemberRole, UserId};
 use local_gateway::invoke::Invoke;
-use local_gateway::template::Template;
-use local_gateway::{GatewayOptions, Limits, ManagementFaults, RunningGateway, invoke::InProcess, local};
+use local_gateway::local::LocalFunctions;
+use local_gateway::template::{LOCAL_WEBSOCKET_API_ID, LocalNames, Template};
+use local_gateway::{GatewayOptions, Limits, ManagementFaults, RunningGateway, local};
 use serde_json::Value;
 
 pub use client::{Client, ConnectError};
@@ -60,8 +61,8 @@ pub struct StackOptions {
     pub presence: Option<chat_shared::config::PresenceSettings>,
 }
 
-/// Builds the gateway's [`Invoke`] from the functions' `App`.
-pub type InvokerFactory = Box<dyn FnOnce(Arc<App>) -> Arc<dyn Invoke> + Send>;
+/// Builds the gateway's [`Invoke`] from the stack's functions.
+pub type InvokerFactory = Box<dyn FnOnce(&LocalFunctions) -> Arc<dyn Invoke> + Send>;
 
 /// High enough that only the rate-limit tests ever hit a limit.
 pub const GENEROUS: RateLimits = RateLimits {
@@ -73,11 +74,24 @@ pub const GENEROUS: RateLimits = RateLimits {
 /// local gateway on a free port.
 pub struct Stack {
     pub gateway: RunningGateway,
+    /// The account administrator's view (seeding, inspecting); the functions run with
+    /// their own roles in `functions`.
     pub app: Arc<App>,
+    pub functions: LocalFunctions,
     /// Every AWS request the functions made (DynamoDB and Management API).
     pub requests: RequestCounter,
     pub tokens: TokenKeys,
     http: reqwest::Client,
+}
+
+/// A test that failed because AWS would refuse a call says which: the function, the action
+/// and the resource (printed with the test's output).
+impl Drop for Stack {
+    fn drop(&mut self) {
+        for denial in self.denials() {
+            eprintln!("AWS would refuse: {denial}");
+        }
+    }
 }
 
 impl Stack {
@@ -131,20 +145,40 @@ impl Stack {
             None => Arc::new(SystemClock),
         };
         let requests = RequestCounter::default();
-        let tokens = TokenKeys::new(&config.tokens);
+        let tokens = TokenKeys::new(config.tokens.as_ref().expect("tests configure a token secret"));
         let functions_sdk = options.sdk.unwrap_or(sdk);
-        let app = Arc::new(App::new(config, &functions_sdk, clock, Some(requests.clone())));
+        // The harness's own `App` seeds and inspects the stack as the account's administrator.
+        let app = Arc::new(App::new(config.clone(), &functions_sdk, clock.clone(), Some(requests.clone())));
+        let names =
+            LocalNames { prefix: prefix.clone(), stage: STAGE.into(), websocket_api_id: LOCAL_WEBSOCKET_API_ID.into() };
+        let functions = LocalFunctions::start(
+            &template,
+            &names,
+            &config,
+            &functions_sdk,
+            clock,
+            Some(requests.clone()),
+            app.clone(),
+        )
+        .await
+        .expect("the functions start behind the IAM proxy");
         let gateway_options = GatewayOptions {
             stage: STAGE.into(),
             limits: options.limits.unwrap_or_default(),
             faults: options.faults.unwrap_or_default(),
+            iam: functions.iam.clone(),
         };
         let invoker: Arc<dyn Invoke> = match options.invoker {
-            Some(factory) => factory(app.clone()),
-            None => Arc::new(InProcess::new(app.clone())),
+            Some(factory) => factory(&functions),
+            None => Arc::new(functions.invoker()),
         };
         let gateway = local_gateway::serve(listener, gateway_options, invoker).await.expect("gateway starts");
-        Self { gateway, app, requests, tokens, http: reqwest::Client::new() }
+        Self { gateway, app, functions, requests, tokens, http: reqwest::Client::new() }
+    }
+
+    /// Requests AWS would have refused so far (the functions' IAM, from template.yaml).
+    pub fn denials(&self) -> Vec<local_gateway::iam::Denial> {
+        self.functions.iam.as_ref().map(|iam| iam.denials()).unwrap_or_default()
     }
 
     pub fn token(&self, user: &str) -> String {

@@ -25,13 +25,15 @@ pub enum AuthorizerError {
     Unauthorized,
     #[error("not an authorizer event: {0}")]
     BadEvent(String),
+    #[error(transparent)]
+    Config(#[from] chat_shared::config::ConfigError),
 }
 
 pub async fn handle(app: &App, event: Value) -> Result<Value, AuthorizerError> {
     if event.get("routeArn").is_some() {
         let event: ApiGatewayV2CustomAuthorizerV2Request =
             serde_json::from_value(event).map_err(|e| AuthorizerError::BadEvent(e.to_string()))?;
-        Ok(serde_json::to_value(authorize_http(app, &event)).expect("responses serialise"))
+        Ok(serde_json::to_value(authorize_http(app, &event)?).expect("responses serialise"))
     } else {
         let event: ApiGatewayCustomAuthorizerRequestTypeRequest =
             serde_json::from_value(event).map_err(|e| AuthorizerError::BadEvent(e.to_string()))?;
@@ -44,7 +46,7 @@ fn authorize_websocket(
     event: &ApiGatewayCustomAuthorizerRequestTypeRequest,
 ) -> Result<ApiGatewayCustomAuthorizerResponse<Value>, AuthorizerError> {
     let token = event.query_string_parameters.first("token").ok_or(AuthorizerError::Unauthorized)?;
-    let user = app.tokens.verify(token).map_err(|err| {
+    let user = app.tokens()?.verify(token).map_err(|err| {
         log_refusal(&err);
         AuthorizerError::Unauthorized
     })?;
@@ -65,13 +67,14 @@ fn authorize_websocket(
 fn authorize_http(
     app: &App,
     event: &ApiGatewayV2CustomAuthorizerV2Request,
-) -> ApiGatewayV2CustomAuthorizerSimpleResponse {
+) -> Result<ApiGatewayV2CustomAuthorizerSimpleResponse, AuthorizerError> {
     let token = event
         .headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")));
-    let user = token.map(|t| app.tokens.verify(t.trim()));
+    let keys = app.tokens()?;
+    let user = token.map(|t| keys.verify(t.trim()));
     let mut response = ApiGatewayV2CustomAuthorizerSimpleResponse::default();
     match user {
         Some(Ok(user)) => {
@@ -81,7 +84,7 @@ fn authorize_http(
         Some(Err(err)) => log_refusal(&err),
         None => info!("refused: no bearer token"),
     }
-    response
+    Ok(response)
 }
 
 fn log_refusal(err: &TokenError) {
@@ -95,6 +98,7 @@ impl From<AuthorizerError> for lambda_runtime::Diagnostic {
             error_type: match err {
                 AuthorizerError::Unauthorized => "Unauthorized".into(),
                 AuthorizerError::BadEvent(_) => "BadEvent".into(),
+                AuthorizerError::Config(_) => "Config".into(),
             },
             error_message: err.to_string(),
         }

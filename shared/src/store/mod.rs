@@ -121,6 +121,9 @@ pub enum StoreError {
     Conflict(String),
     #[error("request could not be built: {0}")]
     Build(String),
+    /// The function lacks a setting this code path needs (its template environment).
+    #[error("configuration: {0}")]
+    Config(#[from] crate::config::ConfigError),
 }
 
 impl StoreError {
