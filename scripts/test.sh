@@ -19,6 +19,11 @@ cargo fmt --all -- --check
 # One workspace build shared by clippy and the tests (same features everywhere).
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+# Every AWS request a function makes is checked against its policy in template.yaml; the
+# grants the runs exercised are recorded here for the report at the end.
+export AWS_RULES_USAGE_DIR="$PWD/target/aws-rules-usage"
+rm -rf "$AWS_RULES_USAGE_DIR"
+
 echo "== tests"
 cargo test --workspace --locked
 
@@ -27,3 +32,6 @@ echo "== web client in a real browser"
 
 echo "== localstack/: its init script against moto, and a round trip through the gateway on what it made"
 ./scripts/check_localstack.sh
+
+echo "== IAM: permissions template.yaml grants that no test exercised"
+target/debug/local-gateway iam-report --template template.yaml

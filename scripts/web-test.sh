@@ -81,6 +81,11 @@ echo "== web: browser tests (chromium $(/usr/bin/chromium --version 2>/dev/null 
 export GATEWAY_URL="http://127.0.0.1:$gateway_port"
 status=0
 (cd web && node --test --test-concurrency=1 test/*.test.mjs) || status=$?
+# A call AWS would refuse fails the run even where the code swallowed the error.
+if grep -a "AccessDenied" "$results/gateway.log" >&2; then
+    echo "web-test: the functions made calls template.yaml does not allow (above)" >&2
+    status=1
+fi
 if [ "$status" -ne 0 ]; then
     echo "web-test: failed; screenshots and server logs are in web/test-results/" >&2
 fi

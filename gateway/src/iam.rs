@@ -252,6 +252,11 @@ impl Iam {
         self.0.denials.lock().expect("iam lock").clone()
     }
 
+    /// The refusals so far, forgotten (a test that provokes them on purpose).
+    pub fn take_denials(&self) -> Vec<Denial> {
+        std::mem::take(&mut *self.0.denials.lock().expect("iam lock"))
+    }
+
     pub fn exercised(&self) -> BTreeSet<Grant> {
         self.0.exercised.lock().expect("iam lock").clone()
     }
@@ -325,5 +330,99 @@ mod tests {
         let denial = iam.authorize(&policy, &[Need::new("dynamodb:UpdateItem", TABLE)]).unwrap_err();
         assert!(denial.to_string().contains("SendFunction is not authorized to perform: dynamodb:UpdateItem"));
         assert_eq!(iam.denials().len(), 1);
+    }
+}
+
+/// Grants of template.yaml against the grants the local IAM recorded as exercised.
+pub struct UsageReport {
+    pub exercised: usize,
+    /// Neither exercised nor justified: remove them, or say in the template why they stay.
+    pub unused: Vec<Grant>,
+    /// Not exercised, with the template's reason.
+    pub justified: Vec<(Grant, String)>,
+    /// Justifications for grants that were exercised or do not exist: stale text.
+    pub stale: Vec<Grant>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error(transparent)]
+    Template(#[from] crate::template::TemplateError),
+    #[error("cannot read {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("{path}: a line that is not a grant: {source}")]
+    Line { path: String, source: serde_json::Error },
+}
+
+impl UsageReport {
+    /// Reads every `*.jsonl` file of `usage_dir` (one per process that ran a local stack).
+    pub fn read(template: &crate::template::Template, usage_dir: &std::path::Path) -> Result<Self, ReportError> {
+        let names = crate::template::LocalNames {
+            prefix: String::new(),
+            stage: "report".into(),
+            websocket_api_id: crate::template::LOCAL_WEBSOCKET_API_ID.into(),
+        };
+        let policies = template.function_policies(&names)?;
+        let read_error =
+            |path: &std::path::Path, source| ReportError::Read { path: path.display().to_string(), source };
+        let mut exercised = BTreeSet::new();
+        let entries = std::fs::read_dir(usage_dir).map_err(|e| read_error(usage_dir, e))?;
+        for entry in entries {
+            let path = entry.map_err(|e| read_error(usage_dir, e))?.path();
+            if path.extension().is_none_or(|e| e != "jsonl") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).map_err(|e| read_error(&path, e))?;
+            for line in text.lines().filter(|l| !l.trim().is_empty()) {
+                let grant: Grant = serde_json::from_str(line)
+                    .map_err(|source| ReportError::Line { path: path.display().to_string(), source })?;
+                exercised.insert(grant);
+            }
+        }
+        Ok(Self::compare(policies.values(), &exercised))
+    }
+
+    pub fn compare<'a>(policies: impl Iterator<Item = &'a Policy>, exercised: &BTreeSet<Grant>) -> Self {
+        let mut report = Self { exercised: 0, unused: vec![], justified: vec![], stale: vec![] };
+        for policy in policies {
+            let grants: BTreeSet<Grant> = policy.grants().into_iter().collect();
+            for grant in &grants {
+                match (exercised.contains(grant), policy.justified.get(grant)) {
+                    (true, _) => report.exercised += 1,
+                    (false, Some(why)) => report.justified.push((grant.clone(), why.clone())),
+                    (false, None) => report.unused.push(grant.clone()),
+                }
+            }
+            report
+                .stale
+                .extend(policy.justified.keys().filter(|g| exercised.contains(*g) || !grants.contains(*g)).cloned());
+        }
+        report
+    }
+
+    pub fn is_clean(&self) -> bool {
+        self.unused.is_empty() && self.stale.is_empty()
+    }
+}
+
+impl std::fmt::Display for UsageReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let line = |g: &Grant| format!("{:<22} {:<34} {}", g.function, g.action, g.resource);
+        writeln!(f, "IAM grants exercised by the tests: {}", self.exercised)?;
+        writeln!(f, "Not exercised, justified in template.yaml: {}", self.justified.len())?;
+        for (grant, why) in &self.justified {
+            writeln!(f, "  {}  ({why})", line(grant))?;
+        }
+        writeln!(f, "Not exercised and not justified: {}", self.unused.len())?;
+        for grant in &self.unused {
+            writeln!(f, "  {}", line(grant))?;
+        }
+        if !self.stale.is_empty() {
+            writeln!(f, "Justified but exercised, or not granted at all (remove the entry): {}", self.stale.len())?;
+            for grant in &self.stale {
+                writeln!(f, "  {}", line(grant))?;
+            }
+        }
+        Ok(())
     }
 }

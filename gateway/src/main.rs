@@ -19,7 +19,7 @@ use local_gateway::{GatewayOptions, local, web_client};
 struct Cli {
     /// HS256 key for access tokens (at least 32 bytes).
     #[arg(long, env = "TOKEN_SECRET", hide_env_values = true)]
-    token_secret: String,
+    token_secret: Option<String>,
     /// Local tables are `{prefix}{LogicalId}` of the template's tables.
     #[arg(long, env = "TABLE_PREFIX", default_value = "chat-")]
     table_prefix: String,
@@ -51,6 +51,16 @@ enum Command {
         #[arg(long, env = "PUSH_TOPIC_ARN")]
         push_topic_arn: Option<String>,
     },
+    /// Permissions template.yaml grants that no run exercised: reads the grants the local
+    /// IAM recorded in `--usage-dir` (`AWS_RULES_USAGE_DIR` while the tests ran). Fails
+    /// when one is neither used nor justified under the function's
+    /// `Metadata: UnexercisedPermissions`.
+    IamReport {
+        #[arg(long, env = "AWS_RULES_USAGE_DIR")]
+        usage_dir: PathBuf,
+        #[arg(long, default_value = "template.yaml")]
+        template: PathBuf,
+    },
     /// Create the template's tables and exit.
     CreateTables {
         #[arg(long, default_value = "template.yaml")]
@@ -77,6 +87,12 @@ enum Command {
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     chat_shared::telemetry::init_local();
     let cli = Cli::parse();
+    if let Command::IamReport { usage_dir, template } = &cli.command {
+        // Reads files only: no AWS configuration (and no lookups of it) needed.
+        let report = local_gateway::iam::UsageReport::read(&Template::load(template)?, usage_dir)?;
+        print!("{report}");
+        std::process::exit(if report.is_clean() { 0 } else { 1 });
+    }
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     match cli.command {
         Command::Serve { listen, stage, create_tables, template, web_dir, schedule_every_seconds, push_topic_arn } => {
@@ -86,8 +102,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
             let listener = tokio::net::TcpListener::bind(listen).await?;
             let addr = listener.local_addr()?;
-            let mut config =
-                local::config(&cli.table_prefix, &cli.token_secret, local_gateway::management_endpoint(addr, &stage));
+            let mut config = local::config(
+                &cli.table_prefix,
+                secret(cli.token_secret.as_deref())?,
+                local_gateway::management_endpoint(addr, &stage),
+            );
             config.push.topic_arn = topic;
             config.validate()?;
             let clock: Arc<dyn Clock> = Arc::new(SystemClock);
@@ -127,18 +146,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
             running.shutdown().await;
         }
+        Command::IamReport { .. } => unreachable!("answered above"),
         Command::CreateTables { template } => {
             create(&sdk, &template, &cli.table_prefix).await?;
         }
         Command::Token { user, ttl_seconds } => {
-            let config = local::config(&cli.table_prefix, &cli.token_secret, "http://unused".into());
+            let config = local::config(&cli.table_prefix, secret(cli.token_secret.as_deref())?, "http://unused".into());
             config.validate()?;
             let keys = chat_shared::auth::TokenKeys::new(config.tokens.as_ref().expect("local config has the secret"));
             let now_s = SystemClock.now_ms() / 1000;
             println!("{}", keys.issue(&UserId::parse(user)?, now_s, ttl_seconds));
         }
         Command::CreateChannel { channel, members, group } => {
-            let config = local::config(&cli.table_prefix, &cli.token_secret, "http://unused".into());
+            let config = local::config(&cli.table_prefix, secret(cli.token_secret.as_deref())?, "http://unused".into());
             let app = App::new(config, &sdk, Arc::new(SystemClock), None);
             let members = members
                 .into_iter()
@@ -153,6 +173,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     Ok(())
+}
+
+fn secret(token_secret: Option<&str>) -> Result<&str, &'static str> {
+    token_secret.ok_or("TOKEN_SECRET (or --token-secret) is needed for this command")
 }
 
 /// Creates the template's tables, buckets and topics; answers the push topic's ARN.

@@ -303,3 +303,16 @@ async fn route(gateway: Arc<Gateway>, connection: Arc<Connection>, body: String)
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_authorizer_context_over_8_kb_or_with_objects_is_refused() {
+        assert!(authorizer_context_fits(&json!({"userId": "alice", "n": 1, "ok": true}), true));
+        assert!(!authorizer_context_fits(&json!({"userId": "a".repeat(9 * 1024)}), true));
+        assert!(!authorizer_context_fits(&json!({"roles": ["admin"]}), true));
+        assert!(authorizer_context_fits(&json!({"roles": ["admin"]}), false), "HTTP API simple responses allow it");
+    }
+}

@@ -84,12 +84,20 @@ pub struct Stack {
     http: reqwest::Client,
 }
 
-/// A test that failed because AWS would refuse a call says which: the function, the action
-/// and the resource (printed with the test's output).
+/// A call AWS would refuse fails the test, even where the code swallows the error (a
+/// best-effort file deletion, say), naming the function, the action and the resource.
+/// Tests that provoke refusals on purpose take them with [`Stack::take_denials`].
 impl Drop for Stack {
     fn drop(&mut self) {
-        for denial in self.denials() {
-            eprintln!("AWS would refuse: {denial}");
+        let denials = self.denials();
+        if denials.is_empty() {
+            return;
+        }
+        let list: Vec<String> = denials.iter().map(|d| format!("  {d}")).collect();
+        if std::thread::panicking() {
+            eprintln!("AWS would also refuse:\n{}", list.join("\n"));
+        } else {
+            panic!("AWS would refuse {} call(s) this test made:\n{}", denials.len(), list.join("\n"));
         }
     }
 }
@@ -179,6 +187,11 @@ impl Stack {
     /// Requests AWS would have refused so far (the functions' IAM, from template.yaml).
     pub fn denials(&self) -> Vec<local_gateway::iam::Denial> {
         self.functions.iam.as_ref().map(|iam| iam.denials()).unwrap_or_default()
+    }
+
+    /// [`Stack::denials`], forgotten: for tests that provoke refusals on purpose.
+    pub fn take_denials(&self) -> Vec<local_gateway::iam::Denial> {
+        self.functions.iam.as_ref().map(|iam| iam.take_denials()).unwrap_or_default()
     }
 
     pub fn token(&self, user: &str) -> String {
