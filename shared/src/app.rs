@@ -13,7 +13,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, ConfigError};
 use crate::metrics::RequestCounter;
 use crate::notify::Notifier;
-use crate::store::{Channels, MessageLog, Presence, RateLimiter, Users};
+use crate::store::{Blocks, Channels, Invitations, MessageLog, Presence, RateLimiter, Users};
 
 pub struct App {
     pub config: Config,
@@ -92,6 +92,14 @@ impl App {
 
     pub fn presence(&self) -> Presence<'_> {
         Presence::new(&self.dynamo, &self.config.tables.presence)
+    }
+
+    pub fn invitations(&self) -> Invitations<'_> {
+        Invitations::new(&self.dynamo, &self.config.tables.channels)
+    }
+
+    pub fn blocks(&self) -> Blocks<'_> {
+        Blocks::new(&self.dynamo, &self.config.tables.channels)
     }
 
     pub fn users(&self) -> Users<'_> {

@@ -11,6 +11,7 @@ pub mod auth;
 pub mod chat;
 pub mod clock;
 pub mod config;
+pub mod consent;
 pub mod error;
 pub mod ids;
 pub mod media;

@@ -6,10 +6,11 @@ use sha2::{Digest, Sha256};
 use tracing::info;
 
 use crate::app::App;
+use crate::consent;
 use crate::error::ChatError;
 use crate::ids::MessageId;
 use crate::model::{ChannelId, ChannelKind, MAX_CHANNEL_MEMBERS, MemberRole, UserId};
-use crate::store::{ChannelMeta, CreateChannelError, MembershipChangeError, Roster};
+use crate::store::{ChannelMeta, CreateChannelError, JoinError, MembershipChangeError, Roster};
 
 pub const MAX_GROUP_NAME_CHARS: usize = 100;
 
@@ -29,6 +30,10 @@ pub struct ChannelView {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     pub members: Vec<MemberView>,
+    /// In answers to creating, adding and opening: who was invited (they join when they
+    /// accept). Always what was asked for, so nobody learns who exists or blocks whom.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub invited: Vec<UserId>,
     pub created_at: i64,
 }
 
@@ -42,6 +47,7 @@ impl ChannelView {
             kind: roster.meta.kind,
             name: roster.meta.name,
             members,
+            invited: Vec::new(),
             created_at: roster.meta.created_at,
         }
     }
@@ -82,21 +88,11 @@ pub async fn roster_for_member(app: &App, user: &UserId, channel: &ChannelId) ->
     app.channels().roster(channel).await?.filter(|roster| roster.is_member(user)).ok_or_else(|| not_a_member(channel))
 }
 
-async fn require_users_exist(app: &App, users: &[UserId]) -> Result<(), ChatError> {
-    let existing = app.users().existing(users).await?;
-    let mut unknown: Vec<&str> = users.iter().filter(|u| !existing.contains(u)).map(UserId::as_str).collect();
-    if unknown.is_empty() {
-        return Ok(());
-    }
-    unknown.sort();
-    Err(ChatError::NotFound(format!("no such users: {}", unknown.join(", "))))
-}
-
 fn too_many() -> ChatError {
     ChatError::InvalidRequest(format!("a group has at most {MAX_CHANNEL_MEMBERS} members"))
 }
 
-/// Creates a group owned by `creator` with `members` (the creator is added if missing).
+/// Creates a group owned by `creator` and invites `members` (see [`crate::consent`]).
 pub async fn create_group(
     app: &App,
     creator: &UserId,
@@ -107,27 +103,24 @@ pub async fn create_group(
     if name.is_empty() || name.chars().count() > MAX_GROUP_NAME_CHARS {
         return Err(ChatError::InvalidRequest(format!("name must be 1-{MAX_GROUP_NAME_CHARS} characters")));
     }
-    let mut everyone = vec![creator.clone()];
-    for member in members {
-        if !everyone.contains(&member) {
-            everyone.push(member);
-        }
-    }
-    if everyone.len() > MAX_CHANNEL_MEMBERS {
+    if members.len() > 2 * MAX_CHANNEL_MEMBERS {
         return Err(too_many());
     }
-    require_users_exist(app, &everyone[1..]).await?;
+    let invited: Vec<UserId> = consent::distinct(members).into_iter().filter(|u| u != creator).collect();
+    if invited.len() >= MAX_CHANNEL_MEMBERS {
+        return Err(too_many());
+    }
     let id = ChannelId::parse(format!("g-{}", hex::encode(rand::random::<[u8; 12]>())))?;
-    let roles: Vec<(UserId, MemberRole)> = everyone
-        .iter()
-        .map(|u| (u.clone(), if u == creator { MemberRole::Owner } else { MemberRole::Member }))
-        .collect();
-    app.channels().create(&id, ChannelKind::Group, Some(name), &roles, app.now_ms()).await.map_err(|e| match e {
+    let owner = [(creator.clone(), MemberRole::Owner)];
+    app.channels().create(&id, ChannelKind::Group, Some(name), &owner, app.now_ms()).await.map_err(|e| match e {
         CreateChannelError::AlreadyExists => ChatError::Conflict("channel id collision; try again".into()),
         CreateChannelError::Store(e) => e.into(),
     })?;
-    info!(%creator, channel = %id, members = everyone.len(), "group created");
-    channel_details(app, creator, &id).await
+    consent::invite(app, creator, &id, ChannelKind::Group, Some(name), MemberRole::Member, &invited).await?;
+    info!(%creator, channel = %id, invited = invited.len(), "group created");
+    let mut view = channel_details(app, creator, &id).await?;
+    view.invited = invited;
+    Ok(view)
 }
 
 /// The direct channel of two users: a pure function of the pair, so both sides get the
@@ -138,19 +131,47 @@ pub fn direct_channel_id(a: &UserId, b: &UserId) -> ChannelId {
     ChannelId::parse(format!("d-{}", &hex::encode(digest)[..40])).expect("hex ids are valid channel ids")
 }
 
+/// Opens the direct channel with `other`. Opening is consent: the caller is in it at once;
+/// `other` is invited and joins on accepting (or by opening it too). Whether `other`
+/// exists or blocks the caller, the answer is the same.
 pub async fn open_direct(app: &App, me: &UserId, other: &UserId) -> Result<ChannelView, ChatError> {
     if me == other {
         return Err(ChatError::InvalidRequest("a direct channel needs another user".into()));
     }
-    require_users_exist(app, std::slice::from_ref(other)).await?;
     let id = direct_channel_id(me, other);
-    let members = [(me.clone(), MemberRole::Member), (other.clone(), MemberRole::Member)];
-    match app.channels().create(&id, ChannelKind::Direct, None, &members, app.now_ms()).await {
-        Ok(()) => info!(%me, %other, channel = %id, "direct channel opened"),
-        Err(CreateChannelError::AlreadyExists) => {}
-        Err(CreateChannelError::Store(e)) => return Err(e.into()),
+    let now = app.now_ms();
+    match app.channels().roster(&id).await? {
+        Some(roster) if roster.is_member(me) => {}
+        Some(_) => {
+            // `other` opened it first; opening it is my consent (an invitation, if any, is used up).
+            match app.channels().join(&id, me, MemberRole::Member, ChannelKind::Direct, 2, None, now).await {
+                Ok(()) | Err(JoinError::AlreadyMember) => {}
+                Err(JoinError::Store(e)) => return Err(e.into()),
+                Err(err) => return Err(ChatError::Conflict(format!("could not join the direct channel: {err}"))),
+            }
+            app.invitations().withdraw(me, std::slice::from_ref(&id)).await?;
+        }
+        None => {
+            if app.channels().open_direct(&id, [me, other], me, now).await? {
+                info!(%me, channel = %id, "direct channel opened");
+                consent::invite(
+                    app,
+                    me,
+                    &id,
+                    ChannelKind::Direct,
+                    None,
+                    MemberRole::Member,
+                    std::slice::from_ref(other),
+                )
+                .await?;
+            }
+        }
     }
-    channel_details(app, me, &id).await
+    let mut view = channel_details(app, me, &id).await?;
+    if !view.members.iter().any(|m| &m.user_id == other) {
+        view.invited = vec![other.clone()];
+    }
+    Ok(view)
 }
 
 pub async fn channel_details(app: &App, user: &UserId, channel: &ChannelId) -> Result<ChannelView, ChatError> {
@@ -180,27 +201,19 @@ pub async fn add_members(
     if role == MemberRole::Owner || (role == MemberRole::Admin && actor_role != MemberRole::Owner) {
         return Err(ChatError::Forbidden("only the owner can make admins, and a group has one owner".into()));
     }
-    let mut new: Vec<UserId> = Vec::new();
-    for user in users {
-        if !roster.is_member(&user) && !new.contains(&user) {
-            new.push(user);
-        }
+    if users.len() > 2 * MAX_CHANNEL_MEMBERS {
+        return Err(too_many());
     }
+    let new: Vec<UserId> = consent::distinct(users).into_iter().filter(|u| !roster.is_member(u)).collect();
     if roster.members.len() + new.len() > MAX_CHANNEL_MEMBERS {
         return Err(too_many());
     }
-    require_users_exist(app, &new).await?;
-    let entries: Vec<(UserId, MemberRole)> = new.iter().map(|u| (u.clone(), role)).collect();
-    match app.channels().add_members(channel, &entries, MAX_CHANNEL_MEMBERS as u64, app.now_ms()).await {
-        Ok(()) => {}
-        Err(MembershipChangeError::Refused) => return Err(too_many()),
-        Err(MembershipChangeError::Raced) => {
-            return Err(ChatError::Conflict("the members changed at the same time; try again".into()));
-        }
-        Err(MembershipChangeError::Store(e)) => return Err(e.into()),
-    }
-    info!(%actor, %channel, added = new.len(), "members added");
-    channel_details(app, actor, channel).await
+    let name = roster.meta.name.clone();
+    consent::invite(app, actor, channel, ChannelKind::Group, name.as_deref(), role, &new).await?;
+    info!(%actor, %channel, invited = new.len(), "members invited");
+    let mut view = ChannelView::from_roster(roster);
+    view.invited = new;
+    Ok(view)
 }
 
 /// Removes `user` from a group: themselves (leaving), or someone else by the owner or an

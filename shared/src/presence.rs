@@ -4,7 +4,7 @@
 //! vanished (no `$disconnect`) goes offline for everyone within the presence window plus
 //! one sweep interval.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
@@ -13,7 +13,7 @@ use tracing::{info, warn};
 use crate::app::App;
 use crate::chat::fan_out;
 use crate::error::ChatError;
-use crate::model::{ConnectionId, MAX_CHANNEL_MEMBERS, UserId};
+use crate::model::{ChannelId, ConnectionId, MAX_CHANNEL_MEMBERS, UserId};
 use crate::protocol::ServerFrame;
 use crate::store::presence::ONLINE_SHARDS;
 
@@ -153,9 +153,11 @@ async fn sweep_once(app: &App) -> usize {
     offline
 }
 
-/// The users who share a channel with `user` (in the most recently active channels).
+/// The users who share a channel with `user` (in the most recently active channels),
+/// except those `user` blocks.
 async fn contacts(app: &App, user: &UserId) -> Result<Vec<UserId>, ChatError> {
-    let memberships = app.channels().memberships(user).await?;
+    let (channels, blocks) = (app.channels(), app.blocks());
+    let (memberships, blocked) = futures::try_join!(channels.memberships(user), blocks.of(user))?;
     let ids: Vec<_> = memberships.into_iter().map(|m| m.channel_id).collect();
     let mut metas = app.channels().metas(&ids).await?;
     metas.sort_by_key(|m| std::cmp::Reverse(m.last_message_id));
@@ -167,7 +169,7 @@ async fn contacts(app: &App, user: &UserId) -> Result<Vec<UserId>, ChatError> {
     let mut contacts = BTreeSet::new();
     for roster in rosters {
         if let Some(roster) = roster? {
-            contacts.extend(roster.member_ids().into_iter().filter(|m| m != user));
+            contacts.extend(roster.member_ids().into_iter().filter(|m| m != user && !blocked.contains(m)));
         }
     }
     Ok(contacts.into_iter().collect())
@@ -185,21 +187,58 @@ async fn announce(app: &App, user: &UserId, status: Status, last_seen: Option<i6
     fan_out(app, &contacts, None, &frame).await;
 }
 
-/// The presence of up to 100 users, for a client opening a channel or a contact list.
-pub async fn states(app: &App, users: Vec<UserId>) -> Result<Vec<PresenceView>, ChatError> {
+/// The presence of up to 100 users, for a client opening a channel or a contact list:
+/// the members of `channel` (one the asker is in), or `users`. Only people who share a
+/// channel with the asker and do not block them are shown; anyone else is answered
+/// exactly as an unknown user is (offline, never seen).
+pub async fn states(
+    app: &App,
+    asker: &UserId,
+    users: Vec<UserId>,
+    channel: Option<&ChannelId>,
+) -> Result<Vec<PresenceView>, ChatError> {
     if users.len() > MAX_CHANNEL_MEMBERS {
         return Err(ChatError::InvalidRequest(format!("ask for at most {MAX_CHANNEL_MEMBERS} users at a time")));
     }
     // DynamoDB refuses a BatchGetItem that names a key twice: one answer per distinct user.
-    let mut seen = std::collections::HashSet::with_capacity(users.len());
-    let users: Vec<UserId> = users.into_iter().filter(|u| seen.insert(u.clone())).collect();
-    let states = app.presence().states(&users, app.now_ms()).await?;
-    Ok(states
+    let users = crate::consent::distinct(users);
+    let (asked, mut visible): (Vec<UserId>, HashSet<UserId>) = match channel {
+        Some(channel) => {
+            let roster = crate::membership::roster_for_member(app, asker, channel).await?;
+            let members: HashSet<UserId> = roster.member_ids().into_iter().collect();
+            let asked = if users.is_empty() { roster.member_ids() } else { users };
+            (asked, members)
+        }
+        None => {
+            let contacts = app.channels().direct_contacts(asker, &users).await?;
+            (users, contacts)
+        }
+    };
+    visible.remove(asker);
+    let candidates: Vec<UserId> = asked.iter().filter(|u| visible.contains(*u)).cloned().collect();
+    let blocking = app.blocks().blocking(&candidates, asker).await?;
+    let mut shown: Vec<UserId> = candidates.into_iter().filter(|u| !blocking.contains(u)).collect();
+    if asked.contains(asker) {
+        shown.push(asker.clone());
+    }
+    let mut known: HashMap<UserId, PresenceView> = app
+        .presence()
+        .states(&shown, app.now_ms())
+        .await?
         .into_iter()
-        .map(|s| PresenceView {
-            user_id: s.user_id,
-            status: if s.online { Status::Online } else { Status::Offline },
-            last_seen: s.last_seen,
+        .map(|s| {
+            let view = PresenceView {
+                user_id: s.user_id.clone(),
+                status: if s.online { Status::Online } else { Status::Offline },
+                last_seen: s.last_seen,
+            };
+            (s.user_id, view)
+        })
+        .collect();
+    Ok(asked
+        .into_iter()
+        .map(|user| {
+            known.remove(&user).unwrap_or(PresenceView { user_id: user, status: Status::Offline, last_seen: None })
         })
         .collect())
 }

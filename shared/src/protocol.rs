@@ -29,30 +29,23 @@ pub enum ClientFrame {
         attachments: Vec<Attachment>,
     },
     /// The author replaces a message's text.
-    EditMessage {
-        channel_id: ChannelId,
-        message_id: MessageId,
-        text: String,
-    },
+    EditMessage { channel_id: ChannelId, message_id: MessageId, text: String },
     /// The author (or a group's owner or admin) deletes a message.
-    DeleteMessage {
-        channel_id: ChannelId,
-        message_id: MessageId,
-    },
+    DeleteMessage { channel_id: ChannelId, message_id: MessageId },
     /// "I am still here": every ~30 s, keeps the user online.
     Heartbeat,
     /// Relayed to the channel's other members, never stored.
-    Typing {
-        channel_id: ChannelId,
-        state: TypingState,
-    },
+    Typing { channel_id: ChannelId, state: TypingState },
     /// "I have read up to this message" (only ever moves forward).
-    MarkRead {
-        channel_id: ChannelId,
-        message_id: MessageId,
-    },
+    MarkRead { channel_id: ChannelId, message_id: MessageId },
+    /// Presence of the members of `channelId` (a channel the caller is in), or of
+    /// `userIds` (answered for people the caller has a direct channel with; anyone else
+    /// looks like an unknown user: offline, never seen).
     GetPresence {
+        #[serde(default)]
         user_ids: Vec<UserId>,
+        #[serde(default)]
+        channel_id: Option<ChannelId>,
     },
     /// Catch up after being offline: every message newer than the cursors.
     Sync {

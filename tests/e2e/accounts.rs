@@ -21,6 +21,8 @@ async fn users_who_signed_up_can_chat() {
     let (status, channel) = stack.post("/channels/direct", Some(alice_token), &json!({"userId": "bob"})).await;
     assert_eq!(status, 200, "{channel}");
     let channel_id = channel["channelId"].as_str().unwrap();
+    let (status, _) = stack.post(&format!("/invitations/{channel_id}/accept"), Some(bob_token), &json!({})).await;
+    assert_eq!(status, 200, "bob accepts alice's direct channel");
 
     let mut alice_ws = stack.connect_with_token(alice_token).await;
     let mut bob_ws = stack.connect_with_token(bob_token).await;

@@ -68,7 +68,8 @@ async fn get_presence_with_repeated_ids_answers_each_user_once() {
     let stack = Stack::start().await;
     stack.create_channel("dm", &["alice", "bob"]).await;
     let mut alice = stack.connect("alice").await;
-    alice.send_json(&json!({"action": "getPresence", "userIds": ["bob", "bob", "alice", "bob"]})).await;
+    let ask = json!({"action": "getPresence", "channelId": "dm", "userIds": ["bob", "bob", "alice", "bob"]});
+    alice.send_json(&ask).await;
     let states = alice.recv().await;
     assert_eq!(states["type"], "presenceState", "{states}");
     let users: Vec<&str> = states["users"].as_array().unwrap().iter().map(|u| u["userId"].as_str().unwrap()).collect();

@@ -28,15 +28,21 @@ async fn a_direct_channel_is_the_same_whoever_opens_it() {
     let (alice, bob) = (stack.token("alice"), stack.token("bob"));
     let (s1, first) = stack.post("/channels/direct", Some(&alice), &json!({"userId": "bob"})).await;
     let (s2, again) = stack.post("/channels/direct", Some(&alice), &json!({"userId": "bob"})).await;
-    let (s3, other_side) = stack.post("/channels/direct", Some(&bob), &json!({"userId": "alice"})).await;
-    assert_eq!((s1, s2, s3), (200, 200, 200));
+    assert_eq!((s1, s2), (200, 200));
     assert_eq!(first["channelId"], again["channelId"]);
-    assert_eq!(first["channelId"], other_side["channelId"]);
     assert_eq!(first["kind"], "direct");
-    assert_eq!(first["members"].as_array().unwrap().len(), 2);
+    assert_eq!(first["members"], json!([{"userId": "alice", "role": "member"}]), "bob has not agreed yet");
+    assert_eq!(first["invited"], json!(["bob"]));
+    // Opening it from the other side is bob's consent: both are in it.
+    let (s3, other_side) = stack.post("/channels/direct", Some(&bob), &json!({"userId": "alice"})).await;
+    assert_eq!(s3, 200);
+    assert_eq!(first["channelId"], other_side["channelId"]);
+    assert_eq!(other_side["members"].as_array().unwrap().len(), 2);
+    assert!(other_side.get("invited").is_none(), "{other_side}");
 
+    // Nobody learns whether a user exists: the same answer as for bob.
     let (status, body) = stack.post("/channels/direct", Some(&alice), &json!({"userId": "nobody"})).await;
-    assert_eq!((status, body["code"].as_str()), (404, Some("not_found")));
+    assert_eq!((status, &body["invited"]), (200, &json!(["nobody"])));
     let (status, _) = stack.post("/channels/direct", Some(&alice), &json!({"userId": "alice"})).await;
     assert_eq!(status, 400);
     let (_, list) = stack.get("/channels", Some(&stack.token("carol"))).await;
@@ -52,6 +58,9 @@ async fn only_members_send_read_and_manage_and_removal_is_immediate() {
         stack.post("/channels", Some(&owner), &json!({"name": "Team", "members": ["member", "outsider"]})).await;
     assert_eq!(status, 201, "{group}");
     let id = group["channelId"].as_str().unwrap().to_owned();
+    assert_eq!(group["invited"], json!(["member", "outsider"]));
+    stack.accept("member", &id).await;
+    stack.accept("outsider", &id).await;
     assert_eq!(group["kind"], "group");
     assert_eq!(group["name"], "Team");
     let roles: Vec<(String, String)> = group["members"]
@@ -67,6 +76,7 @@ async fn only_members_send_read_and_manage_and_removal_is_immediate() {
         .post(&format!("/channels/{id}/members"), Some(&owner), &json!({"userIds": ["admin"], "role": "admin"}))
         .await;
     assert_eq!(status, 200);
+    stack.accept("admin", &id).await;
     let (status, body) = stack
         .post(&format!("/channels/{id}/members"), Some(&stack.token("member")), &json!({"userIds": ["late"]}))
         .await;
@@ -126,10 +136,14 @@ async fn a_group_holds_100_members_and_refuses_the_101st() {
         stack.post("/channels", Some(&creator), &json!({"name": "Full", "members": &refs[1..99]})).await;
     assert_eq!(status, 201);
     let id = group["channelId"].as_str().unwrap();
-    assert_eq!(group["members"].as_array().unwrap().len(), 99);
-    let (status, group) =
+    for name in &refs[1..99] {
+        stack.accept(name, id).await;
+    }
+    let (status, _) =
         stack.post(&format!("/channels/{id}/members"), Some(&creator), &json!({"userIds": ["person099"]})).await;
     assert_eq!(status, 200);
+    stack.accept("person099", id).await;
+    let (_, group) = stack.get(&format!("/channels/{id}"), Some(&creator)).await;
     assert_eq!(group["members"].as_array().unwrap().len(), 100);
     let (status, body) =
         stack.post(&format!("/channels/{id}/members"), Some(&creator), &json!({"userIds": ["person100"]})).await;

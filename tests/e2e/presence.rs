@@ -61,16 +61,21 @@ async fn contacts_see_bob_come_online_and_go_offline_with_his_last_device() {
     assert!(offline["lastSeen"].as_i64().is_some());
     carol.expect_silence(Duration::from_millis(10)).await;
 
-    alice.send_json(&json!({"action": "getPresence", "userIds": ["bob", "carol", "nobody"]})).await;
+    // Presence of a channel's members; carol shares no channel with alice, so although she
+    // is online she looks exactly like a user who does not exist.
+    alice.send_json(&json!({"action": "getPresence", "channelId": "dm", "userIds": ["bob", "carol", "nobody"]})).await;
     let states = alice.recv().await;
     assert_eq!(states["type"], "presenceState");
-    let status: BTreeMap<&str, &str> = states["users"]
+    let status: BTreeMap<&str, (&str, bool)> = states["users"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|u| (u["userId"].as_str().unwrap(), u["status"].as_str().unwrap()))
+        .map(|u| (u["userId"].as_str().unwrap(), (u["status"].as_str().unwrap(), u.get("lastSeen").is_some())))
         .collect();
-    assert_eq!(status, BTreeMap::from([("bob", "offline"), ("carol", "online"), ("nobody", "offline")]));
+    assert_eq!(
+        status,
+        BTreeMap::from([("bob", ("offline", true)), ("carol", ("offline", false)), ("nobody", ("offline", false))])
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -238,6 +238,13 @@ impl Stack {
         body
     }
 
+    /// `user` accepts their invitation to `channel` (HTTP 200 expected).
+    pub async fn accept(&self, user: &str, channel: &str) {
+        let (status, body) =
+            self.post(&format!("/invitations/{channel}/accept"), Some(&self.token(user)), &Value::Null).await;
+        assert_eq!(status, 200, "{user} accepts the invitation to {channel}: {body}");
+    }
+
     /// `POST {path}` with a JSON body, as the holder of `token` (if any): (status, JSON body).
     pub async fn post(&self, path: &str, token: Option<&str>, body: &Value) -> (u16, Value) {
         self.request(reqwest::Method::POST, path, token, Some(body)).await

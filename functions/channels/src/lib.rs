@@ -7,10 +7,12 @@
 //! - `POST /channels/{channelId}/mute` {muted}: no pushes for this channel.
 //! - `POST /channels/{channelId}/uploads` {fileName, contentType, size}: a presigned upload.
 //! - `GET /channels/{channelId}/attachments?key=`: a download URL for an attachment.
+//! - `GET /invitations`; `POST /invitations/{channelId}/accept` and `/decline`.
+//! - `GET /blocks`; `POST /blocks` {userId}; `DELETE /blocks/{userId}`.
 
 use chat_shared::apigw_http::{self, caller, channel_param, json_body, path_param, query_param};
 use chat_shared::model::{MemberRole, UserId};
-use chat_shared::{App, ChatError, media, membership};
+use chat_shared::{App, ChatError, consent, media, membership};
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
 
@@ -31,6 +33,12 @@ pub async fn handle(app: &App, request: Request) -> Response<Body> {
         },
         "POST /channels/{channelId}/uploads" => apigw_http::respond(201, grant_upload(app, &request).await),
         "GET /channels/{channelId}/attachments" => apigw_http::respond(200, attachment(app, &request).await),
+        "GET /invitations" => apigw_http::respond(200, invitations(app, &request).await),
+        "POST /invitations/{channelId}/accept" => apigw_http::respond(200, accept(app, &request).await),
+        "POST /invitations/{channelId}/decline" => no_content(decline(app, &request).await),
+        "GET /blocks" => apigw_http::respond(200, blocked(app, &request).await),
+        "POST /blocks" => no_content(block(app, &request).await),
+        "DELETE /blocks/{userId}" => no_content(unblock(app, &request).await),
         other => apigw_http::error(&ChatError::NotFound(format!("no route {other}"))),
     }
 }
@@ -118,4 +126,47 @@ async fn attachment(app: &App, request: &Request) -> Result<serde_json::Value, C
     let key = query_param(request, "key").ok_or_else(|| ChatError::InvalidRequest("key is required".into()))?;
     let url = media::download_url(app, &caller(request)?, &channel_param(request)?, key).await?;
     Ok(serde_json::json!({ "url": url }))
+}
+
+fn no_content(result: Result<(), ChatError>) -> Response<Body> {
+    match result {
+        Ok(()) => apigw_http::no_content(),
+        Err(err) => apigw_http::error(&err),
+    }
+}
+
+async fn invitations(app: &App, request: &Request) -> Result<serde_json::Value, ChatError> {
+    let pending = consent::pending(app, &caller(request)?).await?;
+    Ok(serde_json::json!({ "invitations": pending }))
+}
+
+async fn accept(app: &App, request: &Request) -> Result<membership::ChannelView, ChatError> {
+    let user = caller(request)?;
+    let channel = channel_param(request)?;
+    consent::accept(app, &user, &channel).await?;
+    membership::channel_details(app, &user, &channel).await
+}
+
+async fn decline(app: &App, request: &Request) -> Result<(), ChatError> {
+    consent::decline(app, &caller(request)?, &channel_param(request)?).await
+}
+
+async fn blocked(app: &App, request: &Request) -> Result<serde_json::Value, ChatError> {
+    Ok(serde_json::json!({ "blocked": consent::blocked(app, &caller(request)?).await? }))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct BlockRequest {
+    user_id: UserId,
+}
+
+async fn block(app: &App, request: &Request) -> Result<(), ChatError> {
+    let body: BlockRequest = json_body(request)?;
+    consent::block(app, &caller(request)?, &body.user_id).await
+}
+
+async fn unblock(app: &App, request: &Request) -> Result<(), ChatError> {
+    let target = UserId::parse(path_param(request, "userId")?)?;
+    consent::unblock(app, &caller(request)?, &target).await
 }

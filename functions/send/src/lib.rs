@@ -53,9 +53,9 @@ async fn dispatch(
         ClientFrame::MarkRead { channel_id, message_id } => {
             Some(chat::mark_read(app, &user, &connection, &channel_id, message_id).await?)
         }
-        ClientFrame::GetPresence { user_ids } => {
-            Some(ServerFrame::PresenceState { users: presence::states(app, user_ids).await? })
-        }
+        ClientFrame::GetPresence { user_ids, channel_id } => Some(ServerFrame::PresenceState {
+            users: presence::states(app, &user, user_ids, channel_id.as_ref()).await?,
+        }),
         ClientFrame::Sync { channels, after, limit } => {
             let request = SyncRequest { channels, after, limit };
             Some(ServerFrame::Synced { channels: sync::sync(app, &user, &connection, request).await? })

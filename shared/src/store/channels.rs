@@ -1,7 +1,7 @@
 //! The Channels table: one partition per channel holding its meta item, one item per
 //! member and the short-lived dedupe rows of recent sends.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
@@ -186,6 +186,22 @@ pub enum MembershipChangeError {
     Store(#[from] StoreError),
 }
 
+#[derive(Debug, thiserror::Error)]
+pub enum JoinError {
+    /// The channel does not exist, is not of the kind, or has no room.
+    #[error("the channel cannot take another member")]
+    Full,
+    #[error("already a member")]
+    AlreadyMember,
+    /// The invitation is not (or no longer) in the inbox.
+    #[error("no such invitation")]
+    NotInvited,
+    #[error("the channel changed at the same moment")]
+    Raced,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
 pub struct Channels<'a> {
     client: &'a Client,
     table: &'a str,
@@ -275,6 +291,103 @@ impl<'a> Channels<'a> {
         match request.send().await {
             Ok(_) => Ok(true),
             Err(err) if cancelled_by_condition(&err, 0) => Ok(false),
+            Err(err) => Err(StoreError::aws("TransactWriteItems", &err).into()),
+        }
+    }
+
+    /// Which of `users` share a direct channel with `me` (both of them members): one
+    /// BatchGetItem of two member items per user (per 50 users).
+    pub async fn direct_contacts(&self, me: &UserId, users: &[UserId]) -> Result<HashSet<UserId>, StoreError> {
+        let key = |channel: &ChannelId, user: &UserId| -> super::Item {
+            HashMap::from([
+                ("pk".to_owned(), AttributeValue::S(channel.to_string())),
+                ("sk".to_owned(), AttributeValue::S(keys::member_sk(user))),
+            ])
+        };
+        let mut keys = Vec::with_capacity(users.len() * 2);
+        for user in users.iter().filter(|u| *u != me) {
+            let channel = crate::membership::direct_channel_id(me, user);
+            keys.push(key(&channel, me));
+            keys.push(key(&channel, user));
+        }
+        let mut members: HashMap<String, usize> = HashMap::new();
+        for item in super::batch_get(self.client, self.table, keys, Some("pk"), false).await? {
+            if let Some(AttributeValue::S(pk)) = item.get("pk") {
+                *members.entry(pk.clone()).or_default() += 1;
+            }
+        }
+        Ok(users
+            .iter()
+            .filter(|u| *u != me)
+            .filter(|u| members.get(crate::membership::direct_channel_id(me, u).as_str()) == Some(&2))
+            .cloned()
+            .collect())
+    }
+
+    /// Opens the direct channel of `pair` with only `opener` in it: the other joins when
+    /// they accept (or open it themselves). `Ok(false)` when the channel exists.
+    pub async fn open_direct(
+        &self,
+        id: &ChannelId,
+        pair: [&UserId; 2],
+        opener: &UserId,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let mut meta = Self::new_meta(id, ChannelKind::Direct, None, 1, now_ms);
+        meta.pair = pair.iter().map(|u| (*u).clone()).collect();
+        let request = self
+            .client
+            .transact_write_items()
+            .transact_items(self.put(&meta, Some(IS_NEW))?)
+            .transact_items(self.put(&MemberItem::new(id, opener, MemberRole::Member, now_ms), None)?);
+        match request.send().await {
+            Ok(_) => Ok(true),
+            Err(err) if cancelled_by_condition(&err, 0) => Ok(false),
+            Err(err) => Err(StoreError::aws("TransactWriteItems", &err)),
+        }
+    }
+
+    /// `user` joins a channel of `kind` that has room for one more of `max_members`; with
+    /// `invitation` (the step that takes it from the inbox), only while it is pending.
+    pub async fn join(
+        &self,
+        id: &ChannelId,
+        user: &UserId,
+        role: MemberRole,
+        kind: ChannelKind,
+        max_members: u64,
+        invitation: Option<TransactWriteItem>,
+        now_ms: i64,
+    ) -> Result<(), JoinError> {
+        let kind_name = match kind {
+            ChannelKind::Group => "group",
+            ChannelKind::Direct => "direct",
+        };
+        let meta_update = Update::builder()
+            .table_name(self.table)
+            .key("pk", AttributeValue::S(id.to_string()))
+            .key("sk", AttributeValue::S(keys::CHANNEL_META_SK.into()))
+            .update_expression("ADD memberCount :one")
+            .condition_expression("attribute_exists(pk) AND kind = :kind AND memberCount < :max")
+            .expression_attribute_values(":one", AttributeValue::N("1".into()))
+            .expression_attribute_values(":kind", AttributeValue::S(kind_name.into()))
+            .expression_attribute_values(":max", AttributeValue::N(max_members.to_string()))
+            .build()
+            .map_err(StoreError::build)?;
+        let mut request = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().update(meta_update).build())
+            .transact_items(self.put(&MemberItem::new(id, user, role, now_ms), Some(IS_NEW))?);
+        if let Some(step) = invitation {
+            request = request.transact_items(step);
+        }
+        match request.send().await {
+            Ok(_) => Ok(()),
+            Err(err) if cancelled_by_condition(&err, 0) => Err(JoinError::Full),
+            Err(err) if cancelled_by_condition(&err, 1) => Err(JoinError::AlreadyMember),
+            Err(err) if cancelled_by_condition(&err, 2) => Err(JoinError::NotInvited),
+            Err(err) if is_cancelled(&err) => Err(JoinError::Raced),
             Err(err) => Err(StoreError::aws("TransactWriteItems", &err).into()),
         }
     }

@@ -4,6 +4,8 @@
 //! |----------|----------------------------|--------------------------------------------|
 //! | Messages | `{channelId}#{bucket}`     | `id` (number, the message id)              |
 //! | Channels | `{channelId}`              | `sk`: `meta`, `member#{userId}`, `dedupe#{userId}#{clientMsgId}` |
+//! | Channels | `invitations#{userId}`     | `sk`: `inbox` (pending invitations, a capped map) |
+//! | Channels | `blocks#{userId}`          | `sk`: `list` (users they block, a capped set)     |
 //! | Presence | `userId`                   | —                                          |
 //! | Users    | `user#{userId}`, `refresh#{sha256 of token}` | —                        |
 //! | RateLimits | `{kind}#{userId}#{window}` | —                                          |
@@ -18,6 +20,18 @@ pub const USER_CHANNELS_INDEX: &str = "UserChannels";
 /// Sparse GSI of the Presence table over users contacts believe online:
 /// `onlineShard` -> `deadline`. The presence sweep reads it.
 pub const ONLINE_BY_DEADLINE_INDEX: &str = "OnlineByDeadline";
+
+pub const INBOX_SK: &str = "inbox";
+pub const BLOCKS_SK: &str = "list";
+pub const BLOCKS_PK_PREFIX: &str = "blocks#";
+
+pub fn invitations_pk(user: &UserId) -> String {
+    format!("invitations#{user}")
+}
+
+pub fn blocks_pk(user: &UserId) -> String {
+    format!("{BLOCKS_PK_PREFIX}{user}")
+}
 
 pub fn user_pk(user: &UserId) -> String {
     format!("user#{user}")

@@ -2,6 +2,7 @@
 //! with serde_dynamo.
 
 pub mod channels;
+pub mod consent;
 pub mod keys;
 pub mod messages;
 pub mod presence;
@@ -11,7 +12,10 @@ pub mod users;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_smithy_types::error::display::DisplayErrorContext;
 
-pub use channels::{ChannelMeta, Channels, CreateChannelError, Member, Membership, MembershipChangeError, Roster};
+pub use channels::{
+    ChannelMeta, Channels, CreateChannelError, JoinError, Member, Membership, MembershipChangeError, Roster,
+};
+pub use consent::{Blocks, Invitation, Invitations};
 pub use messages::{AppendOutcome, ChangeRefused, MessageLog, Order};
 pub use presence::Presence;
 pub use rate_limits::RateLimiter;
