@@ -18,7 +18,7 @@ use tracing::info;
 use crate::app::App;
 use crate::error::ChatError;
 use crate::model::{ChannelId, ChannelKind, MAX_CHANNEL_MEMBERS, MemberRole, UserId};
-use crate::store::{Invitation, JoinError};
+use crate::store::{Invitation, JoinError, Seat};
 
 /// Pending invitations one user can hold; more are dropped until they answer some.
 pub const MAX_PENDING_INVITATIONS: usize = 100;
@@ -85,13 +85,13 @@ pub async fn accept(app: &App, user: &UserId, channel: &ChannelId) -> Result<(),
     let not_invited = || ChatError::NotFound(format!("no pending invitation to channel {channel}"));
     let invitation =
         pending(app, user).await?.into_iter().find(|i| &i.channel_id == channel).ok_or_else(not_invited)?;
-    let max = match invitation.kind {
+    let max_members = match invitation.kind {
         ChannelKind::Group => MAX_CHANNEL_MEMBERS as u64,
         ChannelKind::Direct => 2,
     };
+    let seat = Seat { role: invitation.role, kind: invitation.kind, max_members };
     let take = app.invitations().take_in_transaction(user, channel)?;
-    let joined =
-        app.channels().join(channel, user, invitation.role, invitation.kind, max, Some(take), app.now_ms()).await;
+    let joined = app.channels().join(channel, user, seat, Some(take), app.now_ms()).await;
     match joined {
         Ok(()) => {}
         Err(JoinError::AlreadyMember) => app.invitations().withdraw(user, std::slice::from_ref(channel)).await?,

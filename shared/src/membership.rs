@@ -10,7 +10,7 @@ use crate::consent;
 use crate::error::ChatError;
 use crate::ids::MessageId;
 use crate::model::{ChannelId, ChannelKind, MAX_CHANNEL_MEMBERS, MemberRole, UserId};
-use crate::store::{ChannelMeta, CreateChannelError, JoinError, MembershipChangeError, Roster};
+use crate::store::{ChannelMeta, CreateChannelError, JoinError, MembershipChangeError, Roster, Seat};
 
 pub const MAX_GROUP_NAME_CHARS: usize = 100;
 
@@ -144,7 +144,8 @@ pub async fn open_direct(app: &App, me: &UserId, other: &UserId) -> Result<Chann
         Some(roster) if roster.is_member(me) => {}
         Some(_) => {
             // `other` opened it first; opening it is my consent (an invitation, if any, is used up).
-            match app.channels().join(&id, me, MemberRole::Member, ChannelKind::Direct, 2, None, now).await {
+            let seat = Seat { role: MemberRole::Member, kind: ChannelKind::Direct, max_members: 2 };
+            match app.channels().join(&id, me, seat, None, now).await {
                 Ok(()) | Err(JoinError::AlreadyMember) => {}
                 Err(JoinError::Store(e)) => return Err(e.into()),
                 Err(err) => return Err(ChatError::Conflict(format!("could not join the direct channel: {err}"))),

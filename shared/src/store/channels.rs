@@ -186,6 +186,14 @@ pub enum MembershipChangeError {
     Store(#[from] StoreError),
 }
 
+/// What joining takes: the role, the kind of channel expected, and its size limit.
+#[derive(Debug, Clone, Copy)]
+pub struct Seat {
+    pub role: MemberRole,
+    pub kind: ChannelKind,
+    pub max_members: u64,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum JoinError {
     /// The channel does not exist, is not of the kind, or has no room.
@@ -347,18 +355,17 @@ impl<'a> Channels<'a> {
         }
     }
 
-    /// `user` joins a channel of `kind` that has room for one more of `max_members`; with
+    /// `user` takes `seat` in a channel of its kind that has room for one more; with
     /// `invitation` (the step that takes it from the inbox), only while it is pending.
     pub async fn join(
         &self,
         id: &ChannelId,
         user: &UserId,
-        role: MemberRole,
-        kind: ChannelKind,
-        max_members: u64,
+        seat: Seat,
         invitation: Option<TransactWriteItem>,
         now_ms: i64,
     ) -> Result<(), JoinError> {
+        let Seat { role, kind, max_members } = seat;
         let kind_name = match kind {
             ChannelKind::Group => "group",
             ChannelKind::Direct => "direct",

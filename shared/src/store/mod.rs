@@ -13,7 +13,7 @@ use aws_sdk_dynamodb::error::SdkError;
 use aws_smithy_types::error::display::DisplayErrorContext;
 
 pub use channels::{
-    ChannelMeta, Channels, CreateChannelError, JoinError, Member, Membership, MembershipChangeError, Roster,
+    ChannelMeta, Channels, CreateChannelError, JoinError, Member, Membership, MembershipChangeError, Roster, Seat,
 };
 pub use consent::{Blocks, Invitation, Invitations};
 pub use messages::{AppendOutcome, ChangeRefused, MessageLog, Order};
