@@ -131,7 +131,7 @@ impl ScanFanOut {
         let app = &*self.app;
         let text = MessageText::parse(text)?;
         if let Some(retry_after_ms) =
-            app.rate_limiter().hit("send", sender, app.config.rate_limits.sends, app.now_ms()).await?
+            app.rate_limiter().hit("send", sender.as_str(), app.config.rate_limits.sends, app.now_ms()).await?
         {
             return Err(ChatError::RateLimited { retry_after_ms });
         }

@@ -141,10 +141,23 @@ pub async fn sign_up(app: &App, credentials: Credentials) -> Result<Session, Cha
     new_session(app, user).await
 }
 
-pub async fn sign_in(app: &App, credentials: Credentials) -> Result<Session, ChatError> {
+/// Checks a password. Attempts count before any hashing, per source address, per account,
+/// and per account from this address (the tightest), so a flood costs no Argon2 work. The
+/// per-account count alone is five times looser: an attacker on many addresses can slow
+/// the owner's sign-in but the owner's refresh tokens keep working.
+pub async fn sign_in(app: &App, credentials: Credentials, source: &str) -> Result<Session, ChatError> {
+    use crate::limits::{Action, check};
     let refused = || ChatError::Unauthorized("wrong username or password".into());
     // A malformed username is just another wrong username: same answer, same time.
     let user = parse_username(&credentials.username).ok();
+    let account = user.as_ref().map(UserId::as_str).unwrap_or("-");
+    check(app, Action::SignIn, &format!("{account}@{source}")).await?;
+    check(app, Action::SignIn, source).await?;
+    let mut per_account = app.config.rate_limits.sign_ins;
+    per_account.count = per_account.count.saturating_mul(5);
+    if let Some(retry_after_ms) = app.rate_limiter().hit("signin-account", account, per_account, app.now_ms()).await? {
+        return Err(ChatError::RateLimited { retry_after_ms });
+    }
     let record = match &user {
         Some(user) => app.users().get(user).await?,
         None => None,

@@ -27,6 +27,30 @@ pub fn caller(request: &Request) -> Result<UserId, ChatError> {
         .and_then(|u| UserId::parse(u).map_err(|_| ChatError::Unauthorized("invalid user id".into())))
 }
 
+/// The client's address as API Gateway saw it (`ip:` + address), to key limits of routes
+/// nobody is signed in to.
+pub fn source_address(request: &Request) -> String {
+    let ip = match request.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(context)) => context.http.source_ip.clone(),
+        _ => None,
+    };
+    format!("ip:{}", ip.unwrap_or_else(|| "unknown".into()))
+}
+
+/// Counts a signed-in route against the caller's limit: reads, upload grants, or changes.
+pub async fn within_limit(app: &crate::App, request: &Request) -> Result<(), ChatError> {
+    use crate::limits::{Action, check};
+    let route = route_key(request);
+    let action = if route.starts_with("GET ") {
+        Action::Read
+    } else if route == "POST /channels/{channelId}/uploads" {
+        Action::Upload
+    } else {
+        Action::Write
+    };
+    check(app, action, caller(request)?.as_str()).await
+}
+
 /// `METHOD /path/{param}` of the matched route.
 pub fn route_key(request: &Request) -> String {
     match request.request_context_ref() {

@@ -40,7 +40,7 @@ pub async fn connect(
     lifetime_left_ms: i64,
 ) -> Result<(), ChatError> {
     let limit = app.config.rate_limits.connects;
-    if let Some(retry_after_ms) = app.rate_limiter().hit("connect", user, limit, app.now_ms()).await? {
+    if let Some(retry_after_ms) = app.rate_limiter().hit("connect", user.as_str(), limit, app.now_ms()).await? {
         return Err(ChatError::RateLimited { retry_after_ms });
     }
     presence::connected(app, user, connection, lifetime_left_ms).await?;
@@ -81,7 +81,7 @@ pub async fn send_message(
         MessageText::parse(text)?.into_string()
     };
     let limit = app.config.rate_limits.sends;
-    if let Some(retry_after_ms) = app.rate_limiter().hit("send", sender, limit, app.now_ms()).await? {
+    if let Some(retry_after_ms) = app.rate_limiter().hit("send", sender.as_str(), limit, app.now_ms()).await? {
         return Err(ChatError::RateLimited { retry_after_ms });
     }
     // The same answer whether the channel exists or not: no probing for channel ids.

@@ -45,17 +45,59 @@ impl RateLimit {
     }
 }
 
+/// A limit for every action (see `crate::limits` for which are counted where).
 #[derive(Debug, Clone, Copy)]
 pub struct RateLimits {
     /// `sendMessage` per user. Default 5 per 5 s, as Discord does.
     pub sends: RateLimit,
     /// WebSocket connection attempts per user. Default 20 per minute.
     pub connects: RateLimit,
+    /// `editMessage` and `deleteMessage` per user (each fans out to every member).
+    pub changes: RateLimit,
+    /// `typing`, `markRead`, `heartbeat`, `getPresence`, `sync`: cheap frames, per user.
+    pub frames: RateLimit,
+    /// HTTP reads (channel list, history, details, invitations, blocks) per user.
+    pub reads: RateLimit,
+    /// HTTP changes (groups, members, invitations, blocks, mute, devices, sign-out) per user.
+    pub writes: RateLimit,
+    /// Upload grants per user.
+    pub uploads: RateLimit,
+    /// Sign-in attempts per account and per source address (each also alone, looser).
+    pub sign_ins: RateLimit,
+    /// Sign-ups and refreshes per source address.
+    pub sign_ups: RateLimit,
+}
+
+impl RateLimits {
+    /// The same limit for every action (tests).
+    pub const fn uniform(limit: RateLimit) -> Self {
+        Self {
+            sends: limit,
+            connects: limit,
+            changes: limit,
+            frames: limit,
+            reads: limit,
+            writes: limit,
+            uploads: limit,
+            sign_ins: limit,
+            sign_ups: limit,
+        }
+    }
 }
 
 impl Default for RateLimits {
     fn default() -> Self {
-        Self { sends: RateLimit { count: 5, window_ms: 5_000 }, connects: RateLimit { count: 20, window_ms: 60_000 } }
+        Self {
+            sends: RateLimit { count: 5, window_ms: 5_000 },
+            connects: RateLimit { count: 20, window_ms: 60_000 },
+            changes: RateLimit { count: 10, window_ms: 10_000 },
+            frames: RateLimit { count: 20, window_ms: 10_000 },
+            reads: RateLimit { count: 60, window_ms: 60_000 },
+            writes: RateLimit { count: 30, window_ms: 60_000 },
+            uploads: RateLimit { count: 30, window_ms: 60 * 60_000 },
+            sign_ins: RateLimit { count: 10, window_ms: 5 * 60_000 },
+            sign_ups: RateLimit { count: 20, window_ms: 60 * 60_000 },
+        }
     }
 }
 
@@ -172,9 +214,19 @@ impl Config {
                 audience: optional("TOKEN_AUDIENCE").unwrap_or_else(|| DEFAULT_TOKEN_AUDIENCE.into()),
             }),
             management_endpoint: required("MANAGEMENT_ENDPOINT")?,
-            rate_limits: RateLimits {
-                sends: rate_limit("RATE_LIMIT_SENDS", RateLimits::default().sends)?,
-                connects: rate_limit("RATE_LIMIT_CONNECTS", RateLimits::default().connects)?,
+            rate_limits: {
+                let d = RateLimits::default();
+                RateLimits {
+                    sends: rate_limit("RATE_LIMIT_SENDS", d.sends)?,
+                    connects: rate_limit("RATE_LIMIT_CONNECTS", d.connects)?,
+                    changes: rate_limit("RATE_LIMIT_CHANGES", d.changes)?,
+                    frames: rate_limit("RATE_LIMIT_FRAMES", d.frames)?,
+                    reads: rate_limit("RATE_LIMIT_READS", d.reads)?,
+                    writes: rate_limit("RATE_LIMIT_WRITES", d.writes)?,
+                    uploads: rate_limit("RATE_LIMIT_UPLOADS", d.uploads)?,
+                    sign_ins: rate_limit("RATE_LIMIT_SIGN_INS", d.sign_ins)?,
+                    sign_ups: rate_limit("RATE_LIMIT_SIGN_UPS", d.sign_ups)?,
+                }
             },
             access_token_ttl_s: seconds("ACCESS_TOKEN_TTL_SECONDS", DEFAULT_ACCESS_TOKEN_TTL_S)?,
             refresh_token_ttl_s: seconds("REFRESH_TOKEN_TTL_SECONDS", DEFAULT_REFRESH_TOKEN_TTL_S)?,

@@ -14,6 +14,7 @@ pub mod config;
 pub mod consent;
 pub mod error;
 pub mod ids;
+pub mod limits;
 pub mod media;
 pub mod membership;
 pub mod metrics;

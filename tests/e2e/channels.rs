@@ -160,6 +160,7 @@ async fn a_flooding_sender_is_slowed_down_and_nothing_over_the_limit_is_stored()
     let rate_limits = RateLimits {
         sends: RateLimit { count: 5, window_ms: 5_000 },
         connects: RateLimit { count: 3, window_ms: 60_000 },
+        ..e2e::GENEROUS
     };
     let stack = Stack::start_with(StackOptions {
         clock: Some(clock.clone()),

@@ -1,6 +1,7 @@
 //! End-to-end tests: real WebSocket and HTTP clients, the local gateway, moto.
 //! One binary, so moto starts once; each test has its own tables and gateway.
 
+mod abuse;
 mod accounts;
 mod aws_rules;
 mod bad_input;

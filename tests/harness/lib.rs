@@ -65,10 +65,7 @@ pub struct StackOptions {
 pub type InvokerFactory = Box<dyn FnOnce(&LocalFunctions) -> Arc<dyn Invoke> + Send>;
 
 /// High enough that only the rate-limit tests ever hit a limit.
-pub const GENEROUS: RateLimits = RateLimits {
-    sends: RateLimit { count: 10_000, window_ms: 1_000 },
-    connects: RateLimit { count: 10_000, window_ms: 1_000 },
-};
+pub const GENEROUS: RateLimits = RateLimits::uniform(RateLimit { count: 10_000, window_ms: 1_000 });
 
 /// The whole backend for one test: tables of its own in moto, the functions behind a
 /// local gateway on a free port.

@@ -3,13 +3,27 @@
 
 use chat_shared::accounts::{self, Credentials};
 use chat_shared::apigw_http::{self, caller, json_body, path_param};
+use chat_shared::limits;
 use chat_shared::push::{self, DeviceView, Platform};
 use chat_shared::{App, ChatError};
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
 
 pub async fn handle(app: &App, request: Request) -> Response<Body> {
-    match apigw_http::route_key(&request).as_str() {
+    let route = apigw_http::route_key(&request);
+    // Sign-in counts per account and address inside; sign-up and refresh per address;
+    // everything else per signed-in user.
+    let limited = match route.as_str() {
+        "POST /auth/signin" => Ok(()),
+        "POST /auth/signup" | "POST /auth/refresh" => {
+            limits::check(app, limits::Action::SignUp, &apigw_http::source_address(&request)).await
+        }
+        _ => apigw_http::within_limit(app, &request).await,
+    };
+    if let Err(err) = limited {
+        return apigw_http::error(&err);
+    }
+    match route.as_str() {
         "POST /auth/signup" => apigw_http::respond(201, sign_up(app, &request).await),
         "POST /auth/signin" => apigw_http::respond(200, sign_in(app, &request).await),
         "POST /auth/refresh" => apigw_http::respond(200, refresh(app, &request).await),
@@ -28,7 +42,7 @@ async fn sign_up(app: &App, request: &Request) -> Result<accounts::Session, Chat
 }
 
 async fn sign_in(app: &App, request: &Request) -> Result<accounts::Session, ChatError> {
-    accounts::sign_in(app, json_body::<Credentials>(request)?).await
+    accounts::sign_in(app, json_body::<Credentials>(request)?, &apigw_http::source_address(request)).await
 }
 
 #[derive(Deserialize)]

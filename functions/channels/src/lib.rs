@@ -17,6 +17,9 @@ use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
 
 pub async fn handle(app: &App, request: Request) -> Response<Body> {
+    if let Err(err) = apigw_http::within_limit(app, &request).await {
+        return apigw_http::error(&err);
+    }
     let route = apigw_http::route_key(&request);
     match route.as_str() {
         "POST /channels" => apigw_http::respond(201, create_group(app, &request).await),

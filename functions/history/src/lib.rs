@@ -11,6 +11,9 @@ use lambda_http::{Body, Request, Response};
 use serde_json::json;
 
 pub async fn handle(app: &App, request: Request) -> Response<Body> {
+    if let Err(err) = apigw_http::within_limit(app, &request).await {
+        return apigw_http::error(&err);
+    }
     match apigw_http::route_key(&request).as_str() {
         "GET /channels" => apigw_http::respond(200, list(app, &request).await),
         _ => apigw_http::respond(200, history(app, &request).await),

@@ -4,6 +4,7 @@
 //! An answer, when the action has one, goes back to the caller as the route response.
 
 use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
+use chat_shared::limits::{self, Action};
 use chat_shared::protocol::{ClientFrame, ErrorBody, ServerFrame};
 use chat_shared::sync::{self, SyncRequest};
 use chat_shared::{App, ChatError, apigw, chat, presence};
@@ -29,7 +30,18 @@ async fn dispatch(
     body: &str,
 ) -> Result<Option<ServerFrame>, ChatError> {
     let (user, connection) = apigw::ws_caller(event)?;
-    let frame = ClientFrame::parse(body)?;
+    let frame = ClientFrame::parse(body);
+    // sendMessage counts in `chat::send_message` (the dedupe of a retry comes first); a
+    // frame that does not parse counts as a cheap frame, so floods of junk are limited too.
+    let action = match &frame {
+        Ok(ClientFrame::SendMessage { .. }) => None,
+        Ok(ClientFrame::EditMessage { .. } | ClientFrame::DeleteMessage { .. }) => Some(Action::Change),
+        _ => Some(Action::Frame),
+    };
+    if let Some(action) = action {
+        limits::check(app, action, user.as_str()).await?;
+    }
+    let frame = frame?;
     let answer = match frame {
         ClientFrame::SendMessage { channel_id, client_msg_id, text, attachments } => {
             let sent =

@@ -6,7 +6,6 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 
 use super::StoreError;
 use crate::config::RateLimit;
-use crate::model::UserId;
 
 pub struct RateLimiter<'a> {
     client: &'a Client,
@@ -18,22 +17,16 @@ impl<'a> RateLimiter<'a> {
         Self { client, table }
     }
 
-    /// Counts one request of `kind` for `user`. `Ok(None)` when it is within `limit`,
-    /// `Ok(Some(ms))` with the time until the window ends when it is over.
-    pub async fn hit(
-        &self,
-        kind: &str,
-        user: &UserId,
-        limit: RateLimit,
-        now_ms: i64,
-    ) -> Result<Option<u64>, StoreError> {
+    /// Counts one request of `kind` by `who` (a user, or a source address). `Ok(None)` when
+    /// it is within `limit`, `Ok(Some(ms))` with the time until the window ends when over.
+    pub async fn hit(&self, kind: &str, who: &str, limit: RateLimit, now_ms: i64) -> Result<Option<u64>, StoreError> {
         let window = now_ms.div_euclid(limit.window_ms);
         let window_ends = (window + 1) * limit.window_ms;
         let out = self
             .client
             .update_item()
             .table_name(self.table)
-            .key("pk", AttributeValue::S(format!("{kind}#{user}#{window}")))
+            .key("pk", AttributeValue::S(format!("{kind}#{who}#{window}")))
             .update_expression("ADD #count :one SET #ttl = if_not_exists(#ttl, :ttl)")
             .expression_attribute_names("#count", "count")
             .expression_attribute_names("#ttl", "ttl")

@@ -1,0 +1,260 @@
+//! Hostile users: each test is one attack, showing the attacker stopped and the victim
+//! unaffected.
+
+use std::time::Duration;
+
+use chat_shared::clock::ManualClock;
+use chat_shared::config::{RateLimit, RateLimits};
+use chat_shared::metrics::RequestCounter;
+use chat_shared::model::UserId;
+use chat_shared::store::UserRecord;
+use e2e::{GENEROUS, Stack, StackOptions};
+use serde_json::{Value, json};
+
+/// Accounts without the cost of Argon2 (these tests are not about passwords).
+async fn add_users(stack: &Stack, names: &[&str]) {
+    for name in names {
+        let record = UserRecord {
+            user_id: UserId::parse(*name).unwrap(),
+            password_hash: "$argon2id$unused".into(),
+            created_at: 0,
+        };
+        assert!(stack.app.users().create(&record).await.unwrap());
+    }
+}
+
+/// The DynamoDB and Management API requests `during` makes.
+async fn requests_of<T>(
+    stack: &Stack,
+    during: impl std::future::Future<Output = T>,
+) -> (std::collections::BTreeMap<String, u64>, T) {
+    let before = stack.requests.snapshot();
+    let out = during.await;
+    (RequestCounter::diff(&before, &stack.requests.snapshot()), out)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stranger_cannot_put_anyone_into_groups_and_invitations_cost_the_invitee_nothing() {
+    let stack = Stack::start().await;
+    add_users(&stack, &["mallory", "victim", "calm"]).await;
+    let mallory = stack.token("mallory");
+    let mut groups = Vec::new();
+    for n in 0..105 {
+        let (status, group) =
+            stack.post("/channels", Some(&mallory), &json!({"name": format!("spam {n}"), "members": ["victim"]})).await;
+        assert_eq!(status, 201, "{group}");
+        assert_eq!(group["invited"], json!(["victim"]), "the answer says invited, never added");
+        groups.push(group["channelId"].as_str().unwrap().to_owned());
+    }
+
+    // The victim is in none of them; her inbox holds at most 100 invitations.
+    let victim = stack.token("victim");
+    let (_, list) = stack.get("/channels", Some(&victim)).await;
+    assert_eq!(list["channels"], json!([]));
+    let (_, inbox) = stack.get("/invitations", Some(&victim)).await;
+    assert_eq!(inbox["invitations"].as_array().unwrap().len(), 100, "the inbox is capped");
+
+    // Connecting and listing cost her what they cost someone with no invitations.
+    let (victim_connect, _victim_ws) = requests_of(&stack, stack.connect("victim")).await;
+    let (calm_connect, _calm_ws) = requests_of(&stack, stack.connect("calm")).await;
+    assert_eq!(victim_connect, calm_connect);
+    let (victim_list, _) = requests_of(&stack, stack.get("/channels", Some(&victim))).await;
+    let (calm_list, _) = requests_of(&stack, stack.get("/channels", Some(&stack.token("calm")))).await;
+    assert_eq!(victim_list, calm_list);
+
+    // Nothing mallory sends into those groups reaches her.
+    let mut victim_ws = stack.connect("victim").await;
+    let mut mallory_ws = stack.connect("mallory").await;
+    mallory_ws.send_message(&groups[0], "spam", "buy now").await;
+    assert_eq!(mallory_ws.recv().await["type"], "ack");
+    victim_ws.expect_silence(Duration::from_millis(300)).await;
+
+    // Declining removes the invitation; accepting another makes her a member of that one only.
+    let decline = stack.post(&format!("/invitations/{}/decline", groups[1]), Some(&victim), &Value::Null).await;
+    assert_eq!(decline.0, 204);
+    let (_, inbox) = stack.get("/invitations", Some(&victim)).await;
+    assert!(!inbox["invitations"].as_array().unwrap().iter().any(|i| i["channelId"] == groups[1].as_str()));
+    stack.accept("victim", &groups[2]).await;
+    let (_, list) = stack.get("/channels", Some(&victim)).await;
+    assert_eq!(list["channels"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blocked_user_can_neither_invite_nor_open_a_direct_channel_nor_see_presence() {
+    let stack = Stack::start().await;
+    add_users(&stack, &["mallory", "bob", "carol"]).await;
+    stack.create_channel("club", &["carol", "bob", "mallory"]).await;
+    let (mallory, bob) = (stack.token("mallory"), stack.token("bob"));
+    let _bob_ws = stack.connect("bob").await;
+
+    let (status, _) = stack.post("/blocks", Some(&bob), &json!({"userId": "mallory"})).await;
+    assert_eq!(status, 204);
+    let (_, blocked) = stack.get("/blocks", Some(&bob)).await;
+    assert_eq!(blocked["blocked"], json!(["mallory"]));
+
+    // Mallory's attempts get the answers anyone gets; nothing reaches bob.
+    let (_, group) = stack.post("/channels", Some(&mallory), &json!({"name": "again", "members": ["bob"]})).await;
+    assert_eq!(group["invited"], json!(["bob"]));
+    let (_, direct) = stack.post("/channels/direct", Some(&mallory), &json!({"userId": "bob"})).await;
+    assert_eq!(direct["invited"], json!(["bob"]));
+    let (_, to_carol) = stack.post("/channels/direct", Some(&mallory), &json!({"userId": "carol"})).await;
+    assert_eq!(to_carol["invited"], json!(["carol"]), "the same shape as for someone who does not block her");
+    let (_, inbox) = stack.get("/invitations", Some(&bob)).await;
+    assert_eq!(inbox["invitations"], json!([]));
+
+    // In a group they share, bob looks to mallory like a user who does not exist.
+    let mut mallory_ws = stack.connect("mallory").await;
+    mallory_ws.send_json(&json!({"action": "getPresence", "channelId": "club"})).await;
+    let states = mallory_ws.recv_type("presenceState").await;
+    let bob_state = states["users"].as_array().unwrap().iter().find(|u| u["userId"] == "bob").unwrap().clone();
+    assert_eq!(bob_state, json!({"userId": "bob", "status": "offline"}));
+    let mut carol_ws = stack.connect("carol").await;
+    carol_ws.send_json(&json!({"action": "getPresence", "channelId": "club", "userIds": ["bob"]})).await;
+    assert_eq!(carol_ws.recv_type("presenceState").await["users"][0]["status"], "online", "carol still sees him");
+
+    // Unblocking lets mallory reach him again.
+    let (status, _) = stack.request(reqwest::Method::DELETE, "/blocks/mallory", Some(&bob), None).await;
+    assert_eq!(status, 204);
+    stack.post("/channels", Some(&mallory), &json!({"name": "after", "members": ["bob"]})).await;
+    let (_, inbox) = stack.get("/invitations", Some(&bob)).await;
+    assert_eq!(inbox["invitations"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn user_names_cannot_be_enumerated_through_channel_routes() {
+    let stack = Stack::start().await;
+    add_users(&stack, &["prober", "exists"]).await;
+    let prober = stack.token("prober");
+    let shape = |mut body: Value| {
+        body.as_object_mut().unwrap().remove("channelId");
+        body.as_object_mut().unwrap().remove("createdAt");
+        body
+    };
+    for (name, other) in [("exists", "ghost")] {
+        let (s1, real) = stack.post("/channels", Some(&prober), &json!({"name": "g", "members": [name]})).await;
+        let (s2, fake) = stack.post("/channels", Some(&prober), &json!({"name": "g", "members": [other]})).await;
+        assert_eq!(s1, s2);
+        assert_eq!(shape(real)["invited"].as_array().unwrap().len(), shape(fake)["invited"].as_array().unwrap().len());
+        let (s1, real) = stack.post("/channels/direct", Some(&prober), &json!({"userId": name})).await;
+        let (s2, fake) = stack.post("/channels/direct", Some(&prober), &json!({"userId": other})).await;
+        assert_eq!(s1, s2);
+        let (real, fake) = (shape(real), shape(fake));
+        assert_eq!(real["members"], fake["members"]);
+        assert_eq!(real["invited"].as_array().unwrap().len(), fake["invited"].as_array().unwrap().len());
+    }
+}
+
+/// Limits of 3 per 10 s for everything but sending and connecting.
+fn tight() -> RateLimits {
+    let three = RateLimit { count: 3, window_ms: 10_000 };
+    RateLimits { changes: three, frames: three, reads: three, writes: three, uploads: three, ..GENEROUS }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_typing_flood_is_answered_rate_limited_and_costs_no_writes() {
+    let clock = ManualClock::starting_at(1_800_000_000_000 + 100);
+    let frames = RateLimit { count: 20, window_ms: 10_000 };
+    let limits = RateLimits { frames, ..GENEROUS };
+    let stack =
+        Stack::start_with(StackOptions { clock: Some(clock), rate_limits: Some(limits), ..Default::default() }).await;
+    stack.create_channel("dm", &["alice", "bob"]).await;
+    let mut alice = stack.connect("alice").await;
+    let mut bob = stack.connect("bob").await;
+
+    let before = stack.requests.snapshot();
+    for _ in 0..100 {
+        alice.send_json(&json!({"action": "typing", "channelId": "dm", "state": "start"})).await;
+    }
+    let mut refused = 0;
+    for _ in 0..80 {
+        let answer = alice.recv().await;
+        assert_eq!(answer["code"], "rate_limited", "{answer}");
+        assert!(answer["retryAfterMs"].as_u64().unwrap() <= 10_000);
+        refused += 1;
+    }
+    alice.expect_silence(Duration::from_millis(200)).await;
+    assert_eq!(refused, 80, "the 21st frame on is refused");
+    let mut relayed = 0;
+    while bob.try_recv(Duration::from_millis(300)).await.is_some() {
+        relayed += 1;
+    }
+    assert_eq!(relayed, 20, "bob sees only what the limit lets through");
+    let spent = RequestCounter::diff(&before, &stack.requests.snapshot());
+    assert_eq!(spent.get("dynamodb.UpdateItem"), None, "counting typing frames writes nothing: {spent:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_action_and_route_has_a_limit() {
+    let clock = ManualClock::starting_at(1_800_000_000_000 + 100);
+    let stack =
+        Stack::start_with(StackOptions { clock: Some(clock), rate_limits: Some(tight()), ..Default::default() }).await;
+    add_users(&stack, &["alice", "bob"]).await;
+    stack.create_channel("dm", &["alice", "bob"]).await;
+    let mut alice = stack.connect("alice").await;
+    alice.send_message("dm", "m1", "hello").await;
+    let id = alice.recv().await["message"]["messageId"].as_str().unwrap().to_owned();
+
+    let frames = [
+        json!({"action": "markRead", "channelId": "dm", "messageId": id}),
+        json!({"action": "getPresence", "userIds": ["bob"]}),
+        json!({"action": "sync"}),
+        json!({"action": "heartbeat"}),
+    ];
+    // frames share one limit of 3: the 4th of any kind is refused.
+    let mut codes = Vec::new();
+    for frame in frames.iter().cycle().take(5) {
+        alice.send_json(frame).await;
+        if let Some(answer) = alice.try_recv(Duration::from_millis(500)).await {
+            codes.push(answer["code"].as_str().unwrap_or(answer["type"].as_str().unwrap_or("?")).to_owned());
+        }
+    }
+    assert!(codes.iter().filter(|c| *c == "rate_limited").count() >= 1, "{codes:?}");
+    for n in 0..4 {
+        alice
+            .send_json(&json!({"action": "editMessage", "channelId": "dm", "messageId": id, "text": format!("v{n}")}))
+            .await;
+    }
+    let mut edits = Vec::new();
+    for _ in 0..4 {
+        edits.push(alice.recv().await);
+    }
+    assert_eq!(edits.iter().filter(|a| a["code"] == "rate_limited").count(), 1, "{edits:?}");
+
+    let alice_token = stack.token("alice");
+    for (method, path, body) in [
+        (reqwest::Method::GET, "/channels", None),
+        (reqwest::Method::GET, "/invitations", None),
+        (reqwest::Method::POST, "/blocks", Some(json!({"userId": "bob"}))),
+        (
+            reqwest::Method::POST,
+            "/channels/dm/uploads",
+            Some(json!({"fileName": "a.txt", "contentType": "text/plain", "size": 1})),
+        ),
+    ] {
+        let mut statuses = Vec::new();
+        for _ in 0..4 {
+            statuses.push(stack.request(method.clone(), path, Some(&alice_token), body.as_ref()).await);
+        }
+        let last = statuses.pop().unwrap();
+        assert_eq!((last.0, last.1["code"].as_str()), (429, Some("rate_limited")), "{method} {path}: {statuses:?}");
+        assert!(last.1["retryAfterMs"].as_u64().is_some());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_in_attempts_past_the_limit_are_refused_before_any_password_work() {
+    let limits = RateLimits { sign_ins: RateLimit { count: 3, window_ms: 300_000 }, ..GENEROUS };
+    let stack = Stack::start_with(StackOptions { rate_limits: Some(limits), ..Default::default() }).await;
+    stack.sign_up("owner", "the owner's password").await;
+    let wrong = json!({"username": "owner", "password": "guess guess guess"});
+    for _ in 0..3 {
+        assert_eq!(stack.post("/auth/signin", None, &wrong).await.0, 401);
+    }
+    // The refused attempt never reads the account, so it never reaches Argon2.
+    let (spent, (status, body)) = requests_of(&stack, stack.post("/auth/signin", None, &wrong)).await;
+    assert_eq!((status, body["code"].as_str()), (429, Some("rate_limited")), "{body}");
+    assert_eq!(spent.get("dynamodb.GetItem"), None, "{spent:?}");
+    // Even the right password waits out the window from this address.
+    let right = json!({"username": "owner", "password": "the owner's password"});
+    assert_eq!(stack.post("/auth/signin", None, &right).await.0, 429);
+}
