@@ -88,6 +88,7 @@ pub const HTTP_ROUTES: &[HttpRoute] = &[
     http("POST", "/auth/signup", Function::Auth, false),
     http("POST", "/auth/signin", Function::Auth, false),
     http("POST", "/auth/refresh", Function::Auth, false),
+    http("POST", "/auth/signout", Function::Auth, true),
     http("GET", "/channels", Function::History, true),
     http("GET", "/channels/{channelId}/messages", Function::History, true),
     http("POST", "/channels", Function::Channels, true),

@@ -9,12 +9,12 @@ use argon2::{Algorithm, Argon2, Params, Version};
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::app::App;
 use crate::error::ChatError;
 use crate::model::UserId;
-use crate::store::UserRecord;
+use crate::store::{Refresh, UserRecord};
 
 pub const MIN_PASSWORD_CHARS: usize = 8;
 /// Argon2 handles long inputs, but nobody needs more, and it bounds the work per request.
@@ -106,12 +106,27 @@ pub struct Session {
     pub refresh_expires_in: i64,
 }
 
-async fn new_session(app: &App, user: UserId) -> Result<Session, ChatError> {
+/// Devices (sessions) one user can be signed in on; signing in on one more ends the oldest.
+pub const MAX_SESSIONS: usize = 20;
+
+/// A new session (sign-up, sign-in) or the next tokens of one (`sid`, refresh).
+async fn new_session(app: &App, user: UserId, sid: Option<String>) -> Result<Session, ChatError> {
     let now = app.now_ms();
-    let access_token =
-        app.tokens().map_err(crate::store::StoreError::from)?.issue(&user, now / 1000, app.config.access_token_ttl_s);
+    let sid = match sid {
+        Some(sid) => sid,
+        None => {
+            let sid = hex::encode(rand::random::<[u8; 16]>());
+            if let Some(ended) = app.sessions().start(&user, &sid, now, MAX_SESSIONS).await? {
+                info!(%user, session = %ended, "oldest session ended: too many devices");
+            }
+            sid
+        }
+    };
+    let keys = app.tokens().map_err(crate::store::StoreError::from)?;
+    let access_token = keys.issue_for_session(&user, Some(&sid), now / 1000, app.config.access_token_ttl_s);
     let refresh_token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>());
-    app.users().put_refresh(&refresh_hash(&refresh_token), &user, now + app.config.refresh_token_ttl_s * 1000).await?;
+    let expires = now + app.config.refresh_token_ttl_s * 1000;
+    app.sessions().put_refresh(&refresh_hash(&refresh_token), &user, &sid, expires).await?;
     Ok(Session {
         user_id: user,
         access_token,
@@ -138,7 +153,7 @@ pub async fn sign_up(app: &App, credentials: Credentials) -> Result<Session, Cha
         return Err(ChatError::Conflict(format!("username {user} is taken")));
     }
     info!(%user, "signed up");
-    new_session(app, user).await
+    new_session(app, user, None).await
 }
 
 /// Checks a password. Attempts count before any hashing, per source address, per account,
@@ -172,16 +187,48 @@ pub async fn sign_in(app: &App, credentials: Credentials, source: &str) -> Resul
     }
     let user = user.ok_or_else(refused)?;
     info!(%user, "signed in");
-    new_session(app, user).await
+    new_session(app, user, None).await
 }
 
+/// Single-use refresh: the next tokens of the same session. A token used a second time
+/// ends its whole session (the thief's copy and the owner's both stop working).
 pub async fn refresh(app: &App, refresh_token: &str) -> Result<Session, ChatError> {
-    let user = app
-        .users()
-        .take_refresh(&refresh_hash(refresh_token), app.now_ms())
-        .await?
-        .ok_or_else(|| ChatError::Unauthorized("refresh token is invalid, used or expired".into()))?;
-    new_session(app, user).await
+    let refused = |why: &str| ChatError::Unauthorized(format!("refresh token is {why}"));
+    match app.sessions().take_refresh(&refresh_hash(refresh_token), app.now_ms()).await? {
+        Refresh::Fresh { user, sid: Some(sid) } => {
+            if !app.sessions().is_live(&user, &sid).await? {
+                return Err(refused("of a session that was signed out"));
+            }
+            new_session(app, user, Some(sid)).await
+        }
+        // Issued before sessions existed: it starts one.
+        Refresh::Fresh { user, sid: None } => new_session(app, user, None).await,
+        Refresh::Reused { user, sid } => {
+            warn!(%user, "a refresh token was used twice: its session ends");
+            if let Some(sid) = sid {
+                app.sessions().end(&user, Some(&sid)).await?;
+            }
+            Err(refused("used already; the session is ended"))
+        }
+        Refresh::Invalid => Err(refused("invalid or expired")),
+    }
+}
+
+/// Signs out this session, or every session of the user: their refresh tokens stop
+/// working, their access tokens stop opening connections, and their open connections are
+/// closed. Answers how many connections were closed.
+pub async fn sign_out(app: &App, user: &UserId, session: Option<&str>, everywhere: bool) -> Result<usize, ChatError> {
+    let ending = if everywhere {
+        None
+    } else {
+        Some(session.ok_or_else(|| {
+            ChatError::InvalidRequest("this token belongs to no session; sign out everywhere instead".into())
+        })?)
+    };
+    app.sessions().end(user, ending).await?;
+    let closed = crate::presence::close_connections(app, user, ending).await?;
+    info!(%user, everywhere, closed, "signed out");
+    Ok(closed)
 }
 
 #[cfg(test)]

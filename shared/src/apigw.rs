@@ -10,6 +10,13 @@ use crate::protocol::ServerFrame;
 
 /// The key under which the authorizer puts the user id into its context.
 pub const AUTHORIZER_USER_ID: &str = "userId";
+/// ... and the session the token belongs to (absent for tokens of no session).
+pub const AUTHORIZER_SESSION: &str = "sessionId";
+
+/// The session of the connection's token, from the authorizer's context.
+pub fn ws_session(event: &ApiGatewayWebsocketProxyRequest) -> Option<&str> {
+    event.request_context.authorizer.fields.get(AUTHORIZER_SESSION).and_then(Value::as_str)
+}
 
 /// Who sent the event and on which connection. The user id comes only from the
 /// authorizer's context, never from the client's frame.

@@ -51,6 +51,19 @@ pub async fn within_limit(app: &crate::App, request: &Request) -> Result<(), Cha
     check(app, action, caller(request)?.as_str()).await
 }
 
+/// The session of the caller's token, from the authorizer's context.
+pub fn session(request: &Request) -> Option<String> {
+    match request.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(context)) => context
+            .authorizer
+            .as_ref()
+            .and_then(|a| a.fields.get(crate::apigw::AUTHORIZER_SESSION))
+            .and_then(|v| v.as_str())
+            .map(str::to_owned),
+        _ => None,
+    }
+}
+
 /// `METHOD /path/{param}` of the matched route.
 pub fn route_key(request: &Request) -> String {
     match request.request_context_ref() {

@@ -13,7 +13,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, ConfigError};
 use crate::metrics::RequestCounter;
 use crate::notify::Notifier;
-use crate::store::{Blocks, Channels, Invitations, MessageLog, Presence, RateLimiter, Users};
+use crate::store::{Blocks, Channels, Invitations, MessageLog, Presence, RateLimiter, Sessions, Users};
 
 pub struct App {
     pub config: Config,
@@ -100,6 +100,10 @@ impl App {
 
     pub fn blocks(&self) -> Blocks<'_> {
         Blocks::new(&self.dynamo, &self.config.tables.channels)
+    }
+
+    pub fn sessions(&self) -> Sessions<'_> {
+        Sessions::new(&self.dynamo, &self.config.tables.users)
     }
 
     pub fn users(&self) -> Users<'_> {

@@ -21,6 +21,17 @@ struct Claims {
     aud: String,
     iat: i64,
     exp: i64,
+    /// The session (device) the token was issued to; absent in tokens minted by operator
+    /// tools (`local-gateway token`), which belong to no session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sid: Option<String>,
+}
+
+/// What a valid token says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    pub user: UserId,
+    pub session: Option<String>,
 }
 
 /// Signs and checks tokens with one key. Build once per cold start.
@@ -51,14 +62,20 @@ impl TokenKeys {
         }
     }
 
-    /// A token for `user` valid from `now_s` for `ttl_s` seconds.
+    /// A token for `user` valid from `now_s` for `ttl_s` seconds, of no session.
     pub fn issue(&self, user: &UserId, now_s: i64, ttl_s: i64) -> String {
+        self.issue_for_session(user, None, now_s, ttl_s)
+    }
+
+    /// A token for `user`'s session `sid`: it stops opening connections once the session ends.
+    pub fn issue_for_session(&self, user: &UserId, sid: Option<&str>, now_s: i64, ttl_s: i64) -> String {
         let claims = Claims {
             sub: user.as_str().to_owned(),
             iss: self.issuer.clone(),
             aud: self.audience.clone(),
             iat: now_s,
             exp: now_s + ttl_s,
+            sid: sid.map(str::to_owned),
         };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .expect("HS256 signing with an in-memory key cannot fail")
@@ -66,12 +83,18 @@ impl TokenKeys {
 
     /// The user a token speaks for. Expiry is checked against the system clock.
     pub fn verify(&self, token: &str) -> Result<UserId, TokenError> {
+        self.verify_session(token).map(|v| v.user)
+    }
+
+    /// The user and the session a token speaks for.
+    pub fn verify_session(&self, token: &str) -> Result<Verified, TokenError> {
         let data =
             jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation).map_err(|e| match e.kind() {
                 jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenError::Expired,
                 _ => TokenError::Invalid,
             })?;
-        UserId::parse(data.claims.sub).map_err(|_| TokenError::Invalid)
+        let user = UserId::parse(data.claims.sub).map_err(|_| TokenError::Invalid)?;
+        Ok(Verified { user, session: data.claims.sid })
     }
 }
 

@@ -33,18 +33,13 @@ pub const MAX_PAGE_BYTES: usize = 5 * 1024 * 1024;
 
 /// `$connect`: counts the attempt against the user's connect limit, records the
 /// connection, and tells contacts when the user comes online.
-pub async fn connect(
-    app: &App,
-    user: &UserId,
-    connection: &ConnectionId,
-    lifetime_left_ms: i64,
-) -> Result<(), ChatError> {
+pub async fn connect(app: &App, user: &UserId, device: &presence::Device<'_>) -> Result<(), ChatError> {
     let limit = app.config.rate_limits.connects;
     if let Some(retry_after_ms) = app.rate_limiter().hit("connect", user.as_str(), limit, app.now_ms()).await? {
         return Err(ChatError::RateLimited { retry_after_ms });
     }
-    presence::connected(app, user, connection, lifetime_left_ms).await?;
-    info!(%user, %connection, "connected");
+    presence::connected(app, user, device).await?;
+    info!(%user, connection = %device.connection, "connected");
     Ok(())
 }
 

@@ -26,6 +26,15 @@ impl Notifier {
         Self { client }
     }
 
+    /// Closes a connection (`DELETE @connections/{id}`): the client sees the socket close.
+    pub async fn close(&self, connection: &ConnectionId) -> PostOutcome {
+        match self.client.delete_connection().connection_id(connection.as_str()).send().await {
+            Ok(_) => PostOutcome::Delivered,
+            Err(err) if err.as_service_error().is_some_and(|e| e.is_gone_exception()) => PostOutcome::Gone,
+            Err(err) => PostOutcome::Failed(DisplayErrorContext(&err).to_string()),
+        }
+    }
+
     pub async fn post(&self, connection: &ConnectionId, frame: &str) -> PostOutcome {
         let result = self
             .client

@@ -40,34 +40,52 @@ pub struct PresenceView {
 
 /// A device connected (after the connect rate limit passed). `lifetime_left_ms`: how long
 /// API Gateway keeps the connection open at most (see `apigw::ws_lifetime_left_ms`).
-pub async fn connected(
-    app: &App,
-    user: &UserId,
-    connection: &ConnectionId,
-    lifetime_left_ms: i64,
-) -> Result<(), ChatError> {
-    beat(app, user, connection, lifetime_left_ms).await
+pub async fn connected(app: &App, user: &UserId, device: &Device<'_>) -> Result<(), ChatError> {
+    beat(app, user, device).await
 }
 
 /// A device says it is still there (clients send one every ~30 s).
-pub async fn heartbeat(
-    app: &App,
-    user: &UserId,
-    connection: &ConnectionId,
-    lifetime_left_ms: i64,
-) -> Result<(), ChatError> {
-    beat(app, user, connection, lifetime_left_ms).await
+pub async fn heartbeat(app: &App, user: &UserId, device: &Device<'_>) -> Result<(), ChatError> {
+    beat(app, user, device).await
 }
 
-async fn beat(app: &App, user: &UserId, connection: &ConnectionId, lifetime_left_ms: i64) -> Result<(), ChatError> {
+/// One open connection as its events describe it.
+#[derive(Debug, Clone, Copy)]
+pub struct Device<'a> {
+    pub connection: &'a ConnectionId,
+    /// The signed-in session it was opened with (from the authorizer).
+    pub session: Option<&'a str>,
+    /// How long API Gateway keeps it open at most (see `apigw::ws_lifetime_left_ms`).
+    pub lifetime_left_ms: i64,
+}
+
+async fn beat(app: &App, user: &UserId, device: &Device<'_>) -> Result<(), ChatError> {
     let now = app.now_ms();
     let window = app.config.presence.window_ms;
-    let came_online = app.presence().beat(user, connection, now + lifetime_left_ms, now, window).await?;
+    let until = now + device.lifetime_left_ms;
+    let came_online = app.presence().beat(user, device.connection, device.session, until, now, window).await?;
     if came_online {
         info!(%user, "online");
         announce(app, user, Status::Online, Some(now)).await;
     }
     Ok(())
+}
+
+/// Closes the user's open connections of one session, or all of them (`None`), through
+/// the Management API. Answers how many were closed.
+pub async fn close_connections(app: &App, user: &UserId, session: Option<&str>) -> Result<usize, ChatError> {
+    let connections = app.presence().connections_of(user, app.now_ms()).await?;
+    let mut closed = 0;
+    for (connection, sid) in connections {
+        if session.is_none() || sid.as_deref() == session {
+            if let crate::notify::PostOutcome::Failed(err) = app.notifier.close(&connection).await {
+                warn!(%user, %connection, error = %err, "could not close a signed-out connection");
+            } else {
+                closed += 1;
+            }
+        }
+    }
+    Ok(closed)
 }
 
 /// A device went away (`$disconnect`, or a post answered 410).

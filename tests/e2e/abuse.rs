@@ -258,3 +258,62 @@ async fn sign_in_attempts_past_the_limit_are_refused_before_any_password_work() 
     let right = json!({"username": "owner", "password": "the owner's password"});
     assert_eq!(stack.post("/auth/signin", None, &right).await.0, 429);
 }
+
+/// Connects with `token`: the handshake's refusal status, if refused.
+async fn handshake(stack: &Stack, token: &str) -> Result<e2e::Client, u16> {
+    match e2e::Client::connect(&stack.websocket_url(), &format!("token={token}")).await {
+        Ok(client) => Ok(client),
+        Err(e2e::ConnectError::Refused(status)) => Err(status),
+        Err(e2e::ConnectError::Other(err)) => panic!("handshake failed: {err}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refresh_token_used_twice_ends_its_whole_session() {
+    let stack = Stack::start().await;
+    let first = stack.sign_up("alice", "correct horse battery").await;
+    let stolen = first["refreshToken"].clone();
+    let (status, owner) = stack.post("/auth/refresh", None, &json!({"refreshToken": stolen})).await;
+    assert_eq!(status, 200, "{owner}");
+
+    // The thief replays the copy: refused, and the owner's newer tokens die with it.
+    let (status, _) = stack.post("/auth/refresh", None, &json!({"refreshToken": stolen})).await;
+    assert_eq!(status, 401);
+    let (status, _) = stack.post("/auth/refresh", None, &json!({"refreshToken": owner["refreshToken"]})).await;
+    assert_eq!(status, 401, "the session is ended");
+    assert_eq!(handshake(&stack, owner["accessToken"].as_str().unwrap()).await.err(), Some(401));
+    // Signing in again starts a new session.
+    let (status, _) =
+        stack.post("/auth/signin", None, &json!({"username": "alice", "password": "correct horse battery"})).await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signing_out_ends_this_device_or_every_device_and_closes_their_sockets() {
+    let stack = Stack::start().await;
+    let phone = stack.sign_up("alice", "correct horse battery").await;
+    let (_, laptop) =
+        stack.post("/auth/signin", None, &json!({"username": "alice", "password": "correct horse battery"})).await;
+    let token = |session: &Value| session["accessToken"].as_str().unwrap().to_owned();
+    let mut phone_ws = handshake(&stack, &token(&phone)).await.expect("the phone connects");
+    let mut laptop_ws = handshake(&stack, &token(&laptop)).await.expect("the laptop connects");
+
+    // Signing out the phone closes its socket only; its tokens stop working.
+    let (status, _) = stack.post("/auth/signout", Some(&token(&phone)), &json!({})).await;
+    assert_eq!(status, 204);
+    phone_ws.closed().await;
+    laptop_ws.send_json(&json!({"action": "getPresence", "userIds": ["alice"]})).await;
+    assert_eq!(laptop_ws.recv().await["type"], "presenceState", "the laptop stays connected");
+    let (status, _) = stack.post("/auth/refresh", None, &json!({"refreshToken": phone["refreshToken"]})).await;
+    assert_eq!(status, 401);
+    assert_eq!(handshake(&stack, &token(&phone)).await.err(), Some(401));
+    let (status, _) = stack.get("/channels", Some(&token(&phone))).await;
+    assert_eq!(status, 403, "the HTTP API refuses it too");
+
+    // Everywhere: the laptop goes as well.
+    let (status, _) = stack.post("/auth/signout", Some(&token(&laptop)), &json!({"everywhere": true})).await;
+    assert_eq!(status, 204);
+    laptop_ws.closed().await;
+    let (status, _) = stack.post("/auth/refresh", None, &json!({"refreshToken": laptop["refreshToken"]})).await;
+    assert_eq!(status, 401);
+}

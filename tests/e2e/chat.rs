@@ -210,7 +210,7 @@ async fn a_connection_that_vanished_without_disconnect_is_dropped_on_the_next_se
     let bob_id = UserId::parse("bob").unwrap();
     let ghost = ConnectionId::new("Gh0stC0nnect1d=");
     let now = stack.app.now_ms();
-    stack.app.presence().beat(&bob_id, &ghost, now + 3_600_000, now, 60_000).await.unwrap();
+    stack.app.presence().beat(&bob_id, &ghost, None, now + 3_600_000, now, 60_000).await.unwrap();
     let live = stack.app.presence().live_connections(std::slice::from_ref(&bob_id), now).await.unwrap();
     assert_eq!(live.len(), 2);
 

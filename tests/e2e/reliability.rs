@@ -109,7 +109,9 @@ async fn connections_dropped_mid_send_lose_nothing_acknowledged_and_are_forgotte
     // A device that vanished earlier without $disconnect (its record is still there).
     let dan = UserId::parse("dan").unwrap();
     let ghost = chat_shared::model::ConnectionId::new("Gh0stDr0pped=");
-    chat_shared::presence::connected(&stack.app, &dan, &ghost, stack.app.now_ms()).await.unwrap();
+    let device =
+        chat_shared::presence::Device { connection: &ghost, session: None, lifetime_left_ms: stack.app.now_ms() };
+    chat_shared::presence::connected(&stack.app, &dan, &device).await.unwrap();
 
     let ids: Vec<String> = (0..10).map(|n| format!("d{n}")).collect();
     let mut sender_view = View::default();

@@ -13,8 +13,8 @@ use aws_lambda_events::apigw::{
 };
 use aws_lambda_events::iam::{IamPolicyEffect, IamPolicyStatement};
 use chat_shared::App;
-use chat_shared::apigw::AUTHORIZER_USER_ID;
-use chat_shared::auth::TokenError;
+use chat_shared::apigw::{AUTHORIZER_SESSION, AUTHORIZER_USER_ID};
+use chat_shared::auth::{TokenError, Verified};
 use serde_json::{Value, json};
 use tracing::info;
 
@@ -27,29 +27,58 @@ pub enum AuthorizerError {
     BadEvent(String),
     #[error(transparent)]
     Config(#[from] chat_shared::config::ConfigError),
+    /// The session could not be looked up: API Gateway answers 500, not a wrong 401.
+    #[error("session lookup failed: {0}")]
+    Store(String),
 }
 
 pub async fn handle(app: &App, event: Value) -> Result<Value, AuthorizerError> {
     if event.get("routeArn").is_some() {
         let event: ApiGatewayV2CustomAuthorizerV2Request =
             serde_json::from_value(event).map_err(|e| AuthorizerError::BadEvent(e.to_string()))?;
-        Ok(serde_json::to_value(authorize_http(app, &event)?).expect("responses serialise"))
+        Ok(serde_json::to_value(authorize_http(app, &event).await?).expect("responses serialise"))
     } else {
         let event: ApiGatewayCustomAuthorizerRequestTypeRequest =
             serde_json::from_value(event).map_err(|e| AuthorizerError::BadEvent(e.to_string()))?;
-        Ok(serde_json::to_value(authorize_websocket(app, &event)?).expect("responses serialise"))
+        Ok(serde_json::to_value(authorize_websocket(app, &event).await?).expect("responses serialise"))
     }
 }
 
-fn authorize_websocket(
+/// The token's user and session, if the token is valid and its session is not signed out
+/// (one GetItem for tokens of a session).
+async fn check(app: &App, token: &str) -> Result<Option<Verified>, AuthorizerError> {
+    let verified = match app.tokens()?.verify_session(token) {
+        Ok(verified) => verified,
+        Err(err) => {
+            log_refusal(&err);
+            return Ok(None);
+        }
+    };
+    if let Some(session) = &verified.session {
+        let live =
+            app.sessions().is_live(&verified.user, session).await.map_err(|e| AuthorizerError::Store(e.to_string()))?;
+        if !live {
+            info!(user = %verified.user, "refused a token of a signed-out session");
+            return Ok(None);
+        }
+    }
+    Ok(Some(verified))
+}
+
+fn context(verified: &Verified) -> Value {
+    let mut context = json!({ AUTHORIZER_USER_ID: verified.user.as_str() });
+    if let Some(session) = &verified.session {
+        context[AUTHORIZER_SESSION] = json!(session);
+    }
+    context
+}
+
+async fn authorize_websocket(
     app: &App,
     event: &ApiGatewayCustomAuthorizerRequestTypeRequest,
 ) -> Result<ApiGatewayCustomAuthorizerResponse<Value>, AuthorizerError> {
     let token = event.query_string_parameters.first("token").ok_or(AuthorizerError::Unauthorized)?;
-    let user = app.tokens()?.verify(token).map_err(|err| {
-        log_refusal(&err);
-        AuthorizerError::Unauthorized
-    })?;
+    let verified = check(app, token).await?.ok_or(AuthorizerError::Unauthorized)?;
     let mut statement = IamPolicyStatement::default();
     statement.action = vec!["execute-api:Invoke".into()];
     statement.effect = IamPolicyEffect::Allow;
@@ -58,13 +87,13 @@ fn authorize_websocket(
     policy.version = Some("2012-10-17".into());
     policy.statement = vec![statement];
     let mut response = ApiGatewayCustomAuthorizerResponse::default();
-    response.principal_id = Some(user.to_string());
+    response.principal_id = Some(verified.user.to_string());
     response.policy_document = policy;
-    response.context = json!({ AUTHORIZER_USER_ID: user.as_str() });
+    response.context = context(&verified);
     Ok(response)
 }
 
-fn authorize_http(
+async fn authorize_http(
     app: &App,
     event: &ApiGatewayV2CustomAuthorizerV2Request,
 ) -> Result<ApiGatewayV2CustomAuthorizerSimpleResponse, AuthorizerError> {
@@ -73,15 +102,14 @@ fn authorize_http(
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")));
-    let keys = app.tokens()?;
-    let user = token.map(|t| keys.verify(t.trim()));
     let mut response = ApiGatewayV2CustomAuthorizerSimpleResponse::default();
-    match user {
-        Some(Ok(user)) => {
-            response.is_authorized = true;
-            response.context = json!({ AUTHORIZER_USER_ID: user.as_str() });
+    match token {
+        Some(token) => {
+            if let Some(verified) = check(app, token.trim()).await? {
+                response.is_authorized = true;
+                response.context = context(&verified);
+            }
         }
-        Some(Err(err)) => log_refusal(&err),
         None => info!("refused: no bearer token"),
     }
     Ok(response)
@@ -99,6 +127,7 @@ impl From<AuthorizerError> for lambda_runtime::Diagnostic {
                 AuthorizerError::Unauthorized => "Unauthorized".into(),
                 AuthorizerError::BadEvent(_) => "BadEvent".into(),
                 AuthorizerError::Config(_) => "Config".into(),
+                AuthorizerError::Store(_) => "Store".into(),
             },
             error_message: err.to_string(),
         }

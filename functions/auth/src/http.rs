@@ -27,6 +27,10 @@ pub async fn handle(app: &App, request: Request) -> Response<Body> {
         "POST /auth/signup" => apigw_http::respond(201, sign_up(app, &request).await),
         "POST /auth/signin" => apigw_http::respond(200, sign_in(app, &request).await),
         "POST /auth/refresh" => apigw_http::respond(200, refresh(app, &request).await),
+        "POST /auth/signout" => match sign_out(app, &request).await {
+            Ok(()) => apigw_http::no_content(),
+            Err(err) => apigw_http::error(&err),
+        },
         "POST /devices" => apigw_http::respond(200, register_device(app, &request).await),
         "GET /devices" => apigw_http::respond(200, list_devices(app, &request).await),
         "DELETE /devices/{deviceId}" => match unregister_device(app, &request).await {
@@ -74,4 +78,23 @@ async fn list_devices(app: &App, request: &Request) -> Result<serde_json::Value,
 
 async fn unregister_device(app: &App, request: &Request) -> Result<(), ChatError> {
     push::unregister(app, &caller(request)?, path_param(request, "deviceId")?).await
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct SignOut {
+    #[serde(default)]
+    everywhere: bool,
+}
+
+/// `POST /auth/signout` {everywhere}: ends this device's session, or every session.
+async fn sign_out(app: &App, request: &Request) -> Result<(), ChatError> {
+    let body: SignOut = match request.body() {
+        lambda_http::Body::Empty => SignOut::default(),
+        _ => json_body(request)?,
+    };
+    let user = apigw_http::caller(request)?;
+    let session = apigw_http::session(request);
+    accounts::sign_out(app, &user, session.as_deref(), body.everywhere).await?;
+    Ok(())
 }

@@ -1,7 +1,7 @@
 //! `$connect`: records the connection of the user the authorizer let in.
 
 use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
-use chat_shared::{App, ChatError, apigw, chat};
+use chat_shared::{App, ChatError, apigw, chat, presence};
 use tracing::error;
 
 /// A non-2xx answer refuses the connection: the client's handshake fails with it.
@@ -10,7 +10,12 @@ pub async fn handle(app: &App, event: ApiGatewayWebsocketProxyRequest) -> ApiGat
         Ok(caller) => caller,
         Err(err) => return apigw::ws_status(err.http_status().into()),
     };
-    match chat::connect(app, &user, &connection, apigw::ws_lifetime_left_ms(&event)).await {
+    let device = presence::Device {
+        connection: &connection,
+        session: apigw::ws_session(&event),
+        lifetime_left_ms: apigw::ws_lifetime_left_ms(&event),
+    };
+    match chat::connect(app, &user, &device).await {
         Ok(()) => apigw::ws_status(200),
         Err(err) => {
             if let ChatError::Internal(detail) = &err {

@@ -55,7 +55,12 @@ async fn dispatch(
             Some(chat::delete_message(app, &user, &connection, &channel_id, message_id).await?)
         }
         ClientFrame::Heartbeat => {
-            presence::heartbeat(app, &user, &connection, apigw::ws_lifetime_left_ms(event)).await?;
+            let device = presence::Device {
+                connection: &connection,
+                session: apigw::ws_session(event),
+                lifetime_left_ms: apigw::ws_lifetime_left_ms(event),
+            };
+            presence::heartbeat(app, &user, &device).await?;
             None
         }
         ClientFrame::Typing { channel_id, state } => {

@@ -7,7 +7,7 @@
 //! | Channels | `invitations#{userId}`     | `sk`: `inbox` (pending invitations, a capped map) |
 //! | Channels | `blocks#{userId}`          | `sk`: `list` (users they block, a capped set)     |
 //! | Presence | `userId`                   | —                                          |
-//! | Users    | `user#{userId}`, `refresh#{sha256 of token}` | —                        |
+//! | Users    | `user#{userId}`, `refresh#{sha256 of token}`, `sessions#{userId}` | —   |
 //! | RateLimits | `{kind}#{userId}#{window}` | —                                          |
 
 use crate::ids::Bucket;
@@ -39,6 +39,10 @@ pub fn user_pk(user: &UserId) -> String {
 
 pub fn devices_pk(user: &UserId) -> String {
     format!("devices#{user}")
+}
+
+pub fn sessions_pk(user: &UserId) -> String {
+    format!("sessions#{user}")
 }
 
 pub fn refresh_pk(token_hash: &str) -> String {

@@ -7,6 +7,7 @@ pub mod keys;
 pub mod messages;
 pub mod presence;
 pub mod rate_limits;
+pub mod sessions;
 pub mod users;
 
 use aws_sdk_dynamodb::error::SdkError;
@@ -19,6 +20,7 @@ pub use consent::{Blocks, Invitation, Invitations};
 pub use messages::{AppendOutcome, ChangeRefused, MessageLog, Order};
 pub use presence::Presence;
 pub use rate_limits::RateLimiter;
+pub use sessions::{Refresh, Sessions};
 pub use users::{UserRecord, Users};
 
 /// A DynamoDB item as the SDK holds it.

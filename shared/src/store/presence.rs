@@ -23,12 +23,16 @@ use crate::model::{ConnectionId, UserId};
 /// Partitions of the `OnlineByDeadline` index, so one busy key does not carry every user.
 pub const ONLINE_SHARDS: u32 = 4;
 
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ConnectionClock {
     /// When API Gateway closes the connection at the latest (ms).
     pub until: i64,
     /// Last heartbeat (or connect) (ms).
     pub beat: i64,
+    /// The session (signed-in device) the connection was opened with: signing it out
+    /// closes the connection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -87,11 +91,12 @@ impl<'a> Presence<'a> {
         &self,
         user: &UserId,
         connection: &ConnectionId,
+        session: Option<&str>,
         until_ms: i64,
         now_ms: i64,
         window_ms: i64,
     ) -> Result<bool, StoreError> {
-        let clock = ConnectionClock { until: until_ms, beat: now_ms };
+        let clock = ConnectionClock { until: until_ms, beat: now_ms, sid: session.map(str::to_owned) };
         let entry = serde_dynamo::to_attribute_value::<_, AttributeValue>(clock)?;
         let request = || {
             self.client
@@ -196,6 +201,23 @@ impl<'a> Presence<'a> {
             .into_iter()
             .map(|item| serde_dynamo::from_item(item).map_err(StoreError::from))
             .collect()
+    }
+
+    /// The open connections of one user with the session each was opened with.
+    pub async fn connections_of(
+        &self,
+        user: &UserId,
+        now_ms: i64,
+    ) -> Result<Vec<(ConnectionId, Option<String>)>, StoreError> {
+        let mut found = Vec::new();
+        for item in self.batch_get(std::slice::from_ref(user), "userId, conns").await? {
+            for (connection, clock) in item.conns {
+                if clock.until > now_ms {
+                    found.push((ConnectionId::new(connection), clock.sid));
+                }
+            }
+        }
+        Ok(found)
     }
 
     /// The open connections of `users`: one BatchGetItem per 100 users (plus retries of

@@ -1,5 +1,5 @@
-//! The Users table: accounts (`user#{userId}`) and refresh sessions
-//! (`refresh#{sha256 of the token}`, expiring through TTL).
+//! The Users table: accounts (`user#{userId}`) and push devices (`devices#{userId}`);
+//! sessions and refresh tokens are in `sessions.rs`.
 
 use std::collections::{HashMap, HashSet};
 
@@ -25,15 +25,6 @@ struct UserItem {
     pk: String,
     #[serde(flatten)]
     record: UserRecord,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct RefreshItem {
-    pk: String,
-    user_id: UserId,
-    expires_at: i64,
-    ttl: i64,
 }
 
 pub struct Users<'a> {
@@ -90,40 +81,6 @@ impl<'a> Users<'a> {
                 _ => None,
             })
             .collect())
-    }
-
-    pub async fn put_refresh(&self, token_hash: &str, user: &UserId, expires_ms: i64) -> Result<(), StoreError> {
-        let item = RefreshItem {
-            pk: keys::refresh_pk(token_hash),
-            user_id: user.clone(),
-            expires_at: expires_ms,
-            ttl: expires_ms / 1000 + 1,
-        };
-        self.client
-            .put_item()
-            .table_name(self.table)
-            .set_item(Some(serde_dynamo::to_item(&item)?))
-            .send()
-            .await
-            .map_err(|e| StoreError::aws("PutItem", &e))?;
-        Ok(())
-    }
-
-    /// Deletes a refresh session and says whose it was, if it existed and had not expired.
-    /// Deleting and reading in one request makes a refresh token single-use even when two
-    /// refreshes race.
-    pub async fn take_refresh(&self, token_hash: &str, now_ms: i64) -> Result<Option<UserId>, StoreError> {
-        let out = self
-            .client
-            .delete_item()
-            .table_name(self.table)
-            .key("pk", AttributeValue::S(keys::refresh_pk(token_hash)))
-            .return_values(ReturnValue::AllOld)
-            .send()
-            .await
-            .map_err(|e| StoreError::aws("DeleteItem", &e))?;
-        let item: Option<RefreshItem> = out.attributes.map(serde_dynamo::from_item).transpose()?;
-        Ok(item.filter(|i| i.expires_at > now_ms).map(|i| i.user_id))
     }
 }
 

@@ -1,0 +1,170 @@
+//! Sessions in the Users table: one per signed-in device. A session is a family of
+//! refresh tokens (each used once, then kept marked as used until it expires, so a second
+//! use is recognised) and is live while its id is in the user's `sessions#{userId}` map.
+//! Signing out removes ids from that map; the authorizer checks it.
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
+use serde::{Deserialize, Serialize};
+
+use super::{Item, StoreError, is_condition_failure, keys};
+use crate::model::UserId;
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RefreshItem {
+    pk: String,
+    user_id: UserId,
+    /// The session (family) the token belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sid: Option<String>,
+    expires_at: i64,
+    ttl: i64,
+    /// Set when the token is used; a second use ends the session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    used_at: Option<i64>,
+}
+
+/// What taking a refresh token found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Refresh {
+    /// Unused and unexpired: its user and session. Now marked used.
+    Fresh { user: UserId, sid: Option<String> },
+    /// Used before: someone replays it (or a copy leaked). Its session must end.
+    Reused { user: UserId, sid: Option<String> },
+    /// Unknown or expired.
+    Invalid,
+}
+
+pub struct Sessions<'a> {
+    client: &'a Client,
+    table: &'a str,
+}
+
+fn key(pk: String) -> Item {
+    Item::from([("pk".to_owned(), AttributeValue::S(pk))])
+}
+
+impl<'a> Sessions<'a> {
+    pub fn new(client: &'a Client, table: &'a str) -> Self {
+        Self { client, table }
+    }
+
+    /// Starts session `sid` for `user`; when the user has `cap` sessions already, the
+    /// oldest ends. Answers the ended session, if any.
+    pub async fn start(&self, user: &UserId, sid: &str, now_ms: i64, cap: usize) -> Result<Option<String>, StoreError> {
+        let request = || {
+            self.client
+                .update_item()
+                .table_name(self.table)
+                .set_key(Some(key(keys::sessions_pk(user))))
+                .return_values(ReturnValue::AllNew)
+        };
+        let value = AttributeValue::N(now_ms.to_string());
+        let after = super::set_in_map(request, "sids", sid, value, "").await?.unwrap_or_default();
+        let mut live: Vec<(i64, String)> = match after.get("sids") {
+            Some(AttributeValue::M(map)) => map
+                .iter()
+                .map(|(id, at)| (at.as_n().ok().and_then(|n| n.parse().ok()).unwrap_or(0), id.clone()))
+                .collect(),
+            _ => Vec::new(),
+        };
+        if live.len() <= cap {
+            return Ok(None);
+        }
+        live.sort();
+        let oldest = live.remove(0).1;
+        self.end(user, Some(&oldest)).await?;
+        Ok(Some(oldest))
+    }
+
+    /// Whether session `sid` of `user` is live (not signed out, not replaced).
+    pub async fn is_live(&self, user: &UserId, sid: &str) -> Result<bool, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(self.table)
+            .set_key(Some(key(keys::sessions_pk(user))))
+            .projection_expression("sids.#sid")
+            .expression_attribute_names("#sid", sid)
+            .send()
+            .await
+            .map_err(|e| StoreError::aws("GetItem", &e))?;
+        Ok(matches!(out.item.as_ref().and_then(|i| i.get("sids")), Some(AttributeValue::M(m)) if m.contains_key(sid)))
+    }
+
+    /// Ends one session, or every session of the user (`None`).
+    pub async fn end(&self, user: &UserId, sid: Option<&str>) -> Result<(), StoreError> {
+        let mut request = self.client.update_item().table_name(self.table).set_key(Some(key(keys::sessions_pk(user))));
+        request = match sid {
+            Some(sid) => request.update_expression("REMOVE sids.#sid").expression_attribute_names("#sid", sid),
+            None => request.update_expression("REMOVE sids"),
+        };
+        request.send().await.map_err(|e| StoreError::aws("UpdateItem", &e))?;
+        Ok(())
+    }
+
+    pub async fn put_refresh(
+        &self,
+        token_hash: &str,
+        user: &UserId,
+        sid: &str,
+        expires_ms: i64,
+    ) -> Result<(), StoreError> {
+        let item = RefreshItem {
+            pk: keys::refresh_pk(token_hash),
+            user_id: user.clone(),
+            sid: Some(sid.to_owned()),
+            expires_at: expires_ms,
+            ttl: expires_ms / 1000 + 1,
+            used_at: None,
+        };
+        self.client
+            .put_item()
+            .table_name(self.table)
+            .set_item(Some(serde_dynamo::to_item(&item)?))
+            .send()
+            .await
+            .map_err(|e| StoreError::aws("PutItem", &e))?;
+        Ok(())
+    }
+
+    /// Marks a refresh token used, in one conditional write (two racing refreshes: one
+    /// wins, the other sees a reuse).
+    pub async fn take_refresh(&self, token_hash: &str, now_ms: i64) -> Result<Refresh, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(self.table)
+            .set_key(Some(key(keys::refresh_pk(token_hash))))
+            .update_expression("SET usedAt = :now")
+            .condition_expression("attribute_exists(pk) AND attribute_not_exists(usedAt) AND expiresAt > :now")
+            .expression_attribute_values(":now", AttributeValue::N(now_ms.to_string()))
+            .return_values(ReturnValue::AllNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(out) => {
+                let item: RefreshItem = serde_dynamo::from_item(out.attributes.unwrap_or_default())?;
+                Ok(Refresh::Fresh { user: item.user_id, sid: item.sid })
+            }
+            Err(err) if is_condition_failure(&err) => {
+                let old = match err.into_service_error() {
+                    UpdateItemError::ConditionalCheckFailedException(e) => e.item,
+                    _ => None,
+                };
+                let Some(old) = old.filter(|o| !o.is_empty()) else {
+                    return Ok(Refresh::Invalid);
+                };
+                let item: RefreshItem = serde_dynamo::from_item(old)?;
+                Ok(match item.used_at {
+                    Some(_) if item.expires_at > now_ms => Refresh::Reused { user: item.user_id, sid: item.sid },
+                    _ => Refresh::Invalid,
+                })
+            }
+            Err(err) => Err(StoreError::aws("UpdateItem", &err)),
+        }
+    }
+}
