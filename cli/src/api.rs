@@ -10,9 +10,10 @@ use crate::session::{Session, Store};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The server's answer: a stable `code` from the protocol and a human message.
-    #[error("{message} ({code}, HTTP {status})")]
-    Api { status: u16, code: String, message: String },
+    /// The server's answer: a stable `code` from the protocol and a human message
+    /// (`status` 0: an `error` frame on the WebSocket). `rate_limited` says when to retry.
+    #[error("{}", api_error_text(*status, code, message, *retry_after_ms))]
+    Api { status: u16, code: String, message: String, retry_after_ms: Option<u64> },
     #[error("cannot reach {url}: {reason}")]
     Network { url: String, reason: String },
     #[error("WebSocket: {0}")]
@@ -31,6 +32,34 @@ impl Error {
             Error::Api { code, .. } => Some(code),
             _ => None,
         }
+    }
+
+    /// An `error` frame of the WebSocket (or API Gateway's own answer without a code).
+    pub fn from_frame(frame: &Value) -> Self {
+        let text = |key: &str, default: &str| frame.get(key).and_then(Value::as_str).unwrap_or(default).to_owned();
+        Error::Api {
+            status: 0,
+            code: text("code", "refused"),
+            message: text("message", "refused"),
+            retry_after_ms: frame.get("retryAfterMs").and_then(Value::as_u64),
+        }
+    }
+}
+
+/// "retry in 4 s": whole seconds, rounded up, at least one.
+pub fn retry_in(retry_after_ms: Option<u64>) -> String {
+    match retry_after_ms {
+        Some(ms) => format!("retry in {} s", ms.div_ceil(1000).max(1)),
+        None => "retry in a moment".into(),
+    }
+}
+
+fn api_error_text(status: u16, code: &str, message: &str, retry_after_ms: Option<u64>) -> String {
+    let origin = if status == 0 { String::new() } else { format!(", HTTP {status}") };
+    if code == "rate_limited" {
+        format!("too fast; {} ({code}{origin})", retry_in(retry_after_ms))
+    } else {
+        format!("{message} ({code}{origin})")
     }
 }
 
@@ -116,6 +145,32 @@ impl ChannelSummary {
     /// What people call it: the group's name, or the other person of a direct channel.
     pub fn title(&self) -> &str {
         self.name.as_deref().or(self.peer.as_deref()).unwrap_or(&self.channel_id)
+    }
+}
+
+/// An invitation to a channel, waiting for the user's answer (`GET /invitations`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Invitation {
+    pub channel_id: String,
+    /// `group` or `direct`.
+    pub kind: String,
+    /// Groups: the group's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub invited_by: String,
+    /// The role on joining: `member` or `admin`.
+    pub role: String,
+    pub invited_at: i64,
+}
+
+impl Invitation {
+    /// What it is an invitation to, as a person reads it.
+    pub fn describe(&self) -> String {
+        match &self.name {
+            Some(name) if self.kind == "group" => format!("{} invites you to the group \"{name}\"", self.invited_by),
+            _ => format!("{} wants to chat with you (direct)", self.invited_by),
+        }
     }
 }
 
@@ -226,9 +281,45 @@ impl Api {
             .map_err(|reason| Error::Network { url, reason })?;
         if !(200..300).contains(&reply.status) {
             let detail = String::from_utf8_lossy(&reply.body).chars().take(300).collect::<String>();
-            return Err(Error::Api { status: reply.status, code: "upload_refused".into(), message: detail });
+            return Err(Error::Api {
+                status: reply.status,
+                code: "upload_refused".into(),
+                message: detail,
+                retry_after_ms: None,
+            });
         }
         Ok(json!({"key": grant["key"], "fileName": file_name, "contentType": content_type, "size": bytes.len()}))
+    }
+
+    /// Pending invitations, oldest first.
+    pub async fn invitations(&self, store: &mut Store) -> Result<Vec<Invitation>, Error> {
+        let answer = self.authorized(store, Method::GET, "/invitations", None).await?;
+        parse(answer.get("invitations").cloned().unwrap_or(Value::Null))
+    }
+
+    /// Finds a pending invitation by channel id, group name or (for a direct chat) the
+    /// username of who sent it.
+    pub async fn resolve_invitation(&self, store: &mut Store, reference: &str) -> Result<Invitation, Error> {
+        let pending = self.invitations(store).await?;
+        let by_id: Vec<&Invitation> = pending.iter().filter(|i| i.channel_id == reference).collect();
+        let found: Vec<&Invitation> = if by_id.is_empty() {
+            let named = |i: &&Invitation| match i.kind.as_str() {
+                "direct" => i.invited_by == reference,
+                _ => i.name.as_deref() == Some(reference),
+            };
+            pending.iter().filter(named).collect()
+        } else {
+            by_id
+        };
+        match found.as_slice() {
+            [one] => Ok((*one).clone()),
+            [] => Err(Error::Usage(format!("no pending invitation \"{reference}\" (see `chat invitations`)"))),
+            many => Err(Error::Usage(format!(
+                "\"{reference}\" names {} pending invitations; use a channel id: {}",
+                many.len(),
+                many.iter().map(|i| i.channel_id.as_str()).collect::<Vec<_>>().join(", ")
+            ))),
+        }
     }
 
     /// Finds a channel by id, group name or (for direct channels) the other user's name.
@@ -240,9 +331,18 @@ impl Api {
         let found: Vec<&ChannelSummary> = channels.iter().filter(matches).collect();
         match found.as_slice() {
             [one] => Ok((*one).clone()),
-            [] => Err(Error::Usage(format!(
-                "no channel \"{reference}\" among yours (see `chat channels`; `chat channels direct USER` opens one)"
-            ))),
+            [] => {
+                // Perhaps one they were invited to and have not accepted yet.
+                if let Ok(invitation) = self.resolve_invitation(store, reference).await {
+                    return Err(Error::Usage(format!(
+                        "you are invited to \"{reference}\" but not in it yet: `chat invitations accept {}`",
+                        invitation.channel_id
+                    )));
+                }
+                Err(Error::Usage(format!(
+                    "no channel \"{reference}\" among yours (see `chat channels`; `chat channels direct USER` opens one)"
+                )))
+            }
             many => Err(Error::Usage(format!(
                 "\"{reference}\" names {} channels; use an id: {}",
                 many.len(),
@@ -298,7 +398,10 @@ impl Api {
         });
         let message =
             value.get("message").and_then(Value::as_str).map(str::to_owned).unwrap_or_else(|| format!("HTTP {status}"));
-        Err(Error::Api { status, code, message })
+        // The body's `retryAfterMs`, else HTTP's `Retry-After` (seconds).
+        let retry_after_ms =
+            value.get("retryAfterMs").and_then(Value::as_u64).or(reply.retry_after_s.map(|s| s * 1000));
+        Err(Error::Api { status, code, message, retry_after_ms })
     }
 }
 

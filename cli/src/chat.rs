@@ -2,10 +2,12 @@
 //! read from history), sends go one at a time so they keep the order they were typed in,
 //! a rate-limited send is retried with its clientMsgId, and a lost connection comes back
 //! with backoff and catches up from the last message shown. While it runs it sends
-//! heartbeats (the user is online), marks what it shows as read, and tells when the other
-//! person of a direct chat comes online or goes offline.
+//! heartbeats (the user is online), marks what it shows as read, tells when the other
+//! person of a direct chat (or a member of a group) comes online or goes offline, and
+//! notes invitations to other channels as they arrive (looked for on connecting and every
+//! 15 s: they are not pushed).
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -23,6 +25,10 @@ const HEARTBEAT: Duration = Duration::from_secs(30);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// Past this many missed messages, show only the newest ones.
 const MAX_CATCH_UP: usize = 500;
+/// How often pending invitations are looked for while connected.
+const INVITATION_POLL: Duration = Duration::from_secs(15);
+/// The close code of a socket the server ended on purpose (as when the session is signed out).
+const CLOSE_NORMAL: u16 = 1000;
 
 struct Outgoing {
     client_msg_id: String,
@@ -45,6 +51,10 @@ struct Chat<'a> {
     unread_shown: bool,
     /// The other person of a direct chat: online?
     peer_online: Option<bool>,
+    /// A group's other members: online? (Filled by the answer to `getPresence`.)
+    members_online: Option<BTreeMap<String, bool>>,
+    /// Channels of the invitations already noted.
+    invitations_noted: HashSet<String>,
 }
 
 pub async fn run(
@@ -70,6 +80,8 @@ pub async fn run(
         retry_at: None,
         unread_shown: false,
         peer_online: None,
+        members_online: None,
+        invitations_noted: HashSet::new(),
     };
     chat.note(&format!(
         "{} ({}, {}) · you are {} · /quit or Ctrl-D leaves",
@@ -117,9 +129,14 @@ pub async fn run(
         attempt = 0;
         was_connected = true;
         chat.in_flight = false;
-        if let Some(peer) = chat.channel.peer.clone() {
-            socket.send(&json!({"action": "getPresence", "userIds": [peer]})).await?;
+        // Presence is answered for direct peers by user id, for a group by its channel.
+        match chat.channel.peer.clone() {
+            Some(peer) if chat.channel.kind == "direct" => {
+                socket.send(&json!({"action": "getPresence", "userIds": [peer]})).await?;
+            }
+            _ => socket.send(&json!({"action": "getPresence", "channelId": chat.channel.channel_id})).await?,
         }
+        chat.check_invitations().await;
         chat.pump(&mut socket).await?;
         match chat.session(&mut socket, &mut lines).await? {
             End::Quit => {
@@ -130,6 +147,17 @@ pub async fn run(
                 return Ok(());
             }
             End::Lost(why) => {
+                if socket.close_code() == Some(CLOSE_NORMAL) {
+                    // The server ended the connection on purpose: perhaps the session was
+                    // signed out (here or on another device). Then the refresh is refused.
+                    // Any other failure of the refresh is a matter for the reconnect below.
+                    if let Err(Error::NotSignedIn) = chat.store.refresh(chat.api).await {
+                        return Err(Error::Usage(
+                            "signed out: the session was ended (`chat signout` here or elsewhere); sign in again"
+                                .into(),
+                        ));
+                    }
+                }
                 let delay = backoff(0);
                 chat.note(&format!("! connection lost ({why}); reconnecting in {:.1} s", delay.as_secs_f64()));
                 if wait_or_quit(&mut lines, delay, &mut chat).await {
@@ -278,6 +306,7 @@ impl Chat<'_> {
         lines: &mut mpsc::UnboundedReceiver<String>,
     ) -> Result<End, Error> {
         let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + HEARTBEAT, HEARTBEAT);
+        let mut invitations = tokio::time::interval_at(tokio::time::Instant::now() + INVITATION_POLL, INVITATION_POLL);
         loop {
             if self.unread_shown
                 && let Some(last) = &self.last_id
@@ -295,6 +324,7 @@ impl Chat<'_> {
                         return Ok(End::Lost(err.to_string()));
                     }
                 }
+                _ = invitations.tick() => self.check_invitations().await,
                 line = lines.recv() => match line {
                     None => return Ok(End::Quit),
                     Some(line) => {
@@ -317,22 +347,68 @@ impl Chat<'_> {
         }
     }
 
-    /// Says when the other person of a direct chat comes online or goes offline.
+    /// Notes invitations that arrived since the last look. Best effort: a look that fails
+    /// is simply made again later.
+    async fn check_invitations(&mut self) {
+        let Ok(pending) = self.api.invitations(self.store).await else { return };
+        for invitation in pending {
+            if self.invitations_noted.insert(invitation.channel_id.clone()) {
+                self.note(&format!(
+                    "  invitation: {} · `chat invitations accept {}`",
+                    invitation.describe(),
+                    invitation.channel_id
+                ));
+            }
+        }
+    }
+
+    /// Says when the other person of a direct chat, or a member of a group, comes online
+    /// or goes offline.
     fn presence(&mut self, view: &Value) {
-        if self.channel.peer.as_deref() != view["userId"].as_str() {
-            return;
-        }
+        let Some(user) = view["userId"].as_str() else { return };
         let online = view["status"] == "online";
-        if self.peer_online == Some(online) {
+        if self.channel.kind == "direct" {
+            if self.channel.peer.as_deref() != Some(user) || self.peer_online == Some(online) {
+                return;
+            }
+            self.peer_online = Some(online);
+        } else {
+            // Members known from the group's presence answer; others are not of this channel.
+            let Some(members) = self.members_online.as_mut() else { return };
+            match members.get_mut(user) {
+                Some(known) if *known != online => *known = online,
+                _ => return,
+            }
+        }
+        match view["lastSeen"].as_i64() {
+            _ if online => self.note(&format!("  {user} is online")),
+            Some(ms) => self.note(&format!("  {user} is offline (last seen {} UTC)", term::format_time(ms))),
+            None => self.note(&format!("  {user} is offline")),
+        }
+    }
+
+    /// The answer to `getPresence`: a direct peer, or a group's members (who is online
+    /// is said once, then changes as they come).
+    fn presence_state(&mut self, users: &[Value]) {
+        if self.channel.kind == "direct" || self.members_online.is_some() {
+            for user in users {
+                self.presence(user);
+            }
             return;
         }
-        self.peer_online = Some(online);
-        let peer = self.channel.title().to_owned();
-        match view["lastSeen"].as_i64() {
-            _ if online => self.note(&format!("  {peer} is online")),
-            Some(ms) => self.note(&format!("  {peer} is offline (last seen {} UTC)", term::format_time(ms))),
-            None => self.note(&format!("  {peer} is offline")),
+        let me = self.store.session.as_ref().map(|s| s.user_id.clone());
+        let members: BTreeMap<String, bool> = users
+            .iter()
+            .filter_map(|u| Some((u["userId"].as_str()?.to_owned(), u["status"] == "online")))
+            .filter(|(user, _)| Some(user) != me.as_ref())
+            .collect();
+        let online: Vec<&str> = members.iter().filter(|(_, online)| **online).map(|(u, _)| u.as_str()).collect();
+        if online.is_empty() {
+            self.note("  nobody else here is online");
+        } else {
+            self.note(&format!("  online: {}", online.join(", ")));
         }
+        self.members_online = Some(members);
     }
 
     async fn frame(&mut self, frame: Value) -> Result<(), Error> {
@@ -366,15 +442,16 @@ impl Chat<'_> {
                 let ours = self.outbox.front().is_some_and(|o| frame["clientMsgId"] == o.client_msg_id.as_str());
                 if ours && (code == "rate_limited" || code == "internal") {
                     let wait = frame["retryAfterMs"].as_u64().unwrap_or(2000);
-                    self.note(&format!("! {code}: {text}; sending again in {:.1} s", wait as f64 / 1000.0));
+                    let why = if code == "rate_limited" { "too fast".to_owned() } else { format!("{code}: {text}") };
+                    self.note(&format!("! {why}; sending again in {:.1} s", wait as f64 / 1000.0));
                     self.retry_at = Some(tokio::time::Instant::now() + Duration::from_millis(wait));
                     self.in_flight = false;
                 } else if ours {
                     let dropped = self.outbox.pop_front().map(|o| o.text).unwrap_or_default();
                     self.in_flight = false;
-                    self.note(&format!("! not sent ({code}: {text}): {dropped}"));
+                    self.note(&format!("! not sent ({}): {dropped}", Error::from_frame(&frame)));
                 } else {
-                    self.note(&format!("! {code}: {text}"));
+                    self.note(&format!("! {}", Error::from_frame(&frame)));
                 }
             }
             Some("messageUpdated") => {
@@ -385,9 +462,8 @@ impl Chat<'_> {
             Some("messageDeleted") => self.note(&format!("  message #{} was deleted", frame["seq"])),
             Some("presence") => self.presence(&frame),
             Some("presenceState") => {
-                for user in frame["users"].as_array().into_iter().flatten() {
-                    self.presence(user);
-                }
+                let users = frame["users"].as_array().cloned().unwrap_or_default();
+                self.presence_state(&users);
             }
             // Typing, receipts and frame types this client does not know are skipped, as the
             // protocol allows.

@@ -7,7 +7,7 @@ use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
 use crate::Endpoints;
-use crate::api::{Api, ChannelSummary, Error, Message};
+use crate::api::{Api, ChannelSummary, Error, Invitation, Message};
 use crate::session::Store;
 use crate::socket::{self, Incoming, Socket};
 use crate::term::{self, Progress};
@@ -16,6 +16,8 @@ use crate::term::{self, Progress};
 const ACK_TIMEOUT: Duration = Duration::from_secs(15);
 /// How often `send` tries again when the server says it is too busy.
 const MAX_RATE_LIMITED_TRIES: u32 = 5;
+/// The longest rate-limit wait `send` sits through; a longer one is reported at once.
+const MAX_RATE_LIMITED_WAIT: Duration = Duration::from_secs(10);
 
 #[derive(Args)]
 pub struct Credentials {
@@ -29,18 +31,19 @@ pub struct Credentials {
 pub enum ChannelAction {
     /// Your channels, most recently active first (the default).
     List,
-    /// Open (or find) the direct channel with a user.
+    /// Open (or find) the direct channel with a user: they are invited, and join when
+    /// they accept (or open it too).
     Direct { user: String },
-    /// Create a group that you own.
+    /// Create a group that you own; the members are invited and join when they accept.
     Group {
         name: String,
-        /// Members besides you, comma-separated.
+        /// People to invite besides you, comma-separated.
         #[arg(long, value_delimiter = ',')]
         members: Vec<String>,
     },
     /// A channel and its members.
     Show { channel: String },
-    /// Add members to a group (owners and admins).
+    /// Invite people to a group (owners and admins); they join when they accept.
     Add {
         channel: String,
         #[arg(required = true)]
@@ -51,6 +54,17 @@ pub enum ChannelAction {
     },
     /// Remove a member from a group, or leave it (your own username).
     Remove { channel: String, user: String },
+}
+
+#[derive(Subcommand)]
+pub enum InvitationAction {
+    /// Your pending invitations, oldest first (the default).
+    List,
+    /// Join the channel. CHANNEL: its id, the group's name, or (a direct chat) the username
+    /// of who invited you.
+    Accept { channel: String },
+    /// Turn the invitation down (CHANNEL as for `accept`).
+    Decline { channel: String },
 }
 
 #[derive(Args)]
@@ -101,6 +115,13 @@ pub async fn channels(api: &Api, store: &mut Store, action: Option<ChannelAction
         ChannelAction::List => {
             let channels = api.channels(store).await?;
             print_channels(&channels, json);
+            // Invitations are not in the list until accepted: say that some are waiting.
+            if !json
+                && let Ok(pending) = api.invitations(store).await
+                && !pending.is_empty()
+            {
+                println!("{} pending invitation(s): see `chat invitations`", pending.len());
+            }
             return Ok(());
         }
         ChannelAction::Direct { user } => {
@@ -131,6 +152,156 @@ pub async fn channels(api: &Api, store: &mut Store, action: Option<ChannelAction
         }
     };
     print_channel_view(&view, json);
+    Ok(())
+}
+
+pub async fn invitations(
+    api: &Api,
+    store: &mut Store,
+    action: Option<InvitationAction>,
+    json: bool,
+) -> Result<(), Error> {
+    use http::Method;
+    let (invitation, accept) = match action.unwrap_or(InvitationAction::List) {
+        InvitationAction::List => {
+            let pending = api.invitations(store).await?;
+            print_invitations(&pending, json);
+            return Ok(());
+        }
+        InvitationAction::Accept { channel } => (api.resolve_invitation(store, &channel).await?, true),
+        InvitationAction::Decline { channel } => (api.resolve_invitation(store, &channel).await?, false),
+    };
+    let id = urlencoding::encode(&invitation.channel_id).into_owned();
+    if accept {
+        let view = api.authorized(store, Method::POST, &format!("/invitations/{id}/accept"), Some(&json!({}))).await?;
+        if !json {
+            println!("accepted: {}", invitation.describe());
+        }
+        print_channel_view(&view, json);
+    } else {
+        api.authorized(store, Method::POST, &format!("/invitations/{id}/decline"), None).await?;
+        if json {
+            println!("{}", json!({"declined": invitation.channel_id}));
+        } else {
+            println!("declined: {} ({})", invitation.describe(), invitation.channel_id);
+        }
+    }
+    Ok(())
+}
+
+fn print_invitations(pending: &[Invitation], json: bool) {
+    if json {
+        for invitation in pending {
+            println!("{}", serde_json::to_string(invitation).expect("invitations serialise"));
+        }
+        return;
+    }
+    if pending.is_empty() {
+        println!("no pending invitations");
+        return;
+    }
+    let width = pending.iter().map(|i| i.channel_id.len()).max().unwrap_or(0).max(7);
+    let from = pending.iter().map(|i| i.invited_by.len()).max().unwrap_or(0).max(4);
+    println!("{:<width$}  {:<6}  {:<from$}  {:<6}  {:<19}  NAME", "CHANNEL", "KIND", "FROM", "ROLE", "INVITED (UTC)");
+    for i in pending {
+        println!(
+            "{:<width$}  {:<6}  {:<from$}  {:<6}  {:<19}  {}",
+            i.channel_id,
+            i.kind,
+            i.invited_by,
+            i.role,
+            term::format_time(i.invited_at),
+            i.name.as_deref().unwrap_or(&i.invited_by)
+        );
+    }
+    println!("answer with `chat invitations accept CHANNEL` or `chat invitations decline CHANNEL`");
+}
+
+/// `chat block USER` (`blocked`: true) or `chat unblock USER`.
+pub async fn block(api: &Api, store: &mut Store, user: &str, blocked: bool, json: bool) -> Result<(), Error> {
+    use http::Method;
+    if blocked {
+        api.authorized(store, Method::POST, "/blocks", Some(&json!({"userId": user}))).await?;
+    } else {
+        let path = format!("/blocks/{}", urlencoding::encode(user));
+        api.authorized(store, Method::DELETE, &path, None).await?;
+    }
+    if json {
+        println!("{}", json!({"userId": user, "blocked": blocked}));
+    } else if blocked {
+        println!(
+            "blocked {user}: their invitations no longer reach you and they cannot see your presence (they are not told)"
+        );
+    } else {
+        println!("unblocked {user}");
+    }
+    Ok(())
+}
+
+pub async fn blocked(api: &Api, store: &mut Store, json: bool) -> Result<(), Error> {
+    let answer = api.authorized(store, http::Method::GET, "/blocks", None).await?;
+    let users: Vec<String> = crate::api::parse(answer.get("blocked").cloned().unwrap_or(Value::Null))?;
+    if json {
+        println!("{}", json!({"blocked": users}));
+    } else if users.is_empty() {
+        println!("you block nobody");
+    } else {
+        for user in users {
+            println!("{user}");
+        }
+    }
+    Ok(())
+}
+
+/// `chat signout`: the server ends the session (`everywhere`: every device's), then the
+/// saved session is forgotten whatever the server answered. A server without the route
+/// (HTTP 404) still signs out here; `--everywhere` then fails, since other devices stay in.
+pub async fn sign_out(api: &Api, store: &mut Store, everywhere: bool, json: bool) -> Result<(), Error> {
+    if store.session.is_none() {
+        if json {
+            println!("{}", json!({"signedOut": false}));
+        } else {
+            println!("not signed in");
+        }
+        return Ok(());
+    }
+    let body = json!({"everywhere": everywhere});
+    let answer = api.authorized_request(store, http::Method::POST, "/auth/signout", Some(&body)).await;
+    // Whatever happened there, this machine forgets the session.
+    store.clear()?;
+    let server = match answer {
+        Ok(_) => "ended",
+        // The refresh token was refused: the session was over already.
+        Err(Error::NotSignedIn) => "alreadyEnded",
+        Err(Error::Api { status: 404, .. }) => "notSupported",
+        Err(err) => {
+            return Err(Error::Usage(format!(
+                "signed out here, but the server could not end the session ({err}); its tokens stay valid until they expire"
+            )));
+        }
+    };
+    if everywhere && server != "ended" {
+        let why = match server {
+            "notSupported" => "the server does not offer sign-out yet (HTTP 404)",
+            _ => "this session had ended already (sign in and run `chat signout --everywhere` again)",
+        };
+        return Err(Error::Usage(format!("signed out here only; your other devices are still signed in: {why}")));
+    }
+    if json {
+        println!("{}", json!({"signedOut": true, "everywhere": everywhere, "server": server}));
+        return Ok(());
+    }
+    match server {
+        "ended" if everywhere => println!("signed out everywhere: the server ended the sessions of all your devices"),
+        "ended" => println!("signed out: the server ended this session"),
+        "alreadyEnded" => println!("signed out (the session had ended already)"),
+        _ => {
+            println!("signed out: the session is forgotten here");
+            eprintln!(
+                "chat: note: the server does not offer sign-out yet (HTTP 404); this session's tokens stay valid until they expire"
+            );
+        }
+    }
     Ok(())
 }
 
@@ -172,6 +343,11 @@ fn print_channel_view(view: &Value, json: bool) {
     for member in view.get("members").and_then(Value::as_array).into_iter().flatten() {
         let field = |key: &str| member.get(key).and_then(Value::as_str).unwrap_or_default();
         println!("  {:<32} {}", field("userId"), field("role"));
+    }
+    let invited: Vec<&str> =
+        view.get("invited").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).collect();
+    if !invited.is_empty() {
+        println!("  invited (not members until they accept): {}", invited.join(", "));
     }
 }
 
@@ -228,16 +404,17 @@ pub async fn send(
         let answer = wait_for_answer(&mut socket, &client_msg_id).await?;
         match answer.get("type").and_then(Value::as_str) {
             Some("ack") => break answer,
-            _ if answer["code"] == "rate_limited" && tries < MAX_RATE_LIMITED_TRIES => {
+            _ if answer["code"] == "rate_limited"
+                && tries < MAX_RATE_LIMITED_TRIES
+                && answer.get("retryAfterMs").and_then(Value::as_u64).unwrap_or(1000)
+                    <= MAX_RATE_LIMITED_WAIT.as_millis() as u64 =>
+            {
                 // The same clientMsgId again: the server stores the message at most once.
                 let wait = answer.get("retryAfterMs").and_then(Value::as_u64).unwrap_or(1000);
-                progress.show(&format!("rate limited; sending again in {:.1} s", wait as f64 / 1000.0));
+                progress.show(&format!("too fast; sending again in {:.1} s", wait as f64 / 1000.0));
                 tokio::time::sleep(Duration::from_millis(wait)).await;
             }
-            _ => {
-                let text = |key: &str| answer.get(key).and_then(Value::as_str).unwrap_or("refused").to_owned();
-                return Err(Error::Api { status: 0, code: text("code"), message: text("message") });
-            }
+            _ => return Err(Error::from_frame(&answer)),
         }
     };
     progress.finish();
@@ -316,8 +493,7 @@ pub async fn change(
     .await?;
     socket.close().await;
     if answer["type"] != answer_type {
-        let text = |key: &str| answer.get(key).and_then(Value::as_str).unwrap_or("refused").to_owned();
-        return Err(Error::Api { status: 0, code: text("code"), message: text("message") });
+        return Err(Error::from_frame(&answer));
     }
     if json {
         println!("{answer}");

@@ -1,6 +1,7 @@
-//! `chat`: a command-line client of the serverless chat. Accounts, channels, history, an
-//! interactive chat (`chat chat bob`), and a scripted mode that reads JSON actions line by
-//! line and prints every server frame as a JSON line (`chat script < actions.jsonl`).
+//! `chat`: a command-line client of the serverless chat. Accounts, channels, invitations
+//! (nobody joins a channel without accepting) and blocking, history, an interactive chat
+//! (`chat chat bob`), and a scripted mode that reads JSON actions line by line and prints
+//! every server frame as a JSON line (`chat script < actions.jsonl`).
 
 mod api;
 mod chat;
@@ -49,8 +50,25 @@ enum Command {
     Signup(commands::Credentials),
     /// Sign in; the session is saved for the other commands.
     Signin(commands::Credentials),
-    /// Forget the saved session.
-    Signout,
+    /// Sign out: the server ends this session (its refresh token stops working, its open
+    /// chats are closed), and the saved session is forgotten.
+    Signout {
+        /// End the sessions of all your devices, not only this one.
+        #[arg(long)]
+        everywhere: bool,
+    },
+    /// Invitations to channels waiting for your answer; accept or decline them.
+    Invitations {
+        #[command(subcommand)]
+        action: Option<commands::InvitationAction>,
+    },
+    /// Block a user: their invitations (groups, direct chats) no longer reach you and they
+    /// cannot see your presence. They are not told.
+    Block { user: String },
+    /// Unblock a user.
+    Unblock { user: String },
+    /// The users you block.
+    Blocked,
     /// List your channels, or create and manage them.
     Channels {
         #[command(subcommand)]
@@ -141,11 +159,12 @@ async fn run(cli: Cli) -> Result<ExitCode, Error> {
         Command::Signin(credentials) => {
             commands::authenticate(&api, &endpoints, &mut store, false, credentials, json).await?
         }
-        Command::Signout => {
-            store.clear()?;
-            println!("signed out");
-        }
+        Command::Signout { everywhere } => commands::sign_out(&api, &mut store, everywhere, json).await?,
         Command::Channels { action } => commands::channels(&api, &mut store, action, json).await?,
+        Command::Invitations { action } => commands::invitations(&api, &mut store, action, json).await?,
+        Command::Block { user } => commands::block(&api, &mut store, &user, true, json).await?,
+        Command::Unblock { user } => commands::block(&api, &mut store, &user, false, json).await?,
+        Command::Blocked => commands::blocked(&api, &mut store, json).await?,
         Command::Chat { channel, history } => chat::run(&api, &endpoints, &mut store, &channel, history).await?,
         Command::Send { channel, text, file } => {
             commands::send(&api, &endpoints, &mut store, &channel, text, file, json).await?

@@ -33,6 +33,8 @@ pub struct HttpClient {
 pub struct Reply {
     pub status: u16,
     pub body: Bytes,
+    /// `Retry-After` in seconds (a 429 or 503), when the server sent one.
+    pub retry_after_s: Option<u64>,
 }
 
 impl HttpClient {
@@ -72,13 +74,19 @@ impl HttpClient {
         let exchange = async {
             let response = self.inner.request(request).await.map_err(|e| error_chain(&e))?;
             let status = response.status().as_u16();
+            let retry_after_s = retry_after(response.headers());
             let body = response.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
-            Ok(Reply { status, body })
+            Ok(Reply { status, body, retry_after_s })
         };
         tokio::time::timeout(TIMEOUT, exchange)
             .await
             .map_err(|_| format!("no answer within {} s", TIMEOUT.as_secs()))?
     }
+}
+
+/// `Retry-After` as a number of seconds (the HTTP-date form is not used by the backend).
+pub fn retry_after(headers: &http::HeaderMap) -> Option<u64> {
+    headers.get(http::header::RETRY_AFTER)?.to_str().ok()?.trim().parse().ok()
 }
 
 /// A `multipart/form-data` body: the fields in order, then the file last (as S3's POST

@@ -206,8 +206,12 @@ pub async fn run(api: &Api, endpoints: &Endpoints, store: &mut Store, args: Scri
                         };
                         let (status, body) = match answer {
                             Ok(answer) => answer,
-                            Err(Error::Api { status, code, message }) => {
-                                (status, json!({"code": code, "message": message}))
+                            Err(Error::Api { status, code, message, retry_after_ms }) => {
+                                let mut body = json!({"code": code, "message": message});
+                                if let Some(ms) = retry_after_ms {
+                                    body["retryAfterMs"] = json!(ms);
+                                }
+                                (status, body)
                             }
                             Err(other) => return Err(other),
                         };

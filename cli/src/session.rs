@@ -137,9 +137,26 @@ impl Store {
         Ok(self.session.as_ref().ok_or(Error::NotSignedIn)?.access_token.clone())
     }
 
-    /// Trades the (single-use) refresh token for a new session and saves it.
+    /// Trades the (single-use) refresh token for a new session and saves it. Another
+    /// `chat` of this session may have traded it already (and a refresh token used twice
+    /// ends the whole session): then the newer tokens it saved are taken instead. When
+    /// the file is gone (`chat signout`), this session is over here too.
     pub async fn refresh(&mut self, api: &Api) -> Result<(), Error> {
-        let old = self.session.clone().ok_or(Error::NotSignedIn)?;
+        let mut old = self.session.clone().ok_or(Error::NotSignedIn)?;
+        match Store::load(self.path.clone())?.session {
+            None => {
+                self.session = None;
+                return Err(Error::NotSignedIn);
+            }
+            Some(saved) if saved.user_id == old.user_id && saved.refresh_token != old.refresh_token => {
+                if saved.expires_at_ms - now_ms() >= REFRESH_MARGIN_MS {
+                    self.session = Some(saved);
+                    return Ok(());
+                }
+                old = saved;
+            }
+            Some(_) => {}
+        }
         match api.refresh(&old.refresh_token).await {
             Ok(mut fresh) => {
                 fresh.api_url = old.api_url;

@@ -13,6 +13,8 @@ use crate::api::Error;
 
 pub struct Socket {
     inner: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    /// The code of the server's close frame, once it sent one.
+    close_code: Option<u16>,
 }
 
 /// What the server sent: a JSON frame, or the end of the connection.
@@ -28,7 +30,7 @@ impl Socket {
         let url = format!("{ws_url}{separator}token={}", urlencoding::encode(token));
         let connector = Connector::Rustls(tls.clone());
         match tokio_tungstenite::connect_async_tls_with_config(url, None, false, Some(connector)).await {
-            Ok((inner, _)) => Ok(Self { inner }),
+            Ok((inner, _)) => Ok(Self { inner, close_code: None }),
             // A refused handshake is API Gateway's answer: 401/403 from the authorizer,
             // 429 or 500 from $connect.
             Err(tungstenite::Error::Http(response)) => {
@@ -43,6 +45,7 @@ impl Socket {
                     status,
                     code: code.into(),
                     message: format!("the WebSocket handshake was refused (HTTP {status})"),
+                    retry_after_ms: crate::net::retry_after(response.headers()).map(|s| s * 1000),
                 })
             }
             Err(err) => Err(Error::WebSocket(format!("cannot connect to {ws_url}: {err}"))),
@@ -64,6 +67,7 @@ impl Socket {
                     );
                 }
                 Some(Ok(Message::Close(frame))) => {
+                    self.close_code = frame.as_ref().map(|f| u16::from(f.code));
                     let why = frame.map(|f| format!("closed by the server ({} {})", u16::from(f.code), f.reason));
                     return Incoming::Closed(why.unwrap_or_else(|| "closed by the server".into()));
                 }
@@ -72,6 +76,12 @@ impl Socket {
                 None => return Incoming::Closed("connection ended".into()),
             }
         }
+    }
+
+    /// The code the server closed the connection with (1000: on purpose, as when the
+    /// session was signed out; 1001: the gateway's idle or duration limit).
+    pub fn close_code(&self) -> Option<u16> {
+        self.close_code
     }
 
     pub async fn close(mut self) {

@@ -77,9 +77,38 @@ impl Person {
         assert!(out.stdout.contains(&format!("signed up as {}", self.name)), "{}", out.stdout);
     }
 
+    /// The same person on another device: a session file of its own (not signed in yet).
+    fn device(&self, label: &str) -> Self {
+        let session = std::env::temp_dir().join(format!("chat-cli-test-{}-{label}.json", self.name));
+        Self { name: self.name.clone(), session, api: self.api.clone(), ws: self.ws.clone() }
+    }
+
+    async fn sign_in(&self) {
+        let out = self.run(&["signin", &self.name, "--password", PASSWORD]).await;
+        assert!(out.ok, "signin failed: {}", out.stderr);
+    }
+
+    /// `chat invitations accept CHANNEL`, which must succeed.
+    async fn accept(&self, channel: &str) -> Output {
+        let out = self.run(&["invitations", "accept", channel]).await;
+        assert!(out.ok, "{} could not accept {channel}: {}{}", self.name, out.stdout, out.stderr);
+        assert!(out.stdout.starts_with("accepted: "), "{}", out.stdout);
+        out
+    }
+
+    /// `chat --json invitations`: one JSON line per pending invitation.
+    async fn invitations(&self) -> Vec<Value> {
+        let out = self.run(&["--json", "invitations"]).await;
+        assert!(out.ok, "{}", out.stderr);
+        json_lines(&out.stdout)
+    }
+
+    fn saved_session(&self) -> Value {
+        serde_json::from_str(&std::fs::read_to_string(&self.session).unwrap()).unwrap()
+    }
+
     fn token(&self) -> String {
-        let session: Value = serde_json::from_str(&std::fs::read_to_string(&self.session).unwrap()).unwrap();
-        session["accessToken"].as_str().unwrap().to_owned()
+        self.saved_session()["accessToken"].as_str().unwrap().to_owned()
     }
 }
 
@@ -104,13 +133,22 @@ async fn sign_up_sign_in_and_manage_channels() {
     let out = alice.run(&["channels"]).await;
     assert!(out.ok && out.stdout.contains("no channels yet"), "{}{}", out.stdout, out.stderr);
 
+    // Opening a direct channel and creating a group invite Bob: he is not a member yet.
+    let invited = format!("invited (not members until they accept): {}", bob.name);
     let out = alice.run(&["channels", "direct", &bob.name]).await;
     assert!(out.ok, "{}", out.stderr);
-    assert!(out.stdout.contains("(direct)") && out.stdout.contains(&bob.name), "{}", out.stdout);
+    assert!(out.stdout.contains("(direct)") && out.stdout.contains(&invited), "{}", out.stdout);
+    assert!(!out.stdout.lines().any(|l| l.trim_start().starts_with(&bob.name)), "{}", out.stdout);
 
     let out = alice.run(&["channels", "group", "Book club", "--members", &bob.name]).await;
     assert!(out.ok, "{}", out.stderr);
     assert!(out.stdout.contains("\"Book club\"") && out.stdout.contains("owner"), "{}", out.stdout);
+    assert!(out.stdout.contains(&invited), "{}", out.stdout);
+    assert!(!out.stdout.lines().any(|l| l.trim_start().starts_with(&bob.name)), "{}", out.stdout);
+    let out = alice.run(&["--json", "channels", "add", "Book club", "carol-nobody"]).await;
+    let view: Value = serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}{}", out.stdout, out.stderr));
+    assert_eq!(view["invited"], serde_json::json!(["carol-nobody"]), "{view}");
+    assert_eq!(view["members"].as_array().map(Vec::len), Some(1), "{view}");
 
     let out = alice.run(&["--json", "channels"]).await;
     let channels = json_lines(&out.stdout);
@@ -118,14 +156,24 @@ async fn sign_up_sign_in_and_manage_channels() {
     assert!(channels.iter().any(|c| c["kind"] == "direct" && c["peer"] == bob.name.as_str()));
     assert!(channels.iter().any(|c| c["kind"] == "group" && c["name"] == "Book club"));
 
-    // Bob sees both, by name.
+    // Bob has neither until he accepts; then he sees both, by name.
+    let out = bob.run(&["channels"]).await;
+    assert!(out.stdout.contains("no channels yet"), "{}", out.stdout);
+    assert!(out.stdout.contains("2 pending invitation(s)"), "{}", out.stdout);
+    bob.accept("Book club").await;
+    bob.accept(&alice.name).await;
     let out = bob.run(&["channels"]).await;
     assert!(out.stdout.contains("Book club") && out.stdout.contains(&alice.name), "{}", out.stdout);
+    assert!(!out.stdout.contains("pending invitation"), "{}", out.stdout);
 
     // A refusal is reported with the server's reason and a failing status.
-    let out = alice.run(&["channels", "direct", "nobody-here"]).await;
+    let out = alice.run(&["channels", "direct", &alice.name]).await;
     assert!(!out.ok);
-    assert!(out.stderr.contains("no such users: nobody-here") && out.stderr.contains("not_found"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("a direct channel needs another user") && out.stderr.contains("invalid_request"),
+        "{}",
+        out.stderr
+    );
 
     // Signing in again (password on stdin, as a script would) replaces the session.
     let out = alice.run_with_input(&["signin", &alice.name], &format!("{PASSWORD}\n")).await;
@@ -142,6 +190,7 @@ async fn send_delivers_live_and_history_reads_back_in_order() {
     alice.sign_up().await;
     bob.sign_up().await;
     assert!(alice.run(&["channels", "direct", &bob.name]).await.ok);
+    bob.accept(&alice.name).await;
     let mut bobs_phone = stack.connect_with_token(&bob.token()).await;
 
     for (i, text) in ["first", "second", "third"].iter().enumerate() {
@@ -189,6 +238,7 @@ async fn send_uploads_a_file_that_the_other_person_can_download() {
     alice.sign_up().await;
     bob.sign_up().await;
     assert!(alice.run(&["channels", "direct", &bob.name]).await.ok);
+    bob.accept(&alice.name).await;
     let file = std::env::temp_dir().join(format!("chat-cli-notes-{}.txt", alice.name));
     let contents = "line one\nline two \u{2713}\n";
     std::fs::write(&file, contents).unwrap();
@@ -220,6 +270,7 @@ async fn history_all_pages_through_a_long_channel() {
     alice.sign_up().await;
     bob.sign_up().await;
     assert!(alice.run(&["channels", "direct", &bob.name]).await.ok);
+    bob.accept(&alice.name).await;
     let channel =
         json_lines(&alice.run(&["--json", "channels"]).await.stdout)[0]["channelId"].as_str().unwrap().to_owned();
 
@@ -281,6 +332,7 @@ async fn interactive_chat_shows_incoming_messages_and_sends_typed_lines() {
     alice.sign_up().await;
     bob.sign_up().await;
     assert!(alice.run(&["channels", "direct", &bob.name]).await.ok);
+    bob.accept(&alice.name).await;
     assert!(bob.run(&["send", &alice.name, "are you there?"]).await.ok);
     let mut bobs_phone = stack.connect_with_token(&bob.token()).await;
 
@@ -332,6 +384,333 @@ async fn interactive_chat_shows_incoming_messages_and_sends_typed_lines() {
             break;
         }
     }
+
+    stdin.write_all(b"/quit\n").await.unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait()).await.expect("chat quits").unwrap();
+    assert!(status.success());
+}
+
+#[tokio::test]
+async fn invitations_are_listed_then_accepted_or_declined() {
+    let stack = Stack::start().await;
+    let alice = Person::new(&stack, "alice");
+    let bob = Person::new(&stack, "bob");
+    alice.sign_up().await;
+    bob.sign_up().await;
+    let out = bob.run(&["invitations"]).await;
+    assert!(out.ok && out.stdout.trim() == "no pending invitations", "{}{}", out.stdout, out.stderr);
+
+    for name in ["Book club", "Chess", "Twins", "Twins"] {
+        assert!(alice.run(&["channels", "group", name, "--members", &bob.name]).await.ok);
+    }
+    assert!(alice.run(&["channels", "direct", &bob.name]).await.ok);
+    let book_club = alice.run(&["--json", "channels"]).await;
+    let book_club = json_lines(&book_club.stdout).into_iter().find(|c| c["name"] == "Book club").unwrap();
+    let book_club = book_club["channelId"].as_str().unwrap().to_owned();
+
+    // Bob's invitations, oldest first, with who sent them.
+    let pending = bob.invitations().await;
+    let kinds: Vec<(&str, Option<&str>)> =
+        pending.iter().map(|i| (i["kind"].as_str().unwrap(), i["name"].as_str())).collect();
+    assert_eq!(
+        kinds,
+        [
+            ("group", Some("Book club")),
+            ("group", Some("Chess")),
+            ("group", Some("Twins")),
+            ("group", Some("Twins")),
+            ("direct", None)
+        ]
+    );
+    assert!(pending.iter().all(|i| i["invitedBy"] == alice.name.as_str() && i["role"] == "member"), "{pending:?}");
+    assert_eq!(pending[0]["channelId"], book_club.as_str());
+    let out = bob.run(&["invitations"]).await;
+    assert_eq!(out.stdout.lines().count(), 1 + 5 + 1, "{}", out.stdout);
+    assert!(
+        out.stdout.lines().nth(1).is_some_and(|l| l.starts_with(&book_club) && l.ends_with("Book club")),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.lines().nth(5).is_some_and(|l| l.contains("direct") && l.contains(&alice.name)),
+        "{}",
+        out.stdout
+    );
+
+    // Until he accepts, the group is not Bob's: nothing of it reaches him, and the CLI
+    // says how to join.
+    let mut bobs_phone = stack.connect_with_token(&bob.token()).await;
+    assert!(alice.run(&["send", "Book club", "sent before you joined"]).await.ok);
+    bobs_phone.expect_silence(Duration::from_secs(1)).await;
+    let out = bob.run(&["history", "Book club"]).await;
+    assert!(!out.ok, "{}", out.stdout);
+    assert!(out.stderr.contains(&format!("`chat invitations accept {book_club}`")), "{}", out.stderr);
+
+    // Accepted by the group's name: Bob is a member, reads what was sent before, and
+    // receives what Alice sends now.
+    let out = bob.accept("Book club").await;
+    assert!(out.stdout.contains(&format!("{} invites you to the group \"Book club\"", alice.name)), "{}", out.stdout);
+    assert!(
+        out.stdout.lines().any(|l| l.trim_start().starts_with(&bob.name) && l.ends_with("member")),
+        "{}",
+        out.stdout
+    );
+    let out = bob.run(&["history", "Book club"]).await;
+    assert!(out.stdout.trim_end().ends_with(&format!("{}: sent before you joined", alice.name)), "{}", out.stdout);
+    assert!(alice.run(&["send", "Book club", "welcome"]).await.ok);
+    let frame = bobs_phone.recv_type("message").await;
+    assert_eq!(
+        (frame["message"]["channelId"].as_str(), frame["message"]["text"].as_str()),
+        (Some(book_club.as_str()), Some("welcome"))
+    );
+
+    // The direct chat, by the inviter's username.
+    bob.accept(&alice.name).await;
+    assert!(bob.run(&["send", &alice.name, "hello Alice"]).await.ok);
+    let out = alice.run(&["history", &bob.name]).await;
+    assert!(out.stdout.trim_end().ends_with(&format!("{}: hello Alice", bob.name)), "{}", out.stdout);
+
+    // A name two invitations share is refused with their ids; an id settles it.
+    let out = bob.run(&["invitations", "accept", "Twins"]).await;
+    assert!(!out.ok && out.stderr.contains("names 2 pending invitations"), "{}", out.stderr);
+    let twins: Vec<String> = bob
+        .invitations()
+        .await
+        .iter()
+        .filter(|i| i["name"] == "Twins")
+        .map(|i| i["channelId"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(twins.len(), 2);
+    bob.accept(&twins[1]).await;
+
+    // Declined: the invitation is gone and Bob is not in the channel.
+    let out = bob.run(&["invitations", "decline", "Chess"]).await;
+    assert!(out.ok && out.stdout.starts_with("declined: "), "{}{}", out.stdout, out.stderr);
+    let left: Vec<Value> = bob.invitations().await;
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert_eq!(left[0]["channelId"], twins[0].as_str());
+    let out = bob.run(&["invitations", "accept", "Chess"]).await;
+    assert!(!out.ok && out.stderr.contains("no pending invitation \"Chess\""), "{}", out.stderr);
+    let out = bob.run(&["--json", "channels"]).await;
+    let groups = json_lines(&out.stdout).iter().filter(|c| c["kind"] == "group").count();
+    assert_eq!(groups, 2, "Book club and one Twins: {}", out.stdout);
+    assert!(!out.stdout.contains("Chess"), "{}", out.stdout);
+    let out = alice.run(&["--json", "channels", "show", "Chess"]).await;
+    let chess: Value = serde_json::from_str(&out.stdout).unwrap();
+    let members: Vec<&str> =
+        chess["members"].as_array().unwrap().iter().map(|m| m["userId"].as_str().unwrap()).collect();
+    assert_eq!(members, [alice.name.as_str()]);
+    let out = bob.run(&["history", "Chess"]).await;
+    assert!(!out.ok && out.stderr.contains("no channel \"Chess\""), "{}", out.stderr);
+}
+
+#[tokio::test]
+async fn blocking_stops_invitations_and_unblocking_lets_them_through() {
+    let stack = Stack::start().await;
+    let alice = Person::new(&stack, "alice");
+    let bob = Person::new(&stack, "bob");
+    alice.sign_up().await;
+    bob.sign_up().await;
+    let out = bob.run(&["blocked"]).await;
+    assert!(out.ok && out.stdout.trim() == "you block nobody", "{}{}", out.stdout, out.stderr);
+
+    // An invitation that is waiting goes when Bob blocks its sender.
+    assert!(alice.run(&["channels", "group", "Before", "--members", &bob.name]).await.ok);
+    assert_eq!(bob.invitations().await.len(), 1);
+    let out = bob.run(&["block", &alice.name]).await;
+    assert!(out.ok && out.stdout.starts_with(&format!("blocked {}", alice.name)), "{}{}", out.stdout, out.stderr);
+    assert!(bob.invitations().await.is_empty());
+    let out = bob.run(&["--json", "blocked"]).await;
+    assert_eq!(serde_json::from_str::<Value>(&out.stdout).unwrap(), serde_json::json!({"blocked": [alice.name]}));
+    assert_eq!(bob.run(&["blocked"]).await.stdout.trim(), alice.name);
+
+    // Alice is told the same as ever, but her direct-channel invitation never arrives.
+    let out = alice.run(&["--json", "channels", "direct", &bob.name]).await;
+    assert!(out.ok, "{}", out.stderr);
+    let view: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(view["invited"], serde_json::json!([bob.name]));
+    assert!(alice.run(&["channels", "group", "While blocked", "--members", &bob.name]).await.ok);
+    assert!(bob.invitations().await.is_empty());
+    let out = bob.run(&["invitations"]).await;
+    assert_eq!(out.stdout.trim(), "no pending invitations");
+
+    // Unblocked: Alice's next invitation arrives.
+    let out = bob.run(&["unblock", &alice.name]).await;
+    assert!(out.ok && out.stdout.trim() == format!("unblocked {}", alice.name), "{}{}", out.stdout, out.stderr);
+    assert_eq!(bob.run(&["blocked"]).await.stdout.trim(), "you block nobody");
+    assert!(alice.run(&["channels", "group", "After", "--members", &bob.name]).await.ok);
+    let pending = bob.invitations().await;
+    assert_eq!(pending.len(), 1, "{pending:?}");
+    assert_eq!(
+        (pending[0]["name"].as_str(), pending[0]["invitedBy"].as_str()),
+        (Some("After"), Some(alice.name.as_str()))
+    );
+    bob.accept("After").await;
+}
+
+#[tokio::test]
+async fn signout_forgets_the_session_and_ends_it_on_the_server() {
+    let stack = Stack::start().await;
+    let alice = Person::new(&stack, "alice");
+    alice.sign_up().await;
+    let laptop = alice.device("laptop");
+    laptop.sign_in().await;
+    let phone = alice.device("phone");
+    phone.sign_in().await;
+    let old = alice.saved_session();
+    let mut socket = stack.connect_with_token(old["accessToken"].as_str().unwrap()).await;
+
+    let out = alice.run(&["--json", "signout"]).await;
+    assert!(out.ok, "{}{}", out.stdout, out.stderr);
+    let answer: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!((answer["signedOut"].as_bool(), answer["everywhere"].as_bool()), (Some(true), Some(false)));
+    // Forgotten here, whatever the server did: commands that need a session say so.
+    assert!(!alice.session.exists());
+    let out = alice.run(&["channels"]).await;
+    assert!(!out.ok && out.stderr.contains("not signed in: run `chat signin`"), "{}{}", out.stdout, out.stderr);
+    let out = alice.run(&["signout"]).await;
+    assert!(out.ok && out.stdout.trim() == "not signed in", "{}{}", out.stdout, out.stderr);
+
+    let refresh = |session: &Value| serde_json::json!({"refreshToken": session["refreshToken"]});
+    let laptop_session = laptop.saved_session();
+    let phone_session = phone.saved_session();
+    match answer["server"].as_str() {
+        Some("ended") => {
+            // The server ended that session only: its refresh token is refused, its socket
+            // closed; the laptop's session lives on.
+            assert_eq!(stack.post("/auth/refresh", None, &refresh(&old)).await.0, 401);
+            assert_eq!(socket.closed().await.code, Some(1000));
+            assert!(laptop.run(&["channels", "group", "Notes"]).await.ok);
+
+            // The phone signs out everywhere: the chat open on the laptop ends and says why.
+            let mut chat = laptop
+                .command(&["chat", "Notes"])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("chat runs");
+            let stdin = chat.stdin.take().unwrap();
+            let mut stdout = BufReader::new(chat.stdout.take().unwrap()).lines();
+            loop {
+                // The answer to its presence question: it is connected.
+                let line = tokio::time::timeout(Duration::from_secs(15), stdout.next_line()).await;
+                let line = line.expect("the chat connects").unwrap().expect("chat is still running");
+                if line.ends_with("nobody else here is online") {
+                    break;
+                }
+            }
+            let out = phone.run(&["signout", "--everywhere"]).await;
+            assert!(out.ok, "{}{}", out.stdout, out.stderr);
+            assert!(out.stdout.contains("signed out everywhere"), "{}", out.stdout);
+            let ended = tokio::time::timeout(Duration::from_secs(15), chat.wait_with_output())
+                .await
+                .expect("the chat ends when its session does")
+                .unwrap();
+            drop(stdin);
+            // It ends when the server refuses the laptop's refresh token (the file is untouched
+            // by the phone), and forgets that session too.
+            let stderr = String::from_utf8_lossy(&ended.stderr);
+            assert!(!ended.status.success() && stderr.contains("signed out: the session was ended"), "{stderr}");
+            assert_ne!(laptop_session["refreshToken"], phone_session["refreshToken"]);
+            let (status, body) = stack.post("/auth/refresh", None, &refresh(&phone_session)).await;
+            assert_eq!(status, 401, "{body}");
+            assert!(!phone.session.exists());
+        }
+        Some("notSupported") => {
+            // The CLI read the answer right: the route is not there yet.
+            let (status, body) = stack.post("/auth/signout", Some(&laptop.token()), &serde_json::json!({})).await;
+            assert_eq!(status, 404, "{body}");
+            socket.expect_silence(Duration::from_millis(200)).await;
+            // Everywhere cannot be done then: it fails and says so, but still forgets.
+            let out = laptop.run(&["signout", "--everywhere"]).await;
+            assert!(!out.ok, "{}", out.stdout);
+            assert!(out.stderr.contains("your other devices are still signed in"), "{}", out.stderr);
+            assert_eq!(stack.post("/auth/refresh", None, &refresh(&phone_session)).await.0, 200);
+        }
+        other => panic!("unexpected server outcome {other:?}: {answer}"),
+    }
+    assert!(!laptop.session.exists());
+    let out = laptop.run(&["history", "anything"]).await;
+    assert!(!out.ok && out.stderr.contains("not signed in"), "{}{}", out.stdout, out.stderr);
+}
+
+#[tokio::test]
+async fn rate_limited_send_is_reported_readably() {
+    // One message per window; everything else as generous as in the other tests. Windows
+    // are fixed and start at the epoch: this one ends an hour from now, so the wait is known.
+    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    let mut rate_limits = e2e::GENEROUS;
+    rate_limits.sends.count = 1;
+    rate_limits.sends.window_ms = now_ms + 3_600_000;
+    let stack = Stack::start_with(e2e::StackOptions { rate_limits: Some(rate_limits), ..Default::default() }).await;
+    let alice = Person::new(&stack, "alice");
+    let bob = Person::new(&stack, "bob");
+    alice.sign_up().await;
+    bob.sign_up().await;
+    assert!(alice.run(&["channels", "direct", &bob.name]).await.ok);
+    assert!(alice.run(&["send", &bob.name, "one"]).await.ok);
+
+    // A wait longer than a one-shot command should sit through is reported at once.
+    let started = std::time::Instant::now();
+    let out = alice.run(&["send", &bob.name, "two"]).await;
+    assert!(!out.ok, "{}", out.stdout);
+    assert!(started.elapsed() < Duration::from_secs(20), "{:?}", started.elapsed());
+    let line = out.stderr.trim();
+    let seconds: u64 = line
+        .strip_prefix("chat: too fast; retry in ")
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("not the readable form: {line}"));
+    assert!((3_500..=3_600).contains(&seconds), "{line}");
+    assert!(line.ends_with("s (rate_limited)"), "{line}");
+}
+
+#[tokio::test]
+async fn interactive_group_chat_shows_who_is_online_and_new_invitations() {
+    let stack = Stack::start().await;
+    let alice = Person::new(&stack, "alice");
+    let bob = Person::new(&stack, "bob");
+    let carol = Person::new(&stack, "carol");
+    for person in [&alice, &bob, &carol] {
+        person.sign_up().await;
+    }
+    assert!(alice.run(&["channels", "group", "Team", "--members", &bob.name]).await.ok);
+    bob.accept("Team").await;
+    // Bob shares no direct channel with Alice: only asking by the group shows him online.
+    let _bobs_phone = stack.connect_with_token(&bob.token()).await;
+    assert!(carol.run(&["channels", "group", "Carols", "--members", &alice.name]).await.ok);
+
+    let mut child = alice
+        .command(&["chat", "Team"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("chat runs");
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut seen: Vec<String> = Vec::new();
+    // Waits up to `wait` for a line `wanted` accepts, among those seen so far and new ones.
+    let mut wait_for = async |wanted: &dyn Fn(&str) -> bool, wait: Duration| {
+        let deadline = tokio::time::Instant::now() + wait;
+        while !seen.iter().any(|l| wanted(l)) {
+            let line = tokio::time::timeout_at(deadline, stdout.next_line())
+                .await
+                .unwrap_or_else(|_| panic!("no such line within {wait:?}; got {seen:?}"))
+                .unwrap()
+                .expect("chat is still running");
+            seen.push(line);
+        }
+    };
+
+    wait_for(&|l| l.ends_with(&format!("online: {}", bob.name)), Duration::from_secs(15)).await;
+    let notice = format!("invitation: {} invites you to the group \"Carols\"", carol.name);
+    wait_for(&|l| l.contains(&notice) && l.contains("`chat invitations accept g-"), Duration::from_secs(15)).await;
+    // One sent while the chat runs is noted too (looked for every 15 s).
+    assert!(carol.run(&["channels", "group", "Later", "--members", &alice.name]).await.ok);
+    let later = format!("invitation: {} invites you to the group \"Later\"", carol.name);
+    wait_for(&|l| l.contains(&later), Duration::from_secs(30)).await;
 
     stdin.write_all(b"/quit\n").await.unwrap();
     let status = tokio::time::timeout(Duration::from_secs(10), child.wait()).await.expect("chat quits").unwrap();

@@ -316,4 +316,6 @@ async fn signing_out_ends_this_device_or_every_device_and_closes_their_sockets()
     laptop_ws.closed().await;
     let (status, _) = stack.post("/auth/refresh", None, &json!({"refreshToken": laptop["refreshToken"]})).await;
     assert_eq!(status, 401);
+    let (status, _) = stack.post("/auth/refresh", None, &json!({"refreshToken": laptop["refreshToken"]})).await;
+    assert_eq!(status, 401, "a second use after signing out everywhere is refused the same way");
 }

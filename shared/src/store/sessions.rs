@@ -98,11 +98,18 @@ impl<'a> Sessions<'a> {
     pub async fn end(&self, user: &UserId, sid: Option<&str>) -> Result<(), StoreError> {
         let mut request = self.client.update_item().table_name(self.table).set_key(Some(key(keys::sessions_pk(user))));
         request = match sid {
-            Some(sid) => request.update_expression("REMOVE sids.#sid").expression_attribute_names("#sid", sid),
+            // A nested REMOVE needs the map: with none, nothing is live to end.
+            Some(sid) => request
+                .update_expression("REMOVE sids.#sid")
+                .condition_expression("attribute_exists(sids)")
+                .expression_attribute_names("#sid", sid),
             None => request.update_expression("REMOVE sids"),
         };
-        request.send().await.map_err(|e| StoreError::aws("UpdateItem", &e))?;
-        Ok(())
+        match request.send().await {
+            Ok(_) => Ok(()),
+            Err(err) if is_condition_failure(&err) => Ok(()),
+            Err(err) => Err(StoreError::aws("UpdateItem", &err)),
+        }
     }
 
     pub async fn put_refresh(
