@@ -30,6 +30,8 @@ pub const MAX_PAGE_SIZE: usize = 100;
 /// A history page stops before this many bytes: Lambda answers at most 6 MB, and the page
 /// travels as JSON inside the JSON of the HTTP API response (escaped twice), plus headers.
 pub const MAX_PAGE_BYTES: usize = 5 * 1024 * 1024;
+/// Deleted messages a channel keeps track of for unread counts, at most.
+pub const MAX_TRACKED_DELETIONS: usize = 500;
 
 /// `$connect`: counts the attempt against the user's connect limit, records the
 /// connection, and tells contacts when the user comes online.
@@ -464,23 +466,58 @@ pub async fn delete_message(
         return Err(ChatError::Forbidden("only the author (or a group's owner or admins) can delete a message".into()));
     };
     if message.deleted {
+        // A retry: finish what an attempt that died after the write left (its files).
+        remove_files(app, channel_id, message_id, None).await;
         return Ok(frame);
     }
     let deleted = match app.messages().soft_delete(&message, only_author, app.now_ms()).await? {
         Ok(deleted) => deleted,
-        Err(crate::store::ChangeRefused::Deleted) => return Ok(frame),
+        Err(crate::store::ChangeRefused::Deleted) => {
+            remove_files(app, channel_id, message_id, None).await;
+            return Ok(frame);
+        }
         Err(refused) => return Err(refused_change(refused, channel_id, message_id, "delete")),
     };
     info!(%user, %channel_id, %message_id, "message deleted");
-    crate::media::delete_files(app, &deleted.attachments).await;
-    // Deleted seqs everyone has read past no longer change any unread count.
-    let lowest_read = roster.members.iter().map(|m| m.last_read_seq).min().unwrap_or(0);
-    let prunable: Vec<u64> = roster.meta.deleted_seqs.iter().copied().filter(|s| *s <= lowest_read).collect();
+    remove_files(app, channel_id, message_id, Some(deleted.attachments)).await;
+    let prunable = prunable_deletions(&roster, message.seq);
     if let Err(err) = app.channels().prune_deleted_seqs(channel_id, &prunable).await {
         warn!(%channel_id, error = %err, "could not prune deleted seqs");
     }
     fan_out(app, &roster.member_ids(), Some(origin), &frame.to_json()).await;
     Ok(frame)
+}
+
+/// Deleted seqs the channel need not track any more: those everyone has read past (they
+/// change no unread count), and the oldest beyond [`MAX_TRACKED_DELETIONS`] (whoever has
+/// not read for that long may see a slightly high unread count; the item stays bounded).
+fn prunable_deletions(roster: &crate::store::Roster, just_deleted: u64) -> Vec<u64> {
+    let lowest_read = roster.members.iter().map(|m| m.last_read_seq).min().unwrap_or(0);
+    let mut tracked: Vec<u64> = roster.meta.deleted_seqs.iter().copied().chain([just_deleted]).collect();
+    tracked.sort_unstable();
+    tracked.dedup();
+    let over = tracked.len().saturating_sub(MAX_TRACKED_DELETIONS);
+    tracked.into_iter().enumerate().filter(|(i, s)| *i < over || *s <= lowest_read).map(|(_, s)| s).collect()
+}
+
+/// Removes a deleted message's files, then its record of them. `files`: known already
+/// (fresh delete), else read back (a retry). Best effort; a retry tries again.
+async fn remove_files(app: &App, channel: &ChannelId, id: MessageId, files: Option<Vec<crate::model::Attachment>>) {
+    let files = match files {
+        Some(files) => files,
+        None => match app.messages().files_left(channel, id).await {
+            Ok(files) => files,
+            Err(err) => return warn!(%channel, %id, error = %err, "could not read a deleted message's files"),
+        },
+    };
+    if files.is_empty() {
+        return;
+    }
+    if crate::media::delete_files(app, &files).await {
+        if let Err(err) = app.messages().forget_files(channel, id).await {
+            warn!(%channel, %id, error = %err, "files removed but still recorded");
+        }
+    }
 }
 
 fn refused_change(refused: crate::store::ChangeRefused, channel: &ChannelId, id: MessageId, what: &str) -> ChatError {
@@ -490,5 +527,51 @@ fn refused_change(refused: crate::store::ChangeRefused, channel: &ChannelId, id:
         crate::store::ChangeRefused::NotAuthor => {
             ChatError::Forbidden(format!("only the author can {what} this message"))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{ChannelKind, MemberRole};
+    use crate::store::{ChannelMeta, Member, Roster};
+
+    fn roster(deleted: Vec<u64>, reads: &[u64]) -> Roster {
+        let meta = ChannelMeta {
+            id: ChannelId::parse("c").unwrap(),
+            kind: ChannelKind::Group,
+            name: None,
+            seq: 10_000,
+            last_message_id: MessageId::ZERO,
+            buckets: vec![],
+            member_count: reads.len() as u64,
+            pair: vec![],
+            deleted_seqs: deleted,
+            created_at: 0,
+        };
+        let members = reads
+            .iter()
+            .enumerate()
+            .map(|(i, read)| Member {
+                user_id: UserId::parse(format!("u{i}")).unwrap(),
+                role: MemberRole::Member,
+                joined_at: 0,
+                last_read_seq: *read,
+                muted: false,
+            })
+            .collect();
+        Roster { meta, members }
+    }
+
+    #[test]
+    fn deletions_everyone_read_past_are_pruned() {
+        assert_eq!(prunable_deletions(&roster(vec![3, 7, 9], &[8, 20]), 12), vec![3, 7]);
+    }
+
+    #[test]
+    fn a_member_who_never_reads_cannot_make_the_deletion_record_grow_past_its_cap() {
+        let tracked: Vec<u64> = (1..=MAX_TRACKED_DELETIONS as u64).collect();
+        let prunable = prunable_deletions(&roster(tracked, &[0, 5_000]), 9_999);
+        assert_eq!(prunable, vec![1], "the oldest goes to make room for the new one");
     }
 }

@@ -26,6 +26,19 @@ pub const MAX_PENDING_INVITATIONS: usize = 100;
 pub const INVITATION_TTL_MS: i64 = 14 * 24 * 60 * 60 * 1000;
 /// Users one user can block.
 pub const MAX_BLOCKED_USERS: usize = 1000;
+/// Channels one user can be in; joining or starting one more is refused.
+pub const MAX_CHANNELS_PER_USER: usize = 1000;
+
+/// Refuses when `user` is in as many channels as allowed. Only joining and creating ask
+/// (one COUNT Query); nothing that runs per message does.
+pub async fn require_room_for_a_channel(app: &App, user: &UserId) -> Result<(), ChatError> {
+    if app.channels().membership_count(user).await? >= MAX_CHANNELS_PER_USER {
+        return Err(ChatError::Conflict(format!(
+            "you are in {MAX_CHANNELS_PER_USER} channels, the most allowed; leave one first"
+        )));
+    }
+    Ok(())
+}
 /// Invitations written at once (one UpdateItem each).
 const OFFER_CONCURRENCY: usize = 16;
 
@@ -85,6 +98,7 @@ pub async fn accept(app: &App, user: &UserId, channel: &ChannelId) -> Result<(),
     let not_invited = || ChatError::NotFound(format!("no pending invitation to channel {channel}"));
     let invitation =
         pending(app, user).await?.into_iter().find(|i| &i.channel_id == channel).ok_or_else(not_invited)?;
+    require_room_for_a_channel(app, user).await?;
     let max_members = match invitation.kind {
         ChannelKind::Group => MAX_CHANNEL_MEMBERS as u64,
         ChannelKind::Direct => 2,

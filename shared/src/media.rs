@@ -233,15 +233,19 @@ pub async fn download_url(app: &App, user: &UserId, channel: &ChannelId, key: &s
     presigned_get(app, key).await
 }
 
-/// Deletes the files of a deleted message. Best effort: a bucket lifecycle rule is the
-/// backstop for anything left behind.
-pub async fn delete_files(app: &App, attachments: &[Attachment]) {
+/// Deletes the files of a deleted message. Answers whether all are gone (a file that was
+/// gone already counts).
+pub async fn delete_files(app: &App, attachments: &[Attachment]) -> bool {
+    let mut all_gone = true;
     for attachment in attachments {
         let result = app.s3.delete_object().bucket(&app.config.uploads.bucket).key(&attachment.key).send().await;
+        // S3 answers 204 for a key that is gone already.
         if let Err(err) = result {
+            all_gone = false;
             warn!(key = %attachment.key, error = %aws_smithy_types::error::display::DisplayErrorContext(&err), "could not delete a file");
         }
     }
+    all_gone
 }
 
 fn civil(time: SystemTime) -> aws_smithy_types::DateTime {

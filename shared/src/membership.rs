@@ -110,6 +110,7 @@ pub async fn create_group(
     if invited.len() >= MAX_CHANNEL_MEMBERS {
         return Err(too_many());
     }
+    consent::require_room_for_a_channel(app, creator).await?;
     let id = ChannelId::parse(format!("g-{}", hex::encode(rand::random::<[u8; 12]>())))?;
     let owner = [(creator.clone(), MemberRole::Owner)];
     app.channels().create(&id, ChannelKind::Group, Some(name), &owner, app.now_ms()).await.map_err(|e| match e {
@@ -143,6 +144,7 @@ pub async fn open_direct(app: &App, me: &UserId, other: &UserId) -> Result<Chann
     match app.channels().roster(&id).await? {
         Some(roster) if roster.is_member(me) => {}
         Some(_) => {
+            consent::require_room_for_a_channel(app, me).await?;
             // `other` opened it first; opening it is my consent (an invitation, if any, is used up).
             let seat = Seat { role: MemberRole::Member, kind: ChannelKind::Direct, max_members: 2 };
             match app.channels().join(&id, me, seat, None, now).await {
@@ -153,6 +155,7 @@ pub async fn open_direct(app: &App, me: &UserId, other: &UserId) -> Result<Chann
             app.invitations().withdraw(me, std::slice::from_ref(&id)).await?;
         }
         None => {
+            consent::require_room_for_a_channel(app, me).await?;
             if app.channels().open_direct(&id, [me, other], me, now).await? {
                 info!(%me, channel = %id, "direct channel opened");
                 consent::invite(

@@ -40,13 +40,23 @@ pub struct PresenceView {
 
 /// A device connected (after the connect rate limit passed). `lifetime_left_ms`: how long
 /// API Gateway keeps the connection open at most (see `apigw::ws_lifetime_left_ms`).
+/// Open connections one user may hold (devices and tabs); one more is refused.
+pub const MAX_CONNECTIONS_PER_USER: usize = 10;
+
 pub async fn connected(app: &App, user: &UserId, device: &Device<'_>) -> Result<(), ChatError> {
-    beat(app, user, device).await
+    let live_others = beat(app, user, device).await?;
+    if live_others >= MAX_CONNECTIONS_PER_USER {
+        disconnected(app, user, device.connection).await?;
+        return Err(ChatError::Conflict(format!(
+            "at most {MAX_CONNECTIONS_PER_USER} connections at once; close one first"
+        )));
+    }
+    Ok(())
 }
 
 /// A device says it is still there (clients send one every ~30 s).
 pub async fn heartbeat(app: &App, user: &UserId, device: &Device<'_>) -> Result<(), ChatError> {
-    beat(app, user, device).await
+    beat(app, user, device).await.map(|_| ())
 }
 
 /// One open connection as its events describe it.
@@ -59,16 +69,17 @@ pub struct Device<'a> {
     pub lifetime_left_ms: i64,
 }
 
-async fn beat(app: &App, user: &UserId, device: &Device<'_>) -> Result<(), ChatError> {
+/// Records the beat; answers the user's other open connections.
+async fn beat(app: &App, user: &UserId, device: &Device<'_>) -> Result<usize, ChatError> {
     let now = app.now_ms();
     let window = app.config.presence.window_ms;
     let until = now + device.lifetime_left_ms;
-    let came_online = app.presence().beat(user, device.connection, device.session, until, now, window).await?;
-    if came_online {
+    let beat = app.presence().beat(user, device.connection, device.session, until, now, window).await?;
+    if beat.came_online {
         info!(%user, "online");
         announce(app, user, Status::Online, Some(now)).await;
     }
-    Ok(())
+    Ok(beat.live_others)
 }
 
 /// Closes the user's open connections of one session, or all of them (`None`), through

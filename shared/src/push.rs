@@ -177,85 +177,117 @@ pub struct PushReport {
     pub failed: usize,
 }
 
+/// Publishes in flight at once: a send's ack waits for its pushes, so they go together
+/// rather than one device after another.
+const PUSH_CONCURRENCY: usize = 16;
+
+/// What one publish did.
+enum Published {
+    Ok,
+    /// The endpoint is disabled (a dead token): this user's device.
+    Disabled(UserId, String),
+    Failed,
+}
+
 /// Pushes `message` to `users` (members with no live connection, not muted).
 pub async fn notify(app: &App, users: &[UserId], message: &Message, channel_name: Option<&str>) -> PushReport {
+    use futures::StreamExt;
     let mut report = PushReport::default();
     if users.is_empty() {
         return report;
     }
     let (title, body) = payload(message, channel_name);
     let data = json!({ "channelId": message.channel_id, "messageId": message.message_id });
+    let mut publishes: Vec<futures::future::BoxFuture<'_, Published>> = Vec::new();
     if app.config.push.platform_applications.is_empty() {
-        if let Some(topic) = &app.config.push.topic_arn {
-            for user in users {
-                let text = json!({ "title": title, "body": body, "data": data }).to_string();
+        let Some(topic) = app.config.push.topic_arn.clone() else { return report };
+        let text = json!({ "title": title, "body": body, "data": data }).to_string();
+        for user in users {
+            let (topic, text) = (topic.clone(), text.clone());
+            publishes.push(Box::pin(async move {
                 let attribute =
-                    MessageAttributeValue::builder().data_type("String").string_value(user.as_str()).build();
-                let published = match attribute {
-                    Ok(attribute) => {
-                        app.sns
-                            .publish()
-                            .topic_arn(topic)
-                            .message(text)
-                            .message_attributes("userId", attribute)
-                            .send()
-                            .await
-                    }
-                    Err(err) => {
-                        warn!(error = %err, "bad message attribute");
-                        report.failed += 1;
-                        continue;
-                    }
-                };
+                    match MessageAttributeValue::builder().data_type("String").string_value(user.as_str()).build() {
+                        Ok(attribute) => attribute,
+                        Err(err) => {
+                            warn!(error = %err, "bad message attribute");
+                            return Published::Failed;
+                        }
+                    };
+                let published = app
+                    .sns
+                    .publish()
+                    .topic_arn(topic)
+                    .message(text)
+                    .message_attributes("userId", attribute)
+                    .send()
+                    .await;
                 match published {
-                    Ok(_) => report.published += 1,
+                    Ok(_) => Published::Ok,
                     Err(err) => {
-                        report.failed += 1;
                         warn!(%user, error = %DisplayErrorContext(&err), "topic publish failed");
+                        Published::Failed
                     }
                 }
+            }));
+        }
+    } else {
+        let devices: HashMap<UserId, Vec<(String, DeviceRecord)>> = match app.users().devices(users).await {
+            Ok(devices) => devices,
+            Err(err) => {
+                warn!(error = %err, "could not read devices; no pushes");
+                return report;
+            }
+        };
+        for (user, devices) in devices {
+            for (device, record) in devices {
+                let Some(endpoint) = record.endpoint_arn.clone().filter(|_| record.enabled) else { continue };
+                let platform_payload = match record.platform {
+                    Platform::Fcm => json!({ "notification": { "title": title, "body": body }, "data": data }),
+                    Platform::Apns | Platform::ApnsSandbox => json!({
+                        "aps": { "alert": { "title": title, "body": body }, "sound": "default" },
+                        "channelId": message.channel_id,
+                        "messageId": message.message_id,
+                    }),
+                };
+                let structured = json!({
+                    "default": format!("{title}: {body}"),
+                    record.platform.sns_key(): platform_payload.to_string(),
+                })
+                .to_string();
+                let user = user.clone();
+                publishes.push(Box::pin(async move {
+                    let published = app
+                        .sns
+                        .publish()
+                        .target_arn(endpoint)
+                        .message_structure("json")
+                        .message(structured)
+                        .send()
+                        .await;
+                    match published {
+                        Ok(_) => Published::Ok,
+                        Err(err) if err.as_service_error().is_some_and(|e| e.is_endpoint_disabled_exception()) => {
+                            Published::Disabled(user, device)
+                        }
+                        Err(err) => {
+                            warn!(%user, %device, error = %DisplayErrorContext(&err), "push failed");
+                            Published::Failed
+                        }
+                    }
+                }));
             }
         }
-        return report;
     }
-
-    let devices: HashMap<UserId, Vec<(String, DeviceRecord)>> = match app.users().devices(users).await {
-        Ok(devices) => devices,
-        Err(err) => {
-            warn!(error = %err, "could not read devices; no pushes");
-            return report;
-        }
-    };
-    for (user, devices) in devices {
-        for (device, record) in devices {
-            let Some(endpoint) = record.endpoint_arn.as_deref().filter(|_| record.enabled) else { continue };
-            let platform_payload = match record.platform {
-                Platform::Fcm => json!({ "notification": { "title": title, "body": body }, "data": data }),
-                Platform::Apns | Platform::ApnsSandbox => json!({
-                    "aps": { "alert": { "title": title, "body": body }, "sound": "default" },
-                    "channelId": message.channel_id,
-                    "messageId": message.message_id,
-                }),
-            };
-            let structured = json!({
-                "default": format!("{title}: {body}"),
-                record.platform.sns_key(): platform_payload.to_string(),
-            })
-            .to_string();
-            let published =
-                app.sns.publish().target_arn(endpoint).message_structure("json").message(structured).send().await;
-            match published {
-                Ok(_) => report.published += 1,
-                Err(err) if err.as_service_error().is_some_and(|e| e.is_endpoint_disabled_exception()) => {
-                    // The token is dead (app uninstalled): stop trying until it registers again.
-                    report.disabled += 1;
-                    if let Err(err) = app.users().disable_device(&user, &device).await {
-                        warn!(%user, %device, error = %err, "could not mark a device disabled");
-                    }
-                }
-                Err(err) => {
-                    report.failed += 1;
-                    warn!(%user, %device, error = %DisplayErrorContext(&err), "push failed");
+    let outcomes: Vec<Published> = futures::stream::iter(publishes).buffer_unordered(PUSH_CONCURRENCY).collect().await;
+    for outcome in outcomes {
+        match outcome {
+            Published::Ok => report.published += 1,
+            Published::Failed => report.failed += 1,
+            Published::Disabled(user, device) => {
+                // The token is dead (app uninstalled): stop trying until it registers again.
+                report.disabled += 1;
+                if let Err(err) = app.users().disable_device(&user, &device).await {
+                    warn!(%user, %device, error = %err, "could not mark a device disabled");
                 }
             }
         }

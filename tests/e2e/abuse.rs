@@ -319,3 +319,64 @@ async fn signing_out_ends_this_device_or_every_device_and_closes_their_sockets()
     let (status, _) = stack.post("/auth/refresh", None, &json!({"refreshToken": laptop["refreshToken"]})).await;
     assert_eq!(status, 401, "a second use after signing out everywhere is refused the same way");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_delete_removes_the_files_an_interrupted_one_left() {
+    let stack = Stack::start().await;
+    stack.create_channel("dm", &["alice", "bob"]).await;
+    let key = "uploads/dm/alice/0123456789abcdef/notes.txt";
+    let bucket = stack.app.config.uploads.bucket.clone();
+    let body = aws_sdk_s3::primitives::ByteStream::from_static(b"secret notes");
+    stack.app.s3.put_object().bucket(&bucket).key(key).content_type("text/plain").body(body).send().await.unwrap();
+    let attachment = chat_shared::model::Attachment {
+        key: key.into(),
+        file_name: "notes.txt".into(),
+        content_type: "text/plain".into(),
+        size: 12,
+        url: None,
+    };
+    let (alice, channel) = (UserId::parse("alice").unwrap(), chat_shared::model::ChannelId::parse("dm").unwrap());
+    let sent = chat_shared::chat::send_message(
+        &stack.app,
+        &alice,
+        &chat_shared::model::ConnectionId::new("seed"),
+        &channel,
+        &chat_shared::model::ClientMsgId::parse("with-file").unwrap(),
+        "see attached".into(),
+        vec![attachment],
+    )
+    .await
+    .unwrap();
+
+    // The first attempt wrote the deletion and died before removing the file.
+    stack.app.messages().soft_delete(&sent.message, Some(&alice), stack.app.now_ms()).await.unwrap().unwrap();
+    assert!(stack.app.s3.head_object().bucket(&bucket).key(key).send().await.is_ok(), "the file is still there");
+
+    // The client retries: the file goes, and so does the message's record of it.
+    let mut alice_ws = stack.connect("alice").await;
+    let id = sent.message.message_id.to_string();
+    alice_ws.send_json(&json!({"action": "deleteMessage", "channelId": "dm", "messageId": id})).await;
+    assert_eq!(alice_ws.recv().await["type"], "messageDeleted");
+    assert!(stack.app.s3.head_object().bucket(&bucket).key(key).send().await.is_err(), "the file is removed");
+    let left = stack.app.messages().files_left(&channel, sent.message.message_id).await.unwrap();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_user_holds_at_most_ten_open_connections() {
+    let stack = Stack::start().await;
+    let mut devices = Vec::new();
+    for _ in 0..chat_shared::presence::MAX_CONNECTIONS_PER_USER {
+        devices.push(stack.connect("hoarder").await);
+    }
+    let query = format!("token={}", stack.token("hoarder"));
+    match e2e::Client::connect(&stack.websocket_url(), &query).await {
+        Err(e2e::ConnectError::Refused(status)) => assert_eq!(status, 409),
+        Ok(_) => panic!("the 11th connection was let in"),
+        Err(e2e::ConnectError::Other(err)) => panic!("{err}"),
+    }
+    // Closing one makes room again.
+    devices.pop().unwrap().close().await;
+    stack.wait_for_open_connections(devices.len()).await;
+    let _again = stack.connect("hoarder").await;
+}

@@ -60,7 +60,8 @@ impl MessageItem {
             text: self.text,
             client_msg_id: self.client_msg_id,
             created_at: self.created_at,
-            attachments: self.attachments,
+            // A deleted message keeps its file keys only until the files are gone.
+            attachments: if self.deleted { Vec::new() } else { self.attachments },
             edited_at: self.edited_at,
             deleted: self.deleted,
         }
@@ -314,7 +315,9 @@ impl<'a> MessageLog<'a> {
             .table_name(self.messages_table)
             .key("pk", AttributeValue::S(keys::message_pk(&message.channel_id, message.message_id.bucket())))
             .key("id", number(message.message_id.as_u64()))
-            .update_expression("SET deleted = :yes, deletedAt = :now REMOVE #text, attachments")
+            // The file keys stay until the files are removed (`forget_files`), so a retry
+            // after a crash in between still knows what to remove.
+            .update_expression("SET deleted = :yes, deletedAt = :now REMOVE #text")
             .expression_attribute_names("#text", "text")
             .expression_attribute_values(":yes", AttributeValue::Bool(true))
             .expression_attribute_values(":now", number(now_ms))
@@ -352,6 +355,39 @@ impl<'a> MessageLog<'a> {
                 _ => Err(StoreError::aws("TransactWriteItems", &err)),
             },
         }
+    }
+
+    /// The files a deleted message still names: they are not removed yet.
+    pub async fn files_left(&self, channel: &ChannelId, id: MessageId) -> Result<Vec<Attachment>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(self.messages_table)
+            .key("pk", AttributeValue::S(keys::message_pk(channel, id.bucket())))
+            .key("id", number(id.as_u64()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| StoreError::aws("GetItem", &e))?;
+        let Some(item) = out.item else { return Ok(Vec::new()) };
+        let item: MessageItem = serde_dynamo::from_item(item)?;
+        Ok(if item.deleted { item.attachments } else { Vec::new() })
+    }
+
+    /// Drops a deleted message's file keys once its files are removed.
+    pub async fn forget_files(&self, channel: &ChannelId, id: MessageId) -> Result<(), StoreError> {
+        self.client
+            .update_item()
+            .table_name(self.messages_table)
+            .key("pk", AttributeValue::S(keys::message_pk(channel, id.bucket())))
+            .key("id", number(id.as_u64()))
+            .update_expression("REMOVE attachments")
+            .condition_expression("deleted = :yes")
+            .expression_attribute_values(":yes", AttributeValue::Bool(true))
+            .send()
+            .await
+            .map_err(|e| StoreError::aws("UpdateItem", &e))?;
+        Ok(())
     }
 
     pub async fn get(&self, channel: &ChannelId, id: MessageId) -> Result<Option<Message>, StoreError> {

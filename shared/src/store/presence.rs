@@ -63,6 +63,15 @@ pub struct PresenceState {
     pub last_seen: Option<i64>,
 }
 
+/// What recording a beat found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Beat {
+    /// Contacts had not been told the user is online.
+    pub came_online: bool,
+    /// The user's other connections that were open.
+    pub live_others: usize,
+}
+
 pub fn shard_of(user: &UserId) -> u32 {
     // FNV-1a: stable across processes and releases (std's hasher is neither).
     let hash = user.as_str().bytes().fold(0x811c_9dc5_u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193));
@@ -85,7 +94,7 @@ impl<'a> Presence<'a> {
 
     /// Records that `connection` is alive now (a connect or a heartbeat): it gets messages
     /// until `until_ms` and keeps the user online for `window_ms`. Answers whether the user
-    /// came online, i.e. contacts had not been told they are online. Expired entries found
+    /// came online (contacts had not been told) and how many other connections are open. Expired entries found
     /// on the way are pruned, so the map cannot grow when `$disconnect` never comes.
     pub async fn beat(
         &self,
@@ -95,7 +104,7 @@ impl<'a> Presence<'a> {
         until_ms: i64,
         now_ms: i64,
         window_ms: i64,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Beat, StoreError> {
         let clock = ConnectionClock { until: until_ms, beat: now_ms, sid: session.map(str::to_owned) };
         let entry = serde_dynamo::to_attribute_value::<_, AttributeValue>(clock)?;
         let request = || {
@@ -114,6 +123,9 @@ impl<'a> Presence<'a> {
         let old = super::set_in_map(request, "conns", connection.as_str(), entry, also).await?;
         let old: Option<PresenceItem> = old.filter(|a| !a.is_empty()).map(serde_dynamo::from_item).transpose()?;
         let came_online = old.as_ref().is_none_or(|o| o.online_shard.is_none());
+        let live_others = old.as_ref().map_or(0, |o| {
+            o.conns.iter().filter(|(c, clock)| clock.until > now_ms && *c != connection.as_str()).count()
+        });
         if let Some(old) = old {
             let expired: Vec<String> = old
                 .conns
@@ -125,7 +137,7 @@ impl<'a> Presence<'a> {
                 self.remove_entries(user, &expired).await?;
             }
         }
-        Ok(came_online)
+        Ok(Beat { came_online, live_others })
     }
 
     /// Forgets a connection ($disconnect, or a post that answered 410 Gone). When it was the
