@@ -513,10 +513,10 @@ async fn remove_files(app: &App, channel: &ChannelId, id: MessageId, files: Opti
     if files.is_empty() {
         return;
     }
-    if crate::media::delete_files(app, &files).await {
-        if let Err(err) = app.messages().forget_files(channel, id).await {
-            warn!(%channel, %id, error = %err, "files removed but still recorded");
-        }
+    if crate::media::delete_files(app, &files).await
+        && let Err(err) = app.messages().forget_files(channel, id).await
+    {
+        warn!(%channel, %id, error = %err, "files removed but still recorded");
     }
 }
 
