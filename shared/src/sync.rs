@@ -57,6 +57,18 @@ pub async fn sync(
             });
             continue;
         }
+        if budget == 0 {
+            // The limit is spent: say where to go on without reading, so that the work of
+            // one sync follows its limit, not the number of channels with news.
+            report.push(SyncedChannel {
+                channel_id: meta.id,
+                sent: 0,
+                up_to_seq: 0,
+                complete: false,
+                next_after: Some(after),
+            });
+            continue;
+        }
         let messages = read_after(app, &meta.id, &meta.buckets, after, budget + 1).await?;
         let complete = messages.len() <= budget;
         let messages: Vec<Message> = messages.into_iter().take(budget).collect();

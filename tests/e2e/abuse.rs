@@ -380,3 +380,28 @@ async fn one_user_holds_at_most_ten_open_connections() {
     stack.wait_for_open_connections(devices.len()).await;
     let _again = stack.connect("hoarder").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_reads_what_its_limit_allows_however_many_channels_have_news() {
+    let stack = Stack::start().await;
+    let alice = UserId::parse("alice").unwrap();
+    for n in 0..20 {
+        let channel = format!("c{n:02}");
+        stack.create_channel(&channel, &["alice", "bob"]).await;
+        let id = chat_shared::model::ChannelId::parse(channel.clone()).unwrap();
+        let client_id = chat_shared::model::ClientMsgId::parse(format!("m{n}")).unwrap();
+        let seed = chat_shared::model::ConnectionId::new("seed");
+        chat_shared::chat::send_message(&stack.app, &alice, &seed, &id, &client_id, "news".into(), vec![])
+            .await
+            .unwrap();
+    }
+    let mut bob = stack.connect("bob").await;
+    let (spent, _) = requests_of(&stack, async {
+        bob.send_json(&json!({"action": "sync", "after": "0", "limit": 1})).await;
+        bob.recv_type("synced").await
+    })
+    .await;
+    // One Query for bob's channels and one for the channel whose message fits the limit;
+    // the other 19 are answered "not complete" from their meta items alone.
+    assert_eq!(spent.get("dynamodb.Query"), Some(&2), "{spent:?}");
+}
