@@ -118,6 +118,7 @@ async fn new_session(app: &App, user: UserId, sid: Option<String>) -> Result<Ses
             let sid = hex::encode(rand::random::<[u8; 16]>());
             if let Some(ended) = app.sessions().start(&user, &sid, now, MAX_SESSIONS).await? {
                 info!(%user, session = %ended, "oldest session ended: too many devices");
+                crate::presence::close_connections(app, &user, Some(&ended)).await?;
             }
             sid
         }
@@ -207,6 +208,7 @@ pub async fn refresh(app: &App, refresh_token: &str) -> Result<Session, ChatErro
             warn!(%user, "a refresh token was used twice: its session ends");
             if let Some(sid) = sid {
                 app.sessions().end(&user, Some(&sid)).await?;
+                crate::presence::close_connections(app, &user, Some(&sid)).await?;
             }
             Err(refused("used already; the session is ended"))
         }

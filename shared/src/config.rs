@@ -64,8 +64,11 @@ pub struct RateLimits {
     pub uploads: RateLimit,
     /// Sign-in attempts per account and per source address (each also alone, looser).
     pub sign_ins: RateLimit,
-    /// Sign-ups and refreshes per source address.
+    /// Sign-ups per source address.
     pub sign_ups: RateLimit,
+    /// Refreshes per source address (every signed-in device refreshes about hourly, and an
+    /// office shares one address).
+    pub refreshes: RateLimit,
 }
 
 impl RateLimits {
@@ -81,6 +84,7 @@ impl RateLimits {
             uploads: limit,
             sign_ins: limit,
             sign_ups: limit,
+            refreshes: limit,
         }
     }
 }
@@ -97,6 +101,7 @@ impl Default for RateLimits {
             uploads: RateLimit { count: 30, window_ms: 60 * 60_000 },
             sign_ins: RateLimit { count: 10, window_ms: 5 * 60_000 },
             sign_ups: RateLimit { count: 20, window_ms: 60 * 60_000 },
+            refreshes: RateLimit { count: 600, window_ms: 60 * 60_000 },
         }
     }
 }
@@ -226,6 +231,7 @@ impl Config {
                     uploads: rate_limit("RATE_LIMIT_UPLOADS", d.uploads)?,
                     sign_ins: rate_limit("RATE_LIMIT_SIGN_INS", d.sign_ins)?,
                     sign_ups: rate_limit("RATE_LIMIT_SIGN_UPS", d.sign_ups)?,
+                    refreshes: rate_limit("RATE_LIMIT_REFRESHES", d.refreshes)?,
                 }
             },
             access_token_ttl_s: seconds("ACCESS_TOKEN_TTL_SECONDS", DEFAULT_ACCESS_TOKEN_TTL_S)?,

@@ -30,8 +30,10 @@ pub enum Action {
     Upload,
     /// Sign-in attempts, keyed by account, by source address, and by both.
     SignIn,
-    /// Sign-ups and refreshes, keyed by source address.
+    /// Sign-ups, keyed by source address.
     SignUp,
+    /// Refreshes, keyed by source address.
+    Refresh,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,6 +56,7 @@ impl Action {
             Action::Upload => "upload",
             Action::SignIn => "signin",
             Action::SignUp => "signup",
+            Action::Refresh => "refresh",
         }
     }
 
@@ -68,6 +71,7 @@ impl Action {
             Action::Upload => limits.uploads,
             Action::SignIn => limits.sign_ins,
             Action::SignUp => limits.sign_ups,
+            Action::Refresh => limits.refreshes,
         }
     }
 

@@ -69,6 +69,9 @@ fn device_id(platform: Platform, token: &str) -> String {
     hex::encode(&Sha256::digest(format!("{}\n{token}", platform.as_str()).as_bytes())[..10])
 }
 
+/// Push devices one user can register.
+pub const MAX_PUSH_DEVICES: usize = 20;
+
 /// Registers (or re-enables) a device token for `user`.
 pub async fn register(app: &App, user: &UserId, platform: Platform, token: &str) -> Result<DeviceView, ChatError> {
     let token = token.trim();
@@ -76,6 +79,10 @@ pub async fn register(app: &App, user: &UserId, platform: Platform, token: &str)
         return Err(ChatError::InvalidRequest("token must be 1-4096 characters".into()));
     }
     let id = device_id(platform, token);
+    let known = devices(app, user).await?;
+    if known.len() >= MAX_PUSH_DEVICES && !known.iter().any(|d| d.device_id == id) {
+        return Err(ChatError::Conflict(format!("at most {MAX_PUSH_DEVICES} push devices; remove one first")));
+    }
     let endpoint_arn = match app.config.push.platform_applications.get(platform.as_str()) {
         Some(application) => Some(endpoint_for(app, application, token, user).await?),
         None => None,

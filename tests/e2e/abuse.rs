@@ -275,10 +275,12 @@ async fn a_refresh_token_used_twice_ends_its_whole_session() {
     let stolen = first["refreshToken"].clone();
     let (status, owner) = stack.post("/auth/refresh", None, &json!({"refreshToken": stolen})).await;
     assert_eq!(status, 200, "{owner}");
+    let mut owner_ws = handshake(&stack, owner["accessToken"].as_str().unwrap()).await.expect("the owner connects");
 
     // The thief replays the copy: refused, and the owner's newer tokens die with it.
     let (status, _) = stack.post("/auth/refresh", None, &json!({"refreshToken": stolen})).await;
     assert_eq!(status, 401);
+    owner_ws.closed().await;
     let (status, _) = stack.post("/auth/refresh", None, &json!({"refreshToken": owner["refreshToken"]})).await;
     assert_eq!(status, 401, "the session is ended");
     assert_eq!(handshake(&stack, owner["accessToken"].as_str().unwrap()).await.err(), Some(401));
@@ -404,4 +406,19 @@ async fn a_sync_reads_what_its_limit_allows_however_many_channels_have_news() {
     // One Query for bob's channels and one for the channel whose message fits the limit;
     // the other 19 are answered "not complete" from their meta items alone.
     assert_eq!(spent.get("dynamodb.Query"), Some(&2), "{spent:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_user_registers_at_most_twenty_push_devices() {
+    let stack = Stack::start().await;
+    let token = stack.token("collector");
+    for n in 0..chat_shared::push::MAX_PUSH_DEVICES {
+        let (status, _) =
+            stack.post("/devices", Some(&token), &json!({"platform": "fcm", "token": format!("t{n}")})).await;
+        assert_eq!(status, 200);
+    }
+    let (status, body) = stack.post("/devices", Some(&token), &json!({"platform": "fcm", "token": "one-more"})).await;
+    assert_eq!((status, body["code"].as_str()), (409, Some("conflict")), "{body}");
+    let (status, _) = stack.post("/devices", Some(&token), &json!({"platform": "fcm", "token": "t0"})).await;
+    assert_eq!(status, 200, "registering a known device again is fine");
 }

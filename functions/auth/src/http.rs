@@ -15,8 +15,9 @@ pub async fn handle(app: &App, request: Request) -> Response<Body> {
     // everything else per signed-in user.
     let limited = match route.as_str() {
         "POST /auth/signin" => Ok(()),
-        "POST /auth/signup" | "POST /auth/refresh" => {
-            limits::check(app, limits::Action::SignUp, &apigw_http::source_address(&request)).await
+        "POST /auth/signup" => limits::check(app, limits::Action::SignUp, &apigw_http::source_address(&request)).await,
+        "POST /auth/refresh" => {
+            limits::check(app, limits::Action::Refresh, &apigw_http::source_address(&request)).await
         }
         _ => apigw_http::within_limit(app, &request).await,
     };
