@@ -245,10 +245,16 @@ def bucket_requests(logical_id, props, prefix):
                     "Prefix": "Prefix",
                     "AbortIncompleteMultipartUpload": "AbortIncompleteMultipartUpload",
                     "ExpirationInDays": "ExpirationInDays",
+                    "TagFilters": "TagFilters",
                 },
             )
             api_rule = {"ID": template_rule["ID"]} if "ID" in template_rule else {}
-            api_rule["Filter"] = {"Prefix": template_rule.get("Prefix", "")}
+            tags = [{"Key": t["Key"], "Value": t["Value"]} for t in template_rule.get("TagFilters", [])]
+            if tags:
+                # The API's form of "this prefix and these tags".
+                api_rule["Filter"] = {"And": {"Prefix": template_rule.get("Prefix", ""), "Tags": tags}}
+            else:
+                api_rule["Filter"] = {"Prefix": template_rule.get("Prefix", "")}
             api_rule["Status"] = template_rule["Status"]
             if "AbortIncompleteMultipartUpload" in template_rule:
                 api_rule["AbortIncompleteMultipartUpload"] = template_rule["AbortIncompleteMultipartUpload"]

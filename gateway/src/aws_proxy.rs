@@ -223,7 +223,13 @@ pub fn s3_needs(request: &Incoming) -> Result<Vec<Need>, String> {
         format!("arn:aws:s3:::{bucket}/{key}")
     };
     let need = match (request.method.as_str(), key) {
+        ("GET", Some(key)) if request.query.split('&').any(|q| q == "tagging" || q == "tagging=") => {
+            Need::new("s3:GetObjectTagging", object(key))
+        }
         ("GET" | "HEAD", Some(key)) => Need::new("s3:GetObject", object(key)),
+        ("PUT", Some(key)) if request.query.split('&').any(|q| q == "tagging" || q == "tagging=") => {
+            Need::new("s3:PutObjectTagging", object(key))
+        }
         ("PUT", Some(key)) => Need::new("s3:PutObject", object(key)),
         ("DELETE", Some(key)) => Need::new("s3:DeleteObject", object(key)),
         ("POST", None) if request.query.split('&').any(|q| q == "delete" || q == "delete=") => {
@@ -238,7 +244,12 @@ pub fn s3_needs(request: &Incoming) -> Result<Vec<Need>, String> {
         }
         ("POST", None) => {
             let key = form_field(request.body, "key").ok_or("a POST upload without a key field")?;
-            Need::new("s3:PutObject", format!("arn:aws:s3:::{bucket}/{key}"))
+            let object = format!("arn:aws:s3:::{bucket}/{key}");
+            // Tags set by the upload need their own permission, as with PUT and x-amz-tagging.
+            if form_field(request.body, "tagging").is_some() {
+                return Ok(vec![Need::new("s3:PutObject", &object), Need::new("s3:PutObjectTagging", object)]);
+            }
+            Need::new("s3:PutObject", object)
         }
         ("GET" | "HEAD", None) => Need::new("s3:ListBucket", format!("arn:aws:s3:::{bucket}")),
         (method, _) => return Err(format!("s3:{method} on {path} is not known to the local IAM check")),

@@ -201,9 +201,14 @@ def check_bucket(s3, name, props, problems):
             back = {"Status": rule["Status"]}
             if "ID" in rule:
                 back["Id"] = rule["ID"]
-            prefix = rule.get("Filter", {}).get("Prefix", rule.get("Prefix", ""))
+            rule_filter = rule.get("Filter", {})
+            both = rule_filter.get("And", {})
+            prefix = both.get("Prefix", rule_filter.get("Prefix", rule.get("Prefix", "")))
             if prefix:
                 back["Prefix"] = prefix
+            tags = both.get("Tags", [rule_filter["Tag"]] if "Tag" in rule_filter else [])
+            if tags:
+                back["TagFilters"] = [{"Key": t["Key"], "Value": t["Value"]} for t in tags]
             if "AbortIncompleteMultipartUpload" in rule:
                 back["AbortIncompleteMultipartUpload"] = rule["AbortIncompleteMultipartUpload"]
             if "Days" in rule.get("Expiration", {}):
@@ -440,6 +445,9 @@ def round_trip(gateway, stage, moto):
 
     status, channel = http("POST", f"{gateway}/channels/direct", alice_token, {"userId": bob})
     channel_id = expect(status, channel, 200, "open the direct channel")["channelId"]
+    # Bob is invited, not added: he accepts (ChannelsTable: his invitation inbox).
+    status, accepted = http("POST", f"{gateway}/invitations/{channel_id}/accept", bob_token, {})
+    expect(status, accepted, 200, "accept the invitation as bob")
     status, listing = http("GET", f"{gateway}/channels", bob_token)
     listed = [c["channelId"] for c in expect(status, listing, 200, "list bob's channels")["channels"]]
     if channel_id not in listed:

@@ -57,6 +57,11 @@ fn safe_file_name(name: &str) -> Result<String, ChatError> {
     Ok(cleaned)
 }
 
+/// The tag every upload starts with; template.yaml's lifecycle rule expires objects that
+/// still carry it a day later.
+pub const UNATTACHED_TAGGING: &str =
+    "<Tagging><TagSet><Tag><Key>attached</Key><Value>no</Value></Tag></TagSet></Tagging>";
+
 /// A presigned POST for one file of exactly `size` bytes and `content_type`, for a member.
 pub async fn grant_upload(
     app: &App,
@@ -107,6 +112,9 @@ pub async fn grant_upload(
         json!({"x-amz-algorithm": "AWS4-HMAC-SHA256"}),
         json!({"x-amz-credential": credential}),
         json!({"x-amz-date": amz_date}),
+        // Uploads start tagged as not attached: the bucket's lifecycle rule removes those
+        // after a day unless a message attaches them (`check_attachments` retags).
+        json!({"tagging": UNATTACHED_TAGGING}),
     ];
     if let Some(token) = credentials.session_token() {
         conditions.push(json!({"x-amz-security-token": token}));
@@ -124,6 +132,7 @@ pub async fn grant_upload(
         ("x-amz-credential".to_owned(), credential),
         ("x-amz-date".to_owned(), amz_date),
         ("x-amz-signature".to_owned(), signature),
+        ("tagging".to_owned(), UNATTACHED_TAGGING.to_owned()),
     ]);
     if let Some(token) = credentials.session_token() {
         fields.insert("x-amz-security-token".into(), token.to_owned());
@@ -209,6 +218,24 @@ pub async fn check_attachments(
             )));
         }
         checked.push(Attachment { url: None, file_name: safe_file_name(&attachment.file_name)?, ..attachment });
+    }
+    // Attached files are kept: the tag the lifecycle rule looks for goes before the message
+    // is stored (a send that then fails leaves a kept file, never a message without one).
+    let tags = aws_sdk_s3::types::Tagging::builder()
+        .tag_set(
+            aws_sdk_s3::types::Tag::builder()
+                .key("attached")
+                .value("yes")
+                .build()
+                .map_err(|e| internal(e.to_string()))?,
+        )
+        .build()
+        .map_err(|e| internal(e.to_string()))?;
+    let retags = checked.iter().map(|attachment| {
+        app.s3.put_object_tagging().bucket(&app.config.uploads.bucket).key(&attachment.key).tagging(tags.clone()).send()
+    });
+    for result in futures::future::join_all(retags).await {
+        result.map_err(|e| internal(aws_smithy_types::error::display::DisplayErrorContext(&e).to_string()))?;
     }
     Ok(checked)
 }

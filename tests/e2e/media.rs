@@ -169,6 +169,11 @@ async fn a_file_shared_in_a_chat_reaches_the_other_member_and_nobody_else() {
     assert!(conditions.contains(&format!(r#"["content-length-range",{0},{0}]"#, picture.len())), "{conditions}");
     assert!(conditions.contains(r#"{"Content-Type":"image/png"}"#), "{conditions}");
     assert!(conditions.contains(&format!(r#"{{"key":"{key}"}}"#)), "{conditions}");
+    // Uploads start tagged unattached (the bucket's lifecycle rule expires those after a
+    // day); S3 enforces the tag through the policy (moto ignores the field).
+    let tagging = chat_shared::media::UNATTACHED_TAGGING;
+    assert_eq!(grant["fields"]["tagging"], tagging);
+    assert!(conditions.contains(&serde_json::to_string(&json!({"tagging": tagging})).unwrap()), "{conditions}");
     let status = upload(&grant, picture.clone()).await;
     assert!((200..300).contains(&status), "upload answered {status}");
 
@@ -179,6 +184,10 @@ async fn a_file_shared_in_a_chat_reaches_the_other_member_and_nobody_else() {
     alice.send_json(&json!({"action": "sendMessage", "channelId": "dm", "clientMsgId": "f1", "text": "", "attachments": [attachment]})).await;
     let ack = alice.recv().await;
     assert_eq!(ack["type"], "ack", "{ack}");
+    let tags =
+        stack.app.s3.get_object_tagging().bucket(&stack.app.config.uploads.bucket).key(&key).send().await.unwrap();
+    let tags: Vec<(&str, &str)> = tags.tag_set().iter().map(|t| (t.key(), t.value())).collect();
+    assert_eq!(tags, [("attached", "yes")], "an attached file is kept");
     let received = bob.recv().await;
     let url = received["message"]["attachments"][0]["url"].as_str().expect("a download URL").to_owned();
     let downloaded = reqwest::get(&url).await.unwrap().bytes().await.unwrap();
