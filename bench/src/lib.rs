@@ -5,6 +5,7 @@
 //! docs/BENCHMARKS.md has the commands and the figures. Figures, never assertions: the
 //! pass/fail side of reliability is in tests/e2e/reliability.rs and bench/tests/.
 
+pub mod abuse;
 pub mod aws_http;
 pub mod baseline;
 pub mod coldstart;

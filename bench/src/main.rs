@@ -4,6 +4,7 @@
 //! nice -n 10 cargo build --release --workspace
 //! target/release/bench                      # requests, latency, cpu, coldstart
 //! target/release/bench load --clients 40 --channels 10 --messages 10 --interval-ms 8000
+//! target/release/bench abuse                # attacks: invitation, typing and sign-in floods
 //! ```
 
 use std::collections::BTreeMap;
@@ -25,12 +26,13 @@ enum Part {
     Cpu,
     Coldstart,
     Load,
+    Abuse,
 }
 
 #[derive(Debug, Parser)]
 #[command(about = "Benchmarks of the chat backend on the local stack (moto + local gateway)")]
 struct Args {
-    /// What to run (default: requests latency cpu coldstart; load runs only when named).
+    /// What to run (default: requests latency cpu coldstart; load and abuse run only when named).
     parts: Vec<Part>,
     /// Fewer messages and runs: a smoke test of the benchmarks, not figures to keep.
     #[arg(long)]
@@ -143,6 +145,10 @@ async fn main() {
                 let runs = if args.quick { 2 } else { args.coldstart_runs };
                 let results = bench::coldstart::run(&dir, runs, &progress).await;
                 section("coldstart", report::coldstart_table(&results), json!({"binaries": dir, "results": results}));
+            }
+            Part::Abuse => {
+                let figures = bench::abuse::run(args.quick, &progress).await;
+                section("abuse", bench::abuse::table(&figures), json!(figures));
             }
             Part::Load => {
                 progress("load");

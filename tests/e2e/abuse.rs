@@ -422,3 +422,37 @@ async fn one_user_registers_at_most_twenty_push_devices() {
     let (status, _) = stack.post("/devices", Some(&token), &json!({"platform": "fcm", "token": "t0"})).await;
     assert_eq!(status, 200, "registering a known device again is fine");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_user_is_in_at_most_a_thousand_channels() {
+    use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
+    let stack = Stack::start().await;
+    add_users(&stack, &["joiner", "friend"]).await;
+    // 1,000 memberships written straight into the table (what joining leaves behind).
+    let table = stack.app.config.tables.channels.clone();
+    let items: Vec<WriteRequest> = (0..chat_shared::consent::MAX_CHANNELS_PER_USER)
+        .map(|n| {
+            let item = [
+                ("pk", AttributeValue::S(format!("seeded-{n}"))),
+                ("sk", AttributeValue::S("member#joiner".into())),
+                ("userId", AttributeValue::S("joiner".into())),
+                ("role", AttributeValue::S("member".into())),
+                ("joinedAt", AttributeValue::N("0".into())),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect();
+            WriteRequest::builder().put_request(PutRequest::builder().set_item(Some(item)).build().unwrap()).build()
+        })
+        .collect();
+    for chunk in items.chunks(25) {
+        stack.app.dynamo.batch_write_item().request_items(&table, chunk.to_vec()).send().await.unwrap();
+    }
+    let joiner = stack.token("joiner");
+    let (status, body) = stack.post("/channels", Some(&joiner), &json!({"name": "one more", "members": []})).await;
+    assert_eq!((status, body["code"].as_str()), (409, Some("conflict")), "{body}");
+    let (_, direct) = stack.post("/channels/direct", Some(&stack.token("friend")), &json!({"userId": "joiner"})).await;
+    let channel = direct["channelId"].as_str().unwrap();
+    let (status, _) = stack.post(&format!("/invitations/{channel}/accept"), Some(&joiner), &Value::Null).await;
+    assert_eq!(status, 409, "accepting one more is refused too");
+}
