@@ -7,21 +7,8 @@ use chat_shared::clock::ManualClock;
 use chat_shared::config::{RateLimit, RateLimits};
 use chat_shared::metrics::RequestCounter;
 use chat_shared::model::UserId;
-use chat_shared::store::UserRecord;
 use e2e::{GENEROUS, Stack, StackOptions};
 use serde_json::{Value, json};
-
-/// Accounts without the cost of Argon2 (these tests are not about passwords).
-async fn add_users(stack: &Stack, names: &[&str]) {
-    for name in names {
-        let record = UserRecord {
-            user_id: UserId::parse(*name).unwrap(),
-            password_hash: "$argon2id$unused".into(),
-            created_at: 0,
-        };
-        assert!(stack.app.users().create(&record).await.unwrap());
-    }
-}
 
 /// The DynamoDB and Management API requests `during` makes.
 async fn requests_of<T>(
@@ -36,7 +23,7 @@ async fn requests_of<T>(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stranger_cannot_put_anyone_into_groups_and_invitations_cost_the_invitee_nothing() {
     let stack = Stack::start().await;
-    add_users(&stack, &["mallory", "victim", "calm"]).await;
+    stack.add_users(&["mallory", "victim", "calm"]).await;
     let mallory = stack.token("mallory");
     let mut groups = Vec::new();
     for n in 0..105 {
@@ -82,7 +69,7 @@ async fn a_stranger_cannot_put_anyone_into_groups_and_invitations_cost_the_invit
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_blocked_user_can_neither_invite_nor_open_a_direct_channel_nor_see_presence() {
     let stack = Stack::start().await;
-    add_users(&stack, &["mallory", "bob", "carol"]).await;
+    stack.add_users(&["mallory", "bob", "carol"]).await;
     stack.create_channel("club", &["carol", "bob", "mallory"]).await;
     let (mallory, bob) = (stack.token("mallory"), stack.token("bob"));
     let _bob_ws = stack.connect("bob").await;
@@ -123,7 +110,7 @@ async fn a_blocked_user_can_neither_invite_nor_open_a_direct_channel_nor_see_pre
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn user_names_cannot_be_enumerated_through_channel_routes() {
     let stack = Stack::start().await;
-    add_users(&stack, &["prober", "exists"]).await;
+    stack.add_users(&["prober", "exists"]).await;
     let prober = stack.token("prober");
     let shape = |mut body: Value| {
         body.as_object_mut().unwrap().remove("channelId");
@@ -188,7 +175,7 @@ async fn every_action_and_route_has_a_limit() {
     let clock = ManualClock::starting_at(1_800_000_000_000 + 100);
     let stack =
         Stack::start_with(StackOptions { clock: Some(clock), rate_limits: Some(tight()), ..Default::default() }).await;
-    add_users(&stack, &["alice", "bob"]).await;
+    stack.add_users(&["alice", "bob"]).await;
     stack.create_channel("dm", &["alice", "bob"]).await;
     let mut alice = stack.connect("alice").await;
     alice.send_message("dm", "m1", "hello").await;
@@ -427,7 +414,7 @@ async fn one_user_registers_at_most_twenty_push_devices() {
 async fn one_user_is_in_at_most_a_thousand_channels() {
     use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
     let stack = Stack::start().await;
-    add_users(&stack, &["joiner", "friend"]).await;
+    stack.add_users(&["joiner", "friend"]).await;
     // 1,000 memberships written straight into the table (what joining leaves behind).
     let table = stack.app.config.tables.channels.clone();
     let items: Vec<WriteRequest> = (0..chat_shared::consent::MAX_CHANNELS_PER_USER)

@@ -4,27 +4,13 @@ use std::time::Duration;
 
 use chat_shared::clock::ManualClock;
 use chat_shared::config::{RateLimit, RateLimits};
-use chat_shared::model::UserId;
-use chat_shared::store::UserRecord;
 use e2e::{Client, ConnectError, Stack, StackOptions};
 use serde_json::json;
-
-/// Accounts without the cost of Argon2 (the tests here are not about passwords).
-async fn add_users(stack: &Stack, names: &[&str]) {
-    for name in names {
-        let record = UserRecord {
-            user_id: UserId::parse(*name).unwrap(),
-            password_hash: "$argon2id$not-used".into(),
-            created_at: 0,
-        };
-        assert!(stack.app.users().create(&record).await.unwrap());
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_direct_channel_is_the_same_whoever_opens_it() {
     let stack = Stack::start().await;
-    add_users(&stack, &["alice", "bob", "carol"]).await;
+    stack.add_users(&["alice", "bob", "carol"]).await;
     let (alice, bob) = (stack.token("alice"), stack.token("bob"));
     let (s1, first) = stack.post("/channels/direct", Some(&alice), &json!({"userId": "bob"})).await;
     let (s2, again) = stack.post("/channels/direct", Some(&alice), &json!({"userId": "bob"})).await;
@@ -52,7 +38,7 @@ async fn a_direct_channel_is_the_same_whoever_opens_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_members_send_read_and_manage_and_removal_is_immediate() {
     let stack = Stack::start().await;
-    add_users(&stack, &["owner", "member", "admin", "outsider", "late"]).await;
+    stack.add_users(&["owner", "member", "admin", "outsider", "late"]).await;
     let owner = stack.token("owner");
     let (status, group) =
         stack.post("/channels", Some(&owner), &json!({"name": "Team", "members": ["member", "outsider"]})).await;
@@ -125,7 +111,7 @@ async fn a_group_holds_100_members_and_refuses_the_101st() {
     let stack = Stack::start().await;
     let names: Vec<String> = (0..102).map(|i| format!("person{i:03}")).collect();
     let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-    add_users(&stack, &refs).await;
+    stack.add_users(&refs).await;
     let creator = stack.token("person000");
 
     let (status, body) =

@@ -235,6 +235,18 @@ impl Stack {
         body
     }
 
+    /// Accounts without the cost of Argon2 (for tests that are not about passwords).
+    pub async fn add_users(&self, names: &[&str]) {
+        for name in names {
+            let record = chat_shared::store::UserRecord {
+                user_id: UserId::parse(*name).unwrap(),
+                password_hash: "$argon2id$not-used".into(),
+                created_at: 0,
+            };
+            assert!(self.app.users().create(&record).await.unwrap(), "{name} is a new user");
+        }
+    }
+
     /// `user` accepts their invitation to `channel` (HTTP 200 expected).
     pub async fn accept(&self, user: &str, channel: &str) {
         let (status, body) =

@@ -370,21 +370,16 @@ impl<'a> Channels<'a> {
             ChannelKind::Group => "group",
             ChannelKind::Direct => "direct",
         };
-        let meta_update = Update::builder()
-            .table_name(self.table)
-            .key("pk", AttributeValue::S(id.to_string()))
-            .key("sk", AttributeValue::S(keys::CHANNEL_META_SK.into()))
-            .update_expression("ADD memberCount :one")
-            .condition_expression("attribute_exists(pk) AND kind = :kind AND memberCount < :max")
-            .expression_attribute_values(":one", AttributeValue::N("1".into()))
-            .expression_attribute_values(":kind", AttributeValue::S(kind_name.into()))
-            .expression_attribute_values(":max", AttributeValue::N(max_members.to_string()))
-            .build()
-            .map_err(StoreError::build)?;
+        let meta_update = self.member_count_step(
+            id,
+            1,
+            "attribute_exists(pk) AND kind = :kind AND memberCount < :max",
+            [(":kind", AttributeValue::S(kind_name.into())), (":max", AttributeValue::N(max_members.to_string()))],
+        )?;
         let mut request = self
             .client
             .transact_write_items()
-            .transact_items(TransactWriteItem::builder().update(meta_update).build())
+            .transact_items(meta_update)
             .transact_items(self.put(&MemberItem::new(id, user, role, now_ms), Some(IS_NEW))?);
         if let Some(step) = invitation {
             request = request.transact_items(step);
@@ -397,6 +392,28 @@ impl<'a> Channels<'a> {
             Err(err) if is_cancelled(&err) => Err(JoinError::Raced),
             Err(err) => Err(StoreError::aws("TransactWriteItems", &err).into()),
         }
+    }
+
+    /// A transaction's step moving a channel's member count by `delta`, on `condition`
+    /// (with its `values`).
+    fn member_count_step<const N: usize>(
+        &self,
+        id: &ChannelId,
+        delta: i64,
+        condition: &str,
+        values: [(&str, AttributeValue); N],
+    ) -> Result<TransactWriteItem, StoreError> {
+        let mut update = Update::builder()
+            .table_name(self.table)
+            .key("pk", AttributeValue::S(id.to_string()))
+            .key("sk", AttributeValue::S(keys::CHANNEL_META_SK.into()))
+            .update_expression("ADD memberCount :delta")
+            .condition_expression(condition)
+            .expression_attribute_values(":delta", AttributeValue::N(delta.to_string()));
+        for (name, value) in values {
+            update = update.expression_attribute_values(name, value);
+        }
+        Ok(TransactWriteItem::builder().update(update.build().map_err(StoreError::build)?).build())
     }
 
     /// A transaction's Put of `item` into this table, on `condition` when given.
@@ -428,46 +445,6 @@ impl<'a> Channels<'a> {
         Err(StoreError::Conflict("BatchWriteItem kept returning unprocessed items".into()))
     }
 
-    /// Adds members to a group in one transaction that also moves the member count, on
-    /// the condition that the count stays within `max_members`.
-    pub async fn add_members(
-        &self,
-        id: &ChannelId,
-        new_members: &[(UserId, MemberRole)],
-        max_members: u64,
-        now_ms: i64,
-    ) -> Result<(), MembershipChangeError> {
-        let n = new_members.len() as u64;
-        if n == 0 {
-            return Ok(());
-        }
-        if n > max_members {
-            return Err(MembershipChangeError::Refused);
-        }
-        let meta_update = Update::builder()
-            .table_name(self.table)
-            .key("pk", AttributeValue::S(id.to_string()))
-            .key("sk", AttributeValue::S(keys::CHANNEL_META_SK.into()))
-            .update_expression("ADD memberCount :n")
-            .condition_expression("attribute_exists(pk) AND kind = :group AND memberCount <= :room")
-            .expression_attribute_values(":n", AttributeValue::N(n.to_string()))
-            .expression_attribute_values(":group", AttributeValue::S("group".into()))
-            .expression_attribute_values(":room", AttributeValue::N((max_members - n).to_string()))
-            .build()
-            .map_err(StoreError::build)?;
-        let mut request =
-            self.client.transact_write_items().transact_items(TransactWriteItem::builder().update(meta_update).build());
-        for (user, role) in new_members {
-            request = request.transact_items(self.put(&MemberItem::new(id, user, *role, now_ms), Some(IS_NEW))?);
-        }
-        match request.send().await {
-            Ok(_) => Ok(()),
-            Err(err) if cancelled_by_condition(&err, 0) => Err(MembershipChangeError::Refused),
-            Err(err) if is_cancelled(&err) => Err(MembershipChangeError::Raced),
-            Err(err) => Err(StoreError::aws("TransactWriteItems", &err).into()),
-        }
-    }
-
     /// Removes a member (and, when given, makes another one the owner) in one transaction.
     pub async fn remove_member(
         &self,
@@ -482,20 +459,12 @@ impl<'a> Channels<'a> {
             .condition_expression("attribute_exists(pk)")
             .build()
             .map_err(StoreError::build)?;
-        let meta_update = Update::builder()
-            .table_name(self.table)
-            .key("pk", AttributeValue::S(id.to_string()))
-            .key("sk", AttributeValue::S(keys::CHANNEL_META_SK.into()))
-            .update_expression("ADD memberCount :minus_one")
-            .condition_expression("attribute_exists(pk)")
-            .expression_attribute_values(":minus_one", AttributeValue::N("-1".into()))
-            .build()
-            .map_err(StoreError::build)?;
+        let meta_update = self.member_count_step(id, -1, "attribute_exists(pk)", [])?;
         let mut request = self
             .client
             .transact_write_items()
             .transact_items(TransactWriteItem::builder().delete(delete).build())
-            .transact_items(TransactWriteItem::builder().update(meta_update).build());
+            .transact_items(meta_update);
         if let Some(owner) = new_owner {
             let promote = Update::builder()
                 .table_name(self.table)

@@ -359,6 +359,11 @@ impl<'a> MessageLog<'a> {
 
     /// The files a deleted message still names: they are not removed yet.
     pub async fn files_left(&self, channel: &ChannelId, id: MessageId) -> Result<Vec<Attachment>, StoreError> {
+        Ok(self.item(channel, id).await?.filter(|item| item.deleted).map(|item| item.attachments).unwrap_or_default())
+    }
+
+    /// One message's item as stored (a consistent read).
+    async fn item(&self, channel: &ChannelId, id: MessageId) -> Result<Option<MessageItem>, StoreError> {
         let out = self
             .client
             .get_item()
@@ -369,9 +374,7 @@ impl<'a> MessageLog<'a> {
             .send()
             .await
             .map_err(|e| StoreError::aws("GetItem", &e))?;
-        let Some(item) = out.item else { return Ok(Vec::new()) };
-        let item: MessageItem = serde_dynamo::from_item(item)?;
-        Ok(if item.deleted { item.attachments } else { Vec::new() })
+        Ok(out.item.map(serde_dynamo::from_item::<_, MessageItem>).transpose()?)
     }
 
     /// Drops a deleted message's file keys once its files are removed.
@@ -391,17 +394,7 @@ impl<'a> MessageLog<'a> {
     }
 
     pub async fn get(&self, channel: &ChannelId, id: MessageId) -> Result<Option<Message>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(self.messages_table)
-            .key("pk", AttributeValue::S(keys::message_pk(channel, id.bucket())))
-            .key("id", number(id.as_u64()))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| StoreError::aws("GetItem", &e))?;
-        Ok(out.item.map(serde_dynamo::from_item::<_, MessageItem>).transpose()?.map(MessageItem::into_message))
+        Ok(self.item(channel, id).await?.map(MessageItem::into_message))
     }
 
     /// Messages of one bucket with ids in `[low, high]`, at most `limit`, newest first or
