@@ -29,6 +29,24 @@ class NoManagedPolicies(ManagedPolicyLoader):
         return {}
 
 
+def roles_match(declared, resources):
+    """The local IAM (gateway/src/iam.rs) evaluates each function's `Policies` statements
+    as template.yaml writes them. Check that the transform gives each function's role those
+    statements and nothing else but the basic execution role (CloudWatch Logs), so that what
+    the tests enforce is what AWS will."""
+    problems = []
+    for function, policies in declared.items():
+        role = resources.get(f"{function}Role", {}).get("Properties", {})
+        inline = [p["PolicyDocument"]["Statement"] for p in role.get("Policies", [])]
+        expected = [p["Statement"] for p in json.loads(policies)]
+        if json.dumps(inline, sort_keys=True) != json.dumps(expected, sort_keys=True):
+            problems.append(f"{function}Role's inline statements differ from the function's Policies")
+        managed = [json.dumps(m, sort_keys=True) for m in role.get("ManagedPolicyArns", [])]
+        if len(managed) != 1 or "AWSLambdaBasicExecutionRole" not in managed[0]:
+            problems.append(f"{function}Role has managed policies the local IAM does not evaluate: {managed}")
+    return problems
+
+
 def main() -> int:
     # The transform fills in pseudo parameters; any region will do offline.
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
@@ -40,9 +58,20 @@ def main() -> int:
         props = resource.get("Properties", {})
         if resource.get("Type") == "AWS::Serverless::Function" and not str(props.get("CodeUri", "")).startswith("s3://"):
             props["CodeUri"] = f"s3://validation-only/{props.get('CodeUri', 'code')}.zip"
+    declared = {
+        logical_id: json.dumps(resource.get("Properties", {}).get("Policies", []), sort_keys=True)
+        for logical_id, resource in template.get("Resources", {}).items()
+        if resource.get("Type") == "AWS::Serverless::Function"
+    }
     transformed = transform(template, {}, NoManagedPolicies(), Parser())
     resources = transformed.get("Resources", {})
     print(f"SAM transform: {len(resources)} CloudFormation resources")
+    problems = roles_match(declared, resources)
+    if problems:
+        for problem in problems:
+            print(f"validate_template: {problem}", file=sys.stderr)
+        return 1
+    print(f"roles: the {len(declared)} functions' roles hold exactly the statements the local IAM evaluates")
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as out:
         json.dump(transformed, out, indent=1)
     # W3005 (obsolete DependsOn) fires on what the transform itself generates.

@@ -108,6 +108,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 local_gateway::management_endpoint(addr, &stage),
             );
             config.push.topic_arn = topic;
+            // As the functions read them in Lambda: defaults, or `RATE_LIMIT_*` variables.
+            config.rate_limits = chat_shared::config::RateLimits::from_env()?;
             config.validate()?;
             let clock: Arc<dyn Clock> = Arc::new(SystemClock);
             let admin = Arc::new(App::new(config.clone(), &sdk, clock.clone(), None));

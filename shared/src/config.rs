@@ -89,6 +89,25 @@ impl RateLimits {
     }
 }
 
+impl RateLimits {
+    /// The defaults, with any `RATE_LIMIT_*` variable of the environment instead.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let d = RateLimits::default();
+        Ok(RateLimits {
+            sends: rate_limit("RATE_LIMIT_SENDS", d.sends)?,
+            connects: rate_limit("RATE_LIMIT_CONNECTS", d.connects)?,
+            changes: rate_limit("RATE_LIMIT_CHANGES", d.changes)?,
+            frames: rate_limit("RATE_LIMIT_FRAMES", d.frames)?,
+            reads: rate_limit("RATE_LIMIT_READS", d.reads)?,
+            writes: rate_limit("RATE_LIMIT_WRITES", d.writes)?,
+            uploads: rate_limit("RATE_LIMIT_UPLOADS", d.uploads)?,
+            sign_ins: rate_limit("RATE_LIMIT_SIGN_INS", d.sign_ins)?,
+            sign_ups: rate_limit("RATE_LIMIT_SIGN_UPS", d.sign_ups)?,
+            refreshes: rate_limit("RATE_LIMIT_REFRESHES", d.refreshes)?,
+        })
+    }
+}
+
 impl Default for RateLimits {
     fn default() -> Self {
         Self {
@@ -219,21 +238,7 @@ impl Config {
                 audience: optional("TOKEN_AUDIENCE").unwrap_or_else(|| DEFAULT_TOKEN_AUDIENCE.into()),
             }),
             management_endpoint: required("MANAGEMENT_ENDPOINT")?,
-            rate_limits: {
-                let d = RateLimits::default();
-                RateLimits {
-                    sends: rate_limit("RATE_LIMIT_SENDS", d.sends)?,
-                    connects: rate_limit("RATE_LIMIT_CONNECTS", d.connects)?,
-                    changes: rate_limit("RATE_LIMIT_CHANGES", d.changes)?,
-                    frames: rate_limit("RATE_LIMIT_FRAMES", d.frames)?,
-                    reads: rate_limit("RATE_LIMIT_READS", d.reads)?,
-                    writes: rate_limit("RATE_LIMIT_WRITES", d.writes)?,
-                    uploads: rate_limit("RATE_LIMIT_UPLOADS", d.uploads)?,
-                    sign_ins: rate_limit("RATE_LIMIT_SIGN_INS", d.sign_ins)?,
-                    sign_ups: rate_limit("RATE_LIMIT_SIGN_UPS", d.sign_ups)?,
-                    refreshes: rate_limit("RATE_LIMIT_REFRESHES", d.refreshes)?,
-                }
-            },
+            rate_limits: RateLimits::from_env()?,
             access_token_ttl_s: seconds("ACCESS_TOKEN_TTL_SECONDS", DEFAULT_ACCESS_TOKEN_TTL_S)?,
             refresh_token_ttl_s: seconds("REFRESH_TOKEN_TTL_SECONDS", DEFAULT_REFRESH_TOKEN_TTL_S)?,
             presence: PresenceSettings {

@@ -16,6 +16,8 @@ export const APP_URL = `${GATEWAY_URL}/app/`;
 const RESULTS = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'test-results');
 /** Long enough for moto (a few ms per request, one at a time) under a parallel build. */
 export const TIMEOUT = 15_000;
+/** Invitations are not pushed: the page asks for them every 10 s (and on connecting). */
+export const INVITATION_TIMEOUT = 10_000 + TIMEOUT;
 
 /** The project's rule: Debian's Chromium, never a downloaded browser. */
 export const LAUNCH = {
@@ -50,11 +52,13 @@ export const PASSWORD = 'correct horse battery';
 
 /**
  * A test with browser people in it. `body` gets `person(name, options)`, which opens a new
- * browser context (its own storage, like another device) and signs `name` up in it. When
- * the test fails, every page is photographed into test-results/.
+ * browser context (its own storage, like another device) and signs `name` up in it (or,
+ * with `options.username`, signs that existing user in: their other device). When the test
+ * fails, every page is photographed into test-results/. `options` go to node:test's test()
+ * (`skip`, say).
  */
-export function browserTest(name, body) {
-  test(name, async () => {
+export function browserTest(name, body, options = {}) {
+  test(name, options, async () => {
     const contexts = [];
     const pages = [];
     const person = async (prefix, options = {}) => {
@@ -65,8 +69,9 @@ export function browserTest(name, body) {
       pages.push(page);
       if (options.beforeLoad) await options.beforeLoad(page);
       await page.goto(APP_URL);
-      const username = uniqueName(prefix);
-      await signUp(page, username);
+      const username = options.username ?? uniqueName(prefix);
+      if (options.username) await signIn(page, username);
+      else await signUp(page, username);
       return { page, username, context };
     };
     try {
@@ -94,15 +99,75 @@ export async function signUp(page, username, password = PASSWORD) {
   await waitOnline(page);
 }
 
+export async function signIn(page, username, password = PASSWORD) {
+  await page.getByTestId('signin-username').fill(username);
+  await page.getByTestId('signin-password').fill(password);
+  await page.getByTestId('signin-submit').click();
+  await page.getByTestId('me').filter({ hasText: username }).waitFor();
+  await waitOnline(page);
+}
+
 export async function waitOnline(page) {
   await page.locator('[data-testid="status"][data-state="open"]').waitFor();
 }
 
-/** Opens (or creates) the direct chat with `username`. */
+/** Opens (or creates) the direct chat with `username`, who is invited to it unless they
+ * opened it first. */
 export async function chatWith(page, username) {
   await page.getByTestId('new-direct-input').fill(username);
   await page.getByTestId('new-direct-submit').click();
   await page.getByTestId('channel-title').filter({ hasText: username }).waitFor();
+}
+
+/** Creates a group of `page`'s user, inviting `members`, and waits until it is open. */
+export async function createGroup(page, name, members) {
+  await page.getByTestId('new-group-toggle').click();
+  await page.getByTestId('group-name').fill(name);
+  await page.getByTestId('group-members').fill(members.join(', '));
+  await page.getByTestId('group-create').click();
+  await page.getByTestId('channel-title').filter({ hasText: name }).waitFor();
+}
+
+/** The invitations `from` sent that `page` lists: to a direct chat, or to the group `group`. */
+export function invitation(page, from, group) {
+  const kind = group ? 'group' : 'direct';
+  const found = page.locator(`[data-testid="invitation"][data-invited-by="${from}"][data-kind="${kind}"]`);
+  return group ? found.filter({ hasText: group }) : found;
+}
+
+/** Accepts in `page` the invitation of `from` (to the group `group`, or else to a direct
+ * chat) once the page's polling shows it; the chat opens. */
+export async function acceptInvitation(page, from, group) {
+  const offer = invitation(page, from, group);
+  await offer.getByTestId('invitation-accept').click({ timeout: INVITATION_TIMEOUT });
+  await page.getByTestId('channel-title').filter({ hasText: group ?? from }).waitFor();
+  await offer.waitFor({ state: 'detached' });
+}
+
+/** Declines in `page` the invitation of `from` (see acceptInvitation). */
+export async function declineInvitation(page, from, group) {
+  const offer = invitation(page, from, group);
+  await offer.getByTestId('invitation-decline').click({ timeout: INVITATION_TIMEOUT });
+  await offer.waitFor({ state: 'detached' });
+}
+
+/** The time on `page`'s clock (ms), for waitForInvitationPoll(). */
+export function pageNow(page) {
+  return page.evaluate(() => Date.now());
+}
+
+/** Waits until `page` shows invitations it asked the server for after `since` (its clock). */
+export async function waitForInvitationPoll(page, since) {
+  await page.waitForFunction(
+    (t) => Number(document.querySelector('[data-testid="invitations"]')?.dataset.polledAt ?? 0) > t,
+    since,
+    { timeout: INVITATION_TIMEOUT },
+  );
+}
+
+/** The session the page keeps in its storage (null when signed out). */
+export function storedSession(page) {
+  return page.evaluate(() => JSON.parse(localStorage.getItem('chat.session') ?? 'null'));
 }
 
 /** Opens the channel listed under `title` in the sidebar. */

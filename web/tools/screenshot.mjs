@@ -42,14 +42,16 @@ try {
     await page.locator('[data-testid="message"][data-state="stored"]').filter({ hasText: text }).waitFor();
     await page.waitForTimeout(1100); // stays under the send rate limit of the local backend
   };
-  const open = async (page, title) => {
-    await page.getByTestId('channel-item').filter({ hasText: title }).click();
+  // Invitations are polled every 10 s: accepting one opens its chat.
+  const accept = async (page, title) => {
+    await page.getByTestId('invitation').filter({ hasText: title }).getByTestId('invitation-accept').click({ timeout: 30_000 });
     await page.getByTestId('channel-title').filter({ hasText: title }).waitFor();
   };
 
   await people.bob.getByTestId('new-direct-input').fill(name('alice'));
   await people.bob.getByTestId('new-direct-submit').click();
   await say(people.bob, 'Did you push the fix for the login page?');
+  await accept(people.alice, name('bob'));
 
   await people.alice.getByTestId('new-group-toggle').click();
   await people.alice.getByTestId('group-name').fill('Weekend trip');
@@ -57,8 +59,8 @@ try {
   await people.alice.getByTestId('group-create').click();
   await people.alice.getByTestId('channel-title').filter({ hasText: 'Weekend trip' }).waitFor();
   await say(people.alice, 'Train leaves at 9:40 on Saturday!');
-  await open(people.bob, 'Weekend trip');
-  await open(people.carol, 'Weekend trip');
+  await accept(people.bob, 'Weekend trip');
+  await accept(people.carol, 'Weekend trip');
   await say(people.bob, 'I will bring the tent and the stove.');
   await say(people.carol, 'Great! I booked the campsite for two nights.');
   await say(people.alice, 'Perfect. Who has the map?');

@@ -26,7 +26,7 @@ let drafts = [];
 /** The message whose Delete was clicked once (a second click deletes it). */
 let armedDelete = null;
 /** Errors of actions the client makes by itself: logged, not shown. */
-const BACKGROUND_ACTIONS = new Set(['markRead', 'typing', 'heartbeat', 'getPresence', 'sync']);
+const BACKGROUND_ACTIONS = new Set(['markRead', 'typing', 'heartbeat', 'getPresence', 'sync', 'invitations']);
 
 function loadSession() {
   try {
@@ -64,23 +64,34 @@ $('signin-form').addEventListener('submit', async (event) => {
     form.password.value = '';
     await enter(candidate);
   } catch (err) {
-    error.textContent = err instanceof ChatError ? err.message : String(err);
+    error.textContent = err instanceof ChatError ? describe(err) : String(err);
   } finally {
     for (const button of form.querySelectorAll('button')) button.disabled = false;
   }
 });
 
 function newClient(session) {
-  const c = new ChatClient({ apiBaseUrl: config.apiBaseUrl, webSocketUrl: config.webSocketUrl, session });
+  const c = new ChatClient({
+    apiBaseUrl: config.apiBaseUrl,
+    webSocketUrl: config.webSocketUrl,
+    session,
+    storedSession: loadSession,
+  });
   c.addEventListener('session', ({ detail }) => {
     saveSession(detail.session);
-    if (!detail.session && client === c) {
-      client.stop();
-      client = null;
-      showSignIn('Your session has ended. Please sign in again.');
-    }
+    if (!detail.session && client === c) leave(c.signedOut ? '' : 'Your session has ended. Please sign in again.');
   });
   return c;
+}
+
+/** Back to the sign-in form: the client stops, nothing of the session stays on screen. */
+function leave(message) {
+  client?.stop();
+  client = null;
+  current = null;
+  renderInvitations();
+  renderBlocked();
+  showSignIn(message);
 }
 
 async function enter(c) {
@@ -98,6 +109,21 @@ async function enter(c) {
   c.addEventListener('typing', ({ detail }) => detail.channelId === current && renderTyping());
   c.addEventListener('presence', () => {
     renderChannels();
+    renderMemberPresence();
+  });
+  c.addEventListener('invitations', () => renderInvitations());
+  c.addEventListener('blocked', () => {
+    renderBlocked();
+    if (current) renderConversation();
+  });
+  c.addEventListener('members', ({ detail }) => {
+    if (detail.channelId !== current) return;
+    renderConversation();
+    drawMembers();
+  });
+  c.addEventListener('status', ({ detail }) => {
+    // Presence was cleared with the connection: the open group's is asked for again.
+    if (detail.state === 'open' && client?.channels.get(current)?.kind === 'group') client.askChannelPresence(current);
   });
   c.addEventListener('error', ({ detail }) => {
     if (BACKGROUND_ACTIONS.has(detail.error.action)) console.warn('chat:', detail.error);
@@ -108,14 +134,37 @@ async function enter(c) {
   $('me').textContent = c.userId;
   $('my-avatar').textContent = c.userId.slice(0, 1).toUpperCase();
   renderConversation();
+  renderInvitations();
+  renderBlocked();
   await c.start();
 }
 
-$('signout').addEventListener('click', () => {
+/** Signs out on the server (this device, or every device), then here. */
+async function signOut(everywhere) {
   const c = client;
-  client = null;
-  c?.signOut();
-  showSignIn();
+  if (!c) return;
+  const buttons = [$('signout'), $('signout-everywhere')];
+  for (const button of buttons) button.disabled = true;
+  try {
+    // The client's `session` event (null) brings back the sign-in form.
+    const problem = await c.signOut({ everywhere });
+    if (problem) toast(problem);
+  } catch (err) {
+    toast(err);
+  } finally {
+    for (const button of buttons) button.disabled = false;
+  }
+}
+
+$('signout').addEventListener('click', () => signOut(false));
+$('signout-everywhere').addEventListener('click', () => signOut(true));
+
+// Another tab of this browser: it signed out, or it refreshed the (single-use) token.
+window.addEventListener('storage', (event) => {
+  if (event.key !== SESSION_KEY || !client) return;
+  const session = loadSession();
+  if (session) client.tokens.adopt(session);
+  else leave('You were signed out in another tab.');
 });
 
 $('reconnect').addEventListener('click', () => client?.reconnectNow());
@@ -145,7 +194,8 @@ function renderChannels() {
           el('span', {
             className: 'channel-meta',
             textContent:
-              (channel.kind === 'group' ? `Group · ${channel.memberCount} members` : 'Direct chat') +
+              (channel.kind === 'group' ? `Group · ${memberCount(channel.memberCount)}` : 'Direct chat') +
+              (client.invitedTo(channel.channelId).length > 0 && channel.kind === 'direct' ? ' · invited' : '') +
               (channel.muted ? ' · muted' : ''),
           }),
         ),
@@ -160,6 +210,10 @@ function renderChannels() {
     }),
   );
   if (current) renderConversation();
+}
+
+function memberCount(count) {
+  return count === 1 ? '1 member' : `${count} members`;
 }
 
 function badge(count) {
@@ -186,6 +240,11 @@ async function select(channelId) {
   $('members').hidden = true;
   renderChannels();
   renderConversation();
+  if (client.channels.get(channelId)?.kind === 'group') {
+    // Its members, and their presence (asked for by the group: by user, the server answers
+    // only for people we share a direct chat with).
+    client.loadMembers(channelId).catch((err) => console.warn('chat: members', err));
+  }
   try {
     await client.open(channelId);
     markRead();
@@ -195,6 +254,11 @@ async function select(channelId) {
   $('composer').text.focus();
 }
 
+/** Tells whom an action invited: they join when they accept. */
+function noteInvited(view) {
+  if (view.invited?.length) notice(`Invited ${view.invited.join(', ')}: they join when they accept.`);
+}
+
 
 $('direct-form').addEventListener('submit', async (event) => {
   event.preventDefault();
@@ -202,6 +266,7 @@ $('direct-form').addEventListener('submit', async (event) => {
   try {
     const view = await client.openDirect(form.user.value.trim().toLowerCase());
     form.reset();
+    noteInvited(view);
     await select(view.channelId);
   } catch (err) {
     toast(err);
@@ -216,6 +281,7 @@ $('group-form').addEventListener('submit', async (event) => {
     const view = await client.createGroup(form.name.value.trim(), members);
     form.reset();
     form.closest('details').open = false;
+    noteInvited(view);
     await select(view.channelId);
   } catch (err) {
     toast(err);
@@ -235,6 +301,11 @@ function renderConversation() {
   const channel = current ? client?.channels.get(current) : null;
   $('composer').hidden = !current;
   $('members-toggle').hidden = channel?.kind !== 'group';
+  renderBlockToggle(channel);
+  const invited = channel ? client.invitedTo(channel.channelId) : [];
+  $('invited').hidden = invited.length === 0;
+  $('invited').textContent = invited.length ? `invited: ${invited.join(', ')}` : '';
+  $('invited').title = 'Invited people join when they accept';
   $('mute-toggle').hidden = !channel;
   $('mute-toggle').textContent = channel?.muted ? 'Unmute' : 'Mute';
   $('mute-toggle').title = channel?.muted ? 'Get push notifications again' : 'No push notifications for this chat';
@@ -245,13 +316,52 @@ function renderConversation() {
     $('title').textContent = channel ? channelTitle(channel) : current;
     $('subtitle').textContent = channel
       ? channel.kind === 'group'
-        ? `Group · ${channel.memberCount} members`
+        ? groupText(channel)
         : presenceText(client.presence.get(channel.peer))
       : '';
   }
   renderMessages();
   renderTyping();
 }
+
+/** "Group · 3 members · 1 online" (online: others, once the members are known). */
+function groupText(channel) {
+  const known = client.members.get(channel.channelId);
+  const count = known?.length ?? channel.memberCount;
+  const others = known?.filter((m) => m.userId !== client.userId) ?? [];
+  const online = others.filter((m) => client.presence.get(m.userId)?.status === 'online');
+  return `Group · ${memberCount(count)}` + (others.length ? ` · ${online.length} online` : '');
+}
+
+/** The Block / Unblock button of a direct chat, for its other person. */
+function renderBlockToggle(channel) {
+  const button = $('block-toggle');
+  const peer = channel?.kind === 'direct' ? channel.peer : null;
+  button.hidden = !peer;
+  if (!peer) return;
+  const blocked = client.blocked.includes(peer);
+  button.textContent = blocked ? 'Unblock' : 'Block';
+  button.dataset.testid = blocked ? 'unblock-user' : 'block-user';
+  button.dataset.userId = peer;
+  button.title = blocked
+    ? `Unblock ${peer}`
+    : `Block ${peer}: they can no longer invite you, open a chat with you or see when you are online`;
+}
+
+$('block-toggle').addEventListener('click', async (event) => {
+  const button = event.currentTarget;
+  const userId = button.dataset.userId;
+  if (!userId || !client) return;
+  button.disabled = true;
+  try {
+    if (client.blocked.includes(userId)) await client.unblock(userId);
+    else await client.block(userId);
+  } catch (err) {
+    toast(err);
+  } finally {
+    button.disabled = false;
+  }
+});
 
 function presenceText(presence) {
   if (!presence) return 'Direct chat';
@@ -552,43 +662,75 @@ $('mute-toggle').addEventListener('click', async () => {
 $('members-toggle').addEventListener('click', async () => {
   const panel = $('members');
   panel.hidden = !panel.hidden;
-  if (!panel.hidden) await renderMembers();
+  if (panel.hidden) return;
+  $('member-list').replaceChildren();
+  drawMembers();
+  await renderMembers();
 });
 
+/** Reads the open group's members; the client's `members` event draws them. */
 async function renderMembers() {
-  const channelId = current;
   try {
-    const view = await client.api.channel(channelId);
-    if (channelId !== current) return;
-    const me = view.members.find((m) => m.userId === client.userId);
-    const manager = me && (me.role === 'owner' || me.role === 'admin');
-    $('member-list').replaceChildren(
-      ...view.members.map((member) => {
-        const item = el(
-          'li',
-          {},
-          el('span', { textContent: member.userId }),
-          el('span', { className: 'role', textContent: member.role }),
-        );
-        const self = member.userId === client.userId;
-        if (self || (manager && member.role !== 'owner')) {
-          const remove = el('button', {
-            type: 'button',
-            textContent: self ? 'Leave' : 'Remove',
-            title: self ? 'Leave this group' : `Remove ${member.userId}`,
-            onclick: () => removeMember(channelId, member.userId),
-          });
-          remove.dataset.testid = self ? 'leave' : 'remove-member';
-          item.append(remove);
-        }
-        item.dataset.testid = 'member';
-        item.dataset.userId = member.userId;
-        return item;
-      }),
-    );
-    $('add-member-form').hidden = !manager;
+    await client.loadMembers(current);
   } catch (err) {
     toast(err);
+  }
+}
+
+/** The member list of the open group as last read, and whom we invited to it. */
+function drawMembers() {
+  const channelId = current;
+  const members = client?.members.get(channelId);
+  if (!members || $('members').hidden) return;
+  const me = members.find((m) => m.userId === client.userId);
+  const manager = me && (me.role === 'owner' || me.role === 'admin');
+  const invited = client.invitedTo(channelId).map((userId) => {
+    const item = el(
+      'li',
+      { className: 'invited', title: 'Invited: joins when they accept' },
+      el('span', { textContent: userId }),
+      el('span', { className: 'role', textContent: 'invited' }),
+    );
+    item.dataset.testid = 'member-invited';
+    item.dataset.userId = userId;
+    return item;
+  });
+  $('member-list').replaceChildren(
+    ...members.map((member) => {
+      const item = el(
+        'li',
+        {},
+        el('span', { textContent: member.userId }),
+        el('span', { className: 'role', textContent: member.role }),
+      );
+      const self = member.userId === client.userId;
+      if (self || (manager && member.role !== 'owner')) {
+        const remove = el('button', {
+          type: 'button',
+          textContent: self ? 'Leave' : 'Remove',
+          title: self ? 'Leave this group' : `Remove ${member.userId}`,
+          onclick: () => removeMember(channelId, member.userId),
+        });
+        remove.dataset.testid = self ? 'leave' : 'remove-member';
+        item.append(remove);
+      }
+      item.dataset.testid = 'member';
+      item.dataset.userId = member.userId;
+      return item;
+    }),
+    ...invited,
+  );
+  renderMemberPresence();
+  $('add-member-form').hidden = !manager;
+}
+
+/** The online dots of the open member list, as presence changes. */
+function renderMemberPresence() {
+  for (const item of $('member-list').querySelectorAll('[data-testid="member"]')) {
+    const userId = item.dataset.userId;
+    const status = userId !== client?.userId ? client?.presence.get(userId)?.status : undefined;
+    if (status) item.dataset.presence = status;
+    else delete item.dataset.presence;
   }
 }
 
@@ -613,10 +755,105 @@ $('add-member-form').addEventListener('submit', async (event) => {
   event.preventDefault();
   const form = event.target;
   try {
-    await client.api.addMembers(current, splitNames(form.user.value));
+    const view = await client.addMembers(current, splitNames(form.user.value));
     form.reset();
-    await client.refreshChannels();
+    noteInvited(view);
     await renderMembers();
+  } catch (err) {
+    toast(err);
+  }
+});
+
+// ------------------------------------------------------------------ invitations and blocking
+
+/** The pending invitations, each with Accept, Decline and Block. `data-polled-at` says when
+ * the list shown was asked for (ms). */
+function renderInvitations() {
+  const section = $('invitations');
+  const invitations = client?.invitations ?? [];
+  section.hidden = invitations.length === 0;
+  section.dataset.polledAt = String(client?.invitationsAskedAt ?? 0);
+  $('invitation-list').replaceChildren(...invitations.map(invitationNode));
+}
+
+/** @param {import('./chat-protocol.js').Invitation} invitation */
+function invitationNode(invitation) {
+  const from = invitation.invitedBy;
+  const text =
+    invitation.kind === 'group'
+      ? `${from} invites you to “${invitation.name ?? 'a group'}”${invitation.role === 'admin' ? ' as an admin' : ''}`
+      : `Direct chat from ${from}`;
+  const buttons = [
+    invitationButton('Accept', 'invitation-accept', '', () => acceptInvitation(invitation.channelId)),
+    invitationButton('Decline', 'invitation-decline', 'secondary', () => client.declineInvitation(invitation.channelId)),
+    invitationButton('Block', 'invitation-block', 'link', () => client.block(from), `Block ${from}: no more invitations from them`),
+  ];
+  const item = el(
+    'li',
+    { className: 'invitation', title: `since ${new Date(invitation.invitedAt).toLocaleString()}` },
+    el('span', { className: 'invitation-text', textContent: text }),
+    el('div', { className: 'row' }, ...buttons),
+  );
+  item.dataset.testid = 'invitation';
+  item.dataset.channelId = invitation.channelId;
+  item.dataset.kind = invitation.kind;
+  item.dataset.invitedBy = from;
+  return item;
+}
+
+/** A button that is disabled while its action runs; a failure is shown. */
+function invitationButton(label, testid, className, run, title = '') {
+  const button = el('button', { type: 'button', className, textContent: label, title });
+  button.dataset.testid = testid;
+  button.addEventListener('click', async () => {
+    const row = button.parentElement;
+    for (const b of row.querySelectorAll('button')) b.disabled = true;
+    try {
+      await run();
+    } catch (err) {
+      toast(err);
+    } finally {
+      for (const b of row.querySelectorAll('button')) b.disabled = false;
+    }
+  });
+  return button;
+}
+
+async function acceptInvitation(channelId) {
+  const view = await client.acceptInvitation(channelId);
+  await select(view.channelId);
+}
+
+function renderBlocked() {
+  const blocked = client?.blocked ?? [];
+  $('blocked-count').textContent = blocked.length ? `(${blocked.length})` : '';
+  const items = blocked.map((userId) => {
+    const unblock = el('button', { type: 'button', className: 'link', textContent: 'Unblock', title: `Unblock ${userId}` });
+    unblock.dataset.testid = 'unblock-user';
+    unblock.addEventListener('click', async () => {
+      unblock.disabled = true;
+      try {
+        await client.unblock(userId);
+      } catch (err) {
+        unblock.disabled = false;
+        toast(err);
+      }
+    });
+    const item = el('li', {}, el('span', { textContent: userId }), unblock);
+    item.dataset.testid = 'blocked-user';
+    item.dataset.userId = userId;
+    return item;
+  });
+  if (items.length === 0) items.push(el('li', { className: 'none', textContent: 'Nobody' }));
+  $('blocked-list').replaceChildren(...items);
+}
+
+$('block-form').addEventListener('submit', async (event) => {
+  event.preventDefault();
+  const form = event.target;
+  try {
+    await client.block(form.user.value.trim().toLowerCase());
+    form.reset();
   } catch (err) {
     toast(err);
   }
@@ -640,12 +877,28 @@ function renderStatus({ state, retryInMs }) {
   $('reconnect').hidden = state !== 'waiting';
 }
 
+/** An error in words: the server's message, or for `rate_limited` how long to wait. */
+function describe(error) {
+  if (error?.code !== 'rate_limited') return error?.message ?? String(error);
+  const seconds = Math.max(1, Math.ceil((error.retryAfterMs ?? 0) / 1000));
+  const wait = !error.retryAfterMs ? 'in a moment' : seconds < 120 ? `in ${seconds} s` : `in ${Math.ceil(seconds / 60)} min`;
+  return `Too fast - try again ${wait}` + (error.clientMsgId ? ' (your message is sent again by itself)' : '');
+}
+
 /** Shows a server error (or a local one) for a few seconds. */
 function toast(error) {
   const code = error instanceof ChatError ? error.code : 'error';
-  let text = error?.message ?? String(error);
-  if (code === 'rate_limited' && error.retryAfterMs) text += ' (sending again automatically)';
-  const node = el('div', { className: `toast ${code}` }, el('span', { className: 'code', textContent: code }), text);
+  showToast(code, describe(error), error?.message);
+}
+
+/** Shows a piece of news (not an error) for a few seconds. */
+function notice(text) {
+  showToast('info', text);
+}
+
+function showToast(code, text, title = '') {
+  const label = code === 'info' ? null : el('span', { className: 'code', textContent: code });
+  const node = el('div', { className: `toast ${code}`, title }, label, text);
   node.dataset.testid = 'toast';
   node.dataset.code = code;
   $('toasts').append(node);

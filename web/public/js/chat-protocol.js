@@ -3,7 +3,8 @@
 // and sends heartbeats, catch-up with `sync` from the last message seen, ordering by `seq`,
 // an outbox whose sends are retried with the same `clientMsgId` (so a retry never stores a
 // second message), edits and deletions, file uploads (presigned POST straight to S3),
-// unread counts and read receipts (`markRead`), typing, presence, and muting.
+// unread counts and read receipts (`markRead`), typing, presence, muting, invitations
+// (nobody is added to a channel without accepting), blocking, and signing out.
 // docs/PROTOCOL.md describes the wire; this file shows how a client uses it. No DOM here:
 // the UI (app.js) listens to the events of a ChatClient.
 
@@ -52,6 +53,21 @@
  * @property {'online'|'offline'} status
  * @property {number} [lastSeen]       milliseconds since the epoch
  *
+ * @typedef {object} Invitation     an entry of GET /invitations: someone asks us to join
+ * @property {string} channelId
+ * @property {'group'|'direct'} kind
+ * @property {string} [name]           groups: the group's name
+ * @property {string} invitedBy
+ * @property {'member'|'admin'} role   the role we get by accepting
+ * @property {number} invitedAt        milliseconds since the epoch
+ *
+ * @typedef {object} ChannelView    what creating, opening, adding and accepting answer
+ * @property {string} channelId
+ * @property {'group'|'direct'} kind
+ * @property {string} [name]
+ * @property {{userId: string, role: string}[]} members   only people who accepted
+ * @property {string[]} [invited]     who was just invited (they join when they accept)
+ *
  * @typedef {object} Outgoing        a message of ours not yet acknowledged
  * @property {string} clientMsgId
  * @property {string} channelId
@@ -86,6 +102,12 @@ const TYPING_RENEW_MS = 3_000;
 const TYPING_SHOWN_MS = 5_000;
 /** Typing stops by itself after this long without a keystroke. */
 const TYPING_IDLE_MS = 4_000;
+/** Invitations are not pushed: they are asked for on every (re)connection, with every
+ * channel list, and this often while connected. */
+const INVITATION_POLL_MS = 10_000;
+/** A direct chat we opened is watched this long for the other person accepting (the
+ * channel list is re-read with each invitation poll meanwhile). */
+const WATCH_INVITED_MS = 10 * 60_000;
 
 /** An error from the server (an `error` frame or an HTTP error body), or a local refusal.
  * `code` is one of the stable codes of docs/PROTOCOL.md (`invalid_request`,
@@ -141,22 +163,56 @@ export class HttpApi {
   refresh(refreshToken) {
     return this.#call('POST', '/auth/refresh', { refreshToken }, false);
   }
+  /** Ends this device's session (`everywhere`: every device's) on the server: its refresh
+   * token stops working and its WebSockets are closed. */
+  signOut(everywhere) {
+    return this.#call('POST', '/auth/signout', { everywhere: Boolean(everywhere) });
+  }
   /** @returns {Promise<{channels: ChannelSummary[]}>} most recently active first */
   listChannels() {
     return this.#call('GET', '/channels');
   }
-  /** A group owned by the caller. */
+  /** A group owned by the caller; `members` are invited (`invited` in the answer).
+   * @returns {Promise<ChannelView>} */
   createGroup(name, members) {
     return this.#call('POST', '/channels', { name, members });
   }
-  /** The direct channel with `userId` (the same one whoever opens it). */
+  /** The direct channel with `userId` (the same one whoever opens it). Opening is consent:
+   * the caller is in it at once; the other person is invited unless they opened it first.
+   * @returns {Promise<ChannelView>} */
   openDirect(userId) {
     return this.#call('POST', '/channels/direct', { userId });
   }
-  /** The channel and its members (`{channelId, kind, name?, members: [{userId, role}]}`). */
+  /** @returns {Promise<{invitations: Invitation[]}>} oldest first */
+  invitations() {
+    return this.#call('GET', '/invitations');
+  }
+  /** Joins the channel of a pending invitation. @returns {Promise<ChannelView>} */
+  acceptInvitation(channelId) {
+    return this.#call('POST', `/invitations/${encodeURIComponent(channelId)}/accept`, {});
+  }
+  declineInvitation(channelId) {
+    return this.#call('POST', `/invitations/${encodeURIComponent(channelId)}/decline`, {});
+  }
+  /** @returns {Promise<{blocked: string[]}>} the users the caller blocks, sorted */
+  blocked() {
+    return this.#call('GET', '/blocks');
+  }
+  /** The user can no longer invite the caller, open a direct chat with them or see their
+   * presence. Nothing tells them. */
+  block(userId) {
+    return this.#call('POST', '/blocks', { userId });
+  }
+  unblock(userId) {
+    return this.#call('DELETE', `/blocks/${encodeURIComponent(userId)}`);
+  }
+  /** The channel and its members (`{channelId, kind, name?, members: [{userId, role}]}`).
+   * @returns {Promise<ChannelView>} */
   channel(channelId) {
     return this.#call('GET', `/channels/${encodeURIComponent(channelId)}`);
   }
+  /** Invites people to a group (`invited` in the answer); they join when they accept.
+   * @returns {Promise<ChannelView>} */
   addMembers(channelId, userIds, role = 'member') {
     return this.#call('POST', `/channels/${encodeURIComponent(channelId)}/members`, { userIds, role });
   }
@@ -216,11 +272,17 @@ export class HttpApi {
     if (authorized && fromAuthorizer && !retried && (await this.tokens.refreshNow())) {
       return this.#call(method, path, body, authorized, true);
     }
+    // A 429 without a body of ours is API Gateway's own throttling: `Retry-After` (seconds)
+    // says how long to wait, when it says anything.
+    const throttled = response.status === 429;
+    const retryAfter = Number(response.headers.get('retry-after'));
     throw new ChatError({
-      code: json?.code ?? (fromAuthorizer ? 'unauthorized' : response.status >= 500 ? 'internal' : 'gateway'),
+      code:
+        json?.code ??
+        (fromAuthorizer ? 'unauthorized' : throttled ? 'rate_limited' : response.status >= 500 ? 'internal' : 'gateway'),
       message: json?.message ?? `HTTP ${response.status}`,
       status: response.status,
-      retryAfterMs: json?.retryAfterMs,
+      retryAfterMs: json?.retryAfterMs ?? (throttled && retryAfter > 0 ? retryAfter * 1000 : undefined),
     });
   }
 }
@@ -228,15 +290,19 @@ export class HttpApi {
 // ------------------------------------------------------------------------ tokens
 
 /** Holds the session; refreshes the access token before it expires (one refresh at a time:
- * refresh tokens are single use). */
+ * refresh tokens are single use, and the server ends a session whose refresh token is used
+ * twice). Tabs that share a stored session take turns (Web Locks, where there are): whoever
+ * waited uses the session the other one stored instead of refreshing again. */
 export class Tokens {
-  /** @param {(session: Session|null) => void} onChange  persist it, or forget it on null */
-  constructor(onChange) {
+  /** @param {(session: Session|null) => void} onChange  persist it, or forget it on null
+   *  @param {() => Session|null} [stored]  the session as stored now (other tabs write it) */
+  constructor(onChange, stored = () => null) {
     /** @type {Session|null} */
     this.session = null;
     /** @type {HttpApi|null} */
     this.api = null;
     this.onChange = onChange;
+    this.stored = stored;
     /** @type {Promise<boolean>|null} */
     this.refreshing = null;
   }
@@ -246,6 +312,14 @@ export class Tokens {
     if (session && !session.obtainedAt) session = { ...session, obtainedAt: Date.now() };
     this.session = session;
     this.onChange(session);
+  }
+
+  /** A newer session of the same user that another tab stored: used from now on (not
+   * passed to onChange, it is stored already). Refresh tokens are single use, and one used
+   * twice ends the whole session, so a tab must not keep refreshing with a spent one. */
+  adopt(session) {
+    if (!session || !this.session || session.userId !== this.session.userId) return;
+    if ((session.obtainedAt ?? 0) > (this.session.obtainedAt ?? 0)) this.session = session;
   }
 
   expiresAt() {
@@ -265,9 +339,13 @@ export class Tokens {
    * refused the refresh token, the session is over (set to null). */
   refreshNow() {
     if (!this.session || !this.api) return Promise.resolve(false);
-    this.refreshing ??= (async () => {
+    const spent = this.session;
+    this.refreshing ??= Tokens.#exclusive(async () => {
       try {
-        this.set(await this.api.refresh(this.session.refreshToken));
+        // Another tab refreshed while we waited for our turn: its session is the live one.
+        this.adopt(this.stored());
+        if (this.session !== spent) return Boolean(this.session);
+        this.set(await this.api.refresh(spent.refreshToken));
         return true;
       } catch (err) {
         if (err.code === 'unauthorized') this.set(null);
@@ -275,8 +353,14 @@ export class Tokens {
       } finally {
         this.refreshing = null;
       }
-    })();
+    });
     return this.refreshing;
+  }
+
+  /** Runs `fn` while no other tab of this origin runs its own (where Web Locks exist). */
+  static #exclusive(fn) {
+    const locks = globalThis.navigator?.locks;
+    return locks ? locks.request('chat-session-refresh', fn) : fn();
   }
 }
 
@@ -356,15 +440,18 @@ export class Timeline {
  * retryInMs?}), `channels` (the list, its unread counts), `timeline` ({channelId}: its
  * messages changed), `message` ({message}: a live one from someone else or another device
  * of ours), `outbox` ({channelId}), `typing` ({channelId}), `receipts` ({channelId}),
- * `presence` ({userId}), `error` ({error: ChatError}), `session` ({session: Session|null};
- * null means signed out).
+ * `presence` ({userId}), `invitations` (the pending list changed), `blocked` (the list of
+ * users we block changed), `members` ({channelId}: its member list was read), `error`
+ * ({error: ChatError}), `session` ({session: Session|null}; null means signed out).
  */
 export class ChatClient extends EventTarget {
-  /** @param {{apiBaseUrl: string, webSocketUrl: string, session?: Session|null}} options */
-  constructor({ apiBaseUrl, webSocketUrl, session = null }) {
+  /** @param {{apiBaseUrl: string, webSocketUrl: string, session?: Session|null,
+   *           storedSession?: () => Session|null}} options  `storedSession`: the session as
+   *   persisted now, when tabs share it (see Tokens) */
+  constructor({ apiBaseUrl, webSocketUrl, session = null, storedSession }) {
     super();
     this.webSocketUrl = webSocketUrl;
-    this.tokens = new Tokens((s) => this.#emit('session', { session: s }));
+    this.tokens = new Tokens((s) => this.#emit('session', { session: s }), storedSession);
     this.api = new HttpApi(apiBaseUrl, this.tokens);
     this.tokens.api = this.api;
     this.tokens.session = session;
@@ -391,6 +478,29 @@ export class ChatClient extends EventTarget {
     this.myTyping = new Map();
     this.heartbeat = null;
     this.reconnectTimer = null;
+    /** @type {Invitation[]} pending invitations to us, oldest first */
+    this.invitations = [];
+    /** When the newest applied GET /invitations was asked (ms); 0 before the first. */
+    this.invitationsAskedAt = 0;
+    /** Bumped by every local change of `invitations`, so an older poll cannot undo it. */
+    this.invitationChanges = 0;
+    this.invitationPoll = null;
+    /** @type {string[]} users we block, sorted */
+    this.blocked = [];
+    /** @type {Map<string, {users: Set<string>, at: number}>} by channelId: whom we invited
+     * there (in this session) and when; they are no members until they accept */
+    this.invited = new Map();
+    /** @type {Map<string, {userId: string, role: string}[]>} members of channels, as last read */
+    this.members = new Map();
+    /** Channels whose lists are about to be read again (see #noticeAuthor). */
+    this.rereading = new Set();
+    /** True from signOut() on: the server closing our WebSocket is expected then. */
+    this.signingOut = false;
+    /** True once signed out on purpose (not because the session ran out). */
+    this.signedOut = false;
+    /** The server closed the connection normally (1000): maybe this session was ended on
+     * another device. The next connection refreshes the token first to find out. */
+    this.checkSession = false;
   }
 
   get userId() {
@@ -409,6 +519,9 @@ export class ChatClient extends EventTarget {
   async start() {
     this.running = true;
     await this.refreshChannels().catch((err) => this.#report(err));
+    this.refreshBlocked().catch((err) => this.#report(err));
+    clearInterval(this.invitationPoll);
+    this.invitationPoll = setInterval(() => this.#poll(), INVITATION_POLL_MS);
     this.#connect();
   }
 
@@ -418,6 +531,7 @@ export class ChatClient extends EventTarget {
     this.timers.clear();
     clearTimeout(this.reconnectTimer);
     clearInterval(this.heartbeat);
+    clearInterval(this.invitationPoll);
     if (this.socket) {
       const socket = this.socket;
       this.socket = null;
@@ -426,9 +540,33 @@ export class ChatClient extends EventTarget {
     this.#setState('closed');
   }
 
-  signOut() {
+  /**
+   * Signs out: ends the session on the server (`everywhere`: on every device of the user,
+   * whose WebSockets the server closes), then here. The server closing our own WebSocket
+   * meanwhile is not a reason to reconnect. A backend without the route (404) or a session
+   * that is over already still signs out here; any other failure of `everywhere` throws
+   * and leaves us signed in (the other devices would stay signed in otherwise), while this
+   * device alone signs out locally anyway and answers the error.
+   * @returns {Promise<ChatError|null>} a failure to tell the server, when signed out anyway
+   */
+  async signOut({ everywhere = false } = {}) {
+    this.signingOut = true;
+    let problem = null;
+    try {
+      await this.api.signOut(everywhere);
+    } catch (err) {
+      const over = err.status === 404 || err.code === 'unauthorized';
+      if (!over) problem = err;
+    }
+    if (problem && everywhere) {
+      this.signingOut = false;
+      if (this.running && !this.socket && this.state !== 'connecting') this.#scheduleReconnect();
+      throw problem;
+    }
+    this.signedOut = true;
     this.stop();
     this.tokens.set(null);
+    return problem;
   }
 
   /** Reconnects at once instead of waiting out the backoff (after the browser's `online`). */
@@ -438,17 +576,105 @@ export class ChatClient extends EventTarget {
     this.#connect();
   }
 
+  /** Reads the channel list (and, with it, the pending invitations). */
   async refreshChannels() {
+    this.refreshInvitations().catch((err) => this.#background(err, 'invitations'));
     const { channels } = await this.api.listChannels();
+    const before = this.channels;
     for (const c of channels) {
       c.unread ??= 0;
       c.lastReadSeq ??= 0;
     }
     this.channels = new Map(channels.map((c) => [c.channelId, c]));
+    // A direct chat whose other person just accepted: their presence is visible from now on.
+    const joined = channels.filter((c) => c.peer && c.memberCount >= 2 && (before.get(c.channelId)?.memberCount ?? 2) < 2);
+    for (const c of joined) {
+      this.invited.delete(c.channelId);
+      this.presence.delete(c.peer);
+    }
     this.#emit('channels');
     // Presence changes reach people who share a channel; a new contact's is asked for.
-    this.askPresence(channels.map((c) => c.peer).filter((p) => p && !this.presence.has(p)).slice(0, 100));
+    // Someone who has not accepted our direct chat yet always looks offline: not asked.
+    const peers = channels.filter((c) => c.peer && c.memberCount >= 2 && !this.presence.has(c.peer));
+    this.askPresence(peers.map((c) => c.peer).slice(0, 100));
     return channels;
+  }
+
+  /** Reads the pending invitations (they are not pushed). An answer older than the last
+   * one applied, or than a local change (accept, decline, block), is dropped. */
+  async refreshInvitations() {
+    const askedAt = Date.now();
+    const changes = this.invitationChanges;
+    const { invitations } = await this.api.invitations();
+    if (changes !== this.invitationChanges || askedAt < this.invitationsAskedAt) return this.invitations;
+    this.invitations = invitations;
+    this.invitationsAskedAt = askedAt;
+    this.#emit('invitations');
+    return invitations;
+  }
+
+  /** Joins the channel of an invitation: it is listed, with everything sent before.
+   * @returns {Promise<ChannelView>} */
+  async acceptInvitation(channelId) {
+    try {
+      const view = await this.api.acceptInvitation(channelId);
+      this.#dropInvitations((i) => i.channelId === channelId);
+      await this.refreshChannels();
+      return view;
+    } catch (err) {
+      // Withdrawn, lapsed, or its inviter blocked meanwhile: it is gone.
+      if (err.code === 'not_found') this.#dropInvitations((i) => i.channelId === channelId);
+      throw err;
+    }
+  }
+
+  async declineInvitation(channelId) {
+    await this.api.declineInvitation(channelId);
+    this.#dropInvitations((i) => i.channelId === channelId);
+  }
+
+  /** Reads the list of users we block. */
+  async refreshBlocked() {
+    const { blocked } = await this.api.blocked();
+    this.blocked = blocked;
+    this.#emit('blocked');
+    return blocked;
+  }
+
+  /** Blocks a user; their pending invitations to us go too. */
+  async block(userId) {
+    await this.api.block(userId);
+    if (!this.blocked.includes(userId)) this.blocked = [...this.blocked, userId].sort();
+    this.#emit('blocked');
+    this.#dropInvitations((i) => i.invitedBy === userId);
+  }
+
+  async unblock(userId) {
+    await this.api.unblock(userId);
+    this.blocked = this.blocked.filter((u) => u !== userId);
+    this.#emit('blocked');
+  }
+
+  /** Who was invited to a channel and has not joined yet, as far as we know: the other
+   * person of a direct chat with one member, or whom we invited to a group in this session
+   * (minus those its member list, when read, shows). */
+  invitedTo(channelId) {
+    const channel = this.channels.get(channelId);
+    if (channel?.kind === 'direct') return channel.memberCount < 2 && channel.peer ? [channel.peer] : [];
+    return [...(this.invited.get(channelId)?.users ?? [])];
+  }
+
+  /** Reads a channel's members (whom we invited and who now shows up there is no longer
+   * counted as invited), and asks for their presence. */
+  async loadMembers(channelId) {
+    const view = await this.api.channel(channelId);
+    this.members.set(channelId, view.members);
+    this.askChannelPresence(channelId);
+    const invited = this.invited.get(channelId);
+    for (const member of view.members) invited?.users.delete(member.userId);
+    if (invited?.users.size === 0) this.invited.delete(channelId);
+    this.#emit('members', { channelId });
+    return view;
   }
 
   /** Channels, most recently active first. */
@@ -458,15 +684,28 @@ export class ChatClient extends EventTarget {
     );
   }
 
-  /** Creates a group and lists it. */
+  /** Creates a group and lists it; `members` are invited (see `view.invited`).
+   * @returns {Promise<ChannelView>} */
   async createGroup(name, members) {
     const view = await this.api.createGroup(name, members);
+    this.#noteInvited(view);
     await this.refreshChannels();
     return view;
   }
 
+  /** Opens the direct chat with `userId`; they are invited unless they opened it first.
+   * @returns {Promise<ChannelView>} */
   async openDirect(userId) {
     const view = await this.api.openDirect(userId);
+    this.#noteInvited(view);
+    await this.refreshChannels();
+    return view;
+  }
+
+  /** Invites people to a group. @returns {Promise<ChannelView>} */
+  async addMembers(channelId, userIds) {
+    const view = await this.api.addMembers(channelId, userIds);
+    this.#noteInvited(view);
     await this.refreshChannels();
     return view;
   }
@@ -635,10 +874,18 @@ export class ChatClient extends EventTarget {
     return [...(this.reads.get(channelId) ?? new Map())].filter(([, read]) => read >= seq).map(([user]) => user);
   }
 
-  /** Asks for the presence of users (answered by a `presenceState` frame). */
+  /** Asks for the presence of users (answered by a `presenceState` frame). The server
+   * answers only for people we share a direct chat with (anyone else looks offline): ask
+   * for a group's members with askChannelPresence(). */
   askPresence(userIds) {
     if (this.state !== 'open' || userIds.length === 0) return;
     this.socket.send(JSON.stringify({ action: 'getPresence', userIds }));
+  }
+
+  /** Asks for the presence of a channel's members (answered by a `presenceState` frame). */
+  askChannelPresence(channelId) {
+    if (this.state !== 'open') return;
+    this.socket.send(JSON.stringify({ action: 'getPresence', channelId }));
   }
 
   // ---------------------------------------------------------------- the WebSocket
@@ -650,7 +897,8 @@ export class ChatClient extends EventTarget {
     try {
       // Browsers cannot tell a refused handshake (401) from a network failure, so the token
       // is refreshed before it expires, and after two opens in a row that failed.
-      if (this.failedOpens >= 2) await this.tokens.refreshNow();
+      if (this.failedOpens >= 2 || this.checkSession) await this.tokens.refreshNow();
+      this.checkSession = false;
       token = await this.tokens.accessToken();
     } catch (err) {
       if (!this.tokens.session) return this.stop();
@@ -678,12 +926,16 @@ export class ChatClient extends EventTarget {
       this.#resync();
     };
     socket.onmessage = (event) => this.#onFrame(event.data);
-    socket.onclose = () => {
+    socket.onclose = (event) => {
       if (this.socket !== socket) return;
       this.socket = null;
       clearInterval(this.heartbeat);
       if (!opened) this.failedOpens++;
       for (const outgoing of this.outbox.values()) if (outgoing.state === 'sent') outgoing.state = 'queued';
+      // Signing out: the server ends our connections on purpose.
+      if (this.signingOut) return this.#setState('closed');
+      // A normal close from the server's side is how a session ended elsewhere shows.
+      if (opened && event.code === 1000) this.checkSession = true;
       this.#scheduleReconnect();
     };
   }
@@ -797,8 +1049,9 @@ export class ChatClient extends EventTarget {
       // A message ends its author's typing.
       this.typists.get(message.channelId)?.delete(message.authorId);
       this.#emit('channels');
+      this.#noticeAuthor(channel, message.authorId);
     } else {
-      // A channel someone just added us to.
+      // A channel we just joined on another device.
       this.refreshChannels().catch((err) => this.#report(err));
     }
     if (!timeline.loaded) return;
@@ -969,6 +1222,70 @@ export class ChatClient extends EventTarget {
   }
 
   // ---------------------------------------------------------------- plumbing
+
+  /** Every INVITATION_POLL_MS while connected: the invitations, and the channel list too
+   * while a direct chat we opened lately waits for the other person to accept. */
+  #poll() {
+    if (this.state !== 'open' || this.signingOut) return;
+    const watched = [...this.invited].some(([channelId, { at }]) => {
+      const channel = this.channels.get(channelId);
+      return channel?.kind === 'direct' && channel.memberCount < 2 && Date.now() - at < WATCH_INVITED_MS;
+    });
+    const refresh = watched ? this.refreshChannels() : this.refreshInvitations();
+    refresh.catch((err) => this.#background(err, 'invitations'));
+  }
+
+  /** Someone writes in a channel we did not know them to be a member of: they accepted an
+   * invitation. The channel list (member counts) and, if read, the member list are read
+   * again, once for a burst of such messages. */
+  #noticeAuthor(channel, userId) {
+    if (!userId || userId === this.userId) return;
+    const members = this.members.get(channel.channelId);
+    const joined =
+      channel.kind === 'direct'
+        ? channel.memberCount < 2
+        : members
+          ? !members.some((m) => m.userId === userId)
+          : Boolean(this.invited.get(channel.channelId)?.users.has(userId));
+    if (!joined || this.rereading.has(channel.channelId)) return;
+    this.rereading.add(channel.channelId);
+    this.#later(async () => {
+      try {
+        await this.refreshChannels();
+        if (this.members.has(channel.channelId)) await this.loadMembers(channel.channelId);
+        else this.invited.get(channel.channelId)?.users.delete(userId);
+        this.#emit('channels');
+      } catch (err) {
+        this.#report(err);
+      } finally {
+        this.rereading.delete(channel.channelId);
+      }
+    }, GAP_WAIT_MS);
+  }
+
+  /** @param {ChannelView} view */
+  #noteInvited(view) {
+    if (!view.invited?.length) return;
+    const known = this.invited.get(view.channelId)?.users ?? new Set();
+    for (const user of view.invited) known.add(user);
+    this.invited.set(view.channelId, { users: known, at: Date.now() });
+  }
+
+  /** @param {(invitation: Invitation) => boolean} gone */
+  #dropInvitations(gone) {
+    this.invitationChanges++;
+    this.invitations = this.invitations.filter((i) => !gone(i));
+    this.#emit('invitations');
+  }
+
+  /** An error of something the client does by itself (a poll): reported with `action`
+   * set, so that a UI can tell it from the user's own actions. */
+  #background(error, action) {
+    const chatError =
+      error instanceof ChatError ? error : new ChatError({ code: 'internal', message: String(error?.message ?? error) });
+    chatError.action ??= action;
+    this.#report(chatError);
+  }
 
   #setState(state, detail = {}) {
     this.state = state;
