@@ -56,11 +56,24 @@ pub fn requests_table(rows: &[RequestRow]) -> String {
                 r.management_posts.to_string(),
                 r.sns.to_string(),
                 r.s3.to_string(),
+                r.rounds_before_post.map_or("-".into(), |n| n.to_string()),
                 r.answer.clone(),
             ]
         })
         .collect();
-    table(&["operation", "DynamoDB", "DynamoDB by operation", "posts", "SNS", "S3", "answer"], &rows)
+    table(
+        &[
+            "operation",
+            "DynamoDB",
+            "DynamoDB by operation",
+            "posts",
+            "SNS",
+            "S3",
+            "round trips before 1st post",
+            "answer",
+        ],
+        &rows,
+    )
 }
 
 pub fn latency_table(results: &[CaseResult]) -> String {

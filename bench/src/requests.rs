@@ -8,6 +8,7 @@ use e2e::live::LiveClient;
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use crate::aws_http::{Call, Service};
 use crate::world::{World, users};
 
 #[derive(Debug, Clone, Serialize)]
@@ -21,6 +22,8 @@ pub struct RequestRow {
     pub s3: u64,
     /// What the operation answered, when that tells whether it exists (markRead …).
     pub answer: String,
+    /// DynamoDB requests one after another before the first post (sends only).
+    pub rounds_before_post: Option<usize>,
 }
 
 impl RequestRow {
@@ -34,6 +37,7 @@ impl RequestRow {
             s3: sum("s3."),
             answer: answer.to_owned(),
             counts,
+            rounds_before_post: None,
         }
     }
 
@@ -65,6 +69,25 @@ async fn ask(device: &LiveClient, frame: Value, types: &[&str]) -> String {
 
 async fn drain(device: &LiveClient) {
     while device.next(Duration::from_millis(20)).await.is_some() {}
+}
+
+/// How many DynamoDB requests ran one after another before the first post: the most
+/// calls that ended before it without overlapping each other (requests in flight together
+/// are one round trip).
+pub fn rounds_before_first_post(calls: &[Call]) -> Option<usize> {
+    let first_post = calls.iter().filter(|c| c.service == Service::Management).map(|c| c.start).min()?;
+    let mut before: Vec<&Call> =
+        calls.iter().filter(|c| c.service == Service::DynamoDb && c.end <= first_post).collect();
+    before.sort_by_key(|c| c.end);
+    let mut rounds = 0;
+    let mut free_from: Option<std::time::Instant> = None;
+    for call in before {
+        if free_from.is_none_or(|t| call.start >= t) {
+            rounds += 1;
+            free_from = Some(call.end);
+        }
+    }
+    Some(rounds)
 }
 
 pub async fn run() -> Vec<RequestRow> {
@@ -99,14 +122,20 @@ pub async fn run() -> Vec<RequestRow> {
     let bob = LiveClient::of(stack, "bob").await;
     drain(&alice).await;
     let send = |channel: &str, id: &str| json!({"action": "sendMessage", "channelId": channel, "clientMsgId": id, "text": "how much does this cost?"});
+    world.tap.clear();
     let (counts, answer) = world.requests_of(ask(&alice, send("dm-ab", "r1"), &["ack", "error"])).await;
-    rows.push(RequestRow::new("sendMessage, 1:1 (recipient online)", counts, &answer));
+    let mut row = RequestRow::new("sendMessage, 1:1 (recipient online)", counts, &answer);
+    row.rounds_before_post = rounds_before_first_post(&world.tap.calls());
+    rows.push(row);
     for device in &members {
         drain(device).await;
     }
     drain(&sender).await;
+    world.tap.clear();
     let (counts, answer) = world.requests_of(ask(&sender, send("g100", "r2"), &["ack", "error"])).await;
-    rows.push(RequestRow::new("sendMessage, 100-member group (all online)", counts, &answer));
+    let mut row = RequestRow::new("sendMessage, 100-member group (all online)", counts, &answer);
+    row.rounds_before_post = rounds_before_first_post(&world.tap.calls());
+    rows.push(row);
 
     let typing = json!({"action": "typing", "channelId": "g100", "state": "start"});
     let (counts, ()) = world

@@ -77,12 +77,18 @@ pub async fn send_message(
     } else {
         MessageText::parse(text)?.into_string()
     };
+    // The limit and the roster need nothing from each other: one round trip for both.
     let limit = app.config.rate_limits.sends;
-    if let Some(retry_after_ms) = app.rate_limiter().hit("send", sender.as_str(), limit, app.now_ms()).await? {
+    let limiter = app.rate_limiter();
+    let (over, roster) = tokio::join!(
+        limiter.hit("send", sender.as_str(), limit, app.now_ms()),
+        // The same answer whether the channel exists or not: no probing for channel ids.
+        crate::membership::roster_for_member(app, sender, channel_id)
+    );
+    if let Some(retry_after_ms) = over? {
         return Err(ChatError::RateLimited { retry_after_ms });
     }
-    // The same answer whether the channel exists or not: no probing for channel ids.
-    let roster = crate::membership::roster_for_member(app, sender, channel_id).await?;
+    let roster = roster?;
     let attachments = crate::media::check_attachments(app, sender, channel_id, attachments).await?;
 
     let mut message = Message {
@@ -103,10 +109,18 @@ pub async fn send_message(
     message.seq = u64::MAX;
     check_frame_size(&ServerFrame::Ack { client_msg_id: client_msg_id.clone(), message: message.clone() }, &message)?;
 
-    match append_next(app, message, roster.meta.clone()).await? {
+    // Whose devices are live is read while the message is written: the posts start one
+    // round trip after the write, not two (a connection that opens in between catches up
+    // through sync, as with any live event it misses).
+    let members = roster.member_ids();
+    let presence = app.presence();
+    let (appended, live) =
+        tokio::join!(append_next(app, message, roster.meta.clone()), presence.live_connections(&members, app.now_ms()));
+    let live = live.map_err(|err| warn!(error = %err, "presence lookup failed; nobody gets the live event")).ok();
+    match appended? {
         Appended::Stored(message) => {
             let message = crate::media::with_download_urls(app, message).await;
-            deliver(app, &roster, origin, &message).await;
+            deliver(app, &roster, origin, &message, live).await;
             Ok(Sent { message, duplicate: false })
         }
         Appended::Duplicate(earlier) => {
@@ -120,7 +134,7 @@ pub async fn send_message(
             // devices drop a seq they already hold (docs/PROTOCOL.md).
             info!(message_id = %earlier, "retried send; acking and delivering the stored message again");
             let stored = crate::media::with_download_urls(app, stored).await;
-            deliver(app, &roster, origin, &stored).await;
+            deliver(app, &roster, origin, &stored, live).await;
             Ok(Sent { message: stored, duplicate: true })
         }
     }
@@ -192,15 +206,15 @@ fn check_frame_size(frame: &ServerFrame, message: &Message) -> Result<(), ChatEr
 
 /// Posts a new message to every live connection of the channel but the sender's, and,
 /// at the same time, pushes it to members with no live connection who have not muted it.
-async fn deliver(app: &App, roster: &crate::store::Roster, origin: &ConnectionId, message: &Message) {
-    let members = roster.member_ids();
-    let connections = match app.presence().live_connections(&members, app.now_ms()).await {
-        Ok(connections) => connections,
-        Err(err) => {
-            warn!(error = %err, "presence lookup failed; nobody gets the live event");
-            return;
-        }
-    };
+/// `live`: the members' open connections, read beside the write (`None`: the read failed).
+async fn deliver(
+    app: &App,
+    roster: &crate::store::Roster,
+    origin: &ConnectionId,
+    message: &Message,
+    live: Option<Vec<(UserId, ConnectionId)>>,
+) {
+    let Some(connections) = live else { return };
     let offline: Vec<UserId> = roster
         .members
         .iter()
