@@ -239,7 +239,9 @@ pub async fn states(
             (asked, members)
         }
         None => {
-            let contacts = app.channels().direct_contacts(asker, &users).await?;
+            let pairs: Vec<(UserId, ChannelId)> =
+                users.iter().map(|u| (u.clone(), crate::membership::direct_channel_id(asker, u))).collect();
+            let contacts = app.channels().direct_contacts(asker, &pairs).await?;
             (users, contacts)
         }
     };

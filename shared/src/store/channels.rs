@@ -303,32 +303,31 @@ impl<'a> Channels<'a> {
         }
     }
 
-    /// Which of `users` share a direct channel with `me` (both of them members): one
-    /// BatchGetItem of two member items per user (per 50 users).
-    pub async fn direct_contacts(&self, me: &UserId, users: &[UserId]) -> Result<HashSet<UserId>, StoreError> {
+    /// Which of the `(user, direct channel with me)` pairs have both `me` and the user as
+    /// members: one BatchGetItem of two member items per pair (per 50 pairs).
+    pub async fn direct_contacts(
+        &self,
+        me: &UserId,
+        pairs: &[(UserId, ChannelId)],
+    ) -> Result<HashSet<UserId>, StoreError> {
         let key = |channel: &ChannelId, user: &UserId| -> super::Item {
             HashMap::from([
                 ("pk".to_owned(), AttributeValue::S(channel.to_string())),
                 ("sk".to_owned(), AttributeValue::S(keys::member_sk(user))),
             ])
         };
-        let mut keys = Vec::with_capacity(users.len() * 2);
-        for user in users.iter().filter(|u| *u != me) {
-            let channel = crate::membership::direct_channel_id(me, user);
-            keys.push(key(&channel, me));
-            keys.push(key(&channel, user));
-        }
+        let pairs: Vec<&(UserId, ChannelId)> = pairs.iter().filter(|(user, _)| user != me).collect();
+        let keys = pairs.iter().flat_map(|(user, channel)| [key(channel, me), key(channel, user)]).collect();
         let mut members: HashMap<String, usize> = HashMap::new();
         for item in super::batch_get(self.client, self.table, keys, Some("pk"), false).await? {
             if let Some(AttributeValue::S(pk)) = item.get("pk") {
                 *members.entry(pk.clone()).or_default() += 1;
             }
         }
-        Ok(users
-            .iter()
-            .filter(|u| *u != me)
-            .filter(|u| members.get(crate::membership::direct_channel_id(me, u).as_str()) == Some(&2))
-            .cloned()
+        Ok(pairs
+            .into_iter()
+            .filter(|(_, channel)| members.get(channel.as_str()) == Some(&2))
+            .map(|(user, _)| user.clone())
             .collect())
     }
 
