@@ -40,11 +40,13 @@ fn invoker() -> &'static (InProcess, tokio::runtime::Runtime) {
             body: br#"{"Attributes":{"count":{"N":"1"}}}"#.to_vec(),
         };
         let replay = Replay::new(vec![under_limit]);
-        let config = local_gateway::local::config(
+        let mut config = local_gateway::local::config(
             "fuzz-",
             "property-tests-only-signing-key-0123456789",
             "http://127.0.0.1:9/fuzz".into(),
         );
+        // Thousands of frames from one user: about parsing, not limits.
+        config.rate_limits = e2e::GENEROUS;
         let app = App::new(config, &replay.sdk_config(), Arc::new(SystemClock), None);
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         (InProcess::new(Arc::new(app)), runtime)
