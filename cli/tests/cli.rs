@@ -26,6 +26,14 @@ struct Output {
     stderr: String,
 }
 
+/// Alice and Bob, each signed up on a device of their own.
+async fn signed_up_pair(stack: &Stack) -> (Person, Person) {
+    let (alice, bob) = (Person::new(stack, "alice"), Person::new(stack, "bob"));
+    alice.sign_up().await;
+    bob.sign_up().await;
+    (alice, bob)
+}
+
 impl Person {
     fn new(stack: &Stack, prefix: &str) -> Self {
         let name = format!("{prefix}-{:06x}", rand::random::<u32>() & 0xff_ffff);
@@ -125,10 +133,7 @@ fn json_lines(text: &str) -> Vec<Value> {
 #[tokio::test]
 async fn sign_up_sign_in_and_manage_channels() {
     let stack = Stack::start().await;
-    let alice = Person::new(&stack, "alice");
-    let bob = Person::new(&stack, "bob");
-    alice.sign_up().await;
-    bob.sign_up().await;
+    let (alice, bob) = signed_up_pair(&stack).await;
 
     let out = alice.run(&["channels"]).await;
     assert!(out.ok && out.stdout.contains("no channels yet"), "{}{}", out.stdout, out.stderr);
@@ -185,10 +190,7 @@ async fn sign_up_sign_in_and_manage_channels() {
 #[tokio::test]
 async fn send_delivers_live_and_history_reads_back_in_order() {
     let stack = Stack::start().await;
-    let alice = Person::new(&stack, "alice");
-    let bob = Person::new(&stack, "bob");
-    alice.sign_up().await;
-    bob.sign_up().await;
+    let (alice, bob) = signed_up_pair(&stack).await;
     assert!(alice.run(&["channels", "direct", &bob.name]).await.ok);
     bob.accept(&alice.name).await;
     let mut bobs_phone = stack.connect_with_token(&bob.token()).await;
@@ -233,10 +235,7 @@ async fn send_delivers_live_and_history_reads_back_in_order() {
 #[tokio::test]
 async fn send_uploads_a_file_that_the_other_person_can_download() {
     let stack = Stack::start().await;
-    let alice = Person::new(&stack, "alice");
-    let bob = Person::new(&stack, "bob");
-    alice.sign_up().await;
-    bob.sign_up().await;
+    let (alice, bob) = signed_up_pair(&stack).await;
     assert!(alice.run(&["channels", "direct", &bob.name]).await.ok);
     bob.accept(&alice.name).await;
     let file = std::env::temp_dir().join(format!("chat-cli-notes-{}.txt", alice.name));
@@ -265,10 +264,7 @@ async fn send_uploads_a_file_that_the_other_person_can_download() {
 #[tokio::test]
 async fn history_all_pages_through_a_long_channel() {
     let stack = Stack::start().await;
-    let alice = Person::new(&stack, "alice");
-    let bob = Person::new(&stack, "bob");
-    alice.sign_up().await;
-    bob.sign_up().await;
+    let (alice, bob) = signed_up_pair(&stack).await;
     assert!(alice.run(&["channels", "direct", &bob.name]).await.ok);
     bob.accept(&alice.name).await;
     let channel =
@@ -289,10 +285,7 @@ async fn history_all_pages_through_a_long_channel() {
 #[tokio::test]
 async fn script_mode_prints_every_server_frame_as_a_json_line() {
     let stack = Stack::start().await;
-    let alice = Person::new(&stack, "alice");
-    let bob = Person::new(&stack, "bob");
-    alice.sign_up().await;
-    bob.sign_up().await;
+    let (alice, bob) = signed_up_pair(&stack).await;
     let out = alice.run(&["--json", "channels", "direct", &bob.name]).await;
     let channel = serde_json::from_str::<Value>(&out.stdout).unwrap()["channelId"].as_str().unwrap().to_owned();
 
@@ -327,10 +320,7 @@ async fn script_mode_prints_every_server_frame_as_a_json_line() {
 #[tokio::test]
 async fn interactive_chat_shows_incoming_messages_and_sends_typed_lines() {
     let stack = Stack::start().await;
-    let alice = Person::new(&stack, "alice");
-    let bob = Person::new(&stack, "bob");
-    alice.sign_up().await;
-    bob.sign_up().await;
+    let (alice, bob) = signed_up_pair(&stack).await;
     assert!(alice.run(&["channels", "direct", &bob.name]).await.ok);
     bob.accept(&alice.name).await;
     assert!(bob.run(&["send", &alice.name, "are you there?"]).await.ok);
@@ -393,10 +383,7 @@ async fn interactive_chat_shows_incoming_messages_and_sends_typed_lines() {
 #[tokio::test]
 async fn invitations_are_listed_then_accepted_or_declined() {
     let stack = Stack::start().await;
-    let alice = Person::new(&stack, "alice");
-    let bob = Person::new(&stack, "bob");
-    alice.sign_up().await;
-    bob.sign_up().await;
+    let (alice, bob) = signed_up_pair(&stack).await;
     let out = bob.run(&["invitations"]).await;
     assert!(out.ok && out.stdout.trim() == "no pending invitations", "{}{}", out.stdout, out.stderr);
 
@@ -507,10 +494,7 @@ async fn invitations_are_listed_then_accepted_or_declined() {
 #[tokio::test]
 async fn blocking_stops_invitations_and_unblocking_lets_them_through() {
     let stack = Stack::start().await;
-    let alice = Person::new(&stack, "alice");
-    let bob = Person::new(&stack, "bob");
-    alice.sign_up().await;
-    bob.sign_up().await;
+    let (alice, bob) = signed_up_pair(&stack).await;
     let out = bob.run(&["blocked"]).await;
     assert!(out.ok && out.stdout.trim() == "you block nobody", "{}{}", out.stdout, out.stderr);
 
@@ -644,10 +628,7 @@ async fn rate_limited_send_is_reported_readably() {
     rate_limits.sends.count = 1;
     rate_limits.sends.window_ms = now_ms + 3_600_000;
     let stack = Stack::start_with(e2e::StackOptions { rate_limits: Some(rate_limits), ..Default::default() }).await;
-    let alice = Person::new(&stack, "alice");
-    let bob = Person::new(&stack, "bob");
-    alice.sign_up().await;
-    bob.sign_up().await;
+    let (alice, bob) = signed_up_pair(&stack).await;
     assert!(alice.run(&["channels", "direct", &bob.name]).await.ok);
     assert!(alice.run(&["send", &bob.name, "one"]).await.ok);
 

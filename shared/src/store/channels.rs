@@ -643,20 +643,20 @@ impl<'a> Channels<'a> {
         out.item.map(ChannelMeta::from_item).transpose()
     }
 
-    /// Every channel `user` is a member of, through the sparse `UserChannels` index.
-    /// How many channels `user` is in: a COUNT Query of the index (it reads the index
-    /// entries, but sends back only the number).
-    pub async fn membership_count(&self, user: &UserId) -> Result<usize, StoreError> {
-        let mut pages = self
-            .client
+    /// The Query of `user`'s member items in the sparse `UserChannels` index.
+    fn user_channels(&self, user: &UserId) -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder {
+        self.client
             .query()
             .table_name(self.table)
             .index_name(keys::USER_CHANNELS_INDEX)
             .key_condition_expression("userId = :user")
             .expression_attribute_values(":user", AttributeValue::S(user.to_string()))
-            .select(aws_sdk_dynamodb::types::Select::Count)
-            .into_paginator()
-            .send();
+    }
+
+    /// How many channels `user` is in: a COUNT Query of the index (it reads the index
+    /// entries, but sends back only the number).
+    pub async fn membership_count(&self, user: &UserId) -> Result<usize, StoreError> {
+        let mut pages = self.user_channels(user).select(aws_sdk_dynamodb::types::Select::Count).into_paginator().send();
         let mut count = 0;
         while let Some(page) = pages.try_next().await.map_err(|e| StoreError::aws("Query", &e))? {
             count += page.count().max(0) as usize;
@@ -664,17 +664,9 @@ impl<'a> Channels<'a> {
         Ok(count)
     }
 
+    /// Every channel `user` is a member of, through the sparse `UserChannels` index.
     pub async fn memberships(&self, user: &UserId) -> Result<Vec<Membership>, StoreError> {
-        let mut pages = self
-            .client
-            .query()
-            .table_name(self.table)
-            .index_name(keys::USER_CHANNELS_INDEX)
-            .key_condition_expression("userId = :user")
-            .expression_attribute_values(":user", AttributeValue::S(user.to_string()))
-            .into_paginator()
-            .items()
-            .send();
+        let mut pages = self.user_channels(user).into_paginator().items().send();
         let mut memberships = Vec::new();
         while let Some(item) = pages.try_next().await.map_err(|e| StoreError::aws("Query", &e))? {
             let member: MemberItem = serde_dynamo::from_item(item)?;
