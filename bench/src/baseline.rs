@@ -15,7 +15,7 @@ use chat_shared::chat::{self, Appended};
 use chat_shared::ids::MessageId;
 use chat_shared::model::{ChannelId, ClientMsgId, ConnectionId, Message, MessageText, UserId};
 use chat_shared::notify::PostOutcome;
-use chat_shared::protocol::{ClientFrame, ErrorBody, ServerFrame};
+use chat_shared::protocol::{ClientFrame, ServerFrame};
 use chat_shared::{App, ChatError, apigw};
 use futures::StreamExt;
 use local_gateway::invoke::{InProcess, Invoke, InvokeError, InvokeFuture};
@@ -110,7 +110,7 @@ impl ScanFanOut {
                 let (user, connection) = caller(event)?;
                 match self.send_message(&user, &connection, &channel_id, &client_msg_id, text).await {
                     Ok(message) => ServerFrame::Ack { client_msg_id, message },
-                    Err(err) => ServerFrame::Error(ErrorBody::from_error(&err).about_frame(&body)),
+                    Err(err) => ServerFrame::Error(err.body().about_frame(&body)),
                 }
             }
             // Every other action is ours.

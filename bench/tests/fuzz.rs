@@ -268,7 +268,7 @@ proptest! {
     #[test]
     fn the_frame_parser_refuses_bad_frames_with_invalid_request(frame in any_frame()) {
         if let Err(err) = ClientFrame::parse(&frame) {
-            prop_assert_eq!(err.code(), ErrorCode::InvalidRequest, "{}", frame);
+            prop_assert_eq!(err.code, ErrorCode::InvalidRequest, "{}", frame);
             prop_assert!(!err.to_string().is_empty());
         }
     }

@@ -7,7 +7,7 @@ use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use argon2::{Algorithm, Argon2, Params, Version};
 use base64::Engine as _;
-use serde::{Deserialize, Serialize};
+pub use crate::http::{Credentials, Session};
 use sha2::{Digest, Sha256};
 use tracing::{info, warn};
 
@@ -40,7 +40,7 @@ pub fn parse_username(raw: &str) -> Result<UserId, ChatError> {
             "username must be {MIN_USERNAME_CHARS}-{MAX_USERNAME_CHARS} characters of a-z, 0-9, '_', '.', '-', starting with a letter or digit"
         )));
     }
-    UserId::parse(name)
+    Ok(UserId::parse(name)?)
 }
 
 fn check_password_policy(password: &str) -> Result<(), ChatError> {
@@ -84,26 +84,6 @@ async fn decoy_hash() -> String {
 
 fn internal(detail: String) -> ChatError {
     ChatError::Internal(crate::store::StoreError::Conflict(detail))
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Credentials {
-    pub username: String,
-    pub password: String,
-}
-
-/// What sign up, sign in and refresh answer.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Session {
-    pub user_id: UserId,
-    pub access_token: String,
-    /// Seconds.
-    pub expires_in: i64,
-    /// Single use: `POST /auth/refresh` answers with a new one.
-    pub refresh_token: String,
-    pub refresh_expires_in: i64,
 }
 
 /// Devices (sessions) one user can be signed in on; signing in on one more ends the oldest.

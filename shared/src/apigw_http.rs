@@ -10,7 +10,6 @@ use tracing::error;
 use crate::apigw::AUTHORIZER_USER_ID;
 use crate::error::ChatError;
 use crate::model::{ChannelId, UserId};
-use crate::protocol::ErrorBody;
 
 /// The user the HTTP API's Lambda authorizer let in.
 pub fn caller(request: &Request) -> Result<UserId, ChatError> {
@@ -80,7 +79,7 @@ pub fn path_param<'a>(request: &'a Request, name: &str) -> Result<&'a str, ChatE
 }
 
 pub fn channel_param(request: &Request) -> Result<ChannelId, ChatError> {
-    ChannelId::parse(path_param(request, "channelId")?)
+    Ok(ChannelId::parse(path_param(request, "channelId")?)?)
 }
 
 pub fn query_param<'a>(request: &'a Request, name: &str) -> Option<&'a str> {
@@ -117,7 +116,7 @@ pub fn error(err: &ChatError) -> Response<Body> {
     if let ChatError::Internal(detail) = err {
         error!(error = %detail, "request failed");
     }
-    let mut response = json(err.http_status(), &ErrorBody::from_error(err));
+    let mut response = json(err.http_status(), &err.body());
     if let Some(ms) = err.retry_after_ms()
         && let Ok(value) = ms.div_ceil(1000).to_string().parse()
     {

@@ -2,7 +2,7 @@
 //! and history. Handlers call these; these call the stores and the notifier.
 
 use futures::StreamExt;
-use serde::Serialize;
+pub use crate::http::HistoryPage;
 use tracing::{info, warn};
 
 use crate::app::App;
@@ -303,16 +303,6 @@ pub struct HistoryQuery {
     pub before: Option<MessageId>,
     pub after: Option<MessageId>,
     pub limit: Option<usize>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct HistoryPage {
-    /// Newest first.
-    pub messages: Vec<Message>,
-    /// Pass as `before` to get the next (older) page; absent on the last page.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub next_before: Option<MessageId>,
 }
 
 /// Reads a page of a channel's history, walking only the buckets that hold messages:

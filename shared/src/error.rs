@@ -1,22 +1,10 @@
 //! The domain error, and the one place it maps to the wire's stable error codes.
 
-use serde::{Deserialize, Serialize};
+pub use chat_protocol::ErrorCode;
+use chat_protocol::ProtocolError;
+use chat_protocol::frames::ErrorBody;
 
 use crate::store::StoreError;
-
-/// Stable machine-readable codes of `error` frames and HTTP error bodies.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ErrorCode {
-    InvalidRequest,
-    Unauthorized,
-    Forbidden,
-    NotFound,
-    Conflict,
-    TooLarge,
-    RateLimited,
-    Internal,
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ChatError {
@@ -40,6 +28,15 @@ pub enum ChatError {
     Internal(#[from] StoreError),
 }
 
+impl From<ProtocolError> for ChatError {
+    fn from(err: ProtocolError) -> Self {
+        match err.code {
+            ErrorCode::TooLarge => ChatError::TooLarge(err.message),
+            _ => ChatError::InvalidRequest(err.message),
+        }
+    }
+}
+
 impl ChatError {
     pub fn code(&self) -> ErrorCode {
         match self {
@@ -55,16 +52,12 @@ impl ChatError {
     }
 
     pub fn http_status(&self) -> u16 {
-        match self.code() {
-            ErrorCode::InvalidRequest => 400,
-            ErrorCode::Unauthorized => 401,
-            ErrorCode::Forbidden => 403,
-            ErrorCode::NotFound => 404,
-            ErrorCode::Conflict => 409,
-            ErrorCode::TooLarge => 413,
-            ErrorCode::RateLimited => 429,
-            ErrorCode::Internal => 500,
-        }
+        self.code().http_status()
+    }
+
+    /// The body of the `error` frame or HTTP error answer that says this.
+    pub fn body(&self) -> ErrorBody {
+        ErrorBody::new(self.code(), self.to_string(), self.retry_after_ms())
     }
 
     pub fn retry_after_ms(&self) -> Option<u64> {

@@ -13,19 +13,19 @@ pub mod clock;
 pub mod config;
 pub mod consent;
 pub mod error;
-pub mod ids;
 pub mod limits;
 pub mod media;
 pub mod membership;
 pub mod metrics;
-pub mod model;
 pub mod notify;
 pub mod presence;
-pub mod protocol;
 pub mod push;
 pub mod store;
 pub mod sync;
 pub mod telemetry;
+
+pub use chat_protocol::frames as protocol;
+pub use chat_protocol::{http, ids, model};
 
 pub use app::App;
 pub use error::{ChatError, ErrorCode};

@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use aws_credential_types::provider::ProvideCredentials;
 use aws_sdk_s3::presigning::PresigningConfig;
 use base64::Engine as _;
-use serde::Serialize;
+pub use crate::http::UploadGrant;
 use serde_json::json;
 use tracing::warn;
 
@@ -21,19 +21,6 @@ use crate::store::StoreError;
 pub const UPLOAD_GRANT_TTL: Duration = Duration::from_secs(15 * 60);
 pub const DOWNLOAD_URL_TTL: Duration = Duration::from_secs(60 * 60);
 const MAX_FILE_NAME_CHARS: usize = 200;
-
-/// What a client needs to upload: POST a multipart form with `fields` (in order) and then
-/// the `file` part to `url`.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct UploadGrant {
-    pub url: String,
-    pub fields: BTreeMap<String, String>,
-    /// Put this key in the message's attachment.
-    pub key: String,
-    pub expires_at: i64,
-    pub max_bytes: u64,
-}
 
 fn internal(detail: impl Into<String>) -> ChatError {
     ChatError::Internal(StoreError::Conflict(detail.into()))

@@ -1,81 +1,31 @@
 //! Channel management: groups (up to 100 members, owner and admins manage them) and
 //! direct channels (one per pair of users, the same whoever opens it).
 
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tracing::info;
 
 use crate::app::App;
 use crate::consent;
 use crate::error::ChatError;
-use crate::ids::MessageId;
+pub use crate::http::{ChannelSummary, ChannelView, MemberView};
 use crate::model::{ChannelId, ChannelKind, MAX_CHANNEL_MEMBERS, MemberRole, UserId};
 use crate::store::{ChannelMeta, CreateChannelError, JoinError, MembershipChangeError, Roster, Seat};
 
 pub const MAX_GROUP_NAME_CHARS: usize = 100;
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
-pub struct MemberView {
-    pub user_id: UserId,
-    pub role: MemberRole,
-}
-
-/// A channel with its members, as the channel routes answer.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ChannelView {
-    pub channel_id: ChannelId,
-    pub kind: ChannelKind,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    pub members: Vec<MemberView>,
-    /// In answers to creating, adding and opening: who was invited (they join when they
-    /// accept). Always what was asked for, so nobody learns who exists or blocks whom.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub invited: Vec<UserId>,
-    pub created_at: i64,
-}
-
-impl ChannelView {
-    fn from_roster(roster: Roster) -> Self {
-        let mut members: Vec<MemberView> =
-            roster.members.into_iter().map(|m| MemberView { user_id: m.user_id, role: m.role }).collect();
-        members.sort_by(|a, b| a.user_id.cmp(&b.user_id));
-        Self {
-            channel_id: roster.meta.id,
-            kind: roster.meta.kind,
-            name: roster.meta.name,
-            members,
-            invited: Vec::new(),
-            created_at: roster.meta.created_at,
-        }
+/// The channel routes' view of a roster: members sorted by id.
+fn view_of(roster: Roster) -> ChannelView {
+    let mut members: Vec<MemberView> =
+        roster.members.into_iter().map(|m| MemberView { user_id: m.user_id, role: m.role }).collect();
+    members.sort_by(|a, b| a.user_id.cmp(&b.user_id));
+    ChannelView {
+        channel_id: roster.meta.id,
+        kind: roster.meta.kind,
+        name: roster.meta.name,
+        members,
+        invited: Vec::new(),
+        created_at: roster.meta.created_at,
     }
-}
-
-/// One entry of the caller's channel list.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ChannelSummary {
-    pub channel_id: ChannelId,
-    pub kind: ChannelKind,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    /// Direct channels: the other user.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub peer: Option<UserId>,
-    pub role: MemberRole,
-    pub member_count: u64,
-    /// Messages in the channel so far (the newest message's `seq`).
-    pub seq: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub last_message_id: Option<MessageId>,
-    /// Messages after the caller's read position (their own messages count as read).
-    pub unread: u64,
-    /// The caller's read position (seq of the newest message they have read).
-    pub last_read_seq: u64,
-    /// No pushes for this channel.
-    pub muted: bool,
 }
 
 fn not_a_member(channel: &ChannelId) -> ChatError {
@@ -179,7 +129,7 @@ pub async fn open_direct(app: &App, me: &UserId, other: &UserId) -> Result<Chann
 }
 
 pub async fn channel_details(app: &App, user: &UserId, channel: &ChannelId) -> Result<ChannelView, ChatError> {
-    Ok(ChannelView::from_roster(roster_for_member(app, user, channel).await?))
+    Ok(view_of(roster_for_member(app, user, channel).await?))
 }
 
 fn may_manage(role: MemberRole) -> bool {
@@ -215,7 +165,7 @@ pub async fn add_members(
     let name = roster.meta.name.clone();
     consent::invite(app, actor, channel, ChannelKind::Group, name.as_deref(), role, &new).await?;
     info!(%actor, %channel, invited = new.len(), "members invited");
-    let mut view = ChannelView::from_roster(roster);
+    let mut view = view_of(roster);
     view.invited = new;
     Ok(view)
 }

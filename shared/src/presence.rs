@@ -7,7 +7,6 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 use futures::StreamExt;
-use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
 use crate::app::App;
@@ -15,28 +14,12 @@ use crate::chat::fan_out;
 use crate::error::ChatError;
 use crate::model::{ChannelId, ConnectionId, MAX_CHANNEL_MEMBERS, UserId};
 use crate::protocol::ServerFrame;
+pub use crate::protocol::{PresenceView, Status};
 use crate::store::presence::ONLINE_SHARDS;
 
 /// A presence change reaches the members of at most this many of the user's channels (the
 /// most recently active ones); clients ask with `getPresence` for anyone else.
 pub const MAX_ANNOUNCE_CHANNELS: usize = 20;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Status {
-    Online,
-    Offline,
-}
-
-/// One user's presence, as frames carry it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct PresenceView {
-    pub user_id: UserId,
-    pub status: Status,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub last_seen: Option<i64>,
-}
 
 /// A device connected (after the connect rate limit passed). `lifetime_left_ms`: how long
 /// API Gateway keeps the connection open at most (see `apigw::ws_lifetime_left_ms`).

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use aws_sdk_sns::types::MessageAttributeValue;
 use aws_smithy_types::error::display::DisplayErrorContext;
-use serde::{Deserialize, Serialize};
+pub use crate::http::{DeviceView, Platform};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use tracing::{info, warn};
@@ -20,45 +20,6 @@ use crate::store::users::DeviceRecord;
 
 /// Characters of a message's text a push shows; the rest stays on the server.
 pub const PREVIEW_CHARS: usize = 100;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Platform {
-    Fcm,
-    Apns,
-    ApnsSandbox,
-}
-
-impl Platform {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Platform::Fcm => "fcm",
-            Platform::Apns => "apns",
-            Platform::ApnsSandbox => "apns_sandbox",
-        }
-    }
-
-    /// The key of this platform's payload in an SNS `MessageStructure=json` message.
-    fn sns_key(self) -> &'static str {
-        match self {
-            Platform::Fcm => "GCM",
-            Platform::Apns => "APNS",
-            Platform::ApnsSandbox => "APNS_SANDBOX",
-        }
-    }
-}
-
-/// A registered device, as the device routes answer.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct DeviceView {
-    pub device_id: String,
-    pub platform: Platform,
-    pub enabled: bool,
-    /// Whether pushes go to this device's own SNS endpoint (a platform application is
-    /// configured for its platform) or only to the deployment's topic.
-    pub has_endpoint: bool,
-}
 
 fn internal(detail: impl Into<String>) -> ChatError {
     ChatError::Internal(StoreError::Conflict(detail.into()))
@@ -160,6 +121,15 @@ pub async fn devices(app: &App, user: &UserId) -> Result<Vec<DeviceView>, ChatEr
     Ok(devices)
 }
 
+/// The key of a platform's payload in an SNS `MessageStructure=json` message.
+fn sns_key(platform: Platform) -> &'static str {
+    match platform {
+        Platform::Fcm => "GCM",
+        Platform::Apns => "APNS",
+        Platform::ApnsSandbox => "APNS_SANDBOX",
+    }
+}
+
 /// Title, body and data of the push for `message` (no full text of long messages).
 fn payload(message: &Message, channel_name: Option<&str>) -> (String, String) {
     let title = match channel_name {
@@ -258,7 +228,7 @@ pub async fn notify(app: &App, users: &[UserId], message: &Message, channel_name
                 };
                 let structured = json!({
                     "default": format!("{title}: {body}"),
-                    record.platform.sns_key(): platform_payload.to_string(),
+                    sns_key(record.platform): platform_payload.to_string(),
                 })
                 .to_string();
                 let user = user.clone();

@@ -1,13 +1,13 @@
 //! Accounts over the HTTP API: sign up, sign in and refresh (no authorizer on these), and
 //! the caller's push devices (`POST /devices`, `GET /devices`, `DELETE /devices/{deviceId}`).
 
-use chat_shared::accounts::{self, Credentials};
+use chat_shared::accounts;
+use chat_shared::http::{Credentials, DeviceList, NewDevice, RefreshRequest, SignOutRequest};
 use chat_shared::apigw_http::{self, caller, json_body, path_param};
 use chat_shared::limits;
-use chat_shared::push::{self, DeviceView, Platform};
+use chat_shared::push::{self, DeviceView};
 use chat_shared::{App, ChatError};
 use lambda_http::{Body, Request, Response};
-use serde::Deserialize;
 
 pub async fn handle(app: &App, request: Request) -> Response<Body> {
     let route = apigw_http::route_key(&request);
@@ -50,22 +50,9 @@ async fn sign_in(app: &App, request: &Request) -> Result<accounts::Session, Chat
     accounts::sign_in(app, json_body::<Credentials>(request)?, &apigw_http::source_address(request)).await
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct RefreshRequest {
-    refresh_token: String,
-}
-
 async fn refresh(app: &App, request: &Request) -> Result<accounts::Session, ChatError> {
     let body: RefreshRequest = json_body(request)?;
     accounts::refresh(app, &body.refresh_token).await
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct NewDevice {
-    platform: Platform,
-    token: String,
 }
 
 async fn register_device(app: &App, request: &Request) -> Result<DeviceView, ChatError> {
@@ -73,25 +60,18 @@ async fn register_device(app: &App, request: &Request) -> Result<DeviceView, Cha
     push::register(app, &caller(request)?, body.platform, &body.token).await
 }
 
-async fn list_devices(app: &App, request: &Request) -> Result<serde_json::Value, ChatError> {
-    Ok(serde_json::json!({ "devices": push::devices(app, &caller(request)?).await? }))
+async fn list_devices(app: &App, request: &Request) -> Result<DeviceList, ChatError> {
+    Ok(DeviceList { devices: push::devices(app, &caller(request)?).await? })
 }
 
 async fn unregister_device(app: &App, request: &Request) -> Result<(), ChatError> {
     push::unregister(app, &caller(request)?, path_param(request, "deviceId")?).await
 }
 
-#[derive(Deserialize, Default)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct SignOut {
-    #[serde(default)]
-    everywhere: bool,
-}
-
 /// `POST /auth/signout` {everywhere}: ends this device's session, or every session.
 async fn sign_out(app: &App, request: &Request) -> Result<(), ChatError> {
-    let body: SignOut = match request.body() {
-        lambda_http::Body::Empty => SignOut::default(),
+    let body: SignOutRequest = match request.body() {
+        lambda_http::Body::Empty => SignOutRequest::default(),
         _ => json_body(request)?,
     };
     let user = apigw_http::caller(request)?;

@@ -11,10 +11,10 @@
 //! - `GET /blocks`; `POST /blocks` {userId}; `DELETE /blocks/{userId}`.
 
 use chat_shared::apigw_http::{self, caller, channel_param, json_body, path_param, query_param};
-use chat_shared::model::{MemberRole, UserId};
+use chat_shared::http::{BlockList, BlockRequest, DirectWith, DownloadUrl, InvitationList, Mute, NewGroup, NewMembers, UploadRequest};
+use chat_shared::model::UserId;
 use chat_shared::{App, ChatError, consent, media, membership};
 use lambda_http::{Body, Request, Response};
-use serde::Deserialize;
 
 pub async fn handle(app: &App, request: Request) -> Response<Body> {
     if let Err(err) = apigw_http::within_limit(app, &request).await {
@@ -46,24 +46,10 @@ pub async fn handle(app: &App, request: Request) -> Response<Body> {
     }
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct NewGroup {
-    name: String,
-    #[serde(default)]
-    members: Vec<UserId>,
-}
-
 async fn create_group(app: &App, request: &Request) -> Result<membership::ChannelView, ChatError> {
     let user = caller(request)?;
     let body: NewGroup = json_body(request)?;
     membership::create_group(app, &user, &body.name, body.members).await
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct DirectWith {
-    user_id: UserId,
 }
 
 async fn open_direct(app: &App, request: &Request) -> Result<membership::ChannelView, ChatError> {
@@ -74,18 +60,6 @@ async fn open_direct(app: &App, request: &Request) -> Result<membership::Channel
 
 async fn details(app: &App, request: &Request) -> Result<membership::ChannelView, ChatError> {
     membership::channel_details(app, &caller(request)?, &channel_param(request)?).await
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct NewMembers {
-    user_ids: Vec<UserId>,
-    #[serde(default = "default_role")]
-    role: MemberRole,
-}
-
-fn default_role() -> MemberRole {
-    MemberRole::Member
 }
 
 async fn add_members(app: &App, request: &Request) -> Result<membership::ChannelView, ChatError> {
@@ -100,23 +74,9 @@ async fn remove_member(app: &App, request: &Request) -> Result<(), ChatError> {
     membership::remove_member(app, &user, &channel_param(request)?, &target).await
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Mute {
-    muted: bool,
-}
-
 async fn set_muted(app: &App, request: &Request) -> Result<(), ChatError> {
     let body: Mute = json_body(request)?;
     membership::set_muted(app, &caller(request)?, &channel_param(request)?, body.muted).await
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct UploadRequest {
-    file_name: String,
-    content_type: String,
-    size: u64,
 }
 
 async fn grant_upload(app: &App, request: &Request) -> Result<media::UploadGrant, ChatError> {
@@ -125,10 +85,10 @@ async fn grant_upload(app: &App, request: &Request) -> Result<media::UploadGrant
     media::grant_upload(app, &user, &channel_param(request)?, &body.file_name, &body.content_type, body.size).await
 }
 
-async fn attachment(app: &App, request: &Request) -> Result<serde_json::Value, ChatError> {
+async fn attachment(app: &App, request: &Request) -> Result<DownloadUrl, ChatError> {
     let key = query_param(request, "key").ok_or_else(|| ChatError::InvalidRequest("key is required".into()))?;
     let url = media::download_url(app, &caller(request)?, &channel_param(request)?, key).await?;
-    Ok(serde_json::json!({ "url": url }))
+    Ok(DownloadUrl { url })
 }
 
 fn no_content(result: Result<(), ChatError>) -> Response<Body> {
@@ -138,9 +98,8 @@ fn no_content(result: Result<(), ChatError>) -> Response<Body> {
     }
 }
 
-async fn invitations(app: &App, request: &Request) -> Result<serde_json::Value, ChatError> {
-    let pending = consent::pending(app, &caller(request)?).await?;
-    Ok(serde_json::json!({ "invitations": pending }))
+async fn invitations(app: &App, request: &Request) -> Result<InvitationList, ChatError> {
+    Ok(InvitationList { invitations: consent::pending(app, &caller(request)?).await? })
 }
 
 async fn accept(app: &App, request: &Request) -> Result<membership::ChannelView, ChatError> {
@@ -154,14 +113,8 @@ async fn decline(app: &App, request: &Request) -> Result<(), ChatError> {
     consent::decline(app, &caller(request)?, &channel_param(request)?).await
 }
 
-async fn blocked(app: &App, request: &Request) -> Result<serde_json::Value, ChatError> {
-    Ok(serde_json::json!({ "blocked": consent::blocked(app, &caller(request)?).await? }))
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct BlockRequest {
-    user_id: UserId,
+async fn blocked(app: &App, request: &Request) -> Result<BlockList, ChatError> {
+    Ok(BlockList { blocked: consent::blocked(app, &caller(request)?).await? })
 }
 
 async fn block(app: &App, request: &Request) -> Result<(), ChatError> {

@@ -5,10 +5,10 @@
 
 use chat_shared::apigw_http::{self, caller, channel_param, query_param};
 use chat_shared::chat::{self, HistoryQuery};
+use chat_shared::http::ChannelList;
 use chat_shared::ids::MessageId;
 use chat_shared::{App, ChatError, membership};
 use lambda_http::{Body, Request, Response};
-use serde_json::json;
 
 pub async fn handle(app: &App, request: Request) -> Response<Body> {
     if let Err(err) = apigw_http::within_limit(app, &request).await {
@@ -20,9 +20,9 @@ pub async fn handle(app: &App, request: Request) -> Response<Body> {
     }
 }
 
-async fn list(app: &App, request: &Request) -> Result<serde_json::Value, ChatError> {
+async fn list(app: &App, request: &Request) -> Result<ChannelList, ChatError> {
     let user = caller(request)?;
-    Ok(json!({ "channels": membership::list_channels(app, &user).await? }))
+    Ok(ChannelList { channels: membership::list_channels(app, &user).await? })
 }
 
 async fn history(app: &App, request: &Request) -> Result<chat::HistoryPage, ChatError> {

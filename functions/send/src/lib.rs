@@ -5,7 +5,7 @@
 
 use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
 use chat_shared::limits::{self, Action};
-use chat_shared::protocol::{ClientFrame, ErrorBody, ServerFrame};
+use chat_shared::protocol::{ClientFrame, ServerFrame};
 use chat_shared::sync::{self, SyncRequest};
 use chat_shared::{App, ChatError, apigw, chat, presence};
 use tracing::error;
@@ -19,7 +19,7 @@ pub async fn handle(app: &App, event: ApiGatewayWebsocketProxyRequest) -> ApiGat
             if let ChatError::Internal(detail) = &err {
                 error!(connection = ?event.request_context.connection_id, error = %detail, "action failed");
             }
-            apigw::ws_reply(&ServerFrame::Error(ErrorBody::from_error(&err).about_frame(body)))
+            apigw::ws_reply(&ServerFrame::Error(err.body().about_frame(body)))
         }
     }
 }

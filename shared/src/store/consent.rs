@@ -12,20 +12,8 @@ use aws_sdk_dynamodb::types::{
 use serde::{Deserialize, Serialize};
 
 use super::{Item, StoreError, is_condition_failure, keys};
+pub use crate::http::Invitation;
 use crate::model::{ChannelId, ChannelKind, MemberRole, UserId};
-
-/// An invitation to join a channel, waiting for the invitee's answer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Invitation {
-    pub channel_id: ChannelId,
-    pub kind: ChannelKind,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    pub invited_by: UserId,
-    pub role: MemberRole,
-    pub invited_at: i64,
-}
 
 /// What the inbox map holds per channel (the channel id is the map key).
 #[derive(Debug, Clone, Serialize, Deserialize)]

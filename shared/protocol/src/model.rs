@@ -1,14 +1,15 @@
-//! Domain values that can only hold valid data ("parse, don't validate").
+//! Wire values that can only hold valid data ("parse, don't validate"): ids, message text,
+//! the message object and its attachments.
 
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::ChatError;
+use crate::error::ProtocolError;
 use crate::ids::MessageId;
 
 /// Longest message text, in characters. The frame that carries it must also fit API Gateway's
-/// 128 KB message limit, which [`crate::protocol::MAX_FRAME_BYTES`] checks.
+/// 128 KB message limit, which [`crate::frames::MAX_FRAME_BYTES`] checks.
 pub const MAX_TEXT_CHARS: usize = 100_000;
 /// Largest channel (API Gateway-independent product limit; also BatchGetItem's key limit,
 /// which keeps the fan-out lookup to one request).
@@ -25,7 +26,7 @@ macro_rules! key_safe_id {
             /// 1 to
             #[doc = stringify!($max)]
             /// characters of `A-Z a-z 0-9 _ - .`: safe inside composite DynamoDB keys.
-            pub fn parse(raw: impl Into<String>) -> Result<Self, ChatError> {
+            pub fn parse(raw: impl Into<String>) -> Result<Self, ProtocolError> {
                 let raw = raw.into();
                 let valid = !raw.is_empty()
                     && raw.len() <= $max
@@ -33,7 +34,7 @@ macro_rules! key_safe_id {
                 if valid {
                     Ok(Self(raw))
                 } else {
-                    Err(ChatError::InvalidRequest(format!(
+                    Err(ProtocolError::invalid(format!(
                         concat!($what, " must be 1-{} characters of letters, digits, '_', '-' or '.'"),
                         $max
                     )))
@@ -100,13 +101,13 @@ impl fmt::Display for ConnectionId {
 pub struct MessageText(String);
 
 impl MessageText {
-    pub fn parse(raw: String) -> Result<Self, ChatError> {
+    pub fn parse(raw: String) -> Result<Self, ProtocolError> {
         if raw.trim().is_empty() {
-            return Err(ChatError::InvalidRequest("text must not be empty".into()));
+            return Err(ProtocolError::invalid("text must not be empty"));
         }
         let chars = raw.chars().count();
         if chars > MAX_TEXT_CHARS {
-            return Err(ChatError::TooLarge(format!("text has {chars} characters; the limit is {MAX_TEXT_CHARS}")));
+            return Err(ProtocolError::too_large(format!("text has {chars} characters; the limit is {MAX_TEXT_CHARS}")));
         }
         Ok(Self(raw))
     }
@@ -193,7 +194,7 @@ mod tests {
     fn text_limits_count_characters_not_bytes() {
         assert!(MessageText::parse("é".repeat(MAX_TEXT_CHARS)).is_ok());
         let too_long = MessageText::parse("a".repeat(MAX_TEXT_CHARS + 1)).unwrap_err();
-        assert_eq!(too_long.code(), crate::ErrorCode::TooLarge);
+        assert_eq!(too_long.code, crate::ErrorCode::TooLarge);
         assert!(MessageText::parse("  \n".into()).is_err());
     }
 }

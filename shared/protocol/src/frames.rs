@@ -1,15 +1,15 @@
 //! The WebSocket wire protocol: client frames carry `action`, server frames carry `type`.
-//! docs/PROTOCOL.md is the reference for client authors; this module is the truth.
+//! docs/PROTOCOL.md is the reference for client authors, docs/asyncapi.yaml the machine-readable
+//! one; this module is the truth both are checked against.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use std::collections::BTreeMap;
 
-use crate::error::{ChatError, ErrorCode};
+use crate::error::{ErrorCode, ProtocolError};
 use crate::ids::MessageId;
 use crate::model::{Attachment, ChannelId, ClientMsgId, Message, UserId};
-use crate::presence::PresenceView;
 
 /// API Gateway's limit for one WebSocket message, in either direction (128 KB).
 pub const MAX_FRAME_BYTES: usize = 128 * 1024;
@@ -73,28 +73,28 @@ impl ClientFrame {
         &["sendMessage", "editMessage", "deleteMessage", "heartbeat", "typing", "markRead", "getPresence", "sync"];
 
     /// Parses a frame body, telling apart "not JSON", "no such action" and "bad fields".
-    pub fn parse(body: &str) -> Result<Self, ChatError> {
+    pub fn parse(body: &str) -> Result<Self, ProtocolError> {
         let value: Value = serde_json::from_str(body)
-            .map_err(|e| ChatError::InvalidRequest(format!("frame is not valid JSON: {e}")))?;
+            .map_err(|e| ProtocolError::invalid(format!("frame is not valid JSON: {e}")))?;
         let action = match value.get("action") {
             Some(Value::String(action)) => action.clone(),
             Some(_) => {
-                return Err(ChatError::InvalidRequest("\"action\" must be a string".into()));
+                return Err(ProtocolError::invalid("\"action\" must be a string"));
             }
             None if value.is_object() => {
-                return Err(ChatError::InvalidRequest("frame has no \"action\" field".into()));
+                return Err(ProtocolError::invalid("frame has no \"action\" field"));
             }
             None => {
-                return Err(ChatError::InvalidRequest("frame must be a JSON object".into()));
+                return Err(ProtocolError::invalid("frame must be a JSON object"));
             }
         };
         if !Self::ACTIONS.contains(&action.as_str()) {
-            return Err(ChatError::InvalidRequest(format!(
+            return Err(ProtocolError::invalid(format!(
                 "unknown action \"{action}\"; known actions: {}",
                 Self::ACTIONS.join(", ")
             )));
         }
-        serde_json::from_value(value).map_err(|e| ChatError::InvalidRequest(format!("invalid {action} frame: {e}")))
+        serde_json::from_value(value).map_err(|e| ProtocolError::invalid(format!("invalid {action} frame: {e}")))
     }
 }
 
@@ -130,6 +130,23 @@ pub enum ServerFrame {
     Error(ErrorBody),
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Online,
+    Offline,
+}
+
+/// One user's presence, as frames carry it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PresenceView {
+    pub user_id: UserId,
+    pub status: Status,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_seen: Option<i64>,
+}
+
 /// How far a `sync` got in one channel.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -162,14 +179,8 @@ pub struct ErrorBody {
 }
 
 impl ErrorBody {
-    pub fn from_error(error: &ChatError) -> Self {
-        Self {
-            code: error.code(),
-            message: error.to_string(),
-            action: None,
-            client_msg_id: None,
-            retry_after_ms: error.retry_after_ms(),
-        }
+    pub fn new(code: ErrorCode, message: impl Into<String>, retry_after_ms: Option<u64>) -> Self {
+        Self { code, message: message.into(), action: None, client_msg_id: None, retry_after_ms }
     }
 
     /// Adds what can be read of the failed frame, so the client can match the answer.
@@ -225,8 +236,7 @@ mod tests {
 
     #[test]
     fn error_frames_echo_the_failed_frame() {
-        let error = ChatError::Forbidden("not a member".into());
-        let body = ErrorBody::from_error(&error).about_frame(r#"{"action":"sendMessage","clientMsgId":"m7"}"#);
+        let body = ErrorBody::new(ErrorCode::Forbidden, "not a member", None).about_frame(r#"{"action":"sendMessage","clientMsgId":"m7"}"#);
         let json = ServerFrame::Error(body).to_json();
         assert_eq!(
             json,
