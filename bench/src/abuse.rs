@@ -4,8 +4,8 @@
 
 use std::time::{Duration, Instant};
 
-use chat_shared::config::RateLimits;
-use chat_shared::model::UserId;
+use chat_aws::config::RateLimits;
+use chat_domain::model::UserId;
 use e2e::{Stack, StackOptions};
 use serde::Serialize;
 use serde_json::json;
@@ -40,7 +40,7 @@ fn ms(since: Instant) -> f64 {
 
 pub async fn run(quick: bool, progress: &dyn Fn(&str)) -> AbuseFigures {
     // The default limits, but for connecting and listing, which the rounds below repeat.
-    let plenty = chat_shared::config::RateLimit { count: 10_000, window_ms: 1_000 };
+    let plenty = chat_aws::config::RateLimit { count: 10_000, window_ms: 1_000 };
     let limits = RateLimits { connects: plenty, reads: plenty, ..RateLimits::default() };
     let stack = Stack::start_with(StackOptions { rate_limits: Some(limits), ..Default::default() }).await;
     stack.add_users(&["mallory", "target", "calm"]).await;
@@ -51,18 +51,18 @@ pub async fn run(quick: bool, progress: &dyn Fn(&str)) -> AbuseFigures {
     let mut groups = Vec::new();
     for n in 0..attempts {
         let view =
-            chat_shared::membership::create_group(&stack.app, &mallory, &format!("spam {n}"), vec![target.clone()])
+            chat_domain::membership::create_group(&stack.app, &mallory, &format!("spam {n}"), vec![target.clone()])
                 .await
                 .expect("the group is made");
         groups.push(view.channel_id);
     }
     // She declines the first 50 she sees; the rest stay pending (the inbox keeps 100).
-    let pending = chat_shared::consent::pending(&stack.app, &target).await.unwrap();
+    let pending = chat_domain::consent::pending(&stack.app, &target).await.unwrap();
     let declined = pending.len().min(50);
     for invitation in &pending[..declined] {
-        chat_shared::consent::decline(&stack.app, &target, &invitation.channel_id).await.unwrap();
+        chat_domain::consent::decline(&stack.app, &target, &invitation.channel_id).await.unwrap();
     }
-    let pending_after = chat_shared::consent::pending(&stack.app, &target).await.unwrap().len();
+    let pending_after = chat_domain::consent::pending(&stack.app, &target).await.unwrap().len();
 
     progress("abuse: connect and channel list, target against a user with nothing");
     let rounds = if quick { 5 } else { 20 };

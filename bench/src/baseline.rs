@@ -11,12 +11,13 @@ use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
 };
-use chat_shared::chat::{self, Appended};
-use chat_shared::ids::MessageId;
-use chat_shared::model::{ChannelId, ClientMsgId, ConnectionId, Message, MessageText, UserId};
-use chat_shared::notify::PostOutcome;
-use chat_shared::protocol::{ClientFrame, ServerFrame};
-use chat_shared::{App, ChatError, apigw};
+use chat_aws::apigw;
+use chat_domain::ids::MessageId;
+use chat_domain::model::{ChannelId, ClientMsgId, ConnectionId, Message, MessageText, UserId};
+use chat_domain::ordering::Appended;
+use chat_domain::ports::PostOutcome;
+use chat_domain::protocol::{ClientFrame, ServerFrame};
+use chat_domain::{App, ChatError};
 use futures::StreamExt;
 use local_gateway::invoke::{InProcess, Invoke, InvokeError, InvokeFuture};
 use local_gateway::routes::Function;
@@ -27,18 +28,19 @@ const FAN_OUT_CONCURRENCY: usize = 32;
 
 pub struct ScanFanOut {
     app: Arc<App>,
+    dynamo: aws_sdk_dynamodb::Client,
     ours: InProcess,
     table: String,
 }
 
 impl ScanFanOut {
-    pub fn new(app: Arc<App>, table: &str) -> Self {
-        Self { ours: InProcess::new(app.clone()), app, table: table.to_owned() }
+    pub fn new(app: Arc<App>, dynamo: aws_sdk_dynamodb::Client, table: &str) -> Self {
+        Self { ours: InProcess::new(app.clone()), app, dynamo, table: table.to_owned() }
     }
 
     /// The connections table of a world: beside its other tables, with their prefix.
-    pub fn table_name(app: &App) -> String {
-        let presence = &app.config.tables.presence;
+    pub fn table_name(config: &chat_aws::config::Config) -> String {
+        let presence = &config.tables.presence;
         format!(
             "{}BaselineConnections",
             presence.strip_suffix(local_gateway::local::PRESENCE_TABLE).unwrap_or(presence)
@@ -46,8 +48,8 @@ impl ScanFanOut {
     }
 
     /// Creates the connections table.
-    pub async fn create_table(app: &App, table: &str) {
-        app.dynamo
+    pub async fn create_table(dynamo: &aws_sdk_dynamodb::Client, table: &str) {
+        dynamo
             .create_table()
             .table_name(table)
             .billing_mode(BillingMode::PayPerRequest)
@@ -75,8 +77,7 @@ impl ScanFanOut {
 
     async fn connect(&self, event: Value) -> Result<Value, InvokeError> {
         let (user, connection) = caller(event)?;
-        self.app
-            .dynamo
+        self.dynamo
             .put_item()
             .table_name(&self.table)
             .set_item(Some(Self::item(connection.as_str(), user.as_str())))
@@ -94,7 +95,6 @@ impl ScanFanOut {
 
     async fn forget(&self, connection: &ConnectionId) {
         let _ = self
-            .app
             .dynamo
             .delete_item()
             .table_name(&self.table)
@@ -130,12 +130,8 @@ impl ScanFanOut {
     ) -> Result<Message, ChatError> {
         let app = &*self.app;
         let text = MessageText::parse(text)?;
-        if let Some(retry_after_ms) =
-            app.rate_limiter().hit("send", sender.as_str(), app.config.rate_limits.sends, app.now_ms()).await?
-        {
-            return Err(ChatError::RateLimited { retry_after_ms });
-        }
-        let roster = chat_shared::membership::roster_for_member(app, sender, channel_id).await?;
+        chat_domain::limits::check(app, chat_domain::limits::Action::Send, sender.as_str()).await?;
+        let roster = chat_domain::access::roster_for_member(app, sender, channel_id).await?;
         // Through serde, so fields added to messages later (with defaults) need no change here.
         let message: Message = serde_json::from_value(json!({
             "channelId": channel_id,
@@ -148,7 +144,7 @@ impl ScanFanOut {
         }))
         .map_err(|e| ChatError::InvalidRequest(format!("baseline message: {e}")))?;
         // The same append as ours (chat::append_next); only the fan-out differs.
-        match chat::append_next(app, message, roster.meta.clone()).await? {
+        match chat_domain::ordering::append_next(app, message, roster.meta.clone()).await? {
             Appended::Stored(message) => {
                 let frame = ServerFrame::Message { message: message.clone() }.to_json();
                 self.fan_out(&roster.member_ids(), origin, &frame).await;
@@ -165,7 +161,6 @@ impl ScanFanOut {
         let mut start = None;
         loop {
             let page = self
-                .app
                 .dynamo
                 .scan()
                 .table_name(&self.table)
@@ -190,7 +185,7 @@ impl ScanFanOut {
         }
         let gone: Vec<ConnectionId> = futures::stream::iter(targets)
             .map(|connection| async move {
-                let outcome = self.app.notifier.post(&connection, frame).await;
+                let outcome = self.app.poster().post(&connection, frame).await;
                 (connection, outcome)
             })
             .buffer_unordered(FAN_OUT_CONCURRENCY)

@@ -279,7 +279,7 @@ fn first_event(function: &str, world: &World, run: usize) -> Value {
 
 /// The environment a function gets in Lambda (template.yaml), pointed at this world.
 fn environment(world: &World) -> Vec<(String, String)> {
-    let config = &world.stack.app.config;
+    let config = &world.stack.config;
     let tables = &config.tables;
     let mut env: Vec<(String, String)> = [
         ("AWS_ENDPOINT_URL", e2e::moto::endpoint()),

@@ -7,8 +7,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chat_shared::App;
-use chat_shared::clock::SystemClock;
+use chat_domain::clock::SystemClock;
 use e2e::live::LiveClient;
 use local_gateway::invoke::{InProcess, Invoke};
 use local_gateway::routes::Function;
@@ -48,7 +47,7 @@ async fn record(world: &World, name: &str, function: Function, event: Value, exp
     assert!(answer.to_string().contains(expect), "{name}: expected {expect} in {answer}");
     let calls_per_run = recording.len() as u64;
     let replay = Replay::new(recording);
-    let app = App::new(world.stack.app.config.clone(), &replay.sdk_config(), Arc::new(SystemClock), None);
+    let app = chat_aws::wire::app(&world.stack.config, &replay.sdk_config(), Arc::new(SystemClock), None);
     let recorded = Recorded {
         name: name.to_owned(),
         function,

@@ -1,7 +1,7 @@
 //! Lambda events as API Gateway sends them, built by the local gateway's own event code,
 //! for invoking handlers directly (CPU benchmarks, cold starts, property tests).
 
-use chat_shared::clock::{Clock, SystemClock};
+use chat_domain::clock::{Clock, SystemClock};
 use local_gateway::events::{self, ConnectionContext, HttpRequest, RequestParts, WebSocketEventKind};
 use serde_json::{Value, json};
 

@@ -90,11 +90,13 @@ pub async fn run_case(case: &Case) -> CaseResult {
     let world = match case.fanout {
         Fanout::Presence => World::start().await,
         Fanout::Scan => {
-            // The baseline's own connections table is not in the template: it runs unchecked.
-            World::start_with(Some(Box::new(|functions| {
+            // The baseline's own connections table is not in the template: it runs unchecked,
+            // with the administrator's client.
+            let dynamo = aws_sdk_dynamodb::Client::new(&e2e::sdk_config().await);
+            let table = format!("BaselineConnections{}", std::process::id());
+            World::start_with(Some(Box::new(move |functions| {
                 let app = functions.apps.shared().clone();
-                let table = ScanFanOut::table_name(&app);
-                Arc::new(ScanFanOut::new(app, &table)) as Arc<dyn local_gateway::invoke::Invoke>
+                Arc::new(ScanFanOut::new(app, dynamo, &table)) as Arc<dyn local_gateway::invoke::Invoke>
             })))
             .await
         }
@@ -103,8 +105,8 @@ pub async fn run_case(case: &Case) -> CaseResult {
     match case.fanout {
         Fanout::Presence => world.fill_presence(case.stored).await,
         Fanout::Scan => {
-            let table = ScanFanOut::table_name(&stack.app);
-            ScanFanOut::create_table(&stack.app, &table).await;
+            let table = format!("BaselineConnections{}", std::process::id());
+            ScanFanOut::create_table(&stack.dynamo, &table).await;
             world
                 .fill(&table, case.stored, |i| ScanFanOut::item(&format!("St0red{i:06}="), &format!("stored{i:06}")))
                 .await;

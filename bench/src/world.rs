@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
-use chat_shared::metrics::RequestCounter;
+use chat_aws::metrics::RequestCounter;
 use e2e::{InvokerFactory, Stack, StackOptions};
 
 use crate::aws_http::Tap;
@@ -57,7 +57,7 @@ impl World {
 
     /// Writes `count` items into `table` with BatchWriteItem, 25 at a time.
     pub async fn fill(&self, table: &str, count: usize, item: impl Fn(usize) -> HashMap<String, AttributeValue>) {
-        let dynamo = &self.stack.app.dynamo;
+        let dynamo = &self.stack.dynamo;
         let items: Vec<usize> = (0..count).collect();
         for chunk in items.chunks(25) {
             let mut requests: Vec<WriteRequest> = chunk
@@ -82,7 +82,7 @@ impl World {
     /// `count` other users' stored connections in Presence (users the benchmark never
     /// talks to): the table a real deployment has, which a keyed lookup never reads.
     pub async fn fill_presence(&self, count: usize) {
-        let table = self.stack.app.config.tables.presence.clone();
+        let table = self.stack.config.tables.presence.clone();
         let far = self.stack.app.now_ms() + 3_600_000;
         self.fill(&table, count, |i| {
             let clock = AttributeValue::M(HashMap::from([

@@ -10,9 +10,9 @@ use std::sync::{Arc, OnceLock};
 
 use bench::aws_http::{Exchange, Replay};
 use bench::lambda_events as ev;
-use chat_shared::clock::SystemClock;
-use chat_shared::protocol::ClientFrame;
-use chat_shared::{App, ErrorCode};
+use chat_domain::ErrorCode;
+use chat_domain::clock::SystemClock;
+use chat_domain::protocol::ClientFrame;
 use local_gateway::invoke::{InProcess, Invoke, InvokeError};
 use local_gateway::routes::{self, Function};
 use proptest::prelude::*;
@@ -47,7 +47,7 @@ fn invoker() -> &'static (InProcess, tokio::runtime::Runtime) {
         );
         // Thousands of frames from one user: about parsing, not limits.
         config.rate_limits = e2e::GENEROUS;
-        let app = App::new(config, &replay.sdk_config(), Arc::new(SystemClock), None);
+        let app = chat_aws::wire::app(&config, &replay.sdk_config(), Arc::new(SystemClock), None);
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         (InProcess::new(Arc::new(app)), runtime)
     })

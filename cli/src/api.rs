@@ -1,9 +1,18 @@
 //! The HTTP API (docs/PROTOCOL.md): accounts, channels and history, with the session's
 //! access token refreshed when it is about to expire.
 
+use chat_protocol::ErrorCode;
+use chat_protocol::frames::ErrorBody;
+use chat_protocol::http::{
+    ChannelList, ChannelSummary, Credentials, HistoryPage, Invitation, InvitationList, RefreshRequest, UploadGrant,
+    UploadRequest,
+};
+use chat_protocol::ids::MessageId;
+use chat_protocol::model::{Attachment, ChannelId, ChannelKind};
 use http::Method;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::net::HttpClient;
 use crate::session::{Session, Store};
@@ -12,8 +21,11 @@ use crate::session::{Session, Store};
 pub enum Error {
     /// The server's answer: a stable `code` from the protocol and a human message
     /// (`status` 0: an `error` frame on the WebSocket). `rate_limited` says when to retry.
-    #[error("{}", api_error_text(*status, code, message, *retry_after_ms))]
-    Api { status: u16, code: String, message: String, retry_after_ms: Option<u64> },
+    #[error("{}", api_error_text(*status, body))]
+    Api { status: u16, body: ErrorBody },
+    /// Storage refused an upload (its answer is XML, not the API's error body).
+    #[error("{detail} (upload_refused, HTTP {status})")]
+    UploadRefused { status: u16, detail: String },
     #[error("cannot reach {url}: {reason}")]
     Network { url: String, reason: String },
     #[error("WebSocket: {0}")]
@@ -27,22 +39,16 @@ pub enum Error {
 }
 
 impl Error {
-    pub fn code(&self) -> Option<&str> {
+    pub fn code(&self) -> Option<ErrorCode> {
         match self {
-            Error::Api { code, .. } => Some(code),
+            Error::Api { body, .. } => Some(body.code),
             _ => None,
         }
     }
 
-    /// An `error` frame of the WebSocket (or API Gateway's own answer without a code).
-    pub fn from_frame(frame: &Value) -> Self {
-        let text = |key: &str, default: &str| frame.get(key).and_then(Value::as_str).unwrap_or(default).to_owned();
-        Error::Api {
-            status: 0,
-            code: text("code", "refused"),
-            message: text("message", "refused"),
-            retry_after_ms: frame.get("retryAfterMs").and_then(Value::as_u64),
-        }
+    /// An `error` frame of the WebSocket.
+    pub fn from_frame(body: &ErrorBody) -> Self {
+        Error::Api { status: 0, body: body.clone() }
     }
 }
 
@@ -54,124 +60,19 @@ pub fn retry_in(retry_after_ms: Option<u64>) -> String {
     }
 }
 
-fn api_error_text(status: u16, code: &str, message: &str, retry_after_ms: Option<u64>) -> String {
+fn api_error_text(status: u16, body: &ErrorBody) -> String {
     let origin = if status == 0 { String::new() } else { format!(", HTTP {status}") };
-    if code == "rate_limited" {
-        format!("too fast; {} ({code}{origin})", retry_in(retry_after_ms))
+    let code = body.code.as_str();
+    if body.code == ErrorCode::RateLimited {
+        format!("too fast; {} ({code}{origin})", retry_in(body.retry_after_ms))
     } else {
-        format!("{message} ({code}{origin})")
+        format!("{} ({code}{origin})", body.message)
     }
 }
 
-/// A message as the server sends it (ids are decimal strings).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct Message {
-    pub channel_id: String,
-    pub message_id: String,
-    pub seq: u64,
-    pub author_id: String,
-    pub text: String,
-    #[serde(default)]
-    pub client_msg_id: Option<String>,
-    pub created_at: i64,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub attachments: Vec<Attachment>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub edited_at: Option<i64>,
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub deleted: bool,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct Attachment {
-    pub key: String,
-    pub file_name: String,
-    pub content_type: String,
-    pub size: u64,
-    /// A download link valid for an hour.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub url: Option<String>,
-}
-
-impl Message {
-    /// The text as a person reads it: deleted and edited marks, and the files.
-    pub fn display_text(&self) -> String {
-        if self.deleted {
-            return "(deleted)".into();
-        }
-        let mut text = self.text.clone();
-        for file in &self.attachments {
-            if !text.is_empty() {
-                text.push(' ');
-            }
-            text.push_str(&format!("[file {} ({} bytes)]", file.file_name, file.size));
-        }
-        if self.edited_at.is_some() {
-            text.push_str(" (edited)");
-        }
-        text
-    }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct HistoryPage {
-    pub messages: Vec<Message>,
-    #[serde(default)]
-    pub next_before: Option<String>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ChannelSummary {
-    pub channel_id: String,
-    pub kind: String,
-    #[serde(default)]
-    pub name: Option<String>,
-    #[serde(default)]
-    pub peer: Option<String>,
-    #[serde(default)]
-    pub member_count: u64,
-    #[serde(default)]
-    pub seq: u64,
-    /// Messages after your read position.
-    #[serde(default)]
-    pub unread: u64,
-}
-
-impl ChannelSummary {
-    /// What people call it: the group's name, or the other person of a direct channel.
-    pub fn title(&self) -> &str {
-        self.name.as_deref().or(self.peer.as_deref()).unwrap_or(&self.channel_id)
-    }
-}
-
-/// An invitation to a channel, waiting for the user's answer (`GET /invitations`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Invitation {
-    pub channel_id: String,
-    /// `group` or `direct`.
-    pub kind: String,
-    /// Groups: the group's name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    pub invited_by: String,
-    /// The role on joining: `member` or `admin`.
-    pub role: String,
-    pub invited_at: i64,
-}
-
-impl Invitation {
-    /// What it is an invitation to, as a person reads it.
-    pub fn describe(&self) -> String {
-        match &self.name {
-            Some(name) if self.kind == "group" => format!("{} invites you to the group \"{name}\"", self.invited_by),
-            _ => format!("{} wants to chat with you (direct)", self.invited_by),
-        }
-    }
+/// A request body, as the JSON the server reads.
+fn json_body(value: &impl Serialize) -> Value {
+    serde_json::to_value(value).expect("request bodies serialise")
 }
 
 pub struct Api {
@@ -187,15 +88,15 @@ impl Api {
     /// `POST /auth/signup` or `/auth/signin`.
     pub async fn authenticate(&self, sign_up: bool, username: &str, password: &str) -> Result<Session, Error> {
         let path = if sign_up { "/auth/signup" } else { "/auth/signin" };
-        let answer =
-            self.call(Method::POST, path, None, Some(&json!({"username": username, "password": password}))).await?;
-        Session::from_answer(answer)
+        let credentials = Credentials { username: username.to_owned(), password: password.to_owned() };
+        let answer = self.call(Method::POST, path, None, Some(&json_body(&credentials))).await?;
+        Ok(Session::from_answer(parse(answer)?))
     }
 
     pub async fn refresh(&self, refresh_token: &str) -> Result<Session, Error> {
-        let answer =
-            self.call(Method::POST, "/auth/refresh", None, Some(&json!({"refreshToken": refresh_token}))).await?;
-        Session::from_answer(answer)
+        let request = RefreshRequest { refresh_token: refresh_token.to_owned() };
+        let answer = self.call(Method::POST, "/auth/refresh", None, Some(&json_body(&request))).await?;
+        Ok(Session::from_answer(parse(answer)?))
     }
 
     /// Any route, as the signed-in user: refreshes the access token first when it is about
@@ -220,7 +121,9 @@ impl Api {
     ) -> Result<(u16, Value), Error> {
         let token = store.access_token(self).await?;
         match self.request(method.clone(), path, Some(&token), body).await {
-            Err(Error::Api { status: 401 | 403, code, .. }) if code == "unauthorized" && store.can_refresh() => {
+            Err(Error::Api { status: 401 | 403, body: refused })
+                if refused.code == ErrorCode::Unauthorized && store.can_refresh() =>
+            {
                 store.refresh(self).await?;
                 let token = store.access_token(self).await?;
                 self.request(method, path, Some(&token), body).await
@@ -229,27 +132,44 @@ impl Api {
         }
     }
 
+    /// A typed route: `request` (if any) as its JSON body, the answer read as `T`.
+    pub async fn authorized_as<T: DeserializeOwned>(
+        &self,
+        store: &mut Store,
+        method: Method,
+        path: &str,
+        request: Option<&impl Serialize>,
+    ) -> Result<T, Error> {
+        let request = request.map(json_body);
+        parse(self.authorized(store, method, path, request.as_ref()).await?)
+    }
+
+    /// `GET path`, the answer read as `T`.
+    pub async fn get<T: DeserializeOwned>(&self, store: &mut Store, path: &str) -> Result<T, Error> {
+        parse(self.authorized(store, Method::GET, path, None).await?)
+    }
+
     pub async fn channels(&self, store: &mut Store) -> Result<Vec<ChannelSummary>, Error> {
-        let answer = self.authorized(store, Method::GET, "/channels", None).await?;
-        parse(answer.get("channels").cloned().unwrap_or(Value::Null))
+        let list: ChannelList = self.get(store, "/channels").await?;
+        Ok(list.channels)
     }
 
     pub async fn history(
         &self,
         store: &mut Store,
-        channel_id: &str,
-        before: Option<&str>,
-        after: Option<&str>,
+        channel_id: &ChannelId,
+        before: Option<MessageId>,
+        after: Option<MessageId>,
         limit: usize,
     ) -> Result<HistoryPage, Error> {
-        let mut path = format!("/channels/{}/messages?limit={limit}", urlencoding::encode(channel_id));
+        let mut path = format!("/channels/{}/messages?limit={limit}", urlencoding::encode(channel_id.as_str()));
         if let Some(before) = before {
             path.push_str(&format!("&before={before}"));
         }
         if let Some(after) = after {
             path.push_str(&format!("&after={after}"));
         }
-        parse(self.authorized(store, Method::GET, &path, None).await?)
+        self.get(store, &path).await
     }
 
     /// Uploads a file for a message in `channel_id`: a grant from the HTTP API, then a
@@ -258,22 +178,22 @@ impl Api {
     pub async fn upload(
         &self,
         store: &mut Store,
-        channel_id: &str,
+        channel_id: &ChannelId,
         file_name: &str,
         content_type: &str,
         bytes: &[u8],
-    ) -> Result<Value, Error> {
-        let path = format!("/channels/{}/uploads", urlencoding::encode(channel_id));
-        let request = json!({"fileName": file_name, "contentType": content_type, "size": bytes.len()});
-        let grant = self.authorized(store, Method::POST, &path, Some(&request)).await?;
-        let url = grant["url"].as_str().ok_or_else(|| Error::Usage("the upload grant has no url".into()))?.to_owned();
-        let fields: Vec<(String, String)> = grant["fields"]
-            .as_object()
-            .into_iter()
-            .flatten()
-            .map(|(name, value)| (name.clone(), value.as_str().unwrap_or_default().to_owned()))
-            .collect();
+    ) -> Result<Attachment, Error> {
+        let path = format!("/channels/{}/uploads", urlencoding::encode(channel_id.as_str()));
+        let request = UploadRequest {
+            file_name: file_name.to_owned(),
+            content_type: content_type.to_owned(),
+            size: bytes.len() as u64,
+        };
+        let grant: UploadGrant = self.authorized_as(store, Method::POST, &path, Some(&request)).await?;
+        // The grant's fields (sorted by name), then the file last.
+        let fields: Vec<(String, String)> = grant.fields.into_iter().collect();
         let body = crate::net::multipart(&fields, file_name, content_type, bytes);
+        let url = grant.url;
         let reply = self
             .http
             .send(Method::POST, &url, &[], Some(body))
@@ -281,31 +201,32 @@ impl Api {
             .map_err(|reason| Error::Network { url, reason })?;
         if !(200..300).contains(&reply.status) {
             let detail = String::from_utf8_lossy(&reply.body).chars().take(300).collect::<String>();
-            return Err(Error::Api {
-                status: reply.status,
-                code: "upload_refused".into(),
-                message: detail,
-                retry_after_ms: None,
-            });
+            return Err(Error::UploadRefused { status: reply.status, detail });
         }
-        Ok(json!({"key": grant["key"], "fileName": file_name, "contentType": content_type, "size": bytes.len()}))
+        Ok(Attachment {
+            key: grant.key,
+            file_name: request.file_name,
+            content_type: request.content_type,
+            size: request.size,
+            url: None,
+        })
     }
 
     /// Pending invitations, oldest first.
     pub async fn invitations(&self, store: &mut Store) -> Result<Vec<Invitation>, Error> {
-        let answer = self.authorized(store, Method::GET, "/invitations", None).await?;
-        parse(answer.get("invitations").cloned().unwrap_or(Value::Null))
+        let list: InvitationList = self.get(store, "/invitations").await?;
+        Ok(list.invitations)
     }
 
     /// Finds a pending invitation by channel id, group name or (for a direct chat) the
     /// username of who sent it.
     pub async fn resolve_invitation(&self, store: &mut Store, reference: &str) -> Result<Invitation, Error> {
         let pending = self.invitations(store).await?;
-        let by_id: Vec<&Invitation> = pending.iter().filter(|i| i.channel_id == reference).collect();
+        let by_id: Vec<&Invitation> = pending.iter().filter(|i| i.channel_id.as_str() == reference).collect();
         let found: Vec<&Invitation> = if by_id.is_empty() {
-            let named = |i: &&Invitation| match i.kind.as_str() {
-                "direct" => i.invited_by == reference,
-                _ => i.name.as_deref() == Some(reference),
+            let named = |i: &&Invitation| match i.kind {
+                ChannelKind::Direct => i.invited_by.as_str() == reference,
+                ChannelKind::Group => i.name.as_deref() == Some(reference),
             };
             pending.iter().filter(named).collect()
         } else {
@@ -326,7 +247,9 @@ impl Api {
     pub async fn resolve(&self, store: &mut Store, reference: &str) -> Result<ChannelSummary, Error> {
         let channels = self.channels(store).await?;
         let matches = |c: &&ChannelSummary| {
-            c.channel_id == reference || c.peer.as_deref() == Some(reference) || c.name.as_deref() == Some(reference)
+            c.channel_id.as_str() == reference
+                || c.peer.as_ref().map(|p| p.as_str()) == Some(reference)
+                || c.name.as_deref() == Some(reference)
         };
         let found: Vec<&ChannelSummary> = channels.iter().filter(matches).collect();
         match found.as_slice() {
@@ -386,25 +309,53 @@ impl Api {
         if (200..300).contains(&status) {
             return Ok((status, value));
         }
-        // The authorizer answers `{"message": "Unauthorized"|"Forbidden"}` without a code.
-        let code = value.get("code").and_then(Value::as_str).map(str::to_owned).unwrap_or_else(|| {
-            match status {
-                401 | 403 => "unauthorized",
-                429 => "rate_limited",
-                s if s >= 500 => "internal",
-                _ => "invalid_request",
-            }
-            .to_owned()
-        });
-        let message =
-            value.get("message").and_then(Value::as_str).map(str::to_owned).unwrap_or_else(|| format!("HTTP {status}"));
         // The body's `retryAfterMs`, else HTTP's `Retry-After` (seconds).
         let retry_after_ms =
             value.get("retryAfterMs").and_then(Value::as_u64).or(reply.retry_after_s.map(|s| s * 1000));
-        Err(Error::Api { status, code, message, retry_after_ms })
+        let body = match ErrorBody::deserialize(&value) {
+            Ok(body) => ErrorBody { retry_after_ms, ..body },
+            // The authorizer answers `{"message": "Unauthorized"|"Forbidden"}` without a code.
+            Err(_) => {
+                let code = match status {
+                    401 | 403 => ErrorCode::Unauthorized,
+                    429 => ErrorCode::RateLimited,
+                    s if s >= 500 => ErrorCode::Internal,
+                    _ => ErrorCode::InvalidRequest,
+                };
+                let message = value
+                    .get("message")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| format!("HTTP {status}"));
+                ErrorBody::new(code, message, retry_after_ms)
+            }
+        };
+        Err(Error::Api { status, body })
     }
 }
 
-pub fn parse<T: serde::de::DeserializeOwned>(value: Value) -> Result<T, Error> {
+pub fn parse<T: DeserializeOwned>(value: Value) -> Result<T, Error> {
     serde_json::from_value(value).map_err(|e| Error::Usage(format!("unexpected answer from the server: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_read_as_before() {
+        let refused = |status, code, retry| Error::Api { status, body: ErrorBody::new(code, "not a member", retry) };
+        assert_eq!(refused(403, ErrorCode::Forbidden, None).to_string(), "not a member (forbidden, HTTP 403)");
+        assert_eq!(refused(0, ErrorCode::Forbidden, None).to_string(), "not a member (forbidden)");
+        assert_eq!(
+            refused(0, ErrorCode::RateLimited, Some(3_500_001)).to_string(),
+            "too fast; retry in 3501 s (rate_limited)"
+        );
+        assert_eq!(
+            refused(429, ErrorCode::RateLimited, None).to_string(),
+            "too fast; retry in a moment (rate_limited, HTTP 429)"
+        );
+        let upload = Error::UploadRefused { status: 403, detail: "<Error>Policy</Error>".into() };
+        assert_eq!(upload.to_string(), "<Error>Policy</Error> (upload_refused, HTTP 403)");
+    }
 }

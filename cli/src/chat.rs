@@ -10,13 +10,19 @@
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use chat_protocol::ErrorCode;
+use chat_protocol::frames::{ClientFrame, ErrorBody, PresenceView, ServerFrame, Status};
+use chat_protocol::http::ChannelSummary;
+use chat_protocol::ids::MessageId;
+use chat_protocol::model::{ChannelId, ChannelKind, ClientMsgId, Message, UserId};
+use serde_json::Value;
 use tokio::sync::mpsc;
 
 use crate::Endpoints;
-use crate::api::{self, Api, ChannelSummary, Error, Message};
+use crate::api::{Api, Error};
 use crate::session::Store;
-use crate::socket::{self, Incoming, Socket};
+use crate::show::{display_text, kind_name};
+use crate::socket::{self, Incoming, Received, Socket};
 use crate::term::{self, Screen};
 
 const BACKOFF_FIRST: Duration = Duration::from_millis(500);
@@ -31,7 +37,7 @@ const INVITATION_POLL: Duration = Duration::from_secs(15);
 const CLOSE_NORMAL: u16 = 1000;
 
 struct Outgoing {
-    client_msg_id: String,
+    client_msg_id: ClientMsgId,
     text: String,
 }
 
@@ -42,7 +48,7 @@ struct Chat<'a> {
     channel: ChannelSummary,
     channels: Vec<ChannelSummary>,
     last_seq: u64,
-    last_id: Option<String>,
+    last_id: Option<MessageId>,
     /// Typed and not yet acknowledged; the head is in flight.
     outbox: VecDeque<Outgoing>,
     in_flight: bool,
@@ -52,9 +58,9 @@ struct Chat<'a> {
     /// The other person of a direct chat: online?
     peer_online: Option<bool>,
     /// A group's other members: online? (Filled by the answer to `getPresence`.)
-    members_online: Option<BTreeMap<String, bool>>,
+    members_online: Option<BTreeMap<UserId, bool>>,
     /// Channels of the invitations already noted.
-    invitations_noted: HashSet<String>,
+    invitations_noted: HashSet<ChannelId>,
 }
 
 pub async fn run(
@@ -86,7 +92,7 @@ pub async fn run(
     chat.note(&format!(
         "{} ({}, {}) · you are {} · /quit or Ctrl-D leaves",
         chat.channel.title(),
-        chat.channel.kind,
+        kind_name(chat.channel.kind),
         chat.channel.channel_id,
         chat.store.user_id()?
     ));
@@ -110,7 +116,7 @@ pub async fn run(
         let mut socket = match Socket::connect(&endpoints.ws, &token, &endpoints.tls).await {
             Ok(socket) => socket,
             Err(err) => {
-                if err.code() == Some("unauthorized") {
+                if err.code() == Some(ErrorCode::Unauthorized) {
                     chat.store.refresh(chat.api).await?;
                 }
                 let delay = backoff(attempt);
@@ -130,12 +136,13 @@ pub async fn run(
         was_connected = true;
         chat.in_flight = false;
         // Presence is answered for direct peers by user id, for a group by its channel.
-        match chat.channel.peer.clone() {
-            Some(peer) if chat.channel.kind == "direct" => {
-                socket.send(&json!({"action": "getPresence", "userIds": [peer]})).await?;
+        let question = match chat.channel.peer.clone() {
+            Some(peer) if chat.channel.kind == ChannelKind::Direct => {
+                ClientFrame::GetPresence { user_ids: vec![peer], channel_id: None }
             }
-            _ => socket.send(&json!({"action": "getPresence", "channelId": chat.channel.channel_id})).await?,
-        }
+            _ => ClientFrame::GetPresence { user_ids: Vec::new(), channel_id: Some(chat.channel.channel_id.clone()) },
+        };
+        socket.send(&question).await?;
         chat.check_invitations().await;
         chat.pump(&mut socket).await?;
         match chat.session(&mut socket, &mut lines).await? {
@@ -200,16 +207,17 @@ impl Chat<'_> {
 
     fn print(&mut self, message: &Message) {
         let time = term::format_time(message.created_at);
-        self.screen.line(&format!("{} {}: {}", &time[11..], message.author_id, message.display_text()));
+        self.screen.line(&format!("{} {}: {}", &time[11..], message.author_id, display_text(message)));
         if self.store.session.as_ref().is_some_and(|s| s.user_id != message.author_id) {
             self.unread_shown = true;
         }
         self.last_seq = message.seq;
-        self.last_id = Some(message.message_id.clone());
+        self.last_id = Some(message.message_id);
     }
 
     async fn show_recent(&mut self, count: usize) -> Result<(), Error> {
-        let page = self.api.history(self.store, &self.channel.channel_id, None, None, count).await?;
+        let channel_id = self.channel.channel_id.clone();
+        let page = self.api.history(self.store, &channel_id, None, None, count).await?;
         if page.next_before.is_some() {
             self.note("… (older messages: `chat history`)");
         }
@@ -221,14 +229,14 @@ impl Chat<'_> {
 
     /// Prints what came after the last message shown, in order.
     async fn catch_up(&mut self) -> Result<(), Error> {
-        let Some(after) = self.last_id.clone() else {
+        let Some(after) = self.last_id else {
             return self.show_recent(20).await;
         };
+        let channel_id = self.channel.channel_id.clone();
         let mut missed: Vec<Message> = Vec::new();
-        let mut before: Option<String> = None;
+        let mut before: Option<MessageId> = None;
         loop {
-            let page =
-                self.api.history(self.store, &self.channel.channel_id, before.as_deref(), Some(&after), 100).await?;
+            let page = self.api.history(self.store, &channel_id, before, Some(after), 100).await?;
             missed.extend(page.messages);
             before = page.next_before;
             if before.is_none() || missed.len() > MAX_CATCH_UP {
@@ -266,9 +274,9 @@ impl Chat<'_> {
 
     /// A send whose ack went missing shows up in history: it is delivered.
     fn settle(&mut self, message: &Message) {
-        let me = self.store.session.as_ref().map(|s| s.user_id.as_str());
-        if me == Some(message.author_id.as_str())
-            && self.outbox.front().is_some_and(|o| Some(&o.client_msg_id) == message.client_msg_id.as_ref())
+        let me = self.store.session.as_ref().map(|s| &s.user_id);
+        if me == Some(&message.author_id)
+            && self.outbox.front().is_some_and(|o| o.client_msg_id == message.client_msg_id)
         {
             self.outbox.pop_front();
             self.in_flight = false;
@@ -294,7 +302,13 @@ impl Chat<'_> {
             return Ok(());
         }
         if let Some(head) = self.outbox.front() {
-            socket.send(&socket::send_message_frame(&self.channel.channel_id, &head.client_msg_id, &head.text)).await?;
+            let frame = ClientFrame::SendMessage {
+                channel_id: self.channel.channel_id.clone(),
+                client_msg_id: head.client_msg_id.clone(),
+                text: head.text.clone(),
+                attachments: Vec::new(),
+            };
+            socket.send(&frame).await?;
             self.in_flight = true;
         }
         Ok(())
@@ -309,9 +323,9 @@ impl Chat<'_> {
         let mut invitations = tokio::time::interval_at(tokio::time::Instant::now() + INVITATION_POLL, INVITATION_POLL);
         loop {
             if self.unread_shown
-                && let Some(last) = &self.last_id
+                && let Some(last) = self.last_id
             {
-                let frame = json!({"action": "markRead", "channelId": self.channel.channel_id, "messageId": last});
+                let frame = ClientFrame::MarkRead { channel_id: self.channel.channel_id.clone(), message_id: last };
                 if let Err(err) = socket.send(&frame).await {
                     return Ok(End::Lost(err.to_string()));
                 }
@@ -320,7 +334,7 @@ impl Chat<'_> {
             let retry = self.retry_at;
             tokio::select! {
                 _ = heartbeat.tick() => {
-                    if let Err(err) = socket.send(&json!({"action": "heartbeat"})).await {
+                    if let Err(err) = socket.send(&ClientFrame::Heartbeat).await {
                         return Ok(End::Lost(err.to_string()));
                     }
                 }
@@ -335,7 +349,7 @@ impl Chat<'_> {
                 },
                 incoming = socket.next() => match incoming {
                     Incoming::Closed(why) => return Ok(End::Lost(why)),
-                    Incoming::Frame(frame) => self.frame(frame).await?,
+                    Incoming::Frame(received) => self.frame(received).await?,
                 },
                 _ = async { tokio::time::sleep_until(retry.unwrap()).await }, if retry.is_some() => {
                     self.retry_at = None;
@@ -364,11 +378,11 @@ impl Chat<'_> {
 
     /// Says when the other person of a direct chat, or a member of a group, comes online
     /// or goes offline.
-    fn presence(&mut self, view: &Value) {
-        let Some(user) = view["userId"].as_str() else { return };
-        let online = view["status"] == "online";
-        if self.channel.kind == "direct" {
-            if self.channel.peer.as_deref() != Some(user) || self.peer_online == Some(online) {
+    fn presence(&mut self, view: &PresenceView) {
+        let user = &view.user_id;
+        let online = view.status == Status::Online;
+        if self.channel.kind == ChannelKind::Direct {
+            if self.channel.peer.as_ref() != Some(user) || self.peer_online == Some(online) {
                 return;
             }
             self.peer_online = Some(online);
@@ -380,7 +394,7 @@ impl Chat<'_> {
                 _ => return,
             }
         }
-        match view["lastSeen"].as_i64() {
+        match view.last_seen {
             _ if online => self.note(&format!("  {user} is online")),
             Some(ms) => self.note(&format!("  {user} is offline (last seen {} UTC)", term::format_time(ms))),
             None => self.note(&format!("  {user} is offline")),
@@ -389,17 +403,17 @@ impl Chat<'_> {
 
     /// The answer to `getPresence`: a direct peer, or a group's members (who is online
     /// is said once, then changes as they come).
-    fn presence_state(&mut self, users: &[Value]) {
-        if self.channel.kind == "direct" || self.members_online.is_some() {
+    fn presence_state(&mut self, users: &[PresenceView]) {
+        if self.channel.kind == ChannelKind::Direct || self.members_online.is_some() {
             for user in users {
                 self.presence(user);
             }
             return;
         }
         let me = self.store.session.as_ref().map(|s| s.user_id.clone());
-        let members: BTreeMap<String, bool> = users
+        let members: BTreeMap<UserId, bool> = users
             .iter()
-            .filter_map(|u| Some((u["userId"].as_str()?.to_owned(), u["status"] == "online")))
+            .map(|u| (u.user_id.clone(), u.status == Status::Online))
             .filter(|(user, _)| Some(user) != me.as_ref())
             .collect();
         let online: Vec<&str> = members.iter().filter(|(_, online)| **online).map(|(u, _)| u.as_str()).collect();
@@ -411,19 +425,36 @@ impl Chat<'_> {
         self.members_online = Some(members);
     }
 
-    async fn frame(&mut self, frame: Value) -> Result<(), Error> {
-        match frame.get("type").and_then(Value::as_str) {
-            Some("ack") => {
-                if self.outbox.front().is_some_and(|o| frame["clientMsgId"] == o.client_msg_id.as_str()) {
+    /// Whether an `error` frame answers the send at the head of the outbox.
+    fn answers_head(&self, body: &ErrorBody) -> bool {
+        self.outbox.front().is_some_and(|o| body.client_msg_id.as_deref() == Some(o.client_msg_id.as_str()))
+    }
+
+    async fn frame(&mut self, received: Received) -> Result<(), Error> {
+        let Some(frame) = received.frame else {
+            // API Gateway's own answer ({"message": "Internal server error"}): the head is
+            // tried again in a moment, with the same clientMsgId. Frame types this client
+            // does not know are skipped, as the protocol allows.
+            if received.raw.get("type").and_then(Value::as_str).is_none()
+                && let Some(text) = received.raw.get("message").and_then(Value::as_str)
+            {
+                self.note(&format!("! gateway: {text}"));
+                if self.in_flight {
+                    self.in_flight = false;
+                    self.retry_at = Some(tokio::time::Instant::now() + Duration::from_secs(2));
+                }
+            }
+            return Ok(());
+        };
+        match frame {
+            ServerFrame::Ack { client_msg_id, message } => {
+                if self.outbox.front().is_some_and(|o| o.client_msg_id == client_msg_id) {
                     self.outbox.pop_front();
                     self.in_flight = false;
                 }
-                if let Ok(message) = api::parse::<Message>(frame["message"].clone()) {
-                    self.deliver(message).await?;
-                }
+                self.deliver(message).await?;
             }
-            Some("message") => {
-                let Ok(message) = api::parse::<Message>(frame["message"].clone()) else { return Ok(()) };
+            ServerFrame::Message { message } => {
                 if message.channel_id == self.channel.channel_id {
                     self.deliver(message).await?;
                 } else {
@@ -432,53 +463,42 @@ impl Chat<'_> {
                         .iter()
                         .find(|c| c.channel_id == message.channel_id)
                         .map(|c| c.title().to_owned())
-                        .unwrap_or_else(|| message.channel_id.clone());
+                        .unwrap_or_else(|| message.channel_id.to_string());
                     self.note(&format!("  [{title}] {}: {}", message.author_id, message.text));
                 }
             }
-            Some("error") => {
-                let code = frame["code"].as_str().unwrap_or("error");
-                let text = frame["message"].as_str().unwrap_or_default();
-                let ours = self.outbox.front().is_some_and(|o| frame["clientMsgId"] == o.client_msg_id.as_str());
-                if ours && (code == "rate_limited" || code == "internal") {
-                    let wait = frame["retryAfterMs"].as_u64().unwrap_or(2000);
-                    let why = if code == "rate_limited" { "too fast".to_owned() } else { format!("{code}: {text}") };
+            ServerFrame::Error(body) => {
+                let code = body.code;
+                let ours = self.answers_head(&body);
+                if ours && matches!(code, ErrorCode::RateLimited | ErrorCode::Internal) {
+                    let wait = body.retry_after_ms.unwrap_or(2000);
+                    let why = if code == ErrorCode::RateLimited {
+                        "too fast".to_owned()
+                    } else {
+                        format!("{}: {}", code.as_str(), body.message)
+                    };
                     self.note(&format!("! {why}; sending again in {:.1} s", wait as f64 / 1000.0));
                     self.retry_at = Some(tokio::time::Instant::now() + Duration::from_millis(wait));
                     self.in_flight = false;
                 } else if ours {
                     let dropped = self.outbox.pop_front().map(|o| o.text).unwrap_or_default();
                     self.in_flight = false;
-                    self.note(&format!("! not sent ({}): {dropped}", Error::from_frame(&frame)));
+                    self.note(&format!("! not sent ({}): {dropped}", Error::from_frame(&body)));
                 } else {
-                    self.note(&format!("! {}", Error::from_frame(&frame)));
+                    self.note(&format!("! {}", Error::from_frame(&body)));
                 }
             }
-            Some("messageUpdated") => {
-                if let Ok(message) = api::parse::<Message>(frame["message"].clone()) {
-                    self.note(&format!("  {} edited #{}: {}", message.author_id, message.seq, message.display_text()));
-                }
+            ServerFrame::MessageUpdated { message } => {
+                self.note(&format!("  {} edited #{}: {}", message.author_id, message.seq, display_text(&message)));
             }
-            Some("messageDeleted") => self.note(&format!("  message #{} was deleted", frame["seq"])),
-            Some("presence") => self.presence(&frame),
-            Some("presenceState") => {
-                let users = frame["users"].as_array().cloned().unwrap_or_default();
-                self.presence_state(&users);
-            }
-            // Typing, receipts and frame types this client does not know are skipped, as the
-            // protocol allows.
-            Some(_) => {}
-            None => {
-                // API Gateway's own answer ({"message": "Internal server error"}): the head
-                // is tried again in a moment, with the same clientMsgId.
-                if let Some(text) = frame.get("message").and_then(Value::as_str) {
-                    self.note(&format!("! gateway: {text}"));
-                    if self.in_flight {
-                        self.in_flight = false;
-                        self.retry_at = Some(tokio::time::Instant::now() + Duration::from_secs(2));
-                    }
-                }
-            }
+            ServerFrame::MessageDeleted { seq, .. } => self.note(&format!("  message #{seq} was deleted")),
+            ServerFrame::Presence(view) => self.presence(&view),
+            ServerFrame::PresenceState { users } => self.presence_state(&users),
+            // Typing, receipts and sync answers are not for this client.
+            ServerFrame::Typing { .. }
+            | ServerFrame::Receipt { .. }
+            | ServerFrame::Messages { .. }
+            | ServerFrame::Synced { .. } => {}
         }
         Ok(())
     }

@@ -3,13 +3,25 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use chat_protocol::ErrorCode;
+use chat_protocol::frames::ServerFrame;
+use chat_protocol::http::{
+    BlockList, BlockRequest, ChannelSummary, ChannelView, DirectWith, Invitation, NewGroup, NewMembers, SignOutRequest,
+};
+use chat_protocol::ids::MessageId;
+use chat_protocol::model::{ChannelId, ChannelKind, ClientMsgId, MemberRole, UserId};
+use chat_protocol::{ProtocolError, frames::ClientFrame};
 use clap::{Args, Subcommand};
+use http::Method;
+use serde::de::IntoDeserializer;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::Endpoints;
-use crate::api::{Api, ChannelSummary, Error, Invitation, Message};
+use crate::api::{Api, Error};
 use crate::session::Store;
-use crate::socket::{self, Incoming, Socket};
+use crate::show::{self, kind_name, role_name};
+use crate::socket::{self, Incoming, Received, Socket};
 use crate::term::{self, Progress};
 
 /// How long `send` waits for its ack.
@@ -33,27 +45,34 @@ pub enum ChannelAction {
     List,
     /// Open (or find) the direct channel with a user: they are invited, and join when
     /// they accept (or open it too).
-    Direct { user: String },
+    Direct {
+        #[arg(value_parser = user_id)]
+        user: UserId,
+    },
     /// Create a group that you own; the members are invited and join when they accept.
     Group {
         name: String,
         /// People to invite besides you, comma-separated.
-        #[arg(long, value_delimiter = ',')]
-        members: Vec<String>,
+        #[arg(long, value_delimiter = ',', value_parser = user_id)]
+        members: Vec<UserId>,
     },
     /// A channel and its members.
     Show { channel: String },
     /// Invite people to a group (owners and admins); they join when they accept.
     Add {
         channel: String,
-        #[arg(required = true)]
-        users: Vec<String>,
+        #[arg(required = true, value_parser = user_id)]
+        users: Vec<UserId>,
         /// `member` or `admin` (only the owner makes admins).
-        #[arg(long, default_value = "member")]
-        role: String,
+        #[arg(long, default_value = "member", value_parser = member_role)]
+        role: MemberRole,
     },
     /// Remove a member from a group, or leave it (your own username).
-    Remove { channel: String, user: String },
+    Remove {
+        channel: String,
+        #[arg(value_parser = user_id)]
+        user: UserId,
+    },
 }
 
 #[derive(Subcommand)]
@@ -79,7 +98,17 @@ pub struct HistoryArgs {
     pub all: bool,
     /// Only messages older than this message id.
     #[arg(long)]
-    pub before: Option<String>,
+    pub before: Option<MessageId>,
+}
+
+/// A user id argument (`chat block bob`), checked as the protocol checks it.
+pub fn user_id(raw: &str) -> Result<UserId, ProtocolError> {
+    UserId::parse(raw)
+}
+
+/// A role argument: `owner`, `admin` or `member`, as the protocol names them.
+fn member_role(raw: &str) -> Result<MemberRole, serde::de::value::Error> {
+    MemberRole::deserialize(raw.into_deserializer())
 }
 
 pub async fn authenticate(
@@ -109,9 +138,8 @@ pub async fn authenticate(
 }
 
 pub async fn channels(api: &Api, store: &mut Store, action: Option<ChannelAction>, json: bool) -> Result<(), Error> {
-    use http::Method;
-    let channel_path = |id: &str| format!("/channels/{}", urlencoding::encode(id));
-    let view = match action.unwrap_or(ChannelAction::List) {
+    let channel_path = |id: &ChannelId| format!("/channels/{}", urlencoding::encode(id.as_str()));
+    let view: Value = match action.unwrap_or(ChannelAction::List) {
         ChannelAction::List => {
             let channels = api.channels(store).await?;
             print_channels(&channels, json);
@@ -125,23 +153,25 @@ pub async fn channels(api: &Api, store: &mut Store, action: Option<ChannelAction
             return Ok(());
         }
         ChannelAction::Direct { user } => {
-            api.authorized(store, Method::POST, "/channels/direct", Some(&json!({"userId": user}))).await?
+            let request = DirectWith { user_id: user };
+            api.authorized_as(store, Method::POST, "/channels/direct", Some(&request)).await?
         }
         ChannelAction::Group { name, members } => {
-            api.authorized(store, Method::POST, "/channels", Some(&json!({"name": name, "members": members}))).await?
+            let request = NewGroup { name, members };
+            api.authorized_as(store, Method::POST, "/channels", Some(&request)).await?
         }
         ChannelAction::Show { channel } => {
             let id = api.resolve(store, &channel).await?.channel_id;
-            api.authorized(store, Method::GET, &channel_path(&id), None).await?
+            api.get(store, &channel_path(&id)).await?
         }
         ChannelAction::Add { channel, users, role } => {
             let id = api.resolve(store, &channel).await?.channel_id;
-            let body = json!({"userIds": users, "role": role});
-            api.authorized(store, Method::POST, &format!("{}/members", channel_path(&id)), Some(&body)).await?
+            let request = NewMembers { user_ids: users, role };
+            api.authorized_as(store, Method::POST, &format!("{}/members", channel_path(&id)), Some(&request)).await?
         }
         ChannelAction::Remove { channel, user } => {
             let id = api.resolve(store, &channel).await?.channel_id;
-            let path = format!("{}/members/{}", channel_path(&id), urlencoding::encode(&user));
+            let path = format!("{}/members/{}", channel_path(&id), urlencoding::encode(user.as_str()));
             api.authorized(store, Method::DELETE, &path, None).await?;
             if json {
                 println!("{}", json!({"removed": user, "channelId": id}));
@@ -151,7 +181,7 @@ pub async fn channels(api: &Api, store: &mut Store, action: Option<ChannelAction
             return Ok(());
         }
     };
-    print_channel_view(&view, json);
+    print_channel_view(&view, json)?;
     Ok(())
 }
 
@@ -161,7 +191,6 @@ pub async fn invitations(
     action: Option<InvitationAction>,
     json: bool,
 ) -> Result<(), Error> {
-    use http::Method;
     let (invitation, accept) = match action.unwrap_or(InvitationAction::List) {
         InvitationAction::List => {
             let pending = api.invitations(store).await?;
@@ -171,13 +200,14 @@ pub async fn invitations(
         InvitationAction::Accept { channel } => (api.resolve_invitation(store, &channel).await?, true),
         InvitationAction::Decline { channel } => (api.resolve_invitation(store, &channel).await?, false),
     };
-    let id = urlencoding::encode(&invitation.channel_id).into_owned();
+    let id = urlencoding::encode(invitation.channel_id.as_str()).into_owned();
     if accept {
-        let view = api.authorized(store, Method::POST, &format!("/invitations/{id}/accept"), Some(&json!({}))).await?;
+        // The route reads no body.
+        let view = api.authorized(store, Method::POST, &format!("/invitations/{id}/accept"), None).await?;
         if !json {
             println!("accepted: {}", invitation.describe());
         }
-        print_channel_view(&view, json);
+        print_channel_view(&view, json)?;
     } else {
         api.authorized(store, Method::POST, &format!("/invitations/{id}/decline"), None).await?;
         if json {
@@ -200,30 +230,30 @@ fn print_invitations(pending: &[Invitation], json: bool) {
         println!("no pending invitations");
         return;
     }
-    let width = pending.iter().map(|i| i.channel_id.len()).max().unwrap_or(0).max(7);
-    let from = pending.iter().map(|i| i.invited_by.len()).max().unwrap_or(0).max(4);
+    let width = pending.iter().map(|i| i.channel_id.as_str().len()).max().unwrap_or(0).max(7);
+    let from = pending.iter().map(|i| i.invited_by.as_str().len()).max().unwrap_or(0).max(4);
     println!("{:<width$}  {:<6}  {:<from$}  {:<6}  {:<19}  NAME", "CHANNEL", "KIND", "FROM", "ROLE", "INVITED (UTC)");
     for i in pending {
         println!(
             "{:<width$}  {:<6}  {:<from$}  {:<6}  {:<19}  {}",
-            i.channel_id,
-            i.kind,
-            i.invited_by,
-            i.role,
+            i.channel_id.as_str(),
+            kind_name(i.kind),
+            i.invited_by.as_str(),
+            role_name(i.role),
             term::format_time(i.invited_at),
-            i.name.as_deref().unwrap_or(&i.invited_by)
+            i.name.as_deref().unwrap_or(i.invited_by.as_str())
         );
     }
     println!("answer with `chat invitations accept CHANNEL` or `chat invitations decline CHANNEL`");
 }
 
 /// `chat block USER` (`blocked`: true) or `chat unblock USER`.
-pub async fn block(api: &Api, store: &mut Store, user: &str, blocked: bool, json: bool) -> Result<(), Error> {
-    use http::Method;
+pub async fn block(api: &Api, store: &mut Store, user: &UserId, blocked: bool, json: bool) -> Result<(), Error> {
     if blocked {
-        api.authorized(store, Method::POST, "/blocks", Some(&json!({"userId": user}))).await?;
+        let request = BlockRequest { user_id: user.clone() };
+        api.authorized_as::<Value>(store, Method::POST, "/blocks", Some(&request)).await?;
     } else {
-        let path = format!("/blocks/{}", urlencoding::encode(user));
+        let path = format!("/blocks/{}", urlencoding::encode(user.as_str()));
         api.authorized(store, Method::DELETE, &path, None).await?;
     }
     if json {
@@ -239,14 +269,13 @@ pub async fn block(api: &Api, store: &mut Store, user: &str, blocked: bool, json
 }
 
 pub async fn blocked(api: &Api, store: &mut Store, json: bool) -> Result<(), Error> {
-    let answer = api.authorized(store, http::Method::GET, "/blocks", None).await?;
-    let users: Vec<String> = crate::api::parse(answer.get("blocked").cloned().unwrap_or(Value::Null))?;
+    let list: BlockList = api.get(store, "/blocks").await?;
     if json {
-        println!("{}", json!({"blocked": users}));
-    } else if users.is_empty() {
+        println!("{}", serde_json::to_string(&list).expect("block lists serialise"));
+    } else if list.blocked.is_empty() {
         println!("you block nobody");
     } else {
-        for user in users {
+        for user in list.blocked {
             println!("{user}");
         }
     }
@@ -265,8 +294,8 @@ pub async fn sign_out(api: &Api, store: &mut Store, everywhere: bool, json: bool
         }
         return Ok(());
     }
-    let body = json!({"everywhere": everywhere});
-    let answer = api.authorized_request(store, http::Method::POST, "/auth/signout", Some(&body)).await;
+    let body = serde_json::to_value(SignOutRequest { everywhere }).expect("request bodies serialise");
+    let answer = api.authorized_request(store, Method::POST, "/auth/signout", Some(&body)).await;
     // Whatever happened there, this machine forgets the session.
     store.clear()?;
     let server = match answer {
@@ -305,10 +334,39 @@ pub async fn sign_out(api: &Api, store: &mut Store, everywhere: bool, json: bool
     Ok(())
 }
 
+/// A line of `chat --json channels`: what it has always printed of a channel, in this
+/// order (`name` and `peer` null when absent). The CLI's output, not a wire type (that is
+/// [`ChannelSummary`], which has more).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ChannelLine<'a> {
+    channel_id: &'a ChannelId,
+    kind: ChannelKind,
+    name: Option<&'a str>,
+    peer: Option<&'a UserId>,
+    member_count: u64,
+    seq: u64,
+    unread: u64,
+}
+
+impl<'a> From<&'a ChannelSummary> for ChannelLine<'a> {
+    fn from(c: &'a ChannelSummary) -> Self {
+        Self {
+            channel_id: &c.channel_id,
+            kind: c.kind,
+            name: c.name.as_deref(),
+            peer: c.peer.as_ref(),
+            member_count: c.member_count,
+            seq: c.seq,
+            unread: c.unread,
+        }
+    }
+}
+
 fn print_channels(channels: &[ChannelSummary], json: bool) {
     if json {
         for channel in channels {
-            println!("{}", serde_json::to_string(channel).expect("channels serialise"));
+            println!("{}", serde_json::to_string(&ChannelLine::from(channel)).expect("channels serialise"));
         }
         return;
     }
@@ -316,14 +374,14 @@ fn print_channels(channels: &[ChannelSummary], json: bool) {
         println!("no channels yet: `chat channels direct USER` or `chat channels group NAME --members a,b`");
         return;
     }
-    let width = channels.iter().map(|c| c.channel_id.len()).max().unwrap_or(0).max(2);
+    let width = channels.iter().map(|c| c.channel_id.as_str().len()).max().unwrap_or(0).max(2);
     println!("{:<width$}  {:<6}  {:>7}  {:>8}  {:>6}  NAME", "ID", "KIND", "MEMBERS", "MESSAGES", "UNREAD");
     for c in channels {
         let unread = if c.unread > 0 { c.unread.to_string() } else { String::new() };
         println!(
             "{:<width$}  {:<6}  {:>7}  {:>8}  {:>6}  {}",
-            c.channel_id,
-            c.kind,
+            c.channel_id.as_str(),
+            kind_name(c.kind),
             c.member_count,
             c.seq,
             unread,
@@ -332,27 +390,23 @@ fn print_channels(channels: &[ChannelSummary], json: bool) {
     }
 }
 
-fn print_channel_view(view: &Value, json: bool) {
+/// A channel as the channel routes answer it: `--json` prints the answer as it came.
+fn print_channel_view(answer: &Value, json: bool) -> Result<(), Error> {
+    let view: ChannelView = crate::api::parse(answer.clone())?;
     if json {
-        println!("{view}");
-        return;
+        println!("{answer}");
+        return Ok(());
     }
-    let text = |key: &str| view.get(key).and_then(Value::as_str).unwrap_or_default().to_owned();
-    let name = view.get("name").and_then(Value::as_str).map(|n| format!(" \"{n}\"")).unwrap_or_default();
-    println!("{} ({}){name}", text("channelId"), text("kind"));
-    for member in view.get("members").and_then(Value::as_array).into_iter().flatten() {
-        let field = |key: &str| member.get(key).and_then(Value::as_str).unwrap_or_default();
-        println!("  {:<32} {}", field("userId"), field("role"));
+    let name = view.name.as_ref().map(|n| format!(" \"{n}\"")).unwrap_or_default();
+    println!("{} ({}){name}", view.channel_id, kind_name(view.kind));
+    for member in &view.members {
+        println!("  {:<32} {}", member.user_id.as_str(), role_name(member.role));
     }
-    let invited: Vec<&str> =
-        view.get("invited").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).collect();
-    if !invited.is_empty() {
+    if !view.invited.is_empty() {
+        let invited: Vec<&str> = view.invited.iter().map(UserId::as_str).collect();
         println!("  invited (not members until they accept): {}", invited.join(", "));
     }
-}
-
-pub fn message_line(message: &Message) -> String {
-    format!("{}  {}: {}", term::format_time(message.created_at), message.author_id, message.display_text())
+    Ok(())
 }
 
 /// The content type of a file to upload, from its extension (the backend allows a short list).
@@ -393,28 +447,32 @@ pub async fn send(
     let token = store.access_token(api).await?;
     let mut socket = Socket::connect(&endpoints.ws, &token, &endpoints.tls).await?;
     let client_msg_id = socket::new_client_msg_id();
-    let mut frame = socket::send_message_frame(&channel.channel_id, &client_msg_id, text.trim_end_matches('\n'));
-    if !attachments.is_empty() {
-        frame["attachments"] = Value::Array(attachments);
-    }
+    let frame = ClientFrame::SendMessage {
+        channel_id: channel.channel_id.clone(),
+        client_msg_id: client_msg_id.clone(),
+        text: text.trim_end_matches('\n').to_owned(),
+        attachments,
+    };
     let mut tries = 0;
-    let ack = loop {
+    let (ack, message) = loop {
         tries += 1;
         socket.send(&frame).await?;
         let answer = wait_for_answer(&mut socket, &client_msg_id).await?;
-        match answer.get("type").and_then(Value::as_str) {
-            Some("ack") => break answer,
-            _ if answer["code"] == "rate_limited"
-                && tries < MAX_RATE_LIMITED_TRIES
-                && answer.get("retryAfterMs").and_then(Value::as_u64).unwrap_or(1000)
-                    <= MAX_RATE_LIMITED_WAIT.as_millis() as u64 =>
-            {
-                // The same clientMsgId again: the server stores the message at most once.
-                let wait = answer.get("retryAfterMs").and_then(Value::as_u64).unwrap_or(1000);
-                progress.show(&format!("too fast; sending again in {:.1} s", wait as f64 / 1000.0));
-                tokio::time::sleep(Duration::from_millis(wait)).await;
-            }
-            _ => return Err(Error::from_frame(&answer)),
+        let refused = match answer.frame {
+            Some(ServerFrame::Ack { message, .. }) => break (answer.raw, message),
+            Some(ServerFrame::Error(body)) => body,
+            _ => answer.gateway_error().expect("wait_for answers acks and errors"),
+        };
+        let wait = refused.retry_after_ms.unwrap_or(1000);
+        if refused.code == ErrorCode::RateLimited
+            && tries < MAX_RATE_LIMITED_TRIES
+            && wait <= MAX_RATE_LIMITED_WAIT.as_millis() as u64
+        {
+            // The same clientMsgId again: the server stores the message at most once.
+            progress.show(&format!("too fast; sending again in {:.1} s", wait as f64 / 1000.0));
+            tokio::time::sleep(Duration::from_millis(wait)).await;
+        } else {
+            return Err(Error::from_frame(&refused));
         }
     };
     progress.finish();
@@ -422,40 +480,32 @@ pub async fn send(
     if json {
         println!("{ack}");
     } else {
-        let message = &ack["message"];
-        println!(
-            "sent to {} as #{} (id {})",
-            channel.title(),
-            message["seq"],
-            message["messageId"].as_str().unwrap_or("?")
-        );
+        println!("sent to {} as #{} (id {})", channel.title(), message.seq, message.message_id);
     }
     Ok(())
 }
 
 /// The `ack` or `error` answering the frame with `client_msg_id`; other frames are skipped.
-async fn wait_for_answer(socket: &mut Socket, client_msg_id: &str) -> Result<Value, Error> {
-    wait_for(socket, |frame| {
-        frame.get("clientMsgId").and_then(Value::as_str) == Some(client_msg_id)
-            && matches!(frame.get("type").and_then(Value::as_str), Some("ack" | "error"))
+async fn wait_for_answer(socket: &mut Socket, client_msg_id: &ClientMsgId) -> Result<Received, Error> {
+    wait_for(socket, |frame| match frame {
+        ServerFrame::Ack { client_msg_id: id, .. } => id == client_msg_id,
+        ServerFrame::Error(body) => body.client_msg_id.as_deref() == Some(client_msg_id.as_str()),
+        _ => false,
     })
     .await
 }
 
-/// The first frame `answers` accepts (or API Gateway's own error); others are skipped.
-async fn wait_for(socket: &mut Socket, answers: impl Fn(&Value) -> bool) -> Result<Value, Error> {
+/// The first frame `answers` accepts, or API Gateway's own error (see
+/// [`Received::gateway_error`]); other frames are skipped.
+async fn wait_for(socket: &mut Socket, answers: impl Fn(&ServerFrame) -> bool) -> Result<Received, Error> {
     let deadline = tokio::time::Instant::now() + ACK_TIMEOUT;
     loop {
         match tokio::time::timeout_at(deadline, socket.next()).await {
             Err(_) => return Err(Error::WebSocket(format!("no answer within {} s", ACK_TIMEOUT.as_secs()))),
             Ok(Incoming::Closed(why)) => return Err(Error::WebSocket(why)),
-            Ok(Incoming::Frame(frame)) => {
-                if answers(&frame) {
-                    return Ok(frame);
-                }
-                // API Gateway's own answers ({"message": "Internal server error"}) have no type.
-                if frame.get("type").is_none() && frame.get("message").is_some() {
-                    return Ok(json!({"type": "error", "code": "internal", "message": frame["message"]}));
+            Ok(Incoming::Frame(received)) => {
+                if received.frame.as_ref().is_some_and(&answers) || received.gateway_error().is_some() {
+                    return Ok(received);
                 }
             }
         }
@@ -468,36 +518,36 @@ pub async fn change(
     endpoints: &Endpoints,
     store: &mut Store,
     channel: &str,
-    message_id: &str,
+    message_id: MessageId,
     text: Option<String>,
     json: bool,
 ) -> Result<(), Error> {
     let channel = api.resolve(store, channel).await?;
-    let (action, answer_type) =
-        if text.is_some() { ("editMessage", "messageUpdated") } else { ("deleteMessage", "messageDeleted") };
-    let mut frame = json!({"action": action, "channelId": channel.channel_id, "messageId": message_id});
-    if let Some(text) = &text {
-        frame["text"] = json!(text);
-    }
+    let channel_id = channel.channel_id.clone();
+    let (action, frame) = match text.clone() {
+        Some(text) => ("editMessage", ClientFrame::EditMessage { channel_id, message_id, text }),
+        None => ("deleteMessage", ClientFrame::DeleteMessage { channel_id, message_id }),
+    };
     let token = store.access_token(api).await?;
     let mut socket = Socket::connect(&endpoints.ws, &token, &endpoints.tls).await?;
     socket.send(&frame).await?;
-    let answer = wait_for(&mut socket, |f| {
-        let about = |f: &Value| f.get("messageId").or_else(|| f["message"].get("messageId")).cloned();
-        match f.get("type").and_then(Value::as_str) {
-            Some(t) if t == answer_type => about(f) == Some(json!(message_id)),
-            Some("error") => f.get("action").and_then(Value::as_str) == Some(action),
-            _ => false,
-        }
+    let edit = text.is_some();
+    let answer = wait_for(&mut socket, |f| match f {
+        ServerFrame::MessageUpdated { message } => edit && message.message_id == message_id,
+        ServerFrame::MessageDeleted { message_id: id, .. } => !edit && *id == message_id,
+        ServerFrame::Error(body) => body.action.as_deref() == Some(action),
+        _ => false,
     })
     .await?;
     socket.close().await;
-    if answer["type"] != answer_type {
-        return Err(Error::from_frame(&answer));
+    match &answer.frame {
+        Some(ServerFrame::MessageUpdated { .. } | ServerFrame::MessageDeleted { .. }) => {}
+        Some(ServerFrame::Error(body)) => return Err(Error::from_frame(body)),
+        _ => return Err(Error::from_frame(&answer.gateway_error().expect("wait_for answers errors"))),
     }
     if json {
-        println!("{answer}");
-    } else if text.is_some() {
+        println!("{}", answer.raw);
+    } else if edit {
         println!("edited message {message_id} in {}", channel.title());
     } else {
         println!("deleted message {message_id} in {}", channel.title());
@@ -508,11 +558,11 @@ pub async fn change(
 pub async fn history(api: &Api, store: &mut Store, args: HistoryArgs, json: bool) -> Result<(), Error> {
     let channel = api.resolve(store, &args.channel).await?;
     let mut progress = Progress::new();
-    let mut messages: Vec<Message> = Vec::new();
-    let mut before = args.before.clone();
+    let mut messages = Vec::new();
+    let mut before = args.before;
     loop {
         let want = if args.all { 100 } else { (args.limit - messages.len()).clamp(1, 100) };
-        let page = api.history(store, &channel.channel_id, before.as_deref(), None, want).await?;
+        let page = api.history(store, &channel.channel_id, before, None, want).await?;
         messages.extend(page.messages);
         if args.all && channel.seq > 0 {
             progress.show(&format!("read {} of {} messages", messages.len(), channel.seq));
@@ -528,8 +578,49 @@ pub async fn history(api: &Api, store: &mut Store, args: HistoryArgs, json: bool
         if json {
             println!("{}", serde_json::to_string(message).expect("messages serialise"));
         } else {
-            println!("{}", message_line(message));
+            println!("{}", show::message_line(message));
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn summary(json: &str) -> ChannelSummary {
+        serde_json::from_str(json).unwrap()
+    }
+
+    /// `chat --json channels` prints what it printed when the CLI had its own type.
+    #[test]
+    fn channel_lines_keep_their_fields_and_order() {
+        let direct = summary(
+            r#"{"channelId":"d-01","kind":"direct","peer":"bob","role":"member","memberCount":2,"seq":3,
+                "lastMessageId":"383171067025293312","unread":1,"lastReadSeq":2,"muted":false}"#,
+        );
+        assert_eq!(
+            serde_json::to_string(&ChannelLine::from(&direct)).unwrap(),
+            r#"{"channelId":"d-01","kind":"direct","name":null,"peer":"bob","memberCount":2,"seq":3,"unread":1}"#
+        );
+        let group = summary(
+            r#"{"channelId":"g-01","kind":"group","name":"Book club","role":"owner","memberCount":1,"seq":0,
+                "unread":0,"lastReadSeq":0,"muted":true}"#,
+        );
+        assert_eq!(
+            serde_json::to_string(&ChannelLine::from(&group)).unwrap(),
+            r#"{"channelId":"g-01","kind":"group","name":"Book club","peer":null,"memberCount":1,"seq":0,"unread":0}"#
+        );
+        assert_eq!(group.title(), "Book club");
+        assert_eq!(direct.title(), "bob");
+    }
+
+    #[test]
+    fn arguments_are_checked_as_the_protocol_checks_them() {
+        assert_eq!(member_role("admin").unwrap(), MemberRole::Admin);
+        assert_eq!(member_role("member").unwrap(), MemberRole::Member);
+        assert!(member_role("boss").unwrap_err().to_string().contains("unknown variant `boss`"));
+        assert_eq!(user_id("bob").unwrap().as_str(), "bob");
+        assert!(user_id("bob smith").is_err());
+    }
 }

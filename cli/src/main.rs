@@ -9,6 +9,7 @@ mod commands;
 mod net;
 mod script;
 mod session;
+mod show;
 mod socket;
 mod term;
 
@@ -16,6 +17,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use chat_protocol::ids::MessageId;
+use chat_protocol::model::UserId;
 use clap::{Parser, Subcommand};
 
 use crate::api::{Api, Error};
@@ -64,9 +67,15 @@ enum Command {
     },
     /// Block a user: their invitations (groups, direct chats) no longer reach you and they
     /// cannot see your presence. They are not told.
-    Block { user: String },
+    Block {
+        #[arg(value_parser = commands::user_id)]
+        user: UserId,
+    },
     /// Unblock a user.
-    Unblock { user: String },
+    Unblock {
+        #[arg(value_parser = commands::user_id)]
+        user: UserId,
+    },
     /// The users you block.
     Blocked,
     /// List your channels, or create and manage them.
@@ -95,12 +104,12 @@ enum Command {
     /// Replace the text of one of your messages (ids: `chat --json history CHANNEL`).
     Edit {
         channel: String,
-        message_id: String,
+        message_id: MessageId,
         #[arg(required = true, num_args = 1..)]
         text: Vec<String>,
     },
     /// Delete a message: yours, or anyone's in a group you own or administer.
-    Delete { channel: String, message_id: String },
+    Delete { channel: String, message_id: MessageId },
     /// Print a channel's history, oldest first.
     History(commands::HistoryArgs),
     /// Read JSON actions, one per line, from FILE or stdin; print every server frame as a
@@ -171,10 +180,10 @@ async fn run(cli: Cli) -> Result<ExitCode, Error> {
         }
         Command::Edit { channel, message_id, text } => {
             let text = Some(text.join(" "));
-            commands::change(&api, &endpoints, &mut store, &channel, &message_id, text, json).await?
+            commands::change(&api, &endpoints, &mut store, &channel, message_id, text, json).await?
         }
         Command::Delete { channel, message_id } => {
-            commands::change(&api, &endpoints, &mut store, &channel, &message_id, None, json).await?
+            commands::change(&api, &endpoints, &mut store, &channel, message_id, None, json).await?
         }
         Command::History(args) => commands::history(&api, &mut store, args, json).await?,
         Command::Script(args) => return script::run(&api, &endpoints, &mut store, args).await,

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use chat_protocol::frames::ServerFrame;
 use clap::Args;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
@@ -195,7 +196,7 @@ pub async fn run(api: &Api, endpoints: &Endpoints, store: &mut Store, args: Scri
                         if let Some(id) = frame.get("clientMsgId").and_then(Value::as_str) {
                             run.outstanding.insert(id.to_owned());
                         }
-                        socket.send(&frame).await?;
+                        socket.send_raw(&frame).await?;
                         run.counts.frames_sent += 1;
                     }
                     Step::Http { method, path, body } => {
@@ -206,12 +207,8 @@ pub async fn run(api: &Api, endpoints: &Endpoints, store: &mut Store, args: Scri
                         };
                         let (status, body) = match answer {
                             Ok(answer) => answer,
-                            Err(Error::Api { status, code, message, retry_after_ms }) => {
-                                let mut body = json!({"code": code, "message": message});
-                                if let Some(ms) = retry_after_ms {
-                                    body["retryAfterMs"] = json!(ms);
-                                }
-                                (status, body)
+                            Err(Error::Api { status, body }) => {
+                                (status, serde_json::to_value(&body).expect("error bodies serialise"))
                             }
                             Err(other) => return Err(other),
                         };
@@ -262,27 +259,31 @@ pub async fn run(api: &Api, endpoints: &Endpoints, store: &mut Store, args: Scri
 
 /// Prints a frame and counts it; false when the connection is gone.
 fn handle(run: &mut Run, incoming: Incoming) -> bool {
-    let frame = match incoming {
-        Incoming::Frame(frame) => frame,
+    let received = match incoming {
+        Incoming::Frame(received) => received,
         Incoming::Closed(why) => {
             eprintln!("chat script: {why}");
             return false;
         }
     };
-    println!("{frame}");
+    // As it came: every field, whatever the frame.
+    println!("{}", received.raw);
     run.counts.received += 1;
-    let kind = frame.get("type").and_then(Value::as_str).unwrap_or_default().to_owned();
-    match kind.as_str() {
-        "ack" => run.counts.acks += 1,
-        "error" => run.counts.errors += 1,
+    match &received.frame {
+        Some(ServerFrame::Ack { client_msg_id, .. }) => {
+            run.counts.acks += 1;
+            run.outstanding.remove(client_msg_id.as_str());
+        }
+        Some(ServerFrame::Error(body)) => {
+            run.counts.errors += 1;
+            if let Some(id) = &body.client_msg_id {
+                run.outstanding.remove(id);
+            }
+        }
         _ => {}
     }
-    if matches!(kind.as_str(), "ack" | "error")
-        && let Some(id) = frame.get("clientMsgId").and_then(Value::as_str)
-    {
-        run.outstanding.remove(id);
-    }
-    run.seen_types.push(if kind.is_empty() { "gateway".into() } else { kind });
+    let kind = received.kind();
+    run.seen_types.push(if kind.is_empty() { "gateway".into() } else { kind.to_owned() });
     true
 }
 

@@ -3,18 +3,21 @@
 
 use std::path::{Path, PathBuf};
 
+use chat_protocol::ErrorCode;
+use chat_protocol::model::UserId;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
-use crate::api::{self, Api, Error};
+use crate::api::{Api, Error};
 
 /// Refresh the access token when it has less than this left.
 const REFRESH_MARGIN_MS: i64 = 60_000;
 
+/// The session file (this machine's, never on the wire): the tokens with the times they
+/// expire, and the endpoints they belong to.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Session {
-    pub user_id: String,
+    pub user_id: UserId,
     pub access_token: String,
     pub refresh_token: String,
     pub expires_at_ms: i64,
@@ -26,22 +29,11 @@ pub struct Session {
     pub ws_url: Option<String>,
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Answer {
-    user_id: String,
-    access_token: String,
-    expires_in: i64,
-    refresh_token: String,
-    refresh_expires_in: i64,
-}
-
 impl Session {
     /// From what sign up, sign in and refresh answer.
-    pub fn from_answer(value: Value) -> Result<Self, Error> {
-        let answer: Answer = api::parse(value)?;
+    pub fn from_answer(answer: chat_protocol::http::Session) -> Self {
         let now = now_ms();
-        Ok(Self {
+        Self {
             user_id: answer.user_id,
             access_token: answer.access_token,
             refresh_token: answer.refresh_token,
@@ -49,7 +41,7 @@ impl Session {
             refresh_expires_at_ms: now + answer.refresh_expires_in * 1000,
             api_url: None,
             ws_url: None,
-        })
+        }
     }
 }
 
@@ -120,8 +112,8 @@ impl Store {
         Ok(())
     }
 
-    pub fn user_id(&self) -> Result<&str, Error> {
-        self.session.as_ref().map(|s| s.user_id.as_str()).ok_or(Error::NotSignedIn)
+    pub fn user_id(&self) -> Result<&UserId, Error> {
+        self.session.as_ref().map(|s| &s.user_id).ok_or(Error::NotSignedIn)
     }
 
     pub fn can_refresh(&self) -> bool {
@@ -163,7 +155,7 @@ impl Store {
                 fresh.ws_url = old.ws_url;
                 self.set(fresh)
             }
-            Err(err) if err.code() == Some("unauthorized") => {
+            Err(err) if err.code() == Some(ErrorCode::Unauthorized) => {
                 self.clear()?;
                 Err(Error::NotSignedIn)
             }

@@ -3,7 +3,11 @@
 
 use std::sync::Arc;
 
+use chat_protocol::ErrorCode;
+use chat_protocol::frames::{ClientFrame, ErrorBody, ServerFrame};
+use chat_protocol::model::ClientMsgId;
 use futures::{SinkExt, StreamExt};
+use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::{self, Message};
@@ -17,11 +21,45 @@ pub struct Socket {
     close_code: Option<u16>,
 }
 
-/// What the server sent: a JSON frame, or the end of the connection.
+/// What the server sent: a frame, or the end of the connection.
 #[derive(Debug)]
 pub enum Incoming {
-    Frame(Value),
+    Frame(Received),
     Closed(String),
+}
+
+/// One frame from the server.
+#[derive(Debug)]
+pub struct Received {
+    /// The JSON as it came (text that is not JSON: `{"type": "invalid", "raw": …}`), for
+    /// printing as it is (`chat script`, `--json`).
+    pub raw: Value,
+    /// The frame as the protocol reads it; `None` for anything else, such as API Gateway's
+    /// own answers (`{"message": "Internal server error"}`) or a frame type newer than
+    /// this client (skipped, as the protocol allows).
+    pub frame: Option<ServerFrame>,
+}
+
+impl Received {
+    fn new(raw: Value) -> Self {
+        let frame = ServerFrame::deserialize(&raw).ok();
+        Self { raw, frame }
+    }
+
+    /// The frame's `type`, as it came ("" when it has none).
+    pub fn kind(&self) -> &str {
+        self.raw.get("type").and_then(Value::as_str).unwrap_or_default()
+    }
+
+    /// API Gateway's own answer (`{"message": "Internal server error"}`, no `type`): an
+    /// error of the backend, as an `error` frame's body.
+    pub fn gateway_error(&self) -> Option<ErrorBody> {
+        if self.raw.get("type").is_some() {
+            return None;
+        }
+        let message = self.raw.get("message")?;
+        Some(ErrorBody::new(ErrorCode::Internal, message.as_str().unwrap_or("refused"), None))
+    }
 }
 
 impl Socket {
@@ -36,24 +74,31 @@ impl Socket {
             Err(tungstenite::Error::Http(response)) => {
                 let status = response.status().as_u16();
                 let code = match status {
-                    401 | 403 => "unauthorized",
-                    429 => "rate_limited",
-                    s if s >= 500 => "internal",
-                    _ => "invalid_request",
+                    401 | 403 => ErrorCode::Unauthorized,
+                    429 => ErrorCode::RateLimited,
+                    s if s >= 500 => ErrorCode::Internal,
+                    _ => ErrorCode::InvalidRequest,
                 };
-                Err(Error::Api {
-                    status,
-                    code: code.into(),
-                    message: format!("the WebSocket handshake was refused (HTTP {status})"),
-                    retry_after_ms: crate::net::retry_after(response.headers()).map(|s| s * 1000),
-                })
+                let message = format!("the WebSocket handshake was refused (HTTP {status})");
+                let retry_after_ms = crate::net::retry_after(response.headers()).map(|s| s * 1000);
+                Err(Error::Api { status, body: ErrorBody::new(code, message, retry_after_ms) })
             }
             Err(err) => Err(Error::WebSocket(format!("cannot connect to {ws_url}: {err}"))),
         }
     }
 
-    pub async fn send(&mut self, frame: &Value) -> Result<(), Error> {
-        self.inner.send(Message::Text(frame.to_string().into())).await.map_err(|e| Error::WebSocket(e.to_string()))
+    /// Sends a frame of the protocol.
+    pub async fn send(&mut self, frame: &ClientFrame) -> Result<(), Error> {
+        self.send_text(serde_json::to_string(frame).expect("client frames serialise")).await
+    }
+
+    /// Sends any JSON as a frame, as it is (`chat script`).
+    pub async fn send_raw(&mut self, frame: &Value) -> Result<(), Error> {
+        self.send_text(frame.to_string()).await
+    }
+
+    async fn send_text(&mut self, text: String) -> Result<(), Error> {
+        self.inner.send(Message::Text(text.into())).await.map_err(|e| Error::WebSocket(e.to_string()))
     }
 
     /// The next frame; pings are answered underneath. Cancel-safe (for `select!`).
@@ -61,10 +106,9 @@ impl Socket {
         loop {
             match self.inner.next().await {
                 Some(Ok(Message::Text(text))) => {
-                    return Incoming::Frame(
-                        serde_json::from_str(&text)
-                            .unwrap_or_else(|_| json!({"type": "invalid", "raw": text.as_str()})),
-                    );
+                    let raw = serde_json::from_str(&text)
+                        .unwrap_or_else(|_| json!({"type": "invalid", "raw": text.as_str()}));
+                    return Incoming::Frame(Received::new(raw));
                 }
                 Some(Ok(Message::Close(frame))) => {
                     self.close_code = frame.as_ref().map(|f| u16::from(f.code));
@@ -90,10 +134,109 @@ impl Socket {
 }
 
 /// A fresh `clientMsgId` (1-64 of `A-Z a-z 0-9 _ - .`).
-pub fn new_client_msg_id() -> String {
-    format!("c{:024x}", rand::random::<u128>() >> 32)
+pub fn new_client_msg_id() -> ClientMsgId {
+    ClientMsgId::parse(format!("c{:024x}", rand::random::<u128>() >> 32)).expect("25 hex digits are a clientMsgId")
 }
 
-pub fn send_message_frame(channel_id: &str, client_msg_id: &str, text: &str) -> Value {
-    json!({"action": "sendMessage", "channelId": channel_id, "clientMsgId": client_msg_id, "text": text})
+#[cfg(test)]
+mod tests {
+    use chat_protocol::ids::MessageId;
+    use chat_protocol::model::{Attachment, ChannelId, UserId};
+
+    use super::*;
+
+    const CHANNEL: &str = "g-3f9a1c0e7b2d4a6f8e1c5b7d";
+    const MESSAGE: u64 = 383_171_067_025_293_312;
+
+    fn channel() -> ChannelId {
+        ChannelId::parse(CHANNEL).unwrap()
+    }
+
+    /// The frames the CLI sends are docs/PROTOCOL.md's examples, and read back as they were.
+    #[test]
+    fn client_frames_are_sent_as_the_protocol_documents_them() {
+        let send = ClientFrame::SendMessage {
+            channel_id: channel(),
+            client_msg_id: ClientMsgId::parse("7f3c9a").unwrap(),
+            text: "hi".into(),
+            attachments: Vec::new(),
+        };
+        let with_file = ClientFrame::SendMessage {
+            channel_id: channel(),
+            client_msg_id: ClientMsgId::parse("7f3c9b").unwrap(),
+            text: String::new(),
+            attachments: vec![Attachment {
+                key: format!("uploads/{CHANNEL}/alice/9f2c4e1a7b3d5c60/cat_photo.png"),
+                file_name: "cat photo.png".into(),
+                content_type: "image/png".into(),
+                size: 70000,
+                url: None,
+            }],
+        };
+        let message_id = MessageId::from_u64(MESSAGE);
+        let cases = [
+            (send, r#"{"action":"sendMessage","channelId":"g-3f9a1c0e7b2d4a6f8e1c5b7d","clientMsgId":"7f3c9a","text":"hi"}"#.to_owned()),
+            (
+                with_file,
+                format!(
+                    r#"{{"action":"sendMessage","channelId":"{CHANNEL}","clientMsgId":"7f3c9b","text":"","attachments":[{{"key":"uploads/{CHANNEL}/alice/9f2c4e1a7b3d5c60/cat_photo.png","fileName":"cat photo.png","contentType":"image/png","size":70000}}]}}"#
+                ),
+            ),
+            (
+                ClientFrame::EditMessage { channel_id: channel(), message_id, text: "hi all".into() },
+                format!(r#"{{"action":"editMessage","channelId":"{CHANNEL}","messageId":"{MESSAGE}","text":"hi all"}}"#),
+            ),
+            (
+                ClientFrame::DeleteMessage { channel_id: channel(), message_id },
+                format!(r#"{{"action":"deleteMessage","channelId":"{CHANNEL}","messageId":"{MESSAGE}"}}"#),
+            ),
+            (ClientFrame::Heartbeat, r#"{"action":"heartbeat"}"#.to_owned()),
+            (
+                ClientFrame::MarkRead { channel_id: channel(), message_id },
+                format!(r#"{{"action":"markRead","channelId":"{CHANNEL}","messageId":"{MESSAGE}"}}"#),
+            ),
+            (
+                ClientFrame::GetPresence { user_ids: Vec::new(), channel_id: Some(channel()) },
+                format!(r#"{{"action":"getPresence","channelId":"{CHANNEL}"}}"#),
+            ),
+            (
+                ClientFrame::GetPresence {
+                    user_ids: vec![UserId::parse("bob").unwrap(), UserId::parse("carol").unwrap()],
+                    channel_id: None,
+                },
+                r#"{"action":"getPresence","userIds":["bob","carol"]}"#.to_owned(),
+            ),
+        ];
+        for (frame, expected) in cases {
+            let json = serde_json::to_string(&frame).unwrap();
+            assert_eq!(json, expected);
+            assert_eq!(ClientFrame::parse(&json).unwrap(), frame, "{json}");
+        }
+    }
+
+    #[test]
+    fn server_frames_are_read_and_kept_as_they_came() {
+        let ack = Received::new(json!({
+            "type": "ack", "clientMsgId": "7f3c9a",
+            "message": {"channelId": CHANNEL, "messageId": MESSAGE.to_string(), "seq": 42, "authorId": "alice",
+                        "text": "hi", "clientMsgId": "7f3c9a", "createdAt": 1_795_422_301_353_i64},
+        }));
+        let Some(ServerFrame::Ack { client_msg_id, message }) = &ack.frame else { panic!("{ack:?}") };
+        assert_eq!((client_msg_id.as_str(), message.message_id.as_u64(), message.seq), ("7f3c9a", MESSAGE, 42));
+        assert_eq!(ack.kind(), "ack");
+        assert!(ack.gateway_error().is_none());
+
+        // API Gateway's own answer is an internal error of the backend.
+        let gateway = Received::new(json!({"message": "Internal server error"}));
+        assert!(gateway.frame.is_none());
+        let error = gateway.gateway_error().unwrap();
+        assert_eq!((error.code, error.message.as_str()), (ErrorCode::Internal, "Internal server error"));
+        assert_eq!(gateway.kind(), "");
+
+        // A type newer than this client is kept, not understood.
+        let newer = Received::new(json!({"type": "reaction", "emoji": "+1"}));
+        assert!(newer.frame.is_none() && newer.gateway_error().is_none());
+        assert_eq!(newer.kind(), "reaction");
+        assert_eq!(newer.raw.to_string(), r#"{"emoji":"+1","type":"reaction"}"#);
+    }
 }

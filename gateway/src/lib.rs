@@ -129,7 +129,7 @@ pub(crate) struct Gateway {
 }
 
 pub(crate) fn now_ms() -> i64 {
-    use chat_shared::clock::{Clock, SystemClock};
+    use chat_domain::clock::{Clock, SystemClock};
     SystemClock.now_ms()
 }
 

@@ -8,16 +8,16 @@ use std::time::Duration;
 use aws_config::SdkConfig;
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::SharedCredentialsProvider;
-use chat_shared::App;
-use chat_shared::clock::Clock;
-use chat_shared::metrics::RequestCounter;
+use chat_aws::metrics::RequestCounter;
+use chat_domain::App;
+use chat_domain::clock::Clock;
 
 use crate::aws_proxy::AwsProxy;
 use crate::iam::{Iam, access_key_of};
 use crate::invoke::{FunctionApps, InProcess, LambdaLimits};
 use crate::routes::Function;
 use crate::template::{LocalNames, Template, TemplateError};
-use chat_shared::config::{
+use chat_aws::config::{
     Config, DEFAULT_ACCESS_TOKEN_TTL_S, DEFAULT_REFRESH_TOKEN_TTL_S, DEFAULT_SYNC_MAX_MESSAGES, DEFAULT_TOKEN_AUDIENCE,
     DEFAULT_TOKEN_ISSUER, PresenceSettings, PushSettings, RateLimits, TableNames, TokenSettings, UploadSettings,
 };
@@ -127,7 +127,7 @@ impl LocalFunctions {
                 }
                 None => sdk.clone(),
             };
-            apps.insert(function, Arc::new(App::new(own, &own_sdk, clock.clone(), counter.clone())));
+            apps.insert(function, Arc::new(chat_aws::wire::app(&own, &own_sdk, clock.clone(), counter.clone())));
             limits.timeouts.insert(function, Duration::from_secs(template.function_timeout_s(logical_id)));
         }
         Ok(Self { apps: FunctionApps::per_function(apps, admin), limits, iam, _proxy: proxy })

@@ -6,9 +6,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use chat_shared::App;
-use chat_shared::clock::{Clock, SystemClock};
-use chat_shared::model::{ChannelId, ChannelKind, MemberRole, UserId};
+use chat_domain::clock::{Clock, SystemClock};
+use chat_domain::model::{ChannelId, ChannelKind, MemberRole, UserId};
 use clap::{Parser, Subcommand};
 use local_gateway::local::LocalFunctions;
 use local_gateway::template::{LOCAL_WEBSOCKET_API_ID, LocalNames, Template};
@@ -85,7 +84,7 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    chat_shared::telemetry::init_local();
+    chat_aws::telemetry::init_local();
     let cli = Cli::parse();
     if let Command::IamReport { usage_dir, template } = &cli.command {
         // Reads files only: no AWS configuration (and no lookups of it) needed.
@@ -109,10 +108,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             );
             config.push.topic_arn = topic;
             // As the functions read them in Lambda: defaults, or `RATE_LIMIT_*` variables.
-            config.rate_limits = chat_shared::config::RateLimits::from_env()?;
+            config.rate_limits = chat_aws::config::rate_limits_from_env()?;
             config.validate()?;
             let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-            let admin = Arc::new(App::new(config.clone(), &sdk, clock.clone(), None));
+            let admin = Arc::new(chat_aws::wire::app(&config, &sdk, clock.clone(), None));
             // Each function with its own role and environment, held to template.yaml's IAM.
             let names = LocalNames {
                 prefix: cli.table_prefix.clone(),
@@ -155,18 +154,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Command::Token { user, ttl_seconds } => {
             let config = local::config(&cli.table_prefix, secret(cli.token_secret.as_deref())?, "http://unused".into());
             config.validate()?;
-            let keys = chat_shared::auth::TokenKeys::new(config.tokens.as_ref().expect("local config has the secret"));
+            let keys = chat_aws::tokens::TokenKeys::new(config.tokens.as_ref().expect("local config has the secret"));
             let now_s = SystemClock.now_ms() / 1000;
             println!("{}", keys.issue(&UserId::parse(user)?, now_s, ttl_seconds));
         }
         Command::CreateChannel { channel, members, group } => {
             let config = local::config(&cli.table_prefix, secret(cli.token_secret.as_deref())?, "http://unused".into());
-            let app = App::new(config, &sdk, Arc::new(SystemClock), None);
+            let app = chat_aws::wire::app(&config, &sdk, Arc::new(SystemClock), None);
             let members = members
                 .into_iter()
                 .enumerate()
                 .map(|(i, m)| Ok((UserId::parse(m)?, if i == 0 { MemberRole::Owner } else { MemberRole::Member })))
-                .collect::<Result<Vec<_>, chat_shared::ChatError>>()?;
+                .collect::<Result<Vec<_>, chat_domain::ChatError>>()?;
             let kind = if group.is_some() { ChannelKind::Group } else { ChannelKind::Direct };
             app.channels()
                 .create(&ChannelId::parse(channel.clone())?, kind, group.as_deref(), &members, app.now_ms())

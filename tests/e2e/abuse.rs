@@ -3,10 +3,10 @@
 
 use std::time::Duration;
 
-use chat_shared::clock::ManualClock;
-use chat_shared::config::{RateLimit, RateLimits};
-use chat_shared::metrics::RequestCounter;
-use chat_shared::model::UserId;
+use chat_aws::config::{RateLimit, RateLimits};
+use chat_aws::metrics::RequestCounter;
+use chat_domain::clock::ManualClock;
+use chat_domain::model::UserId;
 use e2e::{GENEROUS, Stack, StackOptions};
 use serde_json::{Value, json};
 
@@ -314,23 +314,23 @@ async fn a_retried_delete_removes_the_files_an_interrupted_one_left() {
     let stack = Stack::start().await;
     stack.create_channel("dm", &["alice", "bob"]).await;
     let key = "uploads/dm/alice/0123456789abcdef/notes.txt";
-    let bucket = stack.app.config.uploads.bucket.clone();
+    let bucket = stack.config.uploads.bucket.clone();
     let body = aws_sdk_s3::primitives::ByteStream::from_static(b"secret notes");
-    stack.app.s3.put_object().bucket(&bucket).key(key).content_type("text/plain").body(body).send().await.unwrap();
-    let attachment = chat_shared::model::Attachment {
+    stack.s3.put_object().bucket(&bucket).key(key).content_type("text/plain").body(body).send().await.unwrap();
+    let attachment = chat_domain::model::Attachment {
         key: key.into(),
         file_name: "notes.txt".into(),
         content_type: "text/plain".into(),
         size: 12,
         url: None,
     };
-    let (alice, channel) = (UserId::parse("alice").unwrap(), chat_shared::model::ChannelId::parse("dm").unwrap());
-    let sent = chat_shared::chat::send_message(
+    let (alice, channel) = (UserId::parse("alice").unwrap(), chat_domain::model::ChannelId::parse("dm").unwrap());
+    let sent = chat_domain::chat::send_message(
         &stack.app,
         &alice,
-        &chat_shared::model::ConnectionId::new("seed"),
+        &chat_domain::model::ConnectionId::new("seed"),
         &channel,
-        &chat_shared::model::ClientMsgId::parse("with-file").unwrap(),
+        &chat_domain::model::ClientMsgId::parse("with-file").unwrap(),
         "see attached".into(),
         vec![attachment],
     )
@@ -339,14 +339,14 @@ async fn a_retried_delete_removes_the_files_an_interrupted_one_left() {
 
     // The first attempt wrote the deletion and died before removing the file.
     stack.app.messages().soft_delete(&sent.message, Some(&alice), stack.app.now_ms()).await.unwrap().unwrap();
-    assert!(stack.app.s3.head_object().bucket(&bucket).key(key).send().await.is_ok(), "the file is still there");
+    assert!(stack.s3.head_object().bucket(&bucket).key(key).send().await.is_ok(), "the file is still there");
 
     // The client retries: the file goes, and so does the message's record of it.
     let mut alice_ws = stack.connect("alice").await;
     let id = sent.message.message_id.to_string();
     alice_ws.send_json(&json!({"action": "deleteMessage", "channelId": "dm", "messageId": id})).await;
     assert_eq!(alice_ws.recv().await["type"], "messageDeleted");
-    assert!(stack.app.s3.head_object().bucket(&bucket).key(key).send().await.is_err(), "the file is removed");
+    assert!(stack.s3.head_object().bucket(&bucket).key(key).send().await.is_err(), "the file is removed");
     let left = stack.app.messages().files_left(&channel, sent.message.message_id).await.unwrap();
     assert!(left.is_empty(), "{left:?}");
 }
@@ -355,7 +355,7 @@ async fn a_retried_delete_removes_the_files_an_interrupted_one_left() {
 async fn one_user_holds_at_most_ten_open_connections() {
     let stack = Stack::start().await;
     let mut devices = Vec::new();
-    for _ in 0..chat_shared::presence::MAX_CONNECTIONS_PER_USER {
+    for _ in 0..chat_domain::presence::MAX_CONNECTIONS_PER_USER {
         devices.push(stack.connect("hoarder").await);
     }
     let query = format!("token={}", stack.token("hoarder"));
@@ -377,10 +377,10 @@ async fn a_sync_reads_what_its_limit_allows_however_many_channels_have_news() {
     for n in 0..20 {
         let channel = format!("c{n:02}");
         stack.create_channel(&channel, &["alice", "bob"]).await;
-        let id = chat_shared::model::ChannelId::parse(channel.clone()).unwrap();
-        let client_id = chat_shared::model::ClientMsgId::parse(format!("m{n}")).unwrap();
-        let seed = chat_shared::model::ConnectionId::new("seed");
-        chat_shared::chat::send_message(&stack.app, &alice, &seed, &id, &client_id, "news".into(), vec![])
+        let id = chat_domain::model::ChannelId::parse(channel.clone()).unwrap();
+        let client_id = chat_domain::model::ClientMsgId::parse(format!("m{n}")).unwrap();
+        let seed = chat_domain::model::ConnectionId::new("seed");
+        chat_domain::chat::send_message(&stack.app, &alice, &seed, &id, &client_id, "news".into(), vec![])
             .await
             .unwrap();
     }
@@ -399,7 +399,7 @@ async fn a_sync_reads_what_its_limit_allows_however_many_channels_have_news() {
 async fn one_user_registers_at_most_twenty_push_devices() {
     let stack = Stack::start().await;
     let token = stack.token("collector");
-    for n in 0..chat_shared::push::MAX_PUSH_DEVICES {
+    for n in 0..chat_domain::push::MAX_PUSH_DEVICES {
         let (status, _) =
             stack.post("/devices", Some(&token), &json!({"platform": "fcm", "token": format!("t{n}")})).await;
         assert_eq!(status, 200);
@@ -416,8 +416,8 @@ async fn one_user_is_in_at_most_a_thousand_channels() {
     let stack = Stack::start().await;
     stack.add_users(&["joiner", "friend"]).await;
     // 1,000 memberships written straight into the table (what joining leaves behind).
-    let table = stack.app.config.tables.channels.clone();
-    let items: Vec<WriteRequest> = (0..chat_shared::consent::MAX_CHANNELS_PER_USER)
+    let table = stack.config.tables.channels.clone();
+    let items: Vec<WriteRequest> = (0..chat_domain::consent::MAX_CHANNELS_PER_USER)
         .map(|n| {
             let item = [
                 ("pk", AttributeValue::S(format!("seeded-{n}"))),
@@ -433,7 +433,7 @@ async fn one_user_is_in_at_most_a_thousand_channels() {
         })
         .collect();
     for chunk in items.chunks(25) {
-        stack.app.dynamo.batch_write_item().request_items(&table, chunk.to_vec()).send().await.unwrap();
+        stack.dynamo.batch_write_item().request_items(&table, chunk.to_vec()).send().await.unwrap();
     }
     let joiner = stack.token("joiner");
     let (status, body) = stack.post("/channels", Some(&joiner), &json!({"name": "one more", "members": []})).await;

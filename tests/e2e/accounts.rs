@@ -67,7 +67,7 @@ async fn sign_up_and_sign_in_refuse_what_they_should() {
     assert!(wrong_password.get("accessToken").is_none());
 
     // What is stored is an Argon2id hash, not the password.
-    let record = stack.app.users().get(&chat_shared::model::UserId::parse("carol").unwrap()).await.unwrap().unwrap();
+    let record = stack.app.users().get(&chat_domain::model::UserId::parse("carol").unwrap()).await.unwrap().unwrap();
     assert!(record.password_hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{}", record.password_hash);
     assert!(!record.password_hash.contains("a long enough password"));
 }
@@ -98,9 +98,9 @@ async fn refresh_tokens_renew_a_session_once() {
 
 /// Tokens that must never get in: (what is wrong, token).
 fn bad_tokens(stack: &Stack) -> Vec<(&'static str, String)> {
-    use chat_shared::auth::TokenKeys;
-    use chat_shared::config::{DEFAULT_TOKEN_AUDIENCE, DEFAULT_TOKEN_ISSUER, TokenSettings};
-    let alice = chat_shared::model::UserId::parse("alice").unwrap();
+    use chat_aws::config::{DEFAULT_TOKEN_AUDIENCE, DEFAULT_TOKEN_ISSUER, TokenSettings};
+    use chat_aws::tokens::TokenKeys;
+    let alice = chat_domain::model::UserId::parse("alice").unwrap();
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
     let keys = |secret: &str, audience: &str| {
         TokenKeys::new(&TokenSettings {

@@ -5,8 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, TransactWriteItem};
-use chat_shared::model::{ChannelId, ClientMsgId, ConnectionId, UserId};
-use chat_shared::notify::PostOutcome;
+use chat_domain::ids::MessageId;
+use chat_domain::model::{ChannelId, ClientMsgId, ConnectionId, UserId};
+use chat_domain::ports::PostOutcome;
 use e2e::{Stack, StackOptions};
 use local_gateway::Limits;
 use local_gateway::invoke::{InProcess, Invoke, LambdaLimits};
@@ -24,32 +25,28 @@ async fn a_call_outside_the_functions_policy_is_refused_as_aws_refuses_it() {
     // DisconnectFunction may only update Presence items: reading a message is not granted.
     let disconnect = stack.functions.apps.get(Function::Disconnect);
     let err = disconnect
-        .dynamo
-        .get_item()
-        .table_name(&disconnect.config.tables.messages)
-        .key("pk", AttributeValue::S("c#x".into()))
-        .key("id", AttributeValue::N("1".into()))
-        .send()
+        .messages()
+        .get(&ChannelId::parse("c").unwrap(), MessageId::from_u64(1))
         .await
         .expect_err("DisconnectFunction has no dynamodb:GetItem on MessagesTable");
-    assert_eq!(err.into_service_error().meta().code(), Some("AccessDeniedException"));
+    assert!(err.to_string().contains("AccessDeniedException"), "{err}");
     let denial = iam.denials().pop().expect("the refusal is recorded");
     assert_eq!(denial.function, "DisconnectFunction");
     assert_eq!(denial.need.action, "dynamodb:GetItem");
-    assert!(denial.need.resource.ends_with(&format!("table/{}", disconnect.config.tables.messages)));
+    assert!(denial.need.resource.ends_with(&format!("table/{}", stack.config.tables.messages)));
 
     // Nor may it post to a connection: the Management API checks execute-api:ManageConnections.
     let _alice = stack.connect("alice").await;
     let alice_id = UserId::parse("alice").unwrap();
-    let live = stack.app.presence().live_connections(&[alice_id], stack.app.now_ms()).await.unwrap();
+    let live = chat_domain::connections::live(&stack.app, &[alice_id]).await.unwrap();
     let connection = live[0].1.clone();
-    let outcome = disconnect.notifier.post(&connection, "{}").await;
+    let outcome = disconnect.poster().post(&connection, "{}").await;
     assert!(matches!(&outcome, PostOutcome::Failed(e) if e.contains("AccessDeniedException")), "{outcome:?}");
     assert_eq!(iam.denials().pop().unwrap().need.action, "execute-api:ManageConnections");
 
     // The function that is granted both gets through.
     let send = stack.functions.apps.get(Function::Send);
-    assert_eq!(send.notifier.post(&connection, "{}").await, PostOutcome::Delivered);
+    assert_eq!(send.poster().post(&connection, "{}").await, PostOutcome::Delivered);
     let refused: Vec<String> = stack.take_denials().into_iter().map(|d| d.need.action).collect();
     assert_eq!(refused, ["dynamodb:GetItem", "execute-api:ManageConnections"], "nothing else was refused");
 }
@@ -87,7 +84,7 @@ async fn a_channel_of_messages_near_128_kb_still_pages_within_lambdas_6_mb() {
     let text = "\"".repeat(60_000);
     for n in 0..50 {
         let id = ClientMsgId::parse(format!("big-{n}")).unwrap();
-        chat_shared::chat::send_message(
+        chat_domain::chat::send_message(
             &stack.app,
             &alice,
             &ConnectionId::new("seed"),
@@ -168,10 +165,10 @@ mod dynamodb {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn batch_gets_refuse_duplicates_and_more_than_100_keys() {
         let stack = Stack::start().await;
-        let table = stack.app.config.tables.presence.clone();
+        let table = stack.config.tables.presence.clone();
         for keys in [vec![key(1), key(1)], (0..101).map(key).collect()] {
             let request = KeysAndAttributes::builder().set_keys(Some(keys)).build().unwrap();
-            let err = stack.app.dynamo.batch_get_item().request_items(&table, request).send().await.unwrap_err();
+            let err = stack.dynamo.batch_get_item().request_items(&table, request).send().await.unwrap_err();
             assert_eq!(service_code(&err.into_service_error()).as_deref(), Some("ValidationException"));
         }
     }
@@ -179,14 +176,14 @@ mod dynamodb {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn transactions_refuse_two_operations_on_one_item_and_more_than_100() {
         let stack = Stack::start().await;
-        let table = stack.app.config.tables.presence.clone();
+        let table = stack.config.tables.presence.clone();
         let put = |n: usize| {
             TransactWriteItem::builder()
                 .put(Put::builder().table_name(&table).set_item(Some(key(n))).build().unwrap())
                 .build()
         };
         for items in [vec![put(1), put(1)], (0..101).map(put).collect()] {
-            let err = stack.app.dynamo.transact_write_items().set_transact_items(Some(items)).send().await.unwrap_err();
+            let err = stack.dynamo.transact_write_items().set_transact_items(Some(items)).send().await.unwrap_err();
             assert_eq!(service_code(&err.into_service_error()).as_deref(), Some("ValidationException"));
         }
     }
@@ -194,7 +191,7 @@ mod dynamodb {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn an_item_over_400_kb_is_refused_and_a_query_page_stops_near_1_mb() {
         let stack = Stack::start().await;
-        let table = stack.app.config.tables.messages.clone();
+        let table = stack.config.tables.messages.clone();
         let item = |id: usize, bytes: usize| {
             [
                 ("pk".to_owned(), AttributeValue::S("c#big".into())),
@@ -204,13 +201,12 @@ mod dynamodb {
             .into_iter()
             .collect::<std::collections::HashMap<_, _>>()
         };
-        let err = stack.app.dynamo.put_item().table_name(&table).set_item(Some(item(0, 410_000))).send().await;
+        let err = stack.dynamo.put_item().table_name(&table).set_item(Some(item(0, 410_000))).send().await;
         assert_eq!(service_code(&err.unwrap_err().into_service_error()).as_deref(), Some("ValidationException"));
         for id in 1..=4 {
-            stack.app.dynamo.put_item().table_name(&table).set_item(Some(item(id, 300_000))).send().await.unwrap();
+            stack.dynamo.put_item().table_name(&table).set_item(Some(item(id, 300_000))).send().await.unwrap();
         }
         let page = stack
-            .app
             .dynamo
             .query()
             .table_name(&table)

@@ -21,12 +21,12 @@ async fn connections_without_a_valid_token_are_refused_with_401() {
     assert_eq!(refused(&stack, "token=not-a-jwt").await, 401, "malformed");
     assert_eq!(refused(&stack, &format!("token={}", stack.token_valid_for("alice", -120))).await, 401, "expired");
 
-    let foreign = chat_shared::auth::TokenKeys::new(&chat_shared::config::TokenSettings {
+    let foreign = chat_aws::tokens::TokenKeys::new(&chat_aws::config::TokenSettings {
         secret: "some-other-deployments-signing-key-0123456789".into(),
-        issuer: chat_shared::config::DEFAULT_TOKEN_ISSUER.into(),
-        audience: chat_shared::config::DEFAULT_TOKEN_AUDIENCE.into(),
+        issuer: chat_aws::config::DEFAULT_TOKEN_ISSUER.into(),
+        audience: chat_aws::config::DEFAULT_TOKEN_AUDIENCE.into(),
     });
-    let forged = foreign.issue(&chat_shared::model::UserId::parse("alice").unwrap(), now_s(), 3600);
+    let forged = foreign.issue(&chat_domain::model::UserId::parse("alice").unwrap(), now_s(), 3600);
     assert_eq!(refused(&stack, &format!("token={forged}")).await, 401, "signed with another key");
 
     // alg=none with a valid-looking payload.
@@ -38,8 +38,8 @@ async fn connections_without_a_valid_token_are_refused_with_401() {
 
     // Nothing was recorded for any of them.
     assert_eq!(stack.gateway.open_connections(), 0);
-    let alice = chat_shared::model::UserId::parse("alice").unwrap();
-    let live = stack.app.presence().live_connections(&[alice], stack.app.now_ms()).await.unwrap();
+    let alice = chat_domain::model::UserId::parse("alice").unwrap();
+    let live = chat_domain::connections::live(&stack.app, &[alice]).await.unwrap();
     assert!(live.is_empty());
 
     // And a good token still gets in.
@@ -110,7 +110,7 @@ async fn bad_frames_get_error_frames_and_store_nothing() {
     bob.expect_silence(Duration::from_millis(300)).await;
     assert!(stack.full_history("alice", "dm-ab").await.is_empty());
     let meta =
-        stack.app.channels().meta(&chat_shared::model::ChannelId::parse("dm-ab").unwrap()).await.unwrap().unwrap();
+        stack.app.channels().meta(&chat_domain::model::ChannelId::parse("dm-ab").unwrap()).await.unwrap().unwrap();
     assert_eq!(meta.seq, 0);
 
     // Exactly 100,000 characters is fine.

@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use chat_shared::clock::ManualClock;
-use chat_shared::config::{RateLimit, RateLimits};
+use chat_aws::config::{RateLimit, RateLimits};
+use chat_domain::clock::ManualClock;
 use e2e::{Client, ConnectError, Stack, StackOptions};
 use serde_json::json;
 

@@ -3,8 +3,8 @@
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
-use chat_shared::metrics::RequestCounter;
-use chat_shared::model::{ConnectionId, UserId};
+use chat_aws::metrics::RequestCounter;
+use chat_domain::model::{ConnectionId, UserId};
 use e2e::Stack;
 use serde_json::Value;
 
@@ -210,8 +210,8 @@ async fn a_connection_that_vanished_without_disconnect_is_dropped_on_the_next_se
     let bob_id = UserId::parse("bob").unwrap();
     let ghost = ConnectionId::new("Gh0stC0nnect1d=");
     let now = stack.app.now_ms();
-    stack.app.presence().beat(&bob_id, &ghost, None, now + 3_600_000, now, 60_000).await.unwrap();
-    let live = stack.app.presence().live_connections(std::slice::from_ref(&bob_id), now).await.unwrap();
+    chat_domain::connections::beat(&stack.app, &bob_id, &ghost, None, now + 3_600_000).await.unwrap();
+    let live = chat_domain::connections::live(&stack.app, std::slice::from_ref(&bob_id)).await.unwrap();
     assert_eq!(live.len(), 2);
 
     alice.send_message("g-stale", "m1", "anyone there?").await;
@@ -220,10 +220,7 @@ async fn a_connection_that_vanished_without_disconnect_is_dropped_on_the_next_se
     assert_eq!(carol.recv().await["message"]["text"], "anyone there?");
     assert_eq!(stack.full_history("carol", "g-stale").await.len(), 1);
 
-    let live: HashSet<String> = stack
-        .app
-        .presence()
-        .live_connections(&[bob_id], stack.app.now_ms())
+    let live: HashSet<String> = chat_domain::connections::live(&stack.app, &[bob_id])
         .await
         .unwrap()
         .into_iter()
@@ -244,13 +241,7 @@ async fn a_closed_device_stops_receiving_and_is_forgotten() {
     let bob_id = UserId::parse("bob").unwrap();
     let mut remaining = usize::MAX;
     for _ in 0..100 {
-        remaining = stack
-            .app
-            .presence()
-            .live_connections(std::slice::from_ref(&bob_id), stack.app.now_ms())
-            .await
-            .unwrap()
-            .len();
+        remaining = chat_domain::connections::live(&stack.app, std::slice::from_ref(&bob_id)).await.unwrap().len();
         if remaining == 0 {
             break;
         }

@@ -1,8 +1,8 @@
 //! History: pages across time buckets, skipping the empty ones.
 
-use chat_shared::clock::ManualClock;
-use chat_shared::ids::BUCKET_MS;
-use chat_shared::metrics::RequestCounter;
+use chat_aws::metrics::RequestCounter;
+use chat_domain::clock::ManualClock;
+use chat_domain::ids::BUCKET_MS;
 use e2e::{Stack, StackOptions};
 
 const DAY_MS: i64 = 24 * 60 * 60 * 1000;
@@ -28,7 +28,7 @@ async fn history_pages_across_buckets_with_long_empty_gaps() {
         }
     }
     let buckets: std::collections::BTreeSet<i64> =
-        sent.iter().map(|id| chat_shared::ids::MessageId::from_u64(id.parse().unwrap()).bucket().0).collect();
+        sent.iter().map(|id| chat_domain::ids::MessageId::from_u64(id.parse().unwrap()).bucket().0).collect();
     assert_eq!(buckets.len(), 3, "three non-empty buckets");
     let span = buckets.last().unwrap() - buckets.first().unwrap();
     assert!(span > 100, "spread over {span} buckets of {} days", BUCKET_MS / DAY_MS);

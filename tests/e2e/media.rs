@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use base64::Engine as _;
-use chat_shared::metrics::RequestCounter;
+use chat_aws::metrics::RequestCounter;
 use e2e::{Stack, StackOptions};
 use serde_json::{Value, json};
 
@@ -84,7 +84,7 @@ async fn bob_gets_exactly_one_push_per_message_while_offline_and_not_muted() {
     let sns = aws_sdk_sns::Client::new(&e2e::sdk_config().await);
     let endpoints = sns
         .list_endpoints_by_platform_application()
-        .platform_application_arn(stack.app.config.push.platform_applications["fcm"].clone())
+        .platform_application_arn(stack.config.push.platform_applications["fcm"].clone())
         .send()
         .await
         .unwrap();
@@ -121,7 +121,7 @@ async fn without_mobile_apps_pushes_go_to_the_topic_with_the_user_id() {
     let mut alice = stack.connect("alice").await;
     alice.send_message("dm", "t1", "to the topic").await;
     assert_eq!(alice.recv().await["type"], "ack");
-    let topic = stack.app.config.push.topic_arn.clone().unwrap();
+    let topic = stack.config.push.topic_arn.clone().unwrap();
     let data: Value =
         reqwest::get(format!("{}/moto-api/data.json", e2e::moto::endpoint())).await.unwrap().json().await.unwrap();
     let topics = data["sns"]["Topic"].as_array().unwrap();
@@ -171,7 +171,7 @@ async fn a_file_shared_in_a_chat_reaches_the_other_member_and_nobody_else() {
     assert!(conditions.contains(&format!(r#"{{"key":"{key}"}}"#)), "{conditions}");
     // Uploads start tagged unattached (the bucket's lifecycle rule expires those after a
     // day); S3 enforces the tag through the policy (moto ignores the field).
-    let tagging = chat_shared::media::UNATTACHED_TAGGING;
+    let tagging = chat_aws::s3::UNATTACHED_TAGGING;
     assert_eq!(grant["fields"]["tagging"], tagging);
     assert!(conditions.contains(&serde_json::to_string(&json!({"tagging": tagging})).unwrap()), "{conditions}");
     let status = upload(&grant, picture.clone()).await;
@@ -184,8 +184,7 @@ async fn a_file_shared_in_a_chat_reaches_the_other_member_and_nobody_else() {
     alice.send_json(&json!({"action": "sendMessage", "channelId": "dm", "clientMsgId": "f1", "text": "", "attachments": [attachment]})).await;
     let ack = alice.recv().await;
     assert_eq!(ack["type"], "ack", "{ack}");
-    let tags =
-        stack.app.s3.get_object_tagging().bucket(&stack.app.config.uploads.bucket).key(&key).send().await.unwrap();
+    let tags = stack.s3.get_object_tagging().bucket(&stack.config.uploads.bucket).key(&key).send().await.unwrap();
     let tags: Vec<(&str, &str)> = tags.tag_set().iter().map(|t| (t.key(), t.value())).collect();
     assert_eq!(tags, [("attached", "yes")], "an attached file is kept");
     let received = bob.recv().await;
@@ -294,7 +293,7 @@ async fn the_author_edits_and_deletes_and_everyone_sees_it() {
     let s3 = aws_sdk_s3::Client::from_conf(
         aws_sdk_s3::config::Builder::from(&e2e::sdk_config().await).force_path_style(true).build(),
     );
-    let gone = s3.head_object().bucket(&stack.app.config.uploads.bucket).key(&key).send().await;
+    let gone = s3.head_object().bucket(&stack.config.uploads.bucket).key(&key).send().await;
     assert!(gone.is_err(), "the file was deleted from S3");
     assert_eq!(unread_of(&stack, "bob", "team").await, 1, "a deleted unread message no longer counts");
 

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use chat_shared::clock::ManualClock;
+use chat_domain::clock::ManualClock;
 use e2e::{Stack, StackOptions};
 use serde_json::{Value, json};
 
@@ -281,19 +281,19 @@ async fn the_sweep_runs_its_passes_only_while_someone_may_go_offline() {
     // Six passes 20 ms apart (real time), over a span of 100 ms of the functions' clock.
     let clock = ManualClock::starting_at(T0);
     let presence =
-        chat_shared::config::PresenceSettings { sweep_passes: 6, sweep_pass_interval_ms: 20, ..Default::default() };
+        chat_aws::config::PresenceSettings { sweep_passes: 6, sweep_pass_interval_ms: 20, ..Default::default() };
     let options = StackOptions { clock: Some(clock.clone()), presence: Some(presence), ..Default::default() };
     let stack = Stack::start_with(options).await;
     stack.create_channel("dm-sweep", &["alice", "bob"]).await;
 
     // Nobody online: one pass, then the invocation ends (no minute of billed sleep).
-    assert_eq!(chat_shared::presence::sweep(&stack.app).await.passes, 1);
+    assert_eq!(chat_domain::presence::sweep(&stack.app).await.passes, 1);
 
     let mut alice = stack.connect("alice").await.receiving_presence();
     let _bob = stack.connect("bob").await;
     assert_eq!(presence_of(&alice.recv().await), ("bob".into(), "online".into()));
     // Both online, their deadlines a window ahead: still one pass.
-    assert_eq!(chat_shared::presence::sweep(&stack.app).await.passes, 1);
+    assert_eq!(chat_domain::presence::sweep(&stack.app).await.passes, 1);
 
     // Alice keeps beating; Bob's phone went silent and his deadline is 10 ms away, within
     // even the last pass's look-ahead: every pass runs (the clock stands still here, so he
@@ -302,14 +302,14 @@ async fn the_sweep_runs_its_passes_only_while_someone_may_go_offline() {
     alice.send_json(&json!({"action": "heartbeat"})).await;
     alice.expect_silence(QUIET).await;
     clock.advance(30_000 - 10);
-    let report = chat_shared::presence::sweep(&stack.app).await;
+    let report = chat_domain::presence::sweep(&stack.app).await;
     assert_eq!((report.passes, report.went_offline), (6, 0));
     alice.expect_silence(QUIET).await;
 
     // Past his deadline: the first pass takes him offline, Alice hears it over her socket,
     // and with only her (well ahead) left the sweep stops after that pass.
     clock.advance(100);
-    let report = chat_shared::presence::sweep(&stack.app).await;
+    let report = chat_domain::presence::sweep(&stack.app).await;
     assert_eq!((report.passes, report.went_offline), (1, 1));
     assert_eq!(presence_of(&alice.recv().await), ("bob".into(), "offline".into()));
 }

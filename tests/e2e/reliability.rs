@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chat_shared::model::UserId;
+use chat_domain::model::UserId;
 use e2e::faults::{DynamoFaultProxy, Twice};
 use e2e::live::{LiveClient, LoadSpec, View, ViewCheck, check_views, record_answer, run_load};
 use e2e::{Stack, StackOptions};
@@ -73,7 +73,7 @@ async fn drain(device: &LiveClient, view: &mut View, quiet: Duration) -> bool {
 async fn presence_counts(stack: &Stack, users: &[&str]) -> BTreeMap<String, usize> {
     let ids: Vec<UserId> = users.iter().map(|u| UserId::parse(*u).unwrap()).collect();
     let mut counts: BTreeMap<String, usize> = users.iter().map(|u| (u.to_string(), 0)).collect();
-    for (user, _) in stack.app.presence().live_connections(&ids, stack.app.now_ms()).await.unwrap() {
+    for (user, _) in chat_domain::connections::live(&stack.app, &ids).await.unwrap() {
         *counts.entry(user.to_string()).or_default() += 1;
     }
     counts
@@ -108,10 +108,10 @@ async fn connections_dropped_mid_send_lose_nothing_acknowledged_and_are_forgotte
     let mut cat_phone = Some(LiveClient::of(&stack, "cat").await);
     // A device that vanished earlier without $disconnect (its record is still there).
     let dan = UserId::parse("dan").unwrap();
-    let ghost = chat_shared::model::ConnectionId::new("Gh0stDr0pped=");
+    let ghost = chat_domain::model::ConnectionId::new("Gh0stDr0pped=");
     let device =
-        chat_shared::presence::Device { connection: &ghost, session: None, lifetime_left_ms: stack.app.now_ms() };
-    chat_shared::presence::connected(&stack.app, &dan, &device).await.unwrap();
+        chat_domain::presence::Device { connection: &ghost, session: None, lifetime_left_ms: stack.app.now_ms() };
+    chat_domain::presence::connected(&stack.app, &dan, &device).await.unwrap();
 
     let ids: Vec<String> = (0..10).map(|n| format!("d{n}")).collect();
     let mut sender_view = View::default();

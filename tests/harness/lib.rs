@@ -10,12 +10,12 @@ pub mod moto;
 use std::sync::Arc;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
-use chat_shared::App;
-use chat_shared::auth::TokenKeys;
-use chat_shared::clock::{Clock, ManualClock, SystemClock};
-use chat_shared::config::{RateLimit, RateLimits};
-use chat_shared::metrics::RequestCounter;
-use chat_shared::model::{ChannelId, ChannelKind, MemberRole, UserId};
+use chat_aws::config::{Config, RateLimit, RateLimits};
+use chat_aws::metrics::RequestCounter;
+use chat_aws::tokens::TokenKeys;
+use chat_domain::App;
+use chat_domain::clock::{Clock, ManualClock, SystemClock};
+use chat_domain::model::{ChannelId, ChannelKind, MemberRole, UserId};
 use local_gateway::invoke::Invoke;
 use local_gateway::local::LocalFunctions;
 use local_gateway::template::{LOCAL_WEBSOCKET_API_ID, LocalNames, Template};
@@ -58,7 +58,7 @@ pub struct StackOptions {
     /// the push topic.
     pub platform_applications: bool,
     /// Presence window, grace and sweep passes (default: the local gateway's).
-    pub presence: Option<chat_shared::config::PresenceSettings>,
+    pub presence: Option<chat_aws::config::PresenceSettings>,
 }
 
 /// Builds the gateway's [`Invoke`] from the stack's functions.
@@ -74,6 +74,13 @@ pub struct Stack {
     /// The account administrator's view (seeding, inspecting); the functions run with
     /// their own roles in `functions`.
     pub app: Arc<App>,
+    /// The stack's configuration (table names, endpoints, limits).
+    pub config: Config,
+    /// The administrator's raw DynamoDB client (counted in `requests`), for seeding and
+    /// inspecting tables directly.
+    pub dynamo: aws_sdk_dynamodb::Client,
+    /// The administrator's S3 client.
+    pub s3: aws_sdk_s3::Client,
     pub functions: LocalFunctions,
     /// Every AWS request the functions made (DynamoDB and Management API).
     pub requests: RequestCounter,
@@ -106,7 +113,7 @@ impl Stack {
 
     pub async fn start_with(options: StackOptions) -> Self {
         if std::env::var_os("RUST_LOG").is_some() {
-            chat_shared::telemetry::init_local();
+            chat_aws::telemetry::init_local();
         }
         let sdk = sdk_config().await;
         let prefix = format!("t{:08x}-", rand::random::<u32>());
@@ -153,7 +160,10 @@ impl Stack {
         let tokens = TokenKeys::new(config.tokens.as_ref().expect("tests configure a token secret"));
         let functions_sdk = options.sdk.unwrap_or(sdk);
         // The harness's own `App` seeds and inspects the stack as the account's administrator.
-        let app = Arc::new(App::new(config.clone(), &functions_sdk, clock.clone(), Some(requests.clone())));
+        let app = Arc::new(chat_aws::wire::app(&config, &functions_sdk, clock.clone(), Some(requests.clone())));
+        let dynamo = aws_sdk_dynamodb::Client::from_conf(
+            aws_sdk_dynamodb::config::Builder::from(&functions_sdk).interceptor(requests.clone()).build(),
+        );
         let names =
             LocalNames { prefix: prefix.clone(), stage: STAGE.into(), websocket_api_id: LOCAL_WEBSOCKET_API_ID.into() };
         let functions = LocalFunctions::start(
@@ -178,7 +188,7 @@ impl Stack {
             None => Arc::new(functions.invoker()),
         };
         let gateway = local_gateway::serve(listener, gateway_options, invoker).await.expect("gateway starts");
-        Self { gateway, app, functions, requests, tokens, http: reqwest::Client::new() }
+        Self { gateway, app, config, dynamo, s3, functions, requests, tokens, http: reqwest::Client::new() }
     }
 
     /// Requests AWS would have refused so far (the functions' IAM, from template.yaml).
@@ -238,7 +248,7 @@ impl Stack {
     /// Accounts without the cost of Argon2 (for tests that are not about passwords).
     pub async fn add_users(&self, names: &[&str]) {
         for name in names {
-            let record = chat_shared::store::UserRecord {
+            let record = chat_domain::ports::UserRecord {
                 user_id: UserId::parse(*name).unwrap(),
                 password_hash: "$argon2id$not-used".into(),
                 created_at: 0,

@@ -12,9 +12,9 @@ use aws_lambda_events::apigw::{
     ApiGatewayV2CustomAuthorizerSimpleResponse, ApiGatewayV2CustomAuthorizerV2Request,
 };
 use aws_lambda_events::iam::{IamPolicyEffect, IamPolicyStatement};
-use chat_shared::App;
-use chat_shared::apigw::{AUTHORIZER_SESSION, AUTHORIZER_USER_ID};
-use chat_shared::auth::{TokenError, Verified};
+use chat_aws::apigw::{AUTHORIZER_SESSION, AUTHORIZER_USER_ID};
+use chat_domain::App;
+use chat_domain::ports::{TokenError, Verified};
 use serde_json::{Value, json};
 use tracing::info;
 
@@ -25,8 +25,6 @@ pub enum AuthorizerError {
     Unauthorized,
     #[error("not an authorizer event: {0}")]
     BadEvent(String),
-    #[error(transparent)]
-    Config(#[from] chat_shared::config::ConfigError),
     /// The session could not be looked up: API Gateway answers 500, not a wrong 401.
     #[error("session lookup failed: {0}")]
     Store(String),
@@ -47,7 +45,7 @@ pub async fn handle(app: &App, event: Value) -> Result<Value, AuthorizerError> {
 /// The token's user and session, if the token is valid and its session is not signed out
 /// (one GetItem for tokens of a session).
 async fn check(app: &App, token: &str) -> Result<Option<Verified>, AuthorizerError> {
-    let verified = match app.tokens()?.verify_session(token) {
+    let verified = match app.tokens().map_err(|e| AuthorizerError::Store(e.to_string()))?.check(token) {
         Ok(verified) => verified,
         Err(err) => {
             log_refusal(&err);
@@ -126,7 +124,6 @@ impl From<AuthorizerError> for lambda_runtime::Diagnostic {
             error_type: match err {
                 AuthorizerError::Unauthorized => "Unauthorized".into(),
                 AuthorizerError::BadEvent(_) => "BadEvent".into(),
-                AuthorizerError::Config(_) => "Config".into(),
                 AuthorizerError::Store(_) => "Store".into(),
             },
             error_message: err.to_string(),

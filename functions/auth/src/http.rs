@@ -1,12 +1,12 @@
 //! Accounts over the HTTP API: sign up, sign in and refresh (no authorizer on these), and
 //! the caller's push devices (`POST /devices`, `GET /devices`, `DELETE /devices/{deviceId}`).
 
-use chat_shared::accounts;
-use chat_shared::http::{Credentials, DeviceList, NewDevice, RefreshRequest, SignOutRequest};
-use chat_shared::apigw_http::{self, caller, json_body, path_param};
-use chat_shared::limits;
-use chat_shared::push::{self, DeviceView};
-use chat_shared::{App, ChatError};
+use chat_aws::apigw_http::{self, caller, json_body, path_param};
+use chat_domain::accounts;
+use chat_domain::http::{Credentials, DeviceList, NewDevice, RefreshRequest, SignOutRequest};
+use chat_domain::limits;
+use chat_domain::push::{self, DeviceView};
+use chat_domain::{App, ChatError};
 use lambda_http::{Body, Request, Response};
 
 pub async fn handle(app: &App, request: Request) -> Response<Body> {

@@ -10,10 +10,12 @@
 //! - `GET /invitations`; `POST /invitations/{channelId}/accept` and `/decline`.
 //! - `GET /blocks`; `POST /blocks` {userId}; `DELETE /blocks/{userId}`.
 
-use chat_shared::apigw_http::{self, caller, channel_param, json_body, path_param, query_param};
-use chat_shared::http::{BlockList, BlockRequest, DirectWith, DownloadUrl, InvitationList, Mute, NewGroup, NewMembers, UploadRequest};
-use chat_shared::model::UserId;
-use chat_shared::{App, ChatError, consent, media, membership};
+use chat_aws::apigw_http::{self, caller, channel_param, json_body, path_param, query_param};
+use chat_domain::http::{
+    BlockList, BlockRequest, DirectWith, DownloadUrl, InvitationList, Mute, NewGroup, NewMembers, UploadRequest,
+};
+use chat_domain::model::UserId;
+use chat_domain::{App, ChatError, consent, media, membership};
 use lambda_http::{Body, Request, Response};
 
 pub async fn handle(app: &App, request: Request) -> Response<Body> {

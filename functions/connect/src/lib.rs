@@ -1,7 +1,8 @@
 //! `$connect`: records the connection of the user the authorizer let in.
 
 use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
-use chat_shared::{App, ChatError, apigw, chat, presence};
+use chat_aws::apigw;
+use chat_domain::{App, ChatError, chat, presence};
 use tracing::error;
 
 /// A non-2xx answer refuses the connection: the client's handshake fails with it.

@@ -3,8 +3,8 @@ use lambda_runtime::{Error, LambdaEvent, service_fn};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    chat_shared::telemetry::init_lambda();
-    let app = chat_shared::App::from_env().await?;
+    chat_aws::telemetry::init_lambda();
+    let app = chat_aws::wire::from_env().await?;
     let app = &app;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<ApiGatewayWebsocketProxyRequest>| async move {
         Ok::<_, Error>(connect::handle(app, event.payload).await)

@@ -2,7 +2,8 @@
 //! connections are also dropped on their first 410 and by their expiry.
 
 use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
-use chat_shared::{App, apigw, chat};
+use chat_aws::apigw;
+use chat_domain::{App, chat};
 use tracing::warn;
 
 pub async fn handle(app: &App, event: ApiGatewayWebsocketProxyRequest) -> ApiGatewayProxyResponse {

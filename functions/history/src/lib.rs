@@ -3,11 +3,11 @@
 //! - `GET /channels/{channelId}/messages?before=&after=&limit=`: a page of history,
 //!   newest first, with `nextBefore` as the cursor for the next page.
 
-use chat_shared::apigw_http::{self, caller, channel_param, query_param};
-use chat_shared::chat::{self, HistoryQuery};
-use chat_shared::http::ChannelList;
-use chat_shared::ids::MessageId;
-use chat_shared::{App, ChatError, membership};
+use chat_aws::apigw_http::{self, caller, channel_param, query_param};
+use chat_domain::history::{self, HistoryQuery};
+use chat_domain::http::ChannelList;
+use chat_domain::ids::MessageId;
+use chat_domain::{App, ChatError, membership};
 use lambda_http::{Body, Request, Response};
 
 pub async fn handle(app: &App, request: Request) -> Response<Body> {
@@ -25,7 +25,7 @@ async fn list(app: &App, request: &Request) -> Result<ChannelList, ChatError> {
     Ok(ChannelList { channels: membership::list_channels(app, &user).await? })
 }
 
-async fn history(app: &App, request: &Request) -> Result<chat::HistoryPage, ChatError> {
+async fn history(app: &App, request: &Request) -> Result<history::HistoryPage, ChatError> {
     let user = caller(request)?;
     let channel = channel_param(request)?;
     let id = |name: &'static str| -> Result<Option<MessageId>, ChatError> {
@@ -37,5 +37,5 @@ async fn history(app: &App, request: &Request) -> Result<chat::HistoryPage, Chat
         .map(|v| v.parse::<usize>().map_err(|_| ChatError::InvalidRequest("limit must be a number".into())))
         .transpose()?;
     let query = HistoryQuery { before: id("before")?, after: id("after")?, limit };
-    chat::history(app, &user, &channel, query).await
+    history::history(app, &user, &channel, query).await
 }

@@ -2,8 +2,8 @@ use lambda_http::{Error, Request, service_fn};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    chat_shared::telemetry::init_lambda();
-    let app = chat_shared::App::from_env().await?;
+    chat_aws::telemetry::init_lambda();
+    let app = chat_aws::wire::from_env().await?;
     let app = &app;
     lambda_http::run(service_fn(
         move |request: Request| async move { Ok::<_, Error>(history::handle(app, request).await) },

@@ -2,7 +2,7 @@
 //! runs it on a timer): users whose heartbeats stopped without a `$disconnect` go offline,
 //! and their contacts are told.
 
-use chat_shared::{App, presence};
+use chat_domain::{App, presence};
 use serde_json::{Value, json};
 use tracing::info;
 

@@ -3,8 +3,8 @@ use serde_json::Value;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    chat_shared::telemetry::init_lambda();
-    let app = chat_shared::App::from_env().await?;
+    chat_aws::telemetry::init_lambda();
+    let app = chat_aws::wire::from_env().await?;
     let app = &app;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         Ok::<_, Error>(presence::handle(app, event.payload).await)

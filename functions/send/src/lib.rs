@@ -4,10 +4,11 @@
 //! An answer, when the action has one, goes back to the caller as the route response.
 
 use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
-use chat_shared::limits::{self, Action};
-use chat_shared::protocol::{ClientFrame, ServerFrame};
-use chat_shared::sync::{self, SyncRequest};
-use chat_shared::{App, ChatError, apigw, chat, presence};
+use chat_aws::apigw;
+use chat_domain::limits::{self, Action};
+use chat_domain::protocol::{ClientFrame, ServerFrame};
+use chat_domain::sync::{self, SyncRequest};
+use chat_domain::{App, ChatError, chat, presence};
 use tracing::error;
 
 pub async fn handle(app: &App, event: ApiGatewayWebsocketProxyRequest) -> ApiGatewayProxyResponse {

@@ -15,8 +15,9 @@ use crate::model::{Attachment, ChannelId, ClientMsgId, Message, UserId};
 pub const MAX_FRAME_BYTES: usize = 128 * 1024;
 
 /// A frame a client sends. Unknown fields are ignored so that newer clients can talk to an
-/// older backend.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+/// older backend. Clients (the CLI) serialise it: optional fields that are empty are left
+/// out, as docs/PROTOCOL.md shows them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "action", rename_all = "camelCase", rename_all_fields = "camelCase")]
 pub enum ClientFrame {
     SendMessage {
@@ -25,7 +26,7 @@ pub enum ClientFrame {
         #[serde(default)]
         text: String,
         /// Files uploaded with an upload grant of this channel (`key` from the grant).
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
         attachments: Vec<Attachment>,
     },
     /// The author replaces a message's text.
@@ -42,21 +43,21 @@ pub enum ClientFrame {
     /// `userIds` (answered for people the caller has a direct channel with; anyone else
     /// looks like an unknown user: offline, never seen).
     GetPresence {
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
         user_ids: Vec<UserId>,
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         channel_id: Option<ChannelId>,
     },
     /// Catch up after being offline: every message newer than the cursors.
     Sync {
         /// Per channel: the newest message id the device has.
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
         channels: BTreeMap<ChannelId, MessageId>,
         /// One cursor for every channel not in `channels`.
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         after: Option<MessageId>,
         /// At most this many messages in this answer (capped by the server's limit).
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         limit: Option<usize>,
     },
 }
@@ -69,13 +70,13 @@ pub enum TypingState {
 }
 
 impl ClientFrame {
-    const ACTIONS: &'static [&'static str] =
+    pub const ACTIONS: &'static [&'static str] =
         &["sendMessage", "editMessage", "deleteMessage", "heartbeat", "typing", "markRead", "getPresence", "sync"];
 
     /// Parses a frame body, telling apart "not JSON", "no such action" and "bad fields".
     pub fn parse(body: &str) -> Result<Self, ProtocolError> {
-        let value: Value = serde_json::from_str(body)
-            .map_err(|e| ProtocolError::invalid(format!("frame is not valid JSON: {e}")))?;
+        let value: Value =
+            serde_json::from_str(body).map_err(|e| ProtocolError::invalid(format!("frame is not valid JSON: {e}")))?;
         let action = match value.get("action") {
             Some(Value::String(action)) => action.clone(),
             Some(_) => {
@@ -236,7 +237,8 @@ mod tests {
 
     #[test]
     fn error_frames_echo_the_failed_frame() {
-        let body = ErrorBody::new(ErrorCode::Forbidden, "not a member", None).about_frame(r#"{"action":"sendMessage","clientMsgId":"m7"}"#);
+        let body = ErrorBody::new(ErrorCode::Forbidden, "not a member", None)
+            .about_frame(r#"{"action":"sendMessage","clientMsgId":"m7"}"#);
         let json = ServerFrame::Error(body).to_json();
         assert_eq!(
             json,

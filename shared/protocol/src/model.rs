@@ -107,7 +107,9 @@ impl MessageText {
         }
         let chars = raw.chars().count();
         if chars > MAX_TEXT_CHARS {
-            return Err(ProtocolError::too_large(format!("text has {chars} characters; the limit is {MAX_TEXT_CHARS}")));
+            return Err(ProtocolError::too_large(format!(
+                "text has {chars} characters; the limit is {MAX_TEXT_CHARS}"
+            )));
         }
         Ok(Self(raw))
     }

@@ -1,0 +1,687 @@
+//! The Channels table: one partition per channel holding its meta item, one item per
+//! member and the short-lived dedupe rows of recent sends.
+
+use std::collections::{HashMap, HashSet};
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, PutRequest, TransactWriteItem, Update, WriteRequest};
+use serde::{Deserialize, Serialize};
+
+use chat_domain::PortError;
+use chat_domain::ids::{Bucket, MessageId};
+use chat_domain::model::{ChannelId, ChannelKind, MemberRole, UserId};
+use chat_domain::ports::{
+    ChannelMeta, ChannelStore, CreateChannelError, JoinError, Member, Membership, MembershipChangeError, Roster, Seat,
+};
+
+use super::{StoreError, keys};
+
+/// The condition of a Put that must not replace an item.
+const IS_NEW: &str = "attribute_not_exists(pk)";
+
+/// The channel's own item: what kind it is, its message counter and the buckets that
+/// hold messages (so history never asks an empty bucket).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct MetaItem {
+    pk: String,
+    sk: String,
+    kind: ChannelKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    name: Option<String>,
+    seq: u64,
+    last_message_id: u64,
+    #[serde(default, with = "serde_dynamo::number_set", skip_serializing_if = "Vec::is_empty")]
+    buckets: Vec<i64>,
+    #[serde(default)]
+    member_count: u64,
+    /// Direct channels: the two users, so a channel list can name the other one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pair: Vec<UserId>,
+    /// Seqs of deleted messages someone may not have read yet (unread counts skip them).
+    #[serde(default, with = "serde_dynamo::number_set", skip_serializing_if = "Vec::is_empty")]
+    deleted_seqs: Vec<u64>,
+    created_at: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct MemberItem {
+    pk: String,
+    sk: String,
+    /// Also the partition key of the `UserChannels` index ("which channels am I in").
+    user_id: UserId,
+    role: MemberRole,
+    joined_at: i64,
+    /// The member's read position: the seq and id of the newest message they have read.
+    #[serde(default)]
+    last_read_seq: u64,
+    #[serde(default)]
+    last_read_id: u64,
+    /// No pushes for this channel.
+    #[serde(default)]
+    muted: bool,
+}
+
+impl MemberItem {
+    fn new(channel: &ChannelId, user: &UserId, role: MemberRole, now_ms: i64) -> Self {
+        Self {
+            pk: channel.to_string(),
+            sk: keys::member_sk(user),
+            user_id: user.clone(),
+            role,
+            joined_at: now_ms,
+            last_read_seq: 0,
+            last_read_id: 0,
+            muted: false,
+        }
+    }
+}
+
+/// Reads a raw meta item (for example one DynamoDB returned with a failed condition).
+pub fn meta_from_item(item: HashMap<String, AttributeValue>) -> Result<ChannelMeta, StoreError> {
+    meta_of(serde_dynamo::from_item::<_, MetaItem>(item)?)
+}
+
+fn meta_of(item: MetaItem) -> Result<ChannelMeta, StoreError> {
+    {
+        let mut buckets: Vec<Bucket> = item.buckets.into_iter().map(Bucket).collect();
+        buckets.sort();
+        Ok(ChannelMeta {
+            id: ChannelId::parse(item.pk).map_err(|e| StoreError::Contended(e.to_string()))?,
+            kind: item.kind,
+            name: item.name,
+            seq: item.seq,
+            last_message_id: MessageId::from_u64(item.last_message_id),
+            buckets,
+            member_count: item.member_count,
+            pair: item.pair,
+            deleted_seqs: item.deleted_seqs,
+            created_at: item.created_at,
+        })
+    }
+}
+
+/// The Channels table: [`ChannelStore`].
+#[derive(Clone)]
+pub struct Channels {
+    client: Client,
+    table: String,
+}
+
+impl Channels {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self { client, table: table.into() }
+    }
+
+    fn new_meta(id: &ChannelId, kind: ChannelKind, name: Option<&str>, members: u64, now_ms: i64) -> MetaItem {
+        MetaItem {
+            pk: id.to_string(),
+            sk: keys::CHANNEL_META_SK.into(),
+            kind,
+            name: name.map(str::to_owned),
+            seq: 0,
+            last_message_id: 0,
+            buckets: Vec::new(),
+            member_count: members,
+            pair: Vec::new(),
+            deleted_seqs: Vec::new(),
+            created_at: now_ms,
+        }
+    }
+
+    /// Creates a channel with its members. Members are written first and the meta item
+    /// last: a channel exists once its meta item does, so a crash half-way leaves only
+    /// member rows of a channel nobody can use (reads check the meta item).
+    pub async fn create(
+        &self,
+        id: &ChannelId,
+        kind: ChannelKind,
+        name: Option<&str>,
+        members: &[(UserId, MemberRole)],
+        now_ms: i64,
+    ) -> Result<(), CreateChannelError> {
+        if kind == ChannelKind::Direct {
+            return self
+                .create_direct(id, members, now_ms)
+                .await
+                .and_then(|created| if created { Ok(()) } else { Err(CreateChannelError::AlreadyExists) });
+        }
+        for chunk in members.chunks(25) {
+            let mut requests = Vec::with_capacity(chunk.len());
+            for (user, role) in chunk {
+                let item = MemberItem::new(id, user, *role, now_ms);
+                let put = PutRequest::builder()
+                    .set_item(Some(serde_dynamo::to_item(&item).map_err(StoreError::from)?))
+                    .build()
+                    .map_err(StoreError::build)?;
+                requests.push(WriteRequest::builder().put_request(put).build());
+            }
+            self.batch_write(requests).await?;
+        }
+        let meta = Self::new_meta(id, kind, name, members.len() as u64, now_ms);
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(serde_dynamo::to_item(&meta).map_err(StoreError::from)?))
+            .condition_expression(IS_NEW)
+            .send()
+            .await;
+        match put {
+            Ok(_) => Ok(()),
+            Err(err) if err.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
+                Err(CreateChannelError::AlreadyExists)
+            }
+            Err(err) => Err(StoreError::aws("PutItem", err).into()),
+        }
+    }
+
+    /// A direct channel and its two members in one transaction. `Ok(false)` when it exists.
+    async fn create_direct(
+        &self,
+        id: &ChannelId,
+        members: &[(UserId, MemberRole)],
+        now_ms: i64,
+    ) -> Result<bool, CreateChannelError> {
+        let mut meta = Self::new_meta(id, ChannelKind::Direct, None, members.len() as u64, now_ms);
+        meta.pair = members.iter().map(|(u, _)| u.clone()).collect();
+        let mut request = self.client.transact_write_items().transact_items(self.put(&meta, Some(IS_NEW))?);
+        for (user, role) in members {
+            request = request.transact_items(self.put(&MemberItem::new(id, user, *role, now_ms), None)?);
+        }
+        match request.send().await {
+            Ok(_) => Ok(true),
+            Err(err) if cancelled_by_condition(&err, 0) => Ok(false),
+            Err(err) => Err(StoreError::aws("TransactWriteItems", err).into()),
+        }
+    }
+
+    /// Which of the `(user, direct channel with me)` pairs have both `me` and the user as
+    /// members: one BatchGetItem of two member items per pair (per 50 pairs).
+    pub async fn direct_contacts(
+        &self,
+        me: &UserId,
+        pairs: &[(UserId, ChannelId)],
+    ) -> Result<HashSet<UserId>, StoreError> {
+        let key = |channel: &ChannelId, user: &UserId| -> super::Item {
+            HashMap::from([
+                ("pk".to_owned(), AttributeValue::S(channel.to_string())),
+                ("sk".to_owned(), AttributeValue::S(keys::member_sk(user))),
+            ])
+        };
+        let pairs: Vec<&(UserId, ChannelId)> = pairs.iter().filter(|(user, _)| user != me).collect();
+        let keys = pairs.iter().flat_map(|(user, channel)| [key(channel, me), key(channel, user)]).collect();
+        let mut members: HashMap<String, usize> = HashMap::new();
+        for item in super::batch_get(&self.client, &self.table, keys, Some("pk"), false).await? {
+            if let Some(AttributeValue::S(pk)) = item.get("pk") {
+                *members.entry(pk.clone()).or_default() += 1;
+            }
+        }
+        Ok(pairs
+            .into_iter()
+            .filter(|(_, channel)| members.get(channel.as_str()) == Some(&2))
+            .map(|(user, _)| user.clone())
+            .collect())
+    }
+
+    /// Opens the direct channel of `pair` with only `opener` in it: the other joins when
+    /// they accept (or open it themselves). `Ok(false)` when the channel exists.
+    pub async fn open_direct(
+        &self,
+        id: &ChannelId,
+        pair: [&UserId; 2],
+        opener: &UserId,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let mut meta = Self::new_meta(id, ChannelKind::Direct, None, 1, now_ms);
+        meta.pair = pair.iter().map(|u| (*u).clone()).collect();
+        let request = self
+            .client
+            .transact_write_items()
+            .transact_items(self.put(&meta, Some(IS_NEW))?)
+            .transact_items(self.put(&MemberItem::new(id, opener, MemberRole::Member, now_ms), None)?);
+        match request.send().await {
+            Ok(_) => Ok(true),
+            Err(err) if cancelled_by_condition(&err, 0) => Ok(false),
+            Err(err) => Err(StoreError::aws("TransactWriteItems", err)),
+        }
+    }
+
+    /// `user` takes `seat` in a channel of its kind that has room for one more; with
+    /// `invitation` (the step that takes it from the inbox), only while it is pending.
+    pub async fn join(
+        &self,
+        id: &ChannelId,
+        user: &UserId,
+        seat: Seat,
+        taking_invitation: bool,
+        now_ms: i64,
+    ) -> Result<(), JoinError> {
+        let Seat { role, kind, max_members } = seat;
+        let kind_name = match kind {
+            ChannelKind::Group => "group",
+            ChannelKind::Direct => "direct",
+        };
+        let meta_update = self.member_count_step(
+            id,
+            1,
+            "attribute_exists(pk) AND kind = :kind AND memberCount < :max",
+            [(":kind", AttributeValue::S(kind_name.into())), (":max", AttributeValue::N(max_members.to_string()))],
+        )?;
+        let mut request = self
+            .client
+            .transact_write_items()
+            .transact_items(meta_update)
+            .transact_items(self.put(&MemberItem::new(id, user, role, now_ms), Some(IS_NEW))?);
+        if taking_invitation {
+            request = request.transact_items(super::consent::take_invitation_step(&self.table, user, id)?);
+        }
+        match request.send().await {
+            Ok(_) => Ok(()),
+            Err(err) if cancelled_by_condition(&err, 0) => Err(JoinError::Full),
+            Err(err) if cancelled_by_condition(&err, 1) => Err(JoinError::AlreadyMember),
+            Err(err) if cancelled_by_condition(&err, 2) => Err(JoinError::NotInvited),
+            Err(err) if is_cancelled(&err) => Err(JoinError::Raced),
+            Err(err) => Err(StoreError::aws("TransactWriteItems", err).into()),
+        }
+    }
+
+    /// A transaction's step moving a channel's member count by `delta`, on `condition`
+    /// (with its `values`).
+    fn member_count_step<const N: usize>(
+        &self,
+        id: &ChannelId,
+        delta: i64,
+        condition: &str,
+        values: [(&str, AttributeValue); N],
+    ) -> Result<TransactWriteItem, StoreError> {
+        let mut update = Update::builder()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(id.to_string()))
+            .key("sk", AttributeValue::S(keys::CHANNEL_META_SK.into()))
+            .update_expression("ADD memberCount :delta")
+            .condition_expression(condition)
+            .expression_attribute_values(":delta", AttributeValue::N(delta.to_string()));
+        for (name, value) in values {
+            update = update.expression_attribute_values(name, value);
+        }
+        Ok(TransactWriteItem::builder().update(update.build().map_err(StoreError::build)?).build())
+    }
+
+    /// A transaction's Put of `item` into this table, on `condition` when given.
+    fn put(&self, item: &impl Serialize, condition: Option<&str>) -> Result<TransactWriteItem, StoreError> {
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(serde_dynamo::to_item(item)?))
+            .set_condition_expression(condition.map(str::to_owned))
+            .build()
+            .map_err(StoreError::build)?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    async fn batch_write(&self, mut requests: Vec<WriteRequest>) -> Result<(), StoreError> {
+        for attempt in 0..8u32 {
+            let out = self
+                .client
+                .batch_write_item()
+                .request_items(&self.table, requests)
+                .send()
+                .await
+                .map_err(|e| StoreError::aws("BatchWriteItem", e))?;
+            requests = out.unprocessed_items.and_then(|mut left| left.remove(&self.table)).unwrap_or_default();
+            if requests.is_empty() {
+                return Ok(());
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20 << attempt)).await;
+        }
+        Err(StoreError::Contended("BatchWriteItem kept returning unprocessed items".into()))
+    }
+
+    /// Removes a member (and, when given, makes another one the owner) in one transaction.
+    pub async fn remove_member(
+        &self,
+        id: &ChannelId,
+        user: &UserId,
+        new_owner: Option<&UserId>,
+    ) -> Result<(), MembershipChangeError> {
+        let delete = Delete::builder()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(id.to_string()))
+            .key("sk", AttributeValue::S(keys::member_sk(user)))
+            .condition_expression("attribute_exists(pk)")
+            .build()
+            .map_err(StoreError::build)?;
+        let meta_update = self.member_count_step(id, -1, "attribute_exists(pk)", [])?;
+        let mut request = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().delete(delete).build())
+            .transact_items(meta_update);
+        if let Some(owner) = new_owner {
+            let promote = Update::builder()
+                .table_name(&self.table)
+                .key("pk", AttributeValue::S(id.to_string()))
+                .key("sk", AttributeValue::S(keys::member_sk(owner)))
+                .update_expression("SET #role = :owner")
+                .condition_expression("attribute_exists(pk)")
+                .expression_attribute_names("#role", "role")
+                .expression_attribute_values(":owner", AttributeValue::S("owner".into()))
+                .build()
+                .map_err(StoreError::build)?;
+            request = request.transact_items(TransactWriteItem::builder().update(promote).build());
+        }
+        match request.send().await {
+            Ok(_) => Ok(()),
+            Err(err) if is_cancelled(&err) => Err(MembershipChangeError::Raced),
+            Err(err) => Err(StoreError::aws("TransactWriteItems", err).into()),
+        }
+    }
+
+    /// The meta item and all members in one Query (consistent read). `None` when the
+    /// channel does not exist.
+    pub async fn roster(&self, id: &ChannelId) -> Result<Option<Roster>, StoreError> {
+        let (low, high) = keys::ROSTER_SK_RANGE;
+        let mut pages = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND sk BETWEEN :low AND :high")
+            .expression_attribute_values(":pk", AttributeValue::S(id.to_string()))
+            .expression_attribute_values(":low", AttributeValue::S(low.into()))
+            .expression_attribute_values(":high", AttributeValue::S(high.into()))
+            .consistent_read(true)
+            .into_paginator()
+            .items()
+            .send();
+
+        let mut meta = None;
+        let mut members = Vec::new();
+        while let Some(item) = pages.try_next().await.map_err(|e| StoreError::aws("Query", e))? {
+            match item.get("sk") {
+                Some(AttributeValue::S(sk)) if sk == keys::CHANNEL_META_SK => {
+                    meta = Some(meta_from_item(item)?);
+                }
+                _ => {
+                    let member: MemberItem = serde_dynamo::from_item(item)?;
+                    members.push(Member {
+                        user_id: member.user_id,
+                        role: member.role,
+                        joined_at: member.joined_at,
+                        last_read_seq: member.last_read_seq,
+                        muted: member.muted,
+                    });
+                }
+            }
+        }
+        Ok(meta.map(|meta| Roster { meta, members }))
+    }
+
+    /// The meta item and whether `user` is a member, in one BatchGetItem.
+    pub async fn meta_for_member(
+        &self,
+        id: &ChannelId,
+        user: &UserId,
+    ) -> Result<(Option<ChannelMeta>, bool), StoreError> {
+        let items = self
+            .batch_get(vec![(id.clone(), keys::CHANNEL_META_SK.into()), (id.clone(), keys::member_sk(user))])
+            .await?;
+        let mut meta = None;
+        let mut is_member = false;
+        for item in items {
+            match item.get("sk") {
+                Some(AttributeValue::S(sk)) if sk == keys::CHANNEL_META_SK => meta = Some(meta_from_item(item)?),
+                _ => is_member = true,
+            }
+        }
+        Ok((meta, is_member))
+    }
+
+    /// The meta items of `ids` that exist (one BatchGetItem per 100).
+    pub async fn metas(&self, ids: &[ChannelId]) -> Result<Vec<ChannelMeta>, StoreError> {
+        let keys = ids.iter().map(|id| (id.clone(), keys::CHANNEL_META_SK.to_owned())).collect();
+        self.batch_get(keys).await?.into_iter().map(meta_from_item).collect()
+    }
+
+    async fn batch_get(
+        &self,
+        keys: Vec<(ChannelId, String)>,
+    ) -> Result<Vec<HashMap<String, AttributeValue>>, StoreError> {
+        let keys = keys
+            .into_iter()
+            .map(|(pk, sk)| {
+                HashMap::from([
+                    ("pk".to_owned(), AttributeValue::S(pk.to_string())),
+                    ("sk".to_owned(), AttributeValue::S(sk)),
+                ])
+            })
+            .collect();
+        super::batch_get(&self.client, &self.table, keys, None, true).await
+    }
+
+    /// Moves `user`'s read position forward to (`seq`, `message`); never backwards.
+    /// Answers whether it moved.
+    pub async fn advance_read(
+        &self,
+        id: &ChannelId,
+        user: &UserId,
+        seq: u64,
+        message: MessageId,
+    ) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(id.to_string()))
+            .key("sk", AttributeValue::S(keys::member_sk(user)))
+            .update_expression("SET lastReadSeq = :seq, lastReadId = :id")
+            .condition_expression("attribute_exists(pk) AND (attribute_not_exists(lastReadSeq) OR lastReadSeq < :seq)")
+            .expression_attribute_values(":seq", AttributeValue::N(seq.to_string()))
+            .expression_attribute_values(":id", AttributeValue::N(message.as_u64().to_string()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(err) if err.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(false),
+            Err(err) => Err(StoreError::aws("UpdateItem", err)),
+        }
+    }
+
+    pub async fn set_muted(&self, id: &ChannelId, user: &UserId, muted: bool) -> Result<(), StoreError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(id.to_string()))
+            .key("sk", AttributeValue::S(keys::member_sk(user)))
+            .update_expression("SET muted = :muted")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":muted", AttributeValue::Bool(muted))
+            .send()
+            .await
+            .map_err(|e| StoreError::aws("UpdateItem", e))?;
+        Ok(())
+    }
+
+    /// Forgets deleted seqs every member has read past: they no longer change any count.
+    pub async fn prune_deleted_seqs(&self, id: &ChannelId, seqs: &[u64]) -> Result<(), StoreError> {
+        if seqs.is_empty() {
+            return Ok(());
+        }
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(id.to_string()))
+            .key("sk", AttributeValue::S(keys::CHANNEL_META_SK.into()))
+            .update_expression("DELETE deletedSeqs :seqs")
+            .expression_attribute_values(":seqs", AttributeValue::Ns(seqs.iter().map(u64::to_string).collect()))
+            .send()
+            .await
+            .map_err(|e| StoreError::aws("UpdateItem", e))?;
+        Ok(())
+    }
+
+    /// The meta item alone (consistent read): used to retry a send after a concurrent one.
+    pub async fn meta(&self, id: &ChannelId) -> Result<Option<ChannelMeta>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(id.to_string()))
+            .key("sk", AttributeValue::S(keys::CHANNEL_META_SK.into()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| StoreError::aws("GetItem", e))?;
+        out.item.map(meta_from_item).transpose()
+    }
+
+    /// The Query of `user`'s member items in the sparse `UserChannels` index.
+    fn user_channels(&self, user: &UserId) -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder {
+        self.client
+            .query()
+            .table_name(&self.table)
+            .index_name(keys::USER_CHANNELS_INDEX)
+            .key_condition_expression("userId = :user")
+            .expression_attribute_values(":user", AttributeValue::S(user.to_string()))
+    }
+
+    /// How many channels `user` is in: a COUNT Query of the index (it reads the index
+    /// entries, but sends back only the number).
+    pub async fn membership_count(&self, user: &UserId) -> Result<usize, StoreError> {
+        let mut pages = self.user_channels(user).select(aws_sdk_dynamodb::types::Select::Count).into_paginator().send();
+        let mut count = 0;
+        while let Some(page) = pages.try_next().await.map_err(|e| StoreError::aws("Query", e))? {
+            count += page.count().max(0) as usize;
+        }
+        Ok(count)
+    }
+
+    /// Every channel `user` is a member of, through the sparse `UserChannels` index.
+    pub async fn memberships(&self, user: &UserId) -> Result<Vec<Membership>, StoreError> {
+        let mut pages = self.user_channels(user).into_paginator().items().send();
+        let mut memberships = Vec::new();
+        while let Some(item) = pages.try_next().await.map_err(|e| StoreError::aws("Query", e))? {
+            let member: MemberItem = serde_dynamo::from_item(item)?;
+            memberships.push(Membership {
+                channel_id: ChannelId::parse(member.pk).map_err(|e| StoreError::Contended(e.to_string()))?,
+                role: member.role,
+                joined_at: member.joined_at,
+                last_read_seq: member.last_read_seq,
+                last_read_id: MessageId::from_u64(member.last_read_id),
+                muted: member.muted,
+            });
+        }
+        Ok(memberships)
+    }
+}
+
+fn is_cancelled<R>(err: &aws_sdk_dynamodb::error::SdkError<TransactWriteItemsError, R>) -> bool {
+    matches!(err.as_service_error(), Some(TransactWriteItemsError::TransactionCanceledException(_)))
+}
+
+/// Whether a transaction was cancelled because the condition of action `index` failed.
+fn cancelled_by_condition<R>(
+    err: &aws_sdk_dynamodb::error::SdkError<TransactWriteItemsError, R>,
+    index: usize,
+) -> bool {
+    match err.as_service_error() {
+        Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => cancelled
+            .cancellation_reasons()
+            .get(index)
+            .and_then(|r| r.code())
+            .is_some_and(|code| code == "ConditionalCheckFailed"),
+        _ => false,
+    }
+}
+
+/// The port, over the table's own calls above.
+#[async_trait::async_trait]
+impl ChannelStore for Channels {
+    async fn create(
+        &self,
+        id: &ChannelId,
+        kind: ChannelKind,
+        name: Option<&str>,
+        members: &[(UserId, MemberRole)],
+        now_ms: i64,
+    ) -> Result<(), CreateChannelError> {
+        Channels::create(self, id, kind, name, members, now_ms).await
+    }
+
+    async fn open_direct(
+        &self,
+        id: &ChannelId,
+        pair: [&UserId; 2],
+        opener: &UserId,
+        now_ms: i64,
+    ) -> Result<bool, PortError> {
+        Ok(Channels::open_direct(self, id, pair, opener, now_ms).await?)
+    }
+
+    async fn join(
+        &self,
+        id: &ChannelId,
+        user: &UserId,
+        seat: Seat,
+        taking_invitation: bool,
+        now_ms: i64,
+    ) -> Result<(), JoinError> {
+        Channels::join(self, id, user, seat, taking_invitation, now_ms).await
+    }
+
+    async fn remove_member(
+        &self,
+        id: &ChannelId,
+        user: &UserId,
+        new_owner: Option<&UserId>,
+    ) -> Result<(), MembershipChangeError> {
+        Channels::remove_member(self, id, user, new_owner).await
+    }
+
+    async fn roster(&self, id: &ChannelId) -> Result<Option<Roster>, PortError> {
+        Ok(Channels::roster(self, id).await?)
+    }
+
+    async fn meta_for_member(&self, id: &ChannelId, user: &UserId) -> Result<(Option<ChannelMeta>, bool), PortError> {
+        Ok(Channels::meta_for_member(self, id, user).await?)
+    }
+
+    async fn metas(&self, ids: &[ChannelId]) -> Result<Vec<ChannelMeta>, PortError> {
+        Ok(Channels::metas(self, ids).await?)
+    }
+
+    async fn meta(&self, id: &ChannelId) -> Result<Option<ChannelMeta>, PortError> {
+        Ok(Channels::meta(self, id).await?)
+    }
+
+    async fn advance_read(
+        &self,
+        id: &ChannelId,
+        user: &UserId,
+        seq: u64,
+        message: MessageId,
+    ) -> Result<bool, PortError> {
+        Ok(Channels::advance_read(self, id, user, seq, message).await?)
+    }
+
+    async fn set_muted(&self, id: &ChannelId, user: &UserId, muted: bool) -> Result<(), PortError> {
+        Ok(Channels::set_muted(self, id, user, muted).await?)
+    }
+
+    async fn prune_deleted_seqs(&self, id: &ChannelId, seqs: &[u64]) -> Result<(), PortError> {
+        Ok(Channels::prune_deleted_seqs(self, id, seqs).await?)
+    }
+
+    async fn membership_count(&self, user: &UserId) -> Result<usize, PortError> {
+        Ok(Channels::membership_count(self, user).await?)
+    }
+
+    async fn memberships(&self, user: &UserId) -> Result<Vec<Membership>, PortError> {
+        Ok(Channels::memberships(self, user).await?)
+    }
+
+    async fn direct_contacts(&self, me: &UserId, pairs: &[(UserId, ChannelId)]) -> Result<HashSet<UserId>, PortError> {
+        Ok(Channels::direct_contacts(self, me, pairs).await?)
+    }
+}

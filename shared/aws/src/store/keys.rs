@@ -1,0 +1,86 @@
+//! Every table key in one place, so the layouts can be read (and changed) together.
+//!
+//! | table    | partition key (`pk`)       | sort key                                   |
+//! |----------|----------------------------|--------------------------------------------|
+//! | Messages | `{channelId}#{bucket}`     | `id` (number, the message id)              |
+//! | Channels | `{channelId}`              | `sk`: `meta`, `member#{userId}`, `dedupe#{userId}#{clientMsgId}` |
+//! | Channels | `invitations#{userId}`     | `sk`: `inbox` (pending invitations, a capped map) |
+//! | Channels | `blocks#{userId}`          | `sk`: `list` (users they block, a capped set)     |
+//! | Presence | `userId`                   | —                                          |
+//! | Users    | `user#{userId}`, `refresh#{sha256 of token}`, `sessions#{userId}` | —   |
+//! | RateLimits | `{kind}#{userId}#{window}` | —                                          |
+
+use chat_domain::ids::Bucket;
+use chat_domain::model::{ChannelId, ClientMsgId, UserId};
+
+pub const CHANNEL_META_SK: &str = "meta";
+pub const MEMBER_SK_PREFIX: &str = "member#";
+/// Sparse GSI of the Channels table over member items: `userId` -> `pk` (channel id).
+pub const USER_CHANNELS_INDEX: &str = "UserChannels";
+/// Sparse GSI of the Presence table over users contacts believe online:
+/// `onlineShard` -> `deadline`. The presence sweep reads it.
+pub const ONLINE_BY_DEADLINE_INDEX: &str = "OnlineByDeadline";
+
+pub const INBOX_SK: &str = "inbox";
+pub const BLOCKS_SK: &str = "list";
+pub const BLOCKS_PK_PREFIX: &str = "blocks#";
+
+pub fn invitations_pk(user: &UserId) -> String {
+    format!("invitations#{user}")
+}
+
+pub fn blocks_pk(user: &UserId) -> String {
+    format!("{BLOCKS_PK_PREFIX}{user}")
+}
+
+pub fn user_pk(user: &UserId) -> String {
+    format!("user#{user}")
+}
+
+pub fn devices_pk(user: &UserId) -> String {
+    format!("devices#{user}")
+}
+
+pub fn sessions_pk(user: &UserId) -> String {
+    format!("sessions#{user}")
+}
+
+pub fn refresh_pk(token_hash: &str) -> String {
+    format!("refresh#{token_hash}")
+}
+
+pub fn rate_limit_pk(kind: &str, who: &str, window: i64) -> String {
+    format!("{kind}#{who}#{window}")
+}
+
+pub fn message_pk(channel: &ChannelId, bucket: Bucket) -> String {
+    format!("{channel}#{}", bucket.0)
+}
+
+pub fn member_sk(user: &UserId) -> String {
+    format!("{MEMBER_SK_PREFIX}{user}")
+}
+
+pub fn dedupe_sk(user: &UserId, client_msg_id: &ClientMsgId) -> String {
+    format!("dedupe#{user}#{client_msg_id}")
+}
+
+/// One Query with `sk BETWEEN member# AND meta` returns the members and the meta item
+/// but no dedupe rows: "member#…" < "meta" because 'm' 'e' 'm' < 'm' 'e' 't'.
+pub const ROSTER_SK_RANGE: (&str, &str) = (MEMBER_SK_PREFIX, CHANNEL_META_SK);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roster_range_holds_members_and_meta_but_not_dedupe_rows() {
+        let (low, high) = ROSTER_SK_RANGE;
+        let alice = UserId::parse("zzzz").unwrap();
+        let member = member_sk(&alice);
+        assert!(low <= member.as_str() && member.as_str() <= high);
+        assert!(low <= CHANNEL_META_SK && CHANNEL_META_SK <= high);
+        let dedupe = dedupe_sk(&alice, &ClientMsgId::parse("m").unwrap());
+        assert!(dedupe.as_str() < low);
+    }
+}

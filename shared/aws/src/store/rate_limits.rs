@@ -1,0 +1,47 @@
+//! Fixed-window request counters in DynamoDB, so that every Lambda instance sees the same
+//! count: the domain's [`RateCounter`] port. One UpdateItem per counted request; windows
+//! expire through TTL.
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+use chat_domain::PortError;
+use chat_domain::ports::RateCounter;
+
+use super::{StoreError, keys};
+
+#[derive(Clone)]
+pub struct RateCounters {
+    client: Client,
+    table: String,
+}
+
+impl RateCounters {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self { client, table: table.into() }
+    }
+}
+
+#[async_trait::async_trait]
+impl RateCounter for RateCounters {
+    async fn increment(&self, kind: &str, who: &str, window: i64, expires_at_s: i64) -> Result<u64, PortError> {
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(keys::rate_limit_pk(kind, who, window)))
+            .update_expression("ADD #count :one SET #ttl = if_not_exists(#ttl, :ttl)")
+            .expression_attribute_names("#count", "count")
+            .expression_attribute_names("#ttl", "ttl")
+            .expression_attribute_values(":one", AttributeValue::N("1".into()))
+            .expression_attribute_values(":ttl", AttributeValue::N(expires_at_s.to_string()))
+            .return_values(ReturnValue::UpdatedNew)
+            .send()
+            .await
+            .map_err(|e| StoreError::aws("UpdateItem", e))?;
+        // An answer without the count counts as over any limit.
+        Ok(match out.attributes.as_ref().and_then(|a| a.get("count")) {
+            Some(AttributeValue::N(n)) => n.parse::<u64>().unwrap_or(u64::MAX),
+            _ => u64::MAX,
+        })
+    }
+}

@@ -1,0 +1,186 @@
+//! Sessions in the Users table: one per signed-in device. A session is a family of
+//! refresh tokens (each used once, then kept marked as used until it expires, so a second
+//! use is recognised) and is live while its id is in the user's `sessions#{userId}` map.
+//! Signing out removes ids from that map; the authorizer checks it.
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
+use serde::{Deserialize, Serialize};
+
+use chat_domain::PortError;
+use chat_domain::model::UserId;
+use chat_domain::ports::{Refresh, SessionStore};
+
+use super::{Item, StoreError, is_condition_failure, keys};
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RefreshItem {
+    pk: String,
+    user_id: UserId,
+    /// The session (family) the token belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sid: Option<String>,
+    expires_at: i64,
+    ttl: i64,
+    /// Set when the token is used; a second use ends the session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    used_at: Option<i64>,
+}
+
+#[derive(Clone)]
+pub struct Sessions {
+    client: Client,
+    table: String,
+}
+
+fn key(pk: String) -> Item {
+    Item::from([("pk".to_owned(), AttributeValue::S(pk))])
+}
+
+impl Sessions {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self { client, table: table.into() }
+    }
+
+    /// Starts session `sid` for `user`; answers every live session with its start.
+    pub async fn start(&self, user: &UserId, sid: &str, now_ms: i64) -> Result<Vec<(i64, String)>, StoreError> {
+        let request = || {
+            self.client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(key(keys::sessions_pk(user))))
+                .return_values(ReturnValue::AllNew)
+        };
+        let value = AttributeValue::N(now_ms.to_string());
+        let after = super::set_in_map(request, "sids", sid, value, "").await?.unwrap_or_default();
+        let live: Vec<(i64, String)> = match after.get("sids") {
+            Some(AttributeValue::M(map)) => map
+                .iter()
+                .map(|(id, at)| (at.as_n().ok().and_then(|n| n.parse().ok()).unwrap_or(0), id.clone()))
+                .collect(),
+            _ => Vec::new(),
+        };
+        Ok(live)
+    }
+
+    /// Whether session `sid` of `user` is live (not signed out, not replaced).
+    pub async fn is_live(&self, user: &UserId, sid: &str) -> Result<bool, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(keys::sessions_pk(user))))
+            .projection_expression("sids.#sid")
+            .expression_attribute_names("#sid", sid)
+            .send()
+            .await
+            .map_err(|e| StoreError::aws("GetItem", e))?;
+        Ok(matches!(out.item.as_ref().and_then(|i| i.get("sids")), Some(AttributeValue::M(m)) if m.contains_key(sid)))
+    }
+
+    /// Ends one session, or every session of the user (`None`).
+    pub async fn end(&self, user: &UserId, sid: Option<&str>) -> Result<(), StoreError> {
+        let mut request = self.client.update_item().table_name(&self.table).set_key(Some(key(keys::sessions_pk(user))));
+        request = match sid {
+            // A nested REMOVE needs the map: with none, nothing is live to end.
+            Some(sid) => request
+                .update_expression("REMOVE sids.#sid")
+                .condition_expression("attribute_exists(sids)")
+                .expression_attribute_names("#sid", sid),
+            None => request.update_expression("REMOVE sids"),
+        };
+        match request.send().await {
+            Ok(_) => Ok(()),
+            Err(err) if is_condition_failure(&err) => Ok(()),
+            Err(err) => Err(StoreError::aws("UpdateItem", err)),
+        }
+    }
+
+    pub async fn put_refresh(
+        &self,
+        token_hash: &str,
+        user: &UserId,
+        sid: &str,
+        expires_ms: i64,
+    ) -> Result<(), StoreError> {
+        let item = RefreshItem {
+            pk: keys::refresh_pk(token_hash),
+            user_id: user.clone(),
+            sid: Some(sid.to_owned()),
+            expires_at: expires_ms,
+            ttl: expires_ms / 1000 + 1,
+            used_at: None,
+        };
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(serde_dynamo::to_item(&item)?))
+            .send()
+            .await
+            .map_err(|e| StoreError::aws("PutItem", e))?;
+        Ok(())
+    }
+
+    /// Marks a refresh token used, in one conditional write (two racing refreshes: one
+    /// wins, the other sees a reuse).
+    pub async fn take_refresh(&self, token_hash: &str, now_ms: i64) -> Result<Refresh, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(keys::refresh_pk(token_hash))))
+            .update_expression("SET usedAt = :now")
+            .condition_expression("attribute_exists(pk) AND attribute_not_exists(usedAt) AND expiresAt > :now")
+            .expression_attribute_values(":now", AttributeValue::N(now_ms.to_string()))
+            .return_values(ReturnValue::AllNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(out) => {
+                let item: RefreshItem = serde_dynamo::from_item(out.attributes.unwrap_or_default())?;
+                Ok(Refresh::Fresh { user: item.user_id, sid: item.sid })
+            }
+            Err(err) if is_condition_failure(&err) => {
+                let old = match err.into_service_error() {
+                    UpdateItemError::ConditionalCheckFailedException(e) => e.item,
+                    _ => None,
+                };
+                let Some(old) = old.filter(|o| !o.is_empty()) else {
+                    return Ok(Refresh::Invalid);
+                };
+                let item: RefreshItem = serde_dynamo::from_item(old)?;
+                Ok(match item.used_at {
+                    Some(_) if item.expires_at > now_ms => Refresh::Reused { user: item.user_id, sid: item.sid },
+                    _ => Refresh::Invalid,
+                })
+            }
+            Err(err) => Err(StoreError::aws("UpdateItem", err)),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl SessionStore for Sessions {
+    async fn start(&self, user: &UserId, sid: &str, now_ms: i64) -> Result<Vec<(i64, String)>, PortError> {
+        Ok(Sessions::start(self, user, sid, now_ms).await?)
+    }
+
+    async fn is_live(&self, user: &UserId, sid: &str) -> Result<bool, PortError> {
+        Ok(Sessions::is_live(self, user, sid).await?)
+    }
+
+    async fn end(&self, user: &UserId, sid: Option<&str>) -> Result<(), PortError> {
+        Ok(Sessions::end(self, user, sid).await?)
+    }
+
+    async fn put_refresh(&self, token_hash: &str, user: &UserId, sid: &str, expires_ms: i64) -> Result<(), PortError> {
+        Ok(Sessions::put_refresh(self, token_hash, user, sid, expires_ms).await?)
+    }
+
+    async fn take_refresh(&self, token_hash: &str, now_ms: i64) -> Result<Refresh, PortError> {
+        Ok(Sessions::take_refresh(self, token_hash, now_ms).await?)
+    }
+}

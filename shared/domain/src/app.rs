@@ -1,0 +1,96 @@
+//! The application as the rules see it: settings, a clock, and the ports. Built once per
+//! cold start by the function's `main` (through `chat_aws::wire`), or in memory by tests.
+
+use std::sync::Arc;
+
+use crate::clock::Clock;
+use crate::error::PortError;
+use crate::ports::{
+    BlockStore, ChannelStore, InvitationStore, MediaStore, MessageLog, Poster, PresenceStore, PushService, RateCounter,
+    SessionStore, Tokens, UserStore,
+};
+use crate::settings::Settings;
+
+/// Every port the rules use. A function's wiring gives each the adapter it needs.
+#[derive(Clone)]
+pub struct Ports {
+    pub channels: Arc<dyn ChannelStore>,
+    pub messages: Arc<dyn MessageLog>,
+    pub presence: Arc<dyn PresenceStore>,
+    pub invitations: Arc<dyn InvitationStore>,
+    pub blocks: Arc<dyn BlockStore>,
+    pub users: Arc<dyn UserStore>,
+    pub sessions: Arc<dyn SessionStore>,
+    pub counters: Arc<dyn RateCounter>,
+    pub poster: Arc<dyn Poster>,
+    pub push: Arc<dyn PushService>,
+    pub media: Arc<dyn MediaStore>,
+    /// Only the functions that sign or check tokens have them (`TOKEN_SECRET`).
+    pub tokens: Option<Arc<dyn Tokens>>,
+}
+
+#[derive(Clone)]
+pub struct App {
+    pub settings: Settings,
+    pub clock: Arc<dyn Clock>,
+    pub ports: Ports,
+}
+
+impl App {
+    pub fn new(settings: Settings, clock: Arc<dyn Clock>, ports: Ports) -> Self {
+        Self { settings, clock, ports }
+    }
+
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    pub fn channels(&self) -> &dyn ChannelStore {
+        &*self.ports.channels
+    }
+
+    pub fn messages(&self) -> &dyn MessageLog {
+        &*self.ports.messages
+    }
+
+    pub fn presence(&self) -> &dyn PresenceStore {
+        &*self.ports.presence
+    }
+
+    pub fn invitations(&self) -> &dyn InvitationStore {
+        &*self.ports.invitations
+    }
+
+    pub fn blocks(&self) -> &dyn BlockStore {
+        &*self.ports.blocks
+    }
+
+    pub fn users(&self) -> &dyn UserStore {
+        &*self.ports.users
+    }
+
+    pub fn sessions(&self) -> &dyn SessionStore {
+        &*self.ports.sessions
+    }
+
+    pub fn counters(&self) -> &dyn RateCounter {
+        &*self.ports.counters
+    }
+
+    pub fn poster(&self) -> &dyn Poster {
+        &*self.ports.poster
+    }
+
+    pub fn push(&self) -> &dyn PushService {
+        &*self.ports.push
+    }
+
+    pub fn media(&self) -> &dyn MediaStore {
+        &*self.ports.media
+    }
+
+    /// The token keys, in the functions that are given the signing secret.
+    pub fn tokens(&self) -> Result<&dyn Tokens, PortError> {
+        self.ports.tokens.as_deref().ok_or(PortError::Unconfigured("TOKEN_SECRET"))
+    }
+}

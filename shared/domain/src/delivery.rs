@@ -1,0 +1,112 @@
+//! Delivery: a stored event reaches every live connection of its audience (posted
+//! concurrently; a connection that answers Gone is forgotten), and a new message also
+//! reaches members with no live connection by push. Failures are logged, never returned:
+//! what was stored stays stored and devices catch up through sync and history.
+
+use futures::StreamExt;
+use tracing::{info, warn};
+
+use crate::app::App;
+use crate::connections;
+use crate::error::ChatError;
+use crate::model::{ConnectionId, Message, UserId};
+use crate::ports::{PostOutcome, Roster};
+use crate::protocol::{MAX_FRAME_BYTES, ServerFrame};
+
+/// Concurrent posts per send: enough to reach 100 members' devices in a few round trips.
+const FAN_OUT_CONCURRENCY: usize = 32;
+
+/// Room a download URL takes in a frame (they are ~600 bytes with a session token).
+const URL_ALLOWANCE: usize = 1024;
+
+/// The frames carrying `message` must fit API Gateway's 128 KB message limit.
+pub fn check_frame_size(frame: &ServerFrame, message: &Message) -> Result<(), ChatError> {
+    let size = frame.to_json().len() + URL_ALLOWANCE * message.attachments.len();
+    if size > MAX_FRAME_BYTES {
+        return Err(ChatError::TooLarge(format!(
+            "the message would be {size} bytes on the wire; the limit is {MAX_FRAME_BYTES}"
+        )));
+    }
+    Ok(())
+}
+
+/// Posts a new message to every live connection of the channel but the sender's, and,
+/// at the same time, pushes it to members with no live connection who have not muted it.
+/// `live`: the members' open connections, read beside the write (`None`: the read failed).
+pub async fn deliver(
+    app: &App,
+    roster: &Roster,
+    origin: &ConnectionId,
+    message: &Message,
+    live: Option<Vec<(UserId, ConnectionId)>>,
+) {
+    let Some(connections) = live else { return };
+    let offline: Vec<UserId> = roster
+        .members
+        .iter()
+        .filter(|m| m.user_id != message.author_id && !m.muted)
+        .filter(|m| !connections.iter().any(|(user, _)| *user == m.user_id))
+        .map(|m| m.user_id.clone())
+        .collect();
+    let frame = ServerFrame::Message { message: message.clone() }.to_json();
+    let channel_name = roster.meta.name.as_deref();
+    let (posted, pushed) = tokio::join!(
+        post_all(app, connections, Some(origin), &frame),
+        crate::push::notify(app, &offline, message, channel_name)
+    );
+    info!(delivered = posted.delivered, gone = posted.gone, pushed = pushed.published, "delivered");
+}
+
+/// What a fan-out did, for logs and benchmarks.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct FanOutReport {
+    pub delivered: usize,
+    pub gone: usize,
+    pub failed: usize,
+}
+
+/// Posts `frame` to every live connection of `members` (one batched presence lookup),
+/// and forgets connections that answer 410 Gone. Delivery failures are logged, not
+/// returned: the message is stored and devices catch up through history.
+pub async fn fan_out(app: &App, members: &[UserId], skip: Option<&ConnectionId>, frame: &str) -> FanOutReport {
+    match connections::live(app, members).await {
+        Ok(connections) => post_all(app, connections, skip, frame).await,
+        Err(err) => {
+            warn!(error = %err, "presence lookup failed; nobody gets the live event");
+            FanOutReport::default()
+        }
+    }
+}
+
+pub async fn post_all(
+    app: &App,
+    connections: Vec<(UserId, ConnectionId)>,
+    skip: Option<&ConnectionId>,
+    frame: &str,
+) -> FanOutReport {
+    let targets = connections.into_iter().filter(|(_, conn)| Some(conn) != skip);
+    let outcomes: Vec<(UserId, ConnectionId, PostOutcome)> = futures::stream::iter(targets)
+        .map(|(user, conn)| async move {
+            let outcome = app.poster().post(&conn, frame).await;
+            (user, conn, outcome)
+        })
+        .buffer_unordered(FAN_OUT_CONCURRENCY)
+        .collect()
+        .await;
+
+    let mut report = FanOutReport::default();
+    for (user, conn, outcome) in outcomes {
+        match outcome {
+            PostOutcome::Delivered => report.delivered += 1,
+            PostOutcome::Gone => {
+                report.gone += 1;
+                connections::forget_quietly(app, &user, &conn).await;
+            }
+            PostOutcome::Failed(error) => {
+                report.failed += 1;
+                warn!(%user, connection = %conn, %error, "post to connection failed");
+            }
+        }
+    }
+    report
+}

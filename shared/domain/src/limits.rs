@@ -1,0 +1,146 @@
+//! A limit on every action, counted where it costs (almost) nothing.
+//!
+//! - Actions that write to DynamoDB anyway, or must hold across every Lambda instance
+//!   (sends, connects, edits and deletes, HTTP changes, upload grants, sign-in, sign-up,
+//!   refresh), count in the RateLimits table: one UpdateItem each (1 write unit).
+//! - Cheap, frequent frames (`typing`, `markRead`, `heartbeat`, `getPresence`, `sync`) and
+//!   HTTP reads count in the memory of the Lambda instance that serves them: no request at
+//!   all. A user whose frames land on N warm instances gets up to N times the limit; API
+//!   Gateway's stage throttling (template.yaml) bounds the total. docs/COST.md has the figures.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
+
+use crate::app::App;
+use crate::error::{ChatError, PortError};
+use crate::settings::{RateLimit, RateLimits};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Send,
+    Connect,
+    /// `editMessage`, `deleteMessage`.
+    Change,
+    /// `typing`, `markRead`, `heartbeat`, `getPresence`, `sync`.
+    Frame,
+    /// HTTP GET routes.
+    Read,
+    /// HTTP routes that change something.
+    Write,
+    Upload,
+    /// Sign-in attempts, keyed by account, by source address, and by both.
+    SignIn,
+    /// Sign-ups, keyed by source address.
+    SignUp,
+    /// Refreshes, keyed by source address.
+    Refresh,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Counting {
+    /// In DynamoDB: every instance sees the same count.
+    Shared,
+    /// In this instance's memory: free.
+    Local,
+}
+
+impl Action {
+    fn name(self) -> &'static str {
+        match self {
+            Action::Send => "send",
+            Action::Connect => "connect",
+            Action::Change => "change",
+            Action::Frame => "frame",
+            Action::Read => "read",
+            Action::Write => "write",
+            Action::Upload => "upload",
+            Action::SignIn => "signin",
+            Action::SignUp => "signup",
+            Action::Refresh => "refresh",
+        }
+    }
+
+    fn limit(self, limits: &RateLimits) -> RateLimit {
+        match self {
+            Action::Send => limits.sends,
+            Action::Connect => limits.connects,
+            Action::Change => limits.changes,
+            Action::Frame => limits.frames,
+            Action::Read => limits.reads,
+            Action::Write => limits.writes,
+            Action::Upload => limits.uploads,
+            Action::SignIn => limits.sign_ins,
+            Action::SignUp => limits.sign_ups,
+            Action::Refresh => limits.refreshes,
+        }
+    }
+
+    fn counting(self) -> Counting {
+        match self {
+            Action::Frame | Action::Read => Counting::Local,
+            _ => Counting::Shared,
+        }
+    }
+}
+
+/// Counts one `action` by `key` (a user id, or `ip:1.2.3.4` for unauthenticated routes);
+/// `rate_limited` with the time to wait when it is over the limit.
+pub async fn check(app: &App, action: Action, key: &str) -> Result<(), ChatError> {
+    let limit = action.limit(&app.settings.rate_limits);
+    let now = app.now_ms();
+    let over = match action.counting() {
+        Counting::Shared => shared_hit(app, action.name(), key, limit).await?,
+        // Scoped, so that stacks sharing a process (tests) do not share counts.
+        Counting::Local => local_hit(&format!("{}#{}#{key}", app.settings.limit_scope, action.name()), limit, now),
+    };
+    match over {
+        None => Ok(()),
+        Some(retry_after_ms) => Err(ChatError::RateLimited { retry_after_ms }),
+    }
+}
+
+/// Counts one request of `kind` by `who` in the shared counters (one write): `None` when it
+/// is within `limit`, `Some(ms)` until the window ends when over.
+pub async fn shared_hit(app: &App, kind: &str, who: &str, limit: RateLimit) -> Result<Option<u64>, PortError> {
+    let now = app.now_ms();
+    let window = now.div_euclid(limit.window_ms);
+    let window_ends = (window + 1) * limit.window_ms;
+    // Kept a minute past the window's end, then the store may forget it.
+    let count = app.counters().increment(kind, who, window, window_ends / 1000 + 60).await?;
+    Ok((count > u64::from(limit.count)).then(|| (window_ends - now).max(1) as u64))
+}
+
+/// Fixed windows in this process's memory. Bounded: past windows are dropped when it grows.
+fn local_hit(key: &str, limit: RateLimit, now_ms: i64) -> Option<u64> {
+    const MAX_KEYS: usize = 50_000;
+    static WINDOWS: OnceLock<Mutex<HashMap<String, (i64, u32)>>> = OnceLock::new();
+    let window = now_ms.div_euclid(limit.window_ms);
+    let mut windows = WINDOWS.get_or_init(Default::default).lock().unwrap_or_else(|p| p.into_inner());
+    if windows.len() >= MAX_KEYS {
+        windows.retain(|_, (w, _)| *w == window);
+        if windows.len() >= MAX_KEYS {
+            windows.clear();
+        }
+    }
+    let entry = windows.entry(key.to_owned()).or_insert((window, 0));
+    if entry.0 != window {
+        *entry = (window, 0);
+    }
+    entry.1 = entry.1.saturating_add(1);
+    (entry.1 > limit.count).then(|| ((window + 1) * limit.window_ms - now_ms).max(1) as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_local_window_allows_its_count_then_says_when_it_ends() {
+        let limit = RateLimit { count: 3, window_ms: 1_000 };
+        let key = "test#frame#alice";
+        let at = 5_000_200;
+        assert_eq!((0..3).filter_map(|_| local_hit(key, limit, at)).count(), 0);
+        assert_eq!(local_hit(key, limit, at), Some(800));
+        assert_eq!(local_hit(key, limit, at + 1_000), None, "a new window starts afresh");
+    }
+}

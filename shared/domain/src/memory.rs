@@ -1,0 +1,1 @@
+//! In-memory implementations of the ports: written next, with the unit tests of the rules.

@@ -1,0 +1,577 @@
+//! The ports: what the rules need from the outside world, one small trait per store or
+//! service, in the domain's own types. `chat-aws` implements them over DynamoDB, the
+//! Management API, SNS and S3; [`crate::memory`] implements them in memory for the unit
+//! tests. Conditions that must hold atomically (a seq that must still be the last one, an
+//! author who must still be the author) are parameters of the port's call, because only
+//! the store can check them in the same write.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use async_trait::async_trait;
+
+use crate::error::PortError;
+use crate::http::{Invitation, Platform};
+use crate::ids::{Bucket, MessageId};
+use crate::model::{Attachment, ChannelId, ChannelKind, ConnectionId, MemberRole, Message, UserId};
+
+// ---- channels ----------------------------------------------------------------------------
+
+/// A channel's own record: its kind, its message counter, and the buckets that hold
+/// messages (so history never asks an empty bucket).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelMeta {
+    pub id: ChannelId,
+    pub kind: ChannelKind,
+    pub name: Option<String>,
+    /// Number of messages so far; the next message gets `seq + 1`.
+    pub seq: u64,
+    pub last_message_id: MessageId,
+    /// Buckets holding at least one message, ascending.
+    pub buckets: Vec<Bucket>,
+    pub member_count: u64,
+    /// Direct channels: the two users, so a channel list can name the other one.
+    pub pair: Vec<UserId>,
+    /// Seqs of deleted messages someone may not have read yet (unread counts skip them).
+    pub deleted_seqs: Vec<u64>,
+    pub created_at: i64,
+}
+
+impl ChannelMeta {
+    /// A channel with no messages yet.
+    pub fn new(id: ChannelId, kind: ChannelKind, name: Option<String>, created_at: i64) -> Self {
+        Self {
+            id,
+            kind,
+            name,
+            seq: 0,
+            last_message_id: MessageId::ZERO,
+            buckets: Vec::new(),
+            member_count: 0,
+            pair: Vec::new(),
+            deleted_seqs: Vec::new(),
+            created_at,
+        }
+    }
+
+    /// Messages after `last_read_seq` that still exist: what a member has not read.
+    pub fn unread_after(&self, last_read_seq: u64) -> u64 {
+        let deleted = self.deleted_seqs.iter().filter(|s| **s > last_read_seq).count() as u64;
+        self.seq.saturating_sub(last_read_seq).saturating_sub(deleted)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub user_id: UserId,
+    pub role: MemberRole,
+    pub joined_at: i64,
+    /// The seq of the newest message the member has read.
+    pub last_read_seq: u64,
+    /// No pushes for this channel.
+    pub muted: bool,
+}
+
+/// A channel's meta record and its members.
+#[derive(Debug, Clone)]
+pub struct Roster {
+    pub meta: ChannelMeta,
+    pub members: Vec<Member>,
+}
+
+impl Roster {
+    pub fn member(&self, user: &UserId) -> Option<&Member> {
+        self.members.iter().find(|m| &m.user_id == user)
+    }
+
+    pub fn is_member(&self, user: &UserId) -> bool {
+        self.member(user).is_some()
+    }
+
+    pub fn member_ids(&self) -> Vec<UserId> {
+        self.members.iter().map(|m| m.user_id.clone()).collect()
+    }
+}
+
+/// One membership of a user, as "which channels am I in" answers it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Membership {
+    pub channel_id: ChannelId,
+    pub role: MemberRole,
+    pub joined_at: i64,
+    pub last_read_seq: u64,
+    pub last_read_id: MessageId,
+    pub muted: bool,
+}
+
+/// What joining takes: the role, the kind of channel expected, and its size limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Seat {
+    pub role: MemberRole,
+    pub kind: ChannelKind,
+    pub max_members: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CreateChannelError {
+    #[error("channel already exists")]
+    AlreadyExists,
+    #[error(transparent)]
+    Port(#[from] PortError),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MembershipChangeError {
+    /// Someone else changed the members at the same moment; read and try again.
+    #[error("membership changed concurrently")]
+    Raced,
+    #[error(transparent)]
+    Port(#[from] PortError),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum JoinError {
+    /// The channel does not exist, is not of the kind, or has no room.
+    #[error("the channel cannot take another member")]
+    Full,
+    #[error("already a member")]
+    AlreadyMember,
+    /// The invitation is not (or no longer) in the inbox.
+    #[error("no such invitation")]
+    NotInvited,
+    #[error("the channel changed at the same moment")]
+    Raced,
+    #[error(transparent)]
+    Port(#[from] PortError),
+}
+
+/// Channels, their members and read positions.
+#[async_trait]
+pub trait ChannelStore: Send + Sync {
+    /// Creates a channel with its members; a direct channel records them as its pair.
+    async fn create(
+        &self,
+        id: &ChannelId,
+        kind: ChannelKind,
+        name: Option<&str>,
+        members: &[(UserId, MemberRole)],
+        now_ms: i64,
+    ) -> Result<(), CreateChannelError>;
+    /// Opens the direct channel of `pair` with only `opener` in it. `Ok(false)`: it exists.
+    async fn open_direct(
+        &self,
+        id: &ChannelId,
+        pair: [&UserId; 2],
+        opener: &UserId,
+        now_ms: i64,
+    ) -> Result<bool, PortError>;
+    /// `user` takes `seat` in a channel of its kind that has room for one more, in one
+    /// atomic step; with `taking_invitation`, only while the user's invitation to it is
+    /// pending, and the invitation goes in the same step.
+    async fn join(
+        &self,
+        id: &ChannelId,
+        user: &UserId,
+        seat: Seat,
+        taking_invitation: bool,
+        now_ms: i64,
+    ) -> Result<(), JoinError>;
+    /// Removes a member (and, when given, makes another one the owner) in one step.
+    async fn remove_member(
+        &self,
+        id: &ChannelId,
+        user: &UserId,
+        new_owner: Option<&UserId>,
+    ) -> Result<(), MembershipChangeError>;
+    /// The meta record and every member (a consistent read). `None`: no such channel.
+    async fn roster(&self, id: &ChannelId) -> Result<Option<Roster>, PortError>;
+    /// The meta record and whether `user` is a member, in one read.
+    async fn meta_for_member(&self, id: &ChannelId, user: &UserId) -> Result<(Option<ChannelMeta>, bool), PortError>;
+    /// The meta records of `ids` that exist.
+    async fn metas(&self, ids: &[ChannelId]) -> Result<Vec<ChannelMeta>, PortError>;
+    /// The meta record alone (a consistent read).
+    async fn meta(&self, id: &ChannelId) -> Result<Option<ChannelMeta>, PortError>;
+    /// Moves `user`'s read position forward to (`seq`, `message`), never backwards.
+    /// Answers whether it moved.
+    async fn advance_read(
+        &self,
+        id: &ChannelId,
+        user: &UserId,
+        seq: u64,
+        message: MessageId,
+    ) -> Result<bool, PortError>;
+    async fn set_muted(&self, id: &ChannelId, user: &UserId, muted: bool) -> Result<(), PortError>;
+    /// Forgets deleted seqs (they no longer change any unread count).
+    async fn prune_deleted_seqs(&self, id: &ChannelId, seqs: &[u64]) -> Result<(), PortError>;
+    /// How many channels `user` is in.
+    async fn membership_count(&self, user: &UserId) -> Result<usize, PortError>;
+    /// Every channel `user` is in.
+    async fn memberships(&self, user: &UserId) -> Result<Vec<Membership>, PortError>;
+    /// Which of the `(user, direct channel with me)` pairs have both `me` and the user
+    /// as members.
+    async fn direct_contacts(&self, me: &UserId, pairs: &[(UserId, ChannelId)]) -> Result<HashSet<UserId>, PortError>;
+}
+
+// ---- the message log ---------------------------------------------------------------------
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Order {
+    NewestFirst,
+    OldestFirst,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AppendOutcome {
+    Stored,
+    /// The sender already sent this clientMsgId: this is the id it got.
+    Duplicate(MessageId),
+    /// Another message took the seq this one expected: try again after it. Carries the
+    /// channel's meta as it is now, when the store returned it with the failure.
+    SeqTaken(Option<ChannelMeta>),
+    /// The sender stopped being a member while sending.
+    NotAMember,
+}
+
+/// Why an edit or delete did not happen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChangeRefused {
+    NotFound,
+    Deleted,
+    NotAuthor,
+}
+
+/// How long a send's clientMsgId is remembered for retries.
+pub const DEDUPE_WINDOW_S: i64 = 24 * 60 * 60;
+
+/// Each channel's messages, appended in seq order.
+#[async_trait]
+pub trait MessageLog: Send + Sync {
+    /// Stores `message` as its channel's next one, all or nothing: only if its
+    /// clientMsgId is new for its author (remembered [`DEDUPE_WINDOW_S`]), only if the
+    /// channel's seq is still `message.seq - 1` (which makes ids and seqs grow in commit
+    /// order), and only while the author is a member; the channel's seq, last id and
+    /// buckets and the author's read position move with it.
+    async fn append(&self, message: &Message, now_ms: i64) -> Result<AppendOutcome, PortError>;
+    async fn get(&self, channel: &ChannelId, id: MessageId) -> Result<Option<Message>, PortError>;
+    /// Replaces the text of `author`'s message unless it was deleted.
+    async fn edit(
+        &self,
+        channel: &ChannelId,
+        id: MessageId,
+        author: &UserId,
+        text: &str,
+        now_ms: i64,
+    ) -> Result<Result<Message, ChangeRefused>, PortError>;
+    /// Soft-deletes: keeps id and seq, removes the text, records the seq among the
+    /// channel's deleted ones. `author`: when given, only that user's message may go.
+    /// The file keys stay until [`MessageLog::forget_files`]. Answers the message as it was.
+    async fn soft_delete(
+        &self,
+        message: &Message,
+        author: Option<&UserId>,
+        now_ms: i64,
+    ) -> Result<Result<Message, ChangeRefused>, PortError>;
+    /// The files a deleted message still names.
+    async fn files_left(&self, channel: &ChannelId, id: MessageId) -> Result<Vec<Attachment>, PortError>;
+    /// Drops a deleted message's file keys once its files are removed.
+    async fn forget_files(&self, channel: &ChannelId, id: MessageId) -> Result<(), PortError>;
+    /// Messages of one bucket with ids in `[low, high]`, at most `limit`, in `order`.
+    async fn in_bucket(
+        &self,
+        channel: &ChannelId,
+        bucket: Bucket,
+        range: (MessageId, MessageId),
+        limit: usize,
+        order: Order,
+    ) -> Result<Vec<Message>, PortError>;
+}
+
+// ---- presence ----------------------------------------------------------------------------
+
+/// One open connection's clocks.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ConnectionClock {
+    /// When API Gateway closes the connection at the latest (ms).
+    pub until: i64,
+    /// Last heartbeat (or connect) (ms).
+    pub beat: i64,
+    /// The session (signed-in device) the connection was opened with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
+}
+
+/// A user's presence record: their open connections and what contacts were told.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PresenceRecord {
+    pub user_id: Option<UserId>,
+    /// Connection id -> its clocks.
+    pub conns: HashMap<String, ConnectionClock>,
+    /// When the user goes offline unless something beats again.
+    pub deadline: Option<i64>,
+    /// Present while contacts have been told the user is online.
+    pub online_shard: Option<u32>,
+    pub last_seen: Option<i64>,
+}
+
+/// Users' presence records. The rules that read them are in [`crate::presence`].
+#[async_trait]
+pub trait PresenceStore: Send + Sync {
+    /// Records `clock` for `connection`, sets the user's `deadline`, marks them announced
+    /// online in `shard`, last seen at `clock.beat`, expiring at `ttl_s`. Answers the record
+    /// as it was before (`None`: there was none).
+    async fn record_beat(
+        &self,
+        user: &UserId,
+        connection: &ConnectionId,
+        clock: &ConnectionClock,
+        deadline: i64,
+        shard: u32,
+        ttl_s: i64,
+    ) -> Result<Option<PresenceRecord>, PortError>;
+    /// Removes connections; answers the record as it is afterwards (`None`: no record).
+    async fn remove_connections(
+        &self,
+        user: &UserId,
+        connections: &[String],
+    ) -> Result<Option<PresenceRecord>, PortError>;
+    /// Moves the deadline to `deadline` (and last seen to `now_ms`) only if it is still
+    /// `seen` (a heartbeat in between wins). Answers whether it moved.
+    async fn move_deadline(&self, user: &UserId, deadline: i64, now_ms: i64, seen: i64) -> Result<bool, PortError>;
+    /// The records of `users` that exist, with their connections.
+    async fn connections(&self, users: &[UserId]) -> Result<Vec<PresenceRecord>, PortError>;
+    /// The records of `users` that exist, with deadline and last seen only.
+    async fn statuses(&self, users: &[UserId]) -> Result<Vec<PresenceRecord>, PortError>;
+    /// Users announced online in `shard` whose deadline is at or before `until_ms`.
+    async fn overdue(&self, shard: u32, until_ms: i64) -> Result<Vec<(UserId, i64)>, PortError>;
+    /// Whether any user announced online in `shard` has a deadline at or before `until_ms`.
+    async fn any_due_by(&self, shard: u32, until_ms: i64) -> Result<bool, PortError>;
+    /// Records that contacts are told `user` is offline, unless the deadline moved since
+    /// it was `deadline`. Answers `Some(last seen)` when this call made the change.
+    async fn mark_offline(&self, user: &UserId, deadline: i64) -> Result<Option<Option<i64>>, PortError>;
+}
+
+// ---- consent -----------------------------------------------------------------------------
+
+/// Each user's inbox of pending invitations.
+#[async_trait]
+pub trait InvitationStore: Send + Sync {
+    /// Puts an invitation in the invitee's inbox unless it holds `cap` others (one to the
+    /// same channel is replaced). Answers whether it is there now.
+    async fn offer(&self, invitee: &UserId, invitation: &Invitation, cap: usize) -> Result<bool, PortError>;
+    /// The pending invitations, oldest first.
+    async fn pending(&self, user: &UserId) -> Result<Vec<Invitation>, PortError>;
+    async fn withdraw(&self, user: &UserId, channels: &[ChannelId]) -> Result<(), PortError>;
+}
+
+/// Each user's block list.
+#[async_trait]
+pub trait BlockStore: Send + Sync {
+    /// Adds `target` unless the list holds `cap` users already. Answers whether `target`
+    /// is blocked now.
+    async fn block(&self, user: &UserId, target: &UserId, cap: usize) -> Result<bool, PortError>;
+    async fn unblock(&self, user: &UserId, target: &UserId) -> Result<(), PortError>;
+    /// The users `user` blocks, sorted.
+    async fn of(&self, user: &UserId) -> Result<Vec<UserId>, PortError>;
+    /// Which of `users` block `actor`.
+    async fn blocking(&self, users: &[UserId], actor: &UserId) -> Result<HashSet<UserId>, PortError>;
+}
+
+// ---- accounts ----------------------------------------------------------------------------
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserRecord {
+    pub user_id: UserId,
+    /// PHC string (`$argon2id$v=19$m=19456,t=2,p=1$…`); never the password.
+    pub password_hash: String,
+    pub created_at: i64,
+}
+
+/// A device that gets pushes.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeviceRecord {
+    pub platform: Platform,
+    /// The push endpoint; none when no platform application is configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint_arn: Option<String>,
+    /// False once the push service said the endpoint is disabled (a dead token).
+    pub enabled: bool,
+    pub created_at: i64,
+}
+
+/// Accounts and their push devices.
+#[async_trait]
+pub trait UserStore: Send + Sync {
+    /// Creates the account; `Ok(false)` when the user id is taken.
+    async fn create(&self, record: &UserRecord) -> Result<bool, PortError>;
+    async fn get(&self, user: &UserId) -> Result<Option<UserRecord>, PortError>;
+    /// Which of `users` have accounts.
+    async fn existing(&self, users: &[UserId]) -> Result<HashSet<UserId>, PortError>;
+    /// Adds or replaces one device.
+    async fn put_device(&self, user: &UserId, id: &str, device: &DeviceRecord) -> Result<(), PortError>;
+    /// Removes one device; answers it when it existed.
+    async fn remove_device(&self, user: &UserId, id: &str) -> Result<Option<DeviceRecord>, PortError>;
+    async fn disable_device(&self, user: &UserId, id: &str) -> Result<(), PortError>;
+    /// The devices of `users`.
+    async fn devices(&self, users: &[UserId]) -> Result<HashMap<UserId, Vec<(String, DeviceRecord)>>, PortError>;
+}
+
+/// What taking a refresh token found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refresh {
+    /// Unused and unexpired: its user and session. Now marked used.
+    Fresh { user: UserId, sid: Option<String> },
+    /// Used before (and unexpired): someone replays it. Its session must end.
+    Reused { user: UserId, sid: Option<String> },
+    /// Unknown or expired.
+    Invalid,
+}
+
+/// Sessions (signed-in devices) and their refresh tokens, stored hashed.
+#[async_trait]
+pub trait SessionStore: Send + Sync {
+    /// Adds session `sid` started at `now_ms`; answers every live session with its start.
+    async fn start(&self, user: &UserId, sid: &str, now_ms: i64) -> Result<Vec<(i64, String)>, PortError>;
+    async fn is_live(&self, user: &UserId, sid: &str) -> Result<bool, PortError>;
+    /// Ends one session, or every session of the user (`None`).
+    async fn end(&self, user: &UserId, sid: Option<&str>) -> Result<(), PortError>;
+    async fn put_refresh(&self, token_hash: &str, user: &UserId, sid: &str, expires_ms: i64) -> Result<(), PortError>;
+    /// Marks a refresh token used, atomically (of two racing uses one sees a reuse).
+    async fn take_refresh(&self, token_hash: &str, now_ms: i64) -> Result<Refresh, PortError>;
+}
+
+// ---- rate limits -------------------------------------------------------------------------
+
+/// Counters every function instance shares.
+#[async_trait]
+pub trait RateCounter: Send + Sync {
+    /// Adds one to the counter of (`kind`, `who`, `window`) and answers the new count. The
+    /// counter may be forgotten after `expires_at_s`.
+    async fn increment(&self, kind: &str, who: &str, window: i64, expires_at_s: i64) -> Result<u64, PortError>;
+}
+
+// ---- delivery ----------------------------------------------------------------------------
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PostOutcome {
+    Delivered,
+    /// The connection is closed (410 Gone): forget it. Not a failure of the send.
+    Gone,
+    /// Logged, not returned: the message is stored and devices catch up.
+    Failed(String),
+}
+
+/// Posts frames to open connections.
+#[async_trait]
+pub trait Poster: Send + Sync {
+    async fn post(&self, connection: &ConnectionId, frame: &str) -> PostOutcome;
+    /// Closes a connection: the client sees the socket close.
+    async fn close(&self, connection: &ConnectionId) -> PostOutcome;
+}
+
+/// What a push says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notification {
+    pub title: String,
+    pub body: String,
+    pub channel_id: ChannelId,
+    pub message_id: MessageId,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PushMode {
+    /// To each registered device's own endpoint.
+    Devices,
+    /// To one topic, the user id as an attribute (a deployment without mobile apps).
+    Topic,
+    /// Nowhere: no platform application and no topic.
+    Off,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Published {
+    Sent,
+    /// The endpoint is disabled (a dead token): stop using this device.
+    EndpointDisabled,
+}
+
+/// The push service.
+#[async_trait]
+pub trait PushService: Send + Sync {
+    fn mode(&self) -> PushMode;
+    /// The endpoint for a device token, created or found and re-enabled; `None` when no
+    /// platform application is configured for `platform`.
+    async fn endpoint_for(&self, platform: Platform, token: &str, user: &UserId) -> Result<Option<String>, PortError>;
+    async fn delete_endpoint(&self, endpoint: &str) -> Result<(), PortError>;
+    async fn publish_to_topic(&self, user: &UserId, notification: &Notification) -> Result<(), PortError>;
+    async fn publish_to_device(
+        &self,
+        endpoint: &str,
+        platform: Platform,
+        notification: &Notification,
+    ) -> Result<Published, PortError>;
+}
+
+// ---- files -------------------------------------------------------------------------------
+
+/// An uploaded object as the file store describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredObject {
+    pub size: u64,
+    pub content_type: String,
+}
+
+/// A signed upload form: POST `fields` and then the file to `url`, before `expires_at_ms`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadForm {
+    pub url: String,
+    pub fields: BTreeMap<String, String>,
+    pub expires_at_ms: i64,
+}
+
+/// The file store (S3): uploads go straight to it with a signed form.
+#[async_trait]
+pub trait MediaStore: Send + Sync {
+    /// A form that uploads exactly `size` bytes of `content_type` to `key` for `valid_for`
+    /// (signed with the real time: the file store checks it), tagged as not yet attached.
+    async fn upload_form(
+        &self,
+        key: &str,
+        content_type: &str,
+        size: u64,
+        valid_for: std::time::Duration,
+    ) -> Result<UploadForm, PortError>;
+    /// A short-lived download URL (made locally: no request).
+    async fn download_url(&self, key: &str) -> Result<String, PortError>;
+    /// `None` when nothing was uploaded to `key`.
+    async fn head(&self, key: &str) -> Result<Option<StoredObject>, PortError>;
+    /// Keeps the file: it is attached to a stored message.
+    async fn mark_attached(&self, key: &str) -> Result<(), PortError>;
+    /// Deletes a file (a key that is gone already is not an error).
+    async fn delete(&self, key: &str) -> Result<(), PortError>;
+}
+
+// ---- tokens ------------------------------------------------------------------------------
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    #[error("token is expired")]
+    Expired,
+    #[error("token is invalid")]
+    Invalid,
+}
+
+/// What a valid access token says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    pub user: UserId,
+    pub session: Option<String>,
+}
+
+/// Signs and checks access tokens.
+pub trait Tokens: Send + Sync {
+    /// A token for `user`'s session `sid` (or of no session), valid from `now_s` for `ttl_s`.
+    fn issue_access(&self, user: &UserId, sid: Option<&str>, now_s: i64, ttl_s: i64) -> String;
+    /// The user and session a valid, unexpired token speaks for.
+    fn check(&self, token: &str) -> Result<Verified, TokenError>;
+}

@@ -1,0 +1,177 @@
+//! The knobs of the rules: limits, presence timing, sync and upload bounds, token
+//! lifetimes. The AWS adapter reads them from the environment (`chat_aws::config`).
+
+/// At most `count` requests per `window_ms`, per user (a fixed window).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    pub count: u32,
+    pub window_ms: i64,
+}
+
+impl RateLimit {
+    /// Parses `5/5s`, `20/60s`, `100/500ms`, `20/1m`.
+    pub fn parse(text: &str) -> Option<Self> {
+        let (count, window) = text.trim().split_once('/')?;
+        let count: u32 = count.trim().parse().ok().filter(|c| *c > 0)?;
+        let window = window.trim();
+        let window_ms = if let Some(ms) = window.strip_suffix("ms") {
+            ms.parse::<i64>().ok()?
+        } else if let Some(s) = window.strip_suffix('s') {
+            s.parse::<i64>().ok()? * 1000
+        } else if let Some(m) = window.strip_suffix('m') {
+            m.parse::<i64>().ok()? * 60_000
+        } else {
+            return None;
+        };
+        (window_ms > 0).then_some(Self { count, window_ms })
+    }
+}
+
+/// A limit for every action (see [`crate::limits`] for which are counted where).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimits {
+    /// `sendMessage` per user. Default 5 per 5 s, as Discord does.
+    pub sends: RateLimit,
+    /// WebSocket connection attempts per user. Default 20 per minute.
+    pub connects: RateLimit,
+    /// `editMessage` and `deleteMessage` per user (each fans out to every member).
+    pub changes: RateLimit,
+    /// `typing`, `markRead`, `heartbeat`, `getPresence`, `sync`: cheap frames, per user.
+    pub frames: RateLimit,
+    /// HTTP reads (channel list, history, details, invitations, blocks) per user.
+    pub reads: RateLimit,
+    /// HTTP changes (groups, members, invitations, blocks, mute, devices, sign-out) per user.
+    pub writes: RateLimit,
+    /// Upload grants per user.
+    pub uploads: RateLimit,
+    /// Sign-in attempts per account and per source address (each also alone, looser).
+    pub sign_ins: RateLimit,
+    /// Sign-ups per source address.
+    pub sign_ups: RateLimit,
+    /// Refreshes per source address (every signed-in device refreshes about hourly, and an
+    /// office shares one address).
+    pub refreshes: RateLimit,
+}
+
+impl RateLimits {
+    /// The same limit for every action (tests).
+    pub const fn uniform(limit: RateLimit) -> Self {
+        Self {
+            sends: limit,
+            connects: limit,
+            changes: limit,
+            frames: limit,
+            reads: limit,
+            writes: limit,
+            uploads: limit,
+            sign_ins: limit,
+            sign_ups: limit,
+            refreshes: limit,
+        }
+    }
+}
+
+impl Default for RateLimits {
+    fn default() -> Self {
+        Self {
+            sends: RateLimit { count: 5, window_ms: 5_000 },
+            connects: RateLimit { count: 20, window_ms: 60_000 },
+            changes: RateLimit { count: 10, window_ms: 10_000 },
+            frames: RateLimit { count: 20, window_ms: 10_000 },
+            reads: RateLimit { count: 60, window_ms: 60_000 },
+            writes: RateLimit { count: 30, window_ms: 60_000 },
+            uploads: RateLimit { count: 30, window_ms: 60 * 60_000 },
+            sign_ins: RateLimit { count: 10, window_ms: 5 * 60_000 },
+            sign_ups: RateLimit { count: 20, window_ms: 60 * 60_000 },
+            refreshes: RateLimit { count: 600, window_ms: 60 * 60_000 },
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PresenceSettings {
+    /// A user with no heartbeat for this long is offline (clients beat every ~30 s).
+    pub window_ms: i64,
+    /// After the last device disconnects, contacts hear "offline" this much later, so a
+    /// reconnect within it is not announced at all.
+    pub offline_grace_ms: i64,
+    /// Passes one sweep invocation makes, `pass_interval_ms` apart: EventBridge schedules
+    /// run at most once a minute, the passes narrow the delay to the interval.
+    pub sweep_passes: u32,
+    pub sweep_pass_interval_ms: i64,
+}
+
+impl Default for PresenceSettings {
+    fn default() -> Self {
+        Self { window_ms: 60_000, offline_grace_ms: 5_000, sweep_passes: 1, sweep_pass_interval_ms: 10_000 }
+    }
+}
+
+/// What an upload may be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadRules {
+    pub max_bytes: u64,
+    /// Exact content types an upload may declare.
+    pub allowed_types: Vec<String>,
+}
+
+pub const DEFAULT_UPLOAD_MAX_BYTES: u64 = 10 * 1024 * 1024;
+pub const DEFAULT_UPLOAD_TYPES: &str =
+    "image/jpeg,image/png,image/gif,image/webp,application/pdf,text/plain,video/mp4,audio/mpeg";
+
+impl Default for UploadRules {
+    fn default() -> Self {
+        Self {
+            max_bytes: DEFAULT_UPLOAD_MAX_BYTES,
+            allowed_types: DEFAULT_UPLOAD_TYPES.split(',').map(str::to_owned).collect(),
+        }
+    }
+}
+
+pub const DEFAULT_SYNC_MAX_MESSAGES: usize = 500;
+pub const DEFAULT_ACCESS_TOKEN_TTL_S: i64 = 60 * 60;
+pub const DEFAULT_REFRESH_TOKEN_TTL_S: i64 = 30 * 24 * 60 * 60;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    pub rate_limits: RateLimits,
+    pub presence: PresenceSettings,
+    /// Most messages one `sync` answers with; past it the answer says to page on.
+    pub sync_max_messages: usize,
+    pub uploads: UploadRules,
+    /// Lifetime of access tokens (seconds). Refresh tokens keep a client signed in.
+    pub access_token_ttl_s: i64,
+    pub refresh_token_ttl_s: i64,
+    /// Names the counters this deployment keeps in memory, so that stacks sharing one
+    /// process (tests) do not share counts.
+    pub limit_scope: String,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            rate_limits: RateLimits::default(),
+            presence: PresenceSettings::default(),
+            sync_max_messages: DEFAULT_SYNC_MAX_MESSAGES,
+            uploads: UploadRules::default(),
+            access_token_ttl_s: DEFAULT_ACCESS_TOKEN_TTL_S,
+            refresh_token_ttl_s: DEFAULT_REFRESH_TOKEN_TTL_S,
+            limit_scope: String::new(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rate_limits_parse_from_count_and_window() {
+        assert_eq!(RateLimit::parse("5/5s"), Some(RateLimit { count: 5, window_ms: 5_000 }));
+        assert_eq!(RateLimit::parse("20/1m"), Some(RateLimit { count: 20, window_ms: 60_000 }));
+        assert_eq!(RateLimit::parse("3/250ms"), Some(RateLimit { count: 3, window_ms: 250 }));
+        assert_eq!(RateLimit::parse("0/5s"), None);
+        assert_eq!(RateLimit::parse("5"), None);
+        assert_eq!(RateLimit::parse("5/5h"), None);
+    }
+}

@@ -1,0 +1,144 @@
+//! Catching up: a device that was offline sends the newest message id it has (per
+//! channel, or one for all) and gets every newer message of its channels, oldest first,
+//! in `messages` frames posted to it, then a `synced` answer saying how far it got.
+
+use std::collections::BTreeMap;
+
+use crate::app::App;
+use crate::error::{ChatError, PortError};
+use crate::ids::MessageId;
+use crate::model::{ChannelId, ConnectionId, Message, UserId};
+use crate::ports::{Order, PostOutcome};
+use crate::protocol::{MAX_FRAME_BYTES, ServerFrame, SyncedChannel};
+
+/// Room left in a `messages` frame for its envelope.
+const BATCH_BYTES: usize = MAX_FRAME_BYTES - 1024;
+
+pub struct SyncRequest {
+    pub channels: BTreeMap<ChannelId, MessageId>,
+    pub after: Option<MessageId>,
+    pub limit: Option<usize>,
+}
+
+pub async fn sync(
+    app: &App,
+    user: &UserId,
+    origin: &ConnectionId,
+    request: SyncRequest,
+) -> Result<Vec<SyncedChannel>, ChatError> {
+    if request.channels.is_empty() && request.after.is_none() {
+        return Err(ChatError::InvalidRequest("sync needs `channels` cursors or an `after` cursor".into()));
+    }
+    let memberships = app.channels().memberships(user).await?;
+    let mine: Vec<ChannelId> = memberships.into_iter().map(|m| m.channel_id).collect();
+    if let Some(foreign) = request.channels.keys().find(|c| !mine.contains(c)) {
+        return Err(crate::access::not_a_member(foreign));
+    }
+    let cursors: BTreeMap<ChannelId, MessageId> = mine
+        .iter()
+        .filter_map(|channel| request.channels.get(channel).copied().or(request.after).map(|c| (channel.clone(), c)))
+        .collect();
+    let ids: Vec<ChannelId> = cursors.keys().cloned().collect();
+    let metas = app.channels().metas(&ids).await?;
+
+    let mut budget = request.limit.unwrap_or(app.settings.sync_max_messages).clamp(1, app.settings.sync_max_messages);
+    let mut report = Vec::new();
+    for meta in metas {
+        let after = cursors[&meta.id];
+        if meta.last_message_id <= after {
+            // Nothing new: the meta item says so without reading messages.
+            report.push(SyncedChannel {
+                channel_id: meta.id,
+                sent: 0,
+                up_to_seq: meta.seq,
+                complete: true,
+                next_after: None,
+            });
+            continue;
+        }
+        if budget == 0 {
+            // The limit is spent: say where to go on without reading, so that the work of
+            // one sync follows its limit, not the number of channels with news.
+            report.push(SyncedChannel {
+                channel_id: meta.id,
+                sent: 0,
+                up_to_seq: 0,
+                complete: false,
+                next_after: Some(after),
+            });
+            continue;
+        }
+        let messages = read_after(app, &meta.id, &meta.buckets, after, budget + 1).await?;
+        let complete = messages.len() <= budget;
+        let messages: Vec<Message> = messages.into_iter().take(budget).collect();
+        budget -= messages.len();
+        let last = messages.last().map(|m| (m.seq, m.message_id));
+        post_batches(app, origin, &meta.id, messages.clone()).await?;
+        report.push(SyncedChannel {
+            channel_id: meta.id,
+            sent: messages.len(),
+            up_to_seq: if complete { meta.seq } else { last.map(|(seq, _)| seq).unwrap_or(0) },
+            complete,
+            next_after: if complete { None } else { last.map(|(_, id)| id).or(Some(after)) },
+        });
+    }
+    report.sort_by(|a, b| a.channel_id.cmp(&b.channel_id));
+    Ok(report)
+}
+
+/// Up to `limit` messages newer than `after`, oldest first, reading only non-empty buckets.
+async fn read_after(
+    app: &App,
+    channel: &ChannelId,
+    buckets: &[crate::ids::Bucket],
+    after: MessageId,
+    limit: usize,
+) -> Result<Vec<Message>, ChatError> {
+    let low = MessageId::from_u64(after.as_u64().saturating_add(1));
+    let mut found = Vec::new();
+    for bucket in buckets.iter().copied().filter(|b| *b >= low.bucket()) {
+        let range = (low.max(bucket.first_id()), bucket.last_id());
+        found.extend(app.messages().in_bucket(channel, bucket, range, limit - found.len(), Order::OldestFirst).await?);
+        if found.len() >= limit {
+            break;
+        }
+    }
+    Ok(found)
+}
+
+/// Posts messages to the syncing connection in frames that fit API Gateway's limit.
+async fn post_batches(
+    app: &App,
+    origin: &ConnectionId,
+    channel: &ChannelId,
+    messages: Vec<Message>,
+) -> Result<(), ChatError> {
+    let mut batch: Vec<Message> = Vec::new();
+    let mut batch_bytes = 0;
+    for message in messages {
+        let size = serde_json::to_vec(&message).map(|v| v.len()).unwrap_or(0) + 1;
+        if !batch.is_empty() && batch_bytes + size > BATCH_BYTES {
+            post(app, origin, channel, std::mem::take(&mut batch)).await?;
+            batch_bytes = 0;
+        }
+        batch_bytes += size;
+        batch.push(message);
+    }
+    if !batch.is_empty() {
+        post(app, origin, channel, batch).await?;
+    }
+    Ok(())
+}
+
+async fn post(app: &App, origin: &ConnectionId, channel: &ChannelId, messages: Vec<Message>) -> Result<(), ChatError> {
+    let mut with_urls = Vec::with_capacity(messages.len());
+    for message in messages {
+        with_urls.push(crate::media::with_download_urls(app, message).await);
+    }
+    let frame = ServerFrame::Messages { channel_id: channel.clone(), messages: with_urls }.to_json();
+    match app.poster().post(origin, &frame).await {
+        PostOutcome::Delivered => Ok(()),
+        PostOutcome::Gone => Err(ChatError::InvalidRequest("the connection closed during sync".into())),
+        PostOutcome::Failed(detail) => Err(PortError::backend("posting a sync batch", detail).into()),
+    }
+}
