@@ -14,7 +14,7 @@ use tracing::error;
 pub async fn handle(app: &App, event: ApiGatewayWebsocketProxyRequest) -> ApiGatewayProxyResponse {
     let body = event.body.as_deref().unwrap_or_default();
     match dispatch(app, &event, body).await {
-        Ok(Some(frame)) => apigw::ws_reply(&frame),
+        Ok(Some(frame)) => apigw::ws_reply_json(frame),
         Ok(None) => apigw::ws_status(200),
         Err(err) => {
             if let ChatError::Internal(detail) = &err {
@@ -25,11 +25,7 @@ pub async fn handle(app: &App, event: ApiGatewayWebsocketProxyRequest) -> ApiGat
     }
 }
 
-async fn dispatch(
-    app: &App,
-    event: &ApiGatewayWebsocketProxyRequest,
-    body: &str,
-) -> Result<Option<ServerFrame>, ChatError> {
+async fn dispatch(app: &App, event: &ApiGatewayWebsocketProxyRequest, body: &str) -> Result<Option<String>, ChatError> {
     let (user, connection) = apigw::ws_caller(event)?;
     let frame = ClientFrame::parse(body);
     // sendMessage counts in `chat::send_message` (the dedupe of a retry comes first); a
@@ -47,7 +43,7 @@ async fn dispatch(
         ClientFrame::SendMessage { channel_id, client_msg_id, text, attachments } => {
             let sent =
                 chat::send_message(app, &user, &connection, &channel_id, &client_msg_id, text, attachments).await?;
-            Some(ServerFrame::Ack { client_msg_id, message: sent.message })
+            return Ok(Some(sent.ack));
         }
         ClientFrame::EditMessage { channel_id, message_id, text } => {
             Some(chat::edit_message(app, &user, &connection, &channel_id, message_id, text).await?)
@@ -79,5 +75,5 @@ async fn dispatch(
             Some(ServerFrame::Synced { channels: sync::sync(app, &user, &connection, request).await? })
         }
     };
-    Ok(answer)
+    Ok(answer.map(|frame| frame.to_json()))
 }

@@ -52,7 +52,12 @@ pub fn ws_status(status: i64) -> ApiGatewayProxyResponse {
 
 /// A 200 whose body API Gateway sends back to the caller (the route has a route response).
 pub fn ws_reply(frame: &ServerFrame) -> ApiGatewayProxyResponse {
+    ws_reply_json(frame.to_json())
+}
+
+/// [`ws_reply`] of a frame serialised already.
+pub fn ws_reply_json(frame: String) -> ApiGatewayProxyResponse {
     let mut response = ws_status(200);
-    response.body = Some(Body::Text(frame.to_json()));
+    response.body = Some(Body::Text(frame));
     response
 }

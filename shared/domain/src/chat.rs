@@ -14,7 +14,7 @@ use crate::model::{Attachment, ChannelId, ClientMsgId, ConnectionId, Message, Me
 use crate::ordering::{Appended, append_next};
 use crate::ports::{ChangeRefused, Roster};
 use crate::presence;
-use crate::protocol::{ServerFrame, TypingState};
+use crate::protocol::{MessageFrames, ServerFrame, TypingState};
 
 /// API Gateway closes a connection after 2 hours; a record older than that is stale.
 pub const CONNECTION_TTL_MS: i64 = (2 * 60 + 5) * 60 * 1000;
@@ -43,6 +43,9 @@ pub struct Sent {
     pub message: Message,
     /// True when this clientMsgId had been sent before: nothing new was stored.
     pub duplicate: bool,
+    /// The `ack` frame for the sender, serialised with the live event from one
+    /// serialisation of the message.
+    pub ack: String,
 }
 
 /// Stores a message and delivers it to every live connection of every member, except
@@ -85,11 +88,11 @@ pub async fn send_message(
         edited_at: None,
         deleted: false,
     };
-    // The live event must fit API Gateway's 128 KB message limit; the widest id and seq
-    // make this check conservative before anything is stored.
+    // The ack (the larger frame) must fit API Gateway's 128 KB message limit; the widest id
+    // and seq make this check conservative before anything is stored. Measured, not built.
     message.message_id = MessageId::from_u64(u64::MAX);
     message.seq = u64::MAX;
-    check_frame_size(&ServerFrame::Ack { client_msg_id: client_msg_id.clone(), message: message.clone() }, &message)?;
+    check_frame_size(MessageFrames::ack_len(client_msg_id, &message), &message)?;
 
     // Whose devices are live is read while the message is written: the posts start one
     // round trip after the write, not two (a connection that opens in between catches up
@@ -101,8 +104,9 @@ pub async fn send_message(
     match appended? {
         Appended::Stored(message) => {
             let message = crate::media::with_download_urls(app, message).await;
-            deliver(app, &roster, origin, &message, live).await;
-            Ok(Sent { message, duplicate: false })
+            let frames = MessageFrames::new(client_msg_id, &message);
+            deliver(app, &roster, origin, &message, &frames.live, live).await;
+            Ok(Sent { message, duplicate: false, ack: frames.ack })
         }
         Appended::Duplicate(earlier) => {
             let stored = app
@@ -115,8 +119,9 @@ pub async fn send_message(
             // devices drop a seq they already hold (docs/PROTOCOL.md).
             info!(message_id = %earlier, "retried send; acking and delivering the stored message again");
             let stored = crate::media::with_download_urls(app, stored).await;
-            deliver(app, &roster, origin, &stored, live).await;
-            Ok(Sent { message: stored, duplicate: true })
+            let frames = MessageFrames::new(client_msg_id, &stored);
+            deliver(app, &roster, origin, &stored, &frames.live, live).await;
+            Ok(Sent { message: stored, duplicate: true, ack: frames.ack })
         }
     }
 }
@@ -142,11 +147,7 @@ pub async fn mark_read(
     message_id: MessageId,
 ) -> Result<ServerFrame, ChatError> {
     let roster = roster_for_member(app, user, channel_id).await?;
-    let message = app
-        .messages()
-        .get(channel_id, message_id)
-        .await?
-        .ok_or_else(|| ChatError::NotFound(format!("no message {message_id} in channel {channel_id}")))?;
+    let message = stored_message(app, channel_id, message_id).await?;
     let already = roster.member(user).map(|m| m.last_read_seq).unwrap_or(0);
     let receipt = ServerFrame::Receipt {
         channel_id: channel_id.clone(),
@@ -176,7 +177,7 @@ pub async fn edit_message(
     if let Some(mut current) = app.messages().get(channel_id, message_id).await? {
         current.text = text.as_str().to_owned();
         current.edited_at = Some(i64::MAX);
-        check_frame_size(&ServerFrame::MessageUpdated { message: current.clone() }, &current)?;
+        check_frame_size(ServerFrame::MessageUpdated { message: current.clone() }.json_len(), &current)?;
     }
     let edited = match app.messages().edit(channel_id, message_id, user, text.as_str(), app.now_ms()).await? {
         Ok(message) => message,
@@ -198,11 +199,7 @@ pub async fn delete_message(
     message_id: MessageId,
 ) -> Result<ServerFrame, ChatError> {
     let roster = roster_for_member(app, user, channel_id).await?;
-    let message = app
-        .messages()
-        .get(channel_id, message_id)
-        .await?
-        .ok_or_else(|| ChatError::NotFound(format!("no message {message_id} in channel {channel_id}")))?;
+    let message = stored_message(app, channel_id, message_id).await?;
     let frame = ServerFrame::MessageDeleted { channel_id: channel_id.clone(), message_id, seq: message.seq };
     let only_author = access::may_delete(&roster, user, &message)?;
     if message.deleted {
@@ -226,6 +223,14 @@ pub async fn delete_message(
     }
     fan_out(app, &roster.member_ids(), Some(origin), &frame.to_json()).await;
     Ok(frame)
+}
+
+/// A message of the channel, or `not_found`.
+async fn stored_message(app: &App, channel: &ChannelId, id: MessageId) -> Result<Message, ChatError> {
+    app.messages()
+        .get(channel, id)
+        .await?
+        .ok_or_else(|| ChatError::NotFound(format!("no message {id} in channel {channel}")))
 }
 
 /// Deleted seqs the channel need not track any more: those everyone has read past (they

@@ -11,7 +11,7 @@ use crate::connections;
 use crate::error::ChatError;
 use crate::model::{ConnectionId, Message, UserId};
 use crate::ports::{PostOutcome, Roster};
-use crate::protocol::{MAX_FRAME_BYTES, ServerFrame};
+use crate::protocol::MAX_FRAME_BYTES;
 
 /// Concurrent posts per send: enough to reach 100 members' devices in a few round trips.
 const FAN_OUT_CONCURRENCY: usize = 32;
@@ -19,9 +19,10 @@ const FAN_OUT_CONCURRENCY: usize = 32;
 /// Room a download URL takes in a frame (they are ~600 bytes with a session token).
 const URL_ALLOWANCE: usize = 1024;
 
-/// The frames carrying `message` must fit API Gateway's 128 KB message limit.
-pub fn check_frame_size(frame: &ServerFrame, message: &Message) -> Result<(), ChatError> {
-    let size = frame.to_json().len() + URL_ALLOWANCE * message.attachments.len();
+/// A frame of `frame_len` bytes carrying `message` must fit API Gateway's 128 KB message
+/// limit once its files have download URLs.
+pub fn check_frame_size(frame_len: usize, message: &Message) -> Result<(), ChatError> {
+    let size = frame_len + URL_ALLOWANCE * message.attachments.len();
     if size > MAX_FRAME_BYTES {
         return Err(ChatError::TooLarge(format!(
             "the message would be {size} bytes on the wire; the limit is {MAX_FRAME_BYTES}"
@@ -32,12 +33,14 @@ pub fn check_frame_size(frame: &ServerFrame, message: &Message) -> Result<(), Ch
 
 /// Posts a new message to every live connection of the channel but the sender's, and,
 /// at the same time, pushes it to members with no live connection who have not muted it.
-/// `live`: the members' open connections, read beside the write (`None`: the read failed).
+/// `frame`: the message's live event. `live`: the members' open connections, read beside
+/// the write (`None`: the read failed).
 pub async fn deliver(
     app: &App,
     roster: &Roster,
     origin: &ConnectionId,
     message: &Message,
+    frame: &str,
     live: Option<Vec<(UserId, ConnectionId)>>,
 ) {
     let Some(connections) = live else { return };
@@ -48,10 +51,9 @@ pub async fn deliver(
         .filter(|m| !connections.iter().any(|(user, _)| *user == m.user_id))
         .map(|m| m.user_id.clone())
         .collect();
-    let frame = ServerFrame::Message { message: message.clone() }.to_json();
     let channel_name = roster.meta.name.as_deref();
     let (posted, pushed) = tokio::join!(
-        post_all(app, connections, Some(origin), &frame),
+        post_all(app, connections, Some(origin), frame),
         crate::push::notify(app, &offline, message, channel_name)
     );
     info!(delivered = posted.delivered, gone = posted.gone, pushed = pushed.published, "delivered");

@@ -73,8 +73,14 @@ impl ClientFrame {
     pub const ACTIONS: &'static [&'static str] =
         &["sendMessage", "editMessage", "deleteMessage", "heartbeat", "typing", "markRead", "getPresence", "sync"];
 
-    /// Parses a frame body, telling apart "not JSON", "no such action" and "bad fields".
+    /// Parses a frame body: once, when it is a well-formed frame. Anything else is read
+    /// again as a JSON value, which tells apart "not JSON", "no such action" and "bad
+    /// fields" (and, as before, lets a repeated key's last value win).
     pub fn parse(body: &str) -> Result<Self, ProtocolError> {
+        serde_json::from_str(body).or_else(|_| Self::parse_value(body))
+    }
+
+    fn parse_value(body: &str) -> Result<Self, ProtocolError> {
         let value: Value =
             serde_json::from_str(body).map_err(|e| ProtocolError::invalid(format!("frame is not valid JSON: {e}")))?;
         let action = match value.get("action") {
@@ -199,6 +205,59 @@ impl ServerFrame {
         // Serialising these types cannot fail: every map key is a string.
         serde_json::to_string(self).expect("server frames serialise")
     }
+
+    /// The length of [`ServerFrame::to_json`], measured without building the string.
+    pub fn json_len(&self) -> usize {
+        json_len(self)
+    }
+}
+
+/// The length of `value`'s JSON, counted as it is written (nothing is allocated).
+pub fn json_len<T: Serialize + ?Sized>(value: &T) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0 += bytes.len();
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    // Writing into a counter cannot fail, and neither can serialising these types.
+    serde_json::to_writer(&mut count, value).expect("wire types serialise");
+    count.0
+}
+
+/// A new message's two frames, from one serialisation of the message: the live `message`
+/// event for the members' other devices and the `ack` for the sender. Byte for byte what
+/// [`ServerFrame::Message`] and [`ServerFrame::Ack`] serialise to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageFrames {
+    pub live: String,
+    pub ack: String,
+}
+
+const LIVE_HEAD: &str = r#"{"type":"message","message":"#;
+const ACK_HEAD: &str = r#"{"type":"ack","clientMsgId":"#;
+const ACK_MESSAGE: &str = r#","message":"#;
+
+impl MessageFrames {
+    pub fn new(client_msg_id: &ClientMsgId, message: &Message) -> Self {
+        let message = serde_json::to_string(message).expect("messages serialise");
+        let client_msg_id = serde_json::to_string(client_msg_id).expect("ids serialise");
+        Self {
+            live: format!("{LIVE_HEAD}{message}}}"),
+            ack: format!("{ACK_HEAD}{client_msg_id}{ACK_MESSAGE}{message}}}"),
+        }
+    }
+
+    /// The length of the ack of `message`, measured without building it: the larger of the
+    /// two frames, so the one to check against [`MAX_FRAME_BYTES`].
+    pub fn ack_len(client_msg_id: &ClientMsgId, message: &Message) -> usize {
+        ACK_HEAD.len() + json_len(client_msg_id) + ACK_MESSAGE.len() + json_len(message) + 1
+    }
 }
 
 #[cfg(test)]
@@ -233,6 +292,21 @@ mod tests {
         assert!(
             message(r#"{"action":"sendMessage","channelId":"a#b","clientMsgId":"m","text":"x"}"#).contains("channelId")
         );
+    }
+
+    #[test]
+    fn a_messages_frames_are_what_the_frame_types_serialise_to() {
+        let message: Message = serde_json::from_str(
+            r#"{"channelId":"c1","messageId":"42","seq":7,"authorId":"alice","text":"a \"quoted\" é","clientMsgId":"m1","createdAt":5,"attachments":[{"key":"k","fileName":"f","contentType":"text/plain","size":1}]}"#,
+        )
+        .unwrap();
+        let id = ClientMsgId::parse("m1").unwrap();
+        let frames = MessageFrames::new(&id, &message);
+        let ack = ServerFrame::Ack { client_msg_id: id.clone(), message: message.clone() };
+        assert_eq!(frames.live, ServerFrame::Message { message: message.clone() }.to_json());
+        assert_eq!(frames.ack, ack.to_json());
+        assert_eq!(MessageFrames::ack_len(&id, &message), frames.ack.len());
+        assert_eq!(ack.json_len(), frames.ack.len());
     }
 
     #[test]

@@ -81,7 +81,7 @@ impl MemberItem {
 
 /// Reads a raw meta item (for example one DynamoDB returned with a failed condition).
 pub fn meta_from_item(item: HashMap<String, AttributeValue>) -> Result<ChannelMeta, StoreError> {
-    meta_of(serde_dynamo::from_item::<_, MetaItem>(item)?)
+    meta_of(super::from_item::<MetaItem>(item)?)
 }
 
 fn meta_of(item: MetaItem) -> Result<ChannelMeta, StoreError> {
@@ -131,53 +131,6 @@ impl Channels {
         }
     }
 
-    /// Creates a channel with its members. Members are written first and the meta item
-    /// last: a channel exists once its meta item does, so a crash half-way leaves only
-    /// member rows of a channel nobody can use (reads check the meta item).
-    pub async fn create(
-        &self,
-        id: &ChannelId,
-        kind: ChannelKind,
-        name: Option<&str>,
-        members: &[(UserId, MemberRole)],
-        now_ms: i64,
-    ) -> Result<(), CreateChannelError> {
-        if kind == ChannelKind::Direct {
-            return self
-                .create_direct(id, members, now_ms)
-                .await
-                .and_then(|created| if created { Ok(()) } else { Err(CreateChannelError::AlreadyExists) });
-        }
-        for chunk in members.chunks(25) {
-            let mut requests = Vec::with_capacity(chunk.len());
-            for (user, role) in chunk {
-                let item = MemberItem::new(id, user, *role, now_ms);
-                let put = PutRequest::builder()
-                    .set_item(Some(serde_dynamo::to_item(&item).map_err(StoreError::from)?))
-                    .build()
-                    .map_err(StoreError::build)?;
-                requests.push(WriteRequest::builder().put_request(put).build());
-            }
-            self.batch_write(requests).await?;
-        }
-        let meta = Self::new_meta(id, kind, name, members.len() as u64, now_ms);
-        let put = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(serde_dynamo::to_item(&meta).map_err(StoreError::from)?))
-            .condition_expression(IS_NEW)
-            .send()
-            .await;
-        match put {
-            Ok(_) => Ok(()),
-            Err(err) if err.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
-                Err(CreateChannelError::AlreadyExists)
-            }
-            Err(err) => Err(StoreError::aws("PutItem", err).into()),
-        }
-    }
-
     /// A direct channel and its two members in one transaction. `Ok(false)` when it exists.
     async fn create_direct(
         &self,
@@ -198,43 +151,155 @@ impl Channels {
         }
     }
 
-    /// Which of the `(user, direct channel with me)` pairs have both `me` and the user as
-    /// members: one BatchGetItem of two member items per pair (per 50 pairs).
-    pub async fn direct_contacts(
+    /// A transaction's step moving a channel's member count by `delta`, on `condition`
+    /// (with its `values`).
+    fn member_count_step<const N: usize>(
         &self,
-        me: &UserId,
-        pairs: &[(UserId, ChannelId)],
-    ) -> Result<HashSet<UserId>, StoreError> {
-        let key = |channel: &ChannelId, user: &UserId| -> super::Item {
-            HashMap::from([
-                ("pk".to_owned(), AttributeValue::S(channel.to_string())),
-                ("sk".to_owned(), AttributeValue::S(keys::member_sk(user))),
-            ])
-        };
-        let pairs: Vec<&(UserId, ChannelId)> = pairs.iter().filter(|(user, _)| user != me).collect();
-        let keys = pairs.iter().flat_map(|(user, channel)| [key(channel, me), key(channel, user)]).collect();
-        let mut members: HashMap<String, usize> = HashMap::new();
-        for item in super::batch_get(&self.client, &self.table, keys, Some("pk"), false).await? {
-            if let Some(AttributeValue::S(pk)) = item.get("pk") {
-                *members.entry(pk.clone()).or_default() += 1;
-            }
+        id: &ChannelId,
+        delta: i64,
+        condition: &str,
+        values: [(&str, AttributeValue); N],
+    ) -> Result<TransactWriteItem, StoreError> {
+        let mut update = Update::builder()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(id.to_string()))
+            .key("sk", AttributeValue::S(keys::CHANNEL_META_SK.into()))
+            .update_expression("ADD memberCount :delta")
+            .condition_expression(condition)
+            .expression_attribute_values(":delta", AttributeValue::N(delta.to_string()));
+        for (name, value) in values {
+            update = update.expression_attribute_values(name, value);
         }
-        Ok(pairs
-            .into_iter()
-            .filter(|(_, channel)| members.get(channel.as_str()) == Some(&2))
-            .map(|(user, _)| user.clone())
-            .collect())
+        Ok(TransactWriteItem::builder().update(update.build().map_err(StoreError::build)?).build())
     }
 
-    /// Opens the direct channel of `pair` with only `opener` in it: the other joins when
-    /// they accept (or open it themselves). `Ok(false)` when the channel exists.
-    pub async fn open_direct(
+    /// A transaction's Put of `item` into this table, on `condition` when given.
+    fn put(&self, item: &impl Serialize, condition: Option<&str>) -> Result<TransactWriteItem, StoreError> {
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(super::to_item(item)?))
+            .set_condition_expression(condition.map(str::to_owned))
+            .build()
+            .map_err(StoreError::build)?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    async fn batch_write(&self, mut requests: Vec<WriteRequest>) -> Result<(), StoreError> {
+        for attempt in 0..8u32 {
+            let out = self
+                .client
+                .batch_write_item()
+                .request_items(&self.table, requests)
+                .send()
+                .await
+                .map_err(|e| StoreError::aws("BatchWriteItem", e))?;
+            requests = out.unprocessed_items.and_then(|mut left| left.remove(&self.table)).unwrap_or_default();
+            if requests.is_empty() {
+                return Ok(());
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20 << attempt)).await;
+        }
+        Err(StoreError::Contended("BatchWriteItem kept returning unprocessed items".into()))
+    }
+
+    async fn batch_get(
+        &self,
+        keys: Vec<(ChannelId, String)>,
+    ) -> Result<Vec<HashMap<String, AttributeValue>>, StoreError> {
+        let keys = keys
+            .into_iter()
+            .map(|(pk, sk)| {
+                HashMap::from([
+                    ("pk".to_owned(), AttributeValue::S(pk.to_string())),
+                    ("sk".to_owned(), AttributeValue::S(sk)),
+                ])
+            })
+            .collect();
+        super::batch_get(&self.client, &self.table, keys, None, true).await
+    }
+
+    /// The Query of `user`'s member items in the sparse `UserChannels` index.
+    fn user_channels(&self, user: &UserId) -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder {
+        self.client
+            .query()
+            .table_name(&self.table)
+            .index_name(keys::USER_CHANNELS_INDEX)
+            .key_condition_expression("userId = :user")
+            .expression_attribute_values(":user", AttributeValue::S(user.to_string()))
+    }
+}
+
+fn is_cancelled<R>(err: &aws_sdk_dynamodb::error::SdkError<TransactWriteItemsError, R>) -> bool {
+    matches!(err.as_service_error(), Some(TransactWriteItemsError::TransactionCanceledException(_)))
+}
+
+/// Whether a transaction was cancelled because the condition of action `index` failed.
+fn cancelled_by_condition<R>(
+    err: &aws_sdk_dynamodb::error::SdkError<TransactWriteItemsError, R>,
+    index: usize,
+) -> bool {
+    match err.as_service_error() {
+        Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => cancelled
+            .cancellation_reasons()
+            .get(index)
+            .and_then(|r| r.code())
+            .is_some_and(|code| code == "ConditionalCheckFailed"),
+        _ => false,
+    }
+}
+
+/// The port, over the table's own calls above.
+#[async_trait::async_trait]
+impl ChannelStore for Channels {
+    async fn create(
+        &self,
+        id: &ChannelId,
+        kind: ChannelKind,
+        name: Option<&str>,
+        members: &[(UserId, MemberRole)],
+        now_ms: i64,
+    ) -> Result<(), CreateChannelError> {
+        if kind == ChannelKind::Direct {
+            return self
+                .create_direct(id, members, now_ms)
+                .await
+                .and_then(|created| if created { Ok(()) } else { Err(CreateChannelError::AlreadyExists) });
+        }
+        for chunk in members.chunks(25) {
+            let mut requests = Vec::with_capacity(chunk.len());
+            for (user, role) in chunk {
+                let item = MemberItem::new(id, user, *role, now_ms);
+                let put =
+                    PutRequest::builder().set_item(Some(super::to_item(&item)?)).build().map_err(StoreError::build)?;
+                requests.push(WriteRequest::builder().put_request(put).build());
+            }
+            self.batch_write(requests).await?;
+        }
+        let meta = Self::new_meta(id, kind, name, members.len() as u64, now_ms);
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(super::to_item(&meta)?))
+            .condition_expression(IS_NEW)
+            .send()
+            .await;
+        match put {
+            Ok(_) => Ok(()),
+            Err(err) if err.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
+                Err(CreateChannelError::AlreadyExists)
+            }
+            Err(err) => Err(StoreError::aws("PutItem", err).into()),
+        }
+    }
+
+    async fn open_direct(
         &self,
         id: &ChannelId,
         pair: [&UserId; 2],
         opener: &UserId,
         now_ms: i64,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<bool, PortError> {
         let mut meta = Self::new_meta(id, ChannelKind::Direct, None, 1, now_ms);
         meta.pair = pair.iter().map(|u| (*u).clone()).collect();
         let request = self
@@ -245,13 +310,11 @@ impl Channels {
         match request.send().await {
             Ok(_) => Ok(true),
             Err(err) if cancelled_by_condition(&err, 0) => Ok(false),
-            Err(err) => Err(StoreError::aws("TransactWriteItems", err)),
+            Err(err) => Err(StoreError::aws("TransactWriteItems", err).into()),
         }
     }
 
-    /// `user` takes `seat` in a channel of its kind that has room for one more; with
-    /// `invitation` (the step that takes it from the inbox), only while it is pending.
-    pub async fn join(
+    async fn join(
         &self,
         id: &ChannelId,
         user: &UserId,
@@ -288,59 +351,7 @@ impl Channels {
         }
     }
 
-    /// A transaction's step moving a channel's member count by `delta`, on `condition`
-    /// (with its `values`).
-    fn member_count_step<const N: usize>(
-        &self,
-        id: &ChannelId,
-        delta: i64,
-        condition: &str,
-        values: [(&str, AttributeValue); N],
-    ) -> Result<TransactWriteItem, StoreError> {
-        let mut update = Update::builder()
-            .table_name(&self.table)
-            .key("pk", AttributeValue::S(id.to_string()))
-            .key("sk", AttributeValue::S(keys::CHANNEL_META_SK.into()))
-            .update_expression("ADD memberCount :delta")
-            .condition_expression(condition)
-            .expression_attribute_values(":delta", AttributeValue::N(delta.to_string()));
-        for (name, value) in values {
-            update = update.expression_attribute_values(name, value);
-        }
-        Ok(TransactWriteItem::builder().update(update.build().map_err(StoreError::build)?).build())
-    }
-
-    /// A transaction's Put of `item` into this table, on `condition` when given.
-    fn put(&self, item: &impl Serialize, condition: Option<&str>) -> Result<TransactWriteItem, StoreError> {
-        let put = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(serde_dynamo::to_item(item)?))
-            .set_condition_expression(condition.map(str::to_owned))
-            .build()
-            .map_err(StoreError::build)?;
-        Ok(TransactWriteItem::builder().put(put).build())
-    }
-
-    async fn batch_write(&self, mut requests: Vec<WriteRequest>) -> Result<(), StoreError> {
-        for attempt in 0..8u32 {
-            let out = self
-                .client
-                .batch_write_item()
-                .request_items(&self.table, requests)
-                .send()
-                .await
-                .map_err(|e| StoreError::aws("BatchWriteItem", e))?;
-            requests = out.unprocessed_items.and_then(|mut left| left.remove(&self.table)).unwrap_or_default();
-            if requests.is_empty() {
-                return Ok(());
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(20 << attempt)).await;
-        }
-        Err(StoreError::Contended("BatchWriteItem kept returning unprocessed items".into()))
-    }
-
-    /// Removes a member (and, when given, makes another one the owner) in one transaction.
-    pub async fn remove_member(
+    async fn remove_member(
         &self,
         id: &ChannelId,
         user: &UserId,
@@ -379,9 +390,7 @@ impl Channels {
         }
     }
 
-    /// The meta item and all members in one Query (consistent read). `None` when the
-    /// channel does not exist.
-    pub async fn roster(&self, id: &ChannelId) -> Result<Option<Roster>, StoreError> {
+    async fn roster(&self, id: &ChannelId) -> Result<Option<Roster>, PortError> {
         let (low, high) = keys::ROSTER_SK_RANGE;
         let mut pages = self
             .client
@@ -404,7 +413,7 @@ impl Channels {
                     meta = Some(meta_from_item(item)?);
                 }
                 _ => {
-                    let member: MemberItem = serde_dynamo::from_item(item)?;
+                    let member: MemberItem = super::from_item(item)?;
                     members.push(Member {
                         user_id: member.user_id,
                         role: member.role,
@@ -418,12 +427,7 @@ impl Channels {
         Ok(meta.map(|meta| Roster { meta, members }))
     }
 
-    /// The meta item and whether `user` is a member, in one BatchGetItem.
-    pub async fn meta_for_member(
-        &self,
-        id: &ChannelId,
-        user: &UserId,
-    ) -> Result<(Option<ChannelMeta>, bool), StoreError> {
+    async fn meta_for_member(&self, id: &ChannelId, user: &UserId) -> Result<(Option<ChannelMeta>, bool), PortError> {
         let items = self
             .batch_get(vec![(id.clone(), keys::CHANNEL_META_SK.into()), (id.clone(), keys::member_sk(user))])
             .await?;
@@ -438,37 +442,32 @@ impl Channels {
         Ok((meta, is_member))
     }
 
-    /// The meta items of `ids` that exist (one BatchGetItem per 100).
-    pub async fn metas(&self, ids: &[ChannelId]) -> Result<Vec<ChannelMeta>, StoreError> {
+    async fn metas(&self, ids: &[ChannelId]) -> Result<Vec<ChannelMeta>, PortError> {
         let keys = ids.iter().map(|id| (id.clone(), keys::CHANNEL_META_SK.to_owned())).collect();
-        self.batch_get(keys).await?.into_iter().map(meta_from_item).collect()
+        Ok(self.batch_get(keys).await?.into_iter().map(meta_from_item).collect::<Result<_, _>>()?)
     }
 
-    async fn batch_get(
-        &self,
-        keys: Vec<(ChannelId, String)>,
-    ) -> Result<Vec<HashMap<String, AttributeValue>>, StoreError> {
-        let keys = keys
-            .into_iter()
-            .map(|(pk, sk)| {
-                HashMap::from([
-                    ("pk".to_owned(), AttributeValue::S(pk.to_string())),
-                    ("sk".to_owned(), AttributeValue::S(sk)),
-                ])
-            })
-            .collect();
-        super::batch_get(&self.client, &self.table, keys, None, true).await
+    async fn meta(&self, id: &ChannelId) -> Result<Option<ChannelMeta>, PortError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(id.to_string()))
+            .key("sk", AttributeValue::S(keys::CHANNEL_META_SK.into()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| StoreError::aws("GetItem", e))?;
+        Ok(out.item.map(meta_from_item).transpose()?)
     }
 
-    /// Moves `user`'s read position forward to (`seq`, `message`); never backwards.
-    /// Answers whether it moved.
-    pub async fn advance_read(
+    async fn advance_read(
         &self,
         id: &ChannelId,
         user: &UserId,
         seq: u64,
         message: MessageId,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<bool, PortError> {
         let result = self
             .client
             .update_item()
@@ -481,14 +480,10 @@ impl Channels {
             .expression_attribute_values(":id", AttributeValue::N(message.as_u64().to_string()))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err) if err.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(false),
-            Err(err) => Err(StoreError::aws("UpdateItem", err)),
-        }
+        Ok(super::updated(result)?)
     }
 
-    pub async fn set_muted(&self, id: &ChannelId, user: &UserId, muted: bool) -> Result<(), StoreError> {
+    async fn set_muted(&self, id: &ChannelId, user: &UserId, muted: bool) -> Result<(), PortError> {
         self.client
             .update_item()
             .table_name(&self.table)
@@ -503,8 +498,7 @@ impl Channels {
         Ok(())
     }
 
-    /// Forgets deleted seqs every member has read past: they no longer change any count.
-    pub async fn prune_deleted_seqs(&self, id: &ChannelId, seqs: &[u64]) -> Result<(), StoreError> {
+    async fn prune_deleted_seqs(&self, id: &ChannelId, seqs: &[u64]) -> Result<(), PortError> {
         if seqs.is_empty() {
             return Ok(());
         }
@@ -521,34 +515,7 @@ impl Channels {
         Ok(())
     }
 
-    /// The meta item alone (consistent read): used to retry a send after a concurrent one.
-    pub async fn meta(&self, id: &ChannelId) -> Result<Option<ChannelMeta>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", AttributeValue::S(id.to_string()))
-            .key("sk", AttributeValue::S(keys::CHANNEL_META_SK.into()))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| StoreError::aws("GetItem", e))?;
-        out.item.map(meta_from_item).transpose()
-    }
-
-    /// The Query of `user`'s member items in the sparse `UserChannels` index.
-    fn user_channels(&self, user: &UserId) -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder {
-        self.client
-            .query()
-            .table_name(&self.table)
-            .index_name(keys::USER_CHANNELS_INDEX)
-            .key_condition_expression("userId = :user")
-            .expression_attribute_values(":user", AttributeValue::S(user.to_string()))
-    }
-
-    /// How many channels `user` is in: a COUNT Query of the index (it reads the index
-    /// entries, but sends back only the number).
-    pub async fn membership_count(&self, user: &UserId) -> Result<usize, StoreError> {
+    async fn membership_count(&self, user: &UserId) -> Result<usize, PortError> {
         let mut pages = self.user_channels(user).select(aws_sdk_dynamodb::types::Select::Count).into_paginator().send();
         let mut count = 0;
         while let Some(page) = pages.try_next().await.map_err(|e| StoreError::aws("Query", e))? {
@@ -557,12 +524,11 @@ impl Channels {
         Ok(count)
     }
 
-    /// Every channel `user` is a member of, through the sparse `UserChannels` index.
-    pub async fn memberships(&self, user: &UserId) -> Result<Vec<Membership>, StoreError> {
+    async fn memberships(&self, user: &UserId) -> Result<Vec<Membership>, PortError> {
         let mut pages = self.user_channels(user).into_paginator().items().send();
         let mut memberships = Vec::new();
         while let Some(item) = pages.try_next().await.map_err(|e| StoreError::aws("Query", e))? {
-            let member: MemberItem = serde_dynamo::from_item(item)?;
+            let member: MemberItem = super::from_item(item)?;
             memberships.push(Membership {
                 channel_id: ChannelId::parse(member.pk).map_err(|e| StoreError::Contended(e.to_string()))?,
                 role: member.role,
@@ -574,114 +540,26 @@ impl Channels {
         }
         Ok(memberships)
     }
-}
-
-fn is_cancelled<R>(err: &aws_sdk_dynamodb::error::SdkError<TransactWriteItemsError, R>) -> bool {
-    matches!(err.as_service_error(), Some(TransactWriteItemsError::TransactionCanceledException(_)))
-}
-
-/// Whether a transaction was cancelled because the condition of action `index` failed.
-fn cancelled_by_condition<R>(
-    err: &aws_sdk_dynamodb::error::SdkError<TransactWriteItemsError, R>,
-    index: usize,
-) -> bool {
-    match err.as_service_error() {
-        Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => cancelled
-            .cancellation_reasons()
-            .get(index)
-            .and_then(|r| r.code())
-            .is_some_and(|code| code == "ConditionalCheckFailed"),
-        _ => false,
-    }
-}
-
-/// The port, over the table's own calls above.
-#[async_trait::async_trait]
-impl ChannelStore for Channels {
-    async fn create(
-        &self,
-        id: &ChannelId,
-        kind: ChannelKind,
-        name: Option<&str>,
-        members: &[(UserId, MemberRole)],
-        now_ms: i64,
-    ) -> Result<(), CreateChannelError> {
-        Channels::create(self, id, kind, name, members, now_ms).await
-    }
-
-    async fn open_direct(
-        &self,
-        id: &ChannelId,
-        pair: [&UserId; 2],
-        opener: &UserId,
-        now_ms: i64,
-    ) -> Result<bool, PortError> {
-        Ok(Channels::open_direct(self, id, pair, opener, now_ms).await?)
-    }
-
-    async fn join(
-        &self,
-        id: &ChannelId,
-        user: &UserId,
-        seat: Seat,
-        taking_invitation: bool,
-        now_ms: i64,
-    ) -> Result<(), JoinError> {
-        Channels::join(self, id, user, seat, taking_invitation, now_ms).await
-    }
-
-    async fn remove_member(
-        &self,
-        id: &ChannelId,
-        user: &UserId,
-        new_owner: Option<&UserId>,
-    ) -> Result<(), MembershipChangeError> {
-        Channels::remove_member(self, id, user, new_owner).await
-    }
-
-    async fn roster(&self, id: &ChannelId) -> Result<Option<Roster>, PortError> {
-        Ok(Channels::roster(self, id).await?)
-    }
-
-    async fn meta_for_member(&self, id: &ChannelId, user: &UserId) -> Result<(Option<ChannelMeta>, bool), PortError> {
-        Ok(Channels::meta_for_member(self, id, user).await?)
-    }
-
-    async fn metas(&self, ids: &[ChannelId]) -> Result<Vec<ChannelMeta>, PortError> {
-        Ok(Channels::metas(self, ids).await?)
-    }
-
-    async fn meta(&self, id: &ChannelId) -> Result<Option<ChannelMeta>, PortError> {
-        Ok(Channels::meta(self, id).await?)
-    }
-
-    async fn advance_read(
-        &self,
-        id: &ChannelId,
-        user: &UserId,
-        seq: u64,
-        message: MessageId,
-    ) -> Result<bool, PortError> {
-        Ok(Channels::advance_read(self, id, user, seq, message).await?)
-    }
-
-    async fn set_muted(&self, id: &ChannelId, user: &UserId, muted: bool) -> Result<(), PortError> {
-        Ok(Channels::set_muted(self, id, user, muted).await?)
-    }
-
-    async fn prune_deleted_seqs(&self, id: &ChannelId, seqs: &[u64]) -> Result<(), PortError> {
-        Ok(Channels::prune_deleted_seqs(self, id, seqs).await?)
-    }
-
-    async fn membership_count(&self, user: &UserId) -> Result<usize, PortError> {
-        Ok(Channels::membership_count(self, user).await?)
-    }
-
-    async fn memberships(&self, user: &UserId) -> Result<Vec<Membership>, PortError> {
-        Ok(Channels::memberships(self, user).await?)
-    }
 
     async fn direct_contacts(&self, me: &UserId, pairs: &[(UserId, ChannelId)]) -> Result<HashSet<UserId>, PortError> {
-        Ok(Channels::direct_contacts(self, me, pairs).await?)
+        let key = |channel: &ChannelId, user: &UserId| -> super::Item {
+            HashMap::from([
+                ("pk".to_owned(), AttributeValue::S(channel.to_string())),
+                ("sk".to_owned(), AttributeValue::S(keys::member_sk(user))),
+            ])
+        };
+        let pairs: Vec<&(UserId, ChannelId)> = pairs.iter().filter(|(user, _)| user != me).collect();
+        let keys = pairs.iter().flat_map(|(user, channel)| [key(channel, me), key(channel, user)]).collect();
+        let mut members: HashMap<String, usize> = HashMap::new();
+        for item in super::batch_get(&self.client, &self.table, keys, Some("pk"), false).await? {
+            if let Some(AttributeValue::S(pk)) = item.get("pk") {
+                *members.entry(pk.clone()).or_default() += 1;
+            }
+        }
+        Ok(pairs
+            .into_iter()
+            .filter(|(_, channel)| members.get(channel.as_str()) == Some(&2))
+            .map(|(user, _)| user.clone())
+            .collect())
     }
 }

@@ -54,126 +54,6 @@ impl Invitations {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
         Self { client, table: table.into() }
     }
-
-    /// Puts an invitation in the invitee's inbox, unless the inbox holds `cap` others.
-    /// Answers whether it is there now (an invitation to the same channel is replaced).
-    pub async fn offer(&self, invitee: &UserId, invitation: &Invitation, cap: usize) -> Result<bool, StoreError> {
-        let entry = Entry {
-            kind: invitation.kind,
-            name: invitation.name.clone(),
-            by: invitation.invited_by.clone(),
-            role: invitation.role,
-            at: invitation.invited_at,
-        };
-        let value: AttributeValue = serde_dynamo::to_attribute_value(entry)?;
-        let channel = invitation.channel_id.as_str();
-        for _ in 0..3 {
-            // Into an existing inbox with room (or already holding this channel)...
-            let nested = self
-                .client
-                .update_item()
-                .table_name(&self.table)
-                .set_key(Some(inbox_key(invitee)))
-                .update_expression("SET #inv.#ch = :entry")
-                .condition_expression("attribute_exists(#inv) AND (size(#inv) < :cap OR attribute_exists(#inv.#ch))")
-                .expression_attribute_names("#inv", "invitations")
-                .expression_attribute_names("#ch", channel)
-                .expression_attribute_values(":entry", value.clone())
-                .expression_attribute_values(":cap", AttributeValue::N(cap.to_string()))
-                .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-                .send()
-                .await;
-            match nested {
-                Ok(_) => return Ok(true),
-                Err(err) if !is_condition_failure(&err) => return Err(StoreError::aws("UpdateItem", err)),
-                Err(err) => {
-                    let had_inbox = err
-                        .as_service_error()
-                        .and_then(|e| match e {
-                            aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(c) => {
-                                c.item().map(|item| item.contains_key("invitations"))
-                            }
-                            _ => None,
-                        })
-                        .unwrap_or(false);
-                    if had_inbox {
-                        return Ok(false); // full
-                    }
-                }
-            }
-            // ...or a new inbox holding just this one.
-            let created = self
-                .client
-                .update_item()
-                .table_name(&self.table)
-                .set_key(Some(inbox_key(invitee)))
-                .update_expression("SET #inv = :inbox")
-                .condition_expression("attribute_not_exists(#inv)")
-                .expression_attribute_names("#inv", "invitations")
-                .expression_attribute_values(
-                    ":inbox",
-                    AttributeValue::M(HashMap::from([(channel.to_owned(), value.clone())])),
-                )
-                .send()
-                .await;
-            match created {
-                Ok(_) => return Ok(true),
-                Err(err) if !is_condition_failure(&err) => return Err(StoreError::aws("UpdateItem", err)),
-                Err(_) => {} // created meanwhile: the nested SET works on the next round
-            }
-        }
-        Err(StoreError::Contended("the invitation inbox kept changing".into()))
-    }
-
-    /// The user's pending invitations, oldest first.
-    pub async fn pending(&self, user: &UserId) -> Result<Vec<Invitation>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(inbox_key(user)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| StoreError::aws("GetItem", e))?;
-        let mut invitations = Vec::new();
-        if let Some(AttributeValue::M(map)) = out.item.as_ref().and_then(|item| item.get("invitations")) {
-            for (channel, value) in map {
-                let entry: Entry = serde_dynamo::from_attribute_value(value.clone())?;
-                invitations.push(Invitation {
-                    channel_id: ChannelId::parse(channel.clone()).map_err(|e| StoreError::Contended(e.to_string()))?,
-                    kind: entry.kind,
-                    name: entry.name,
-                    invited_by: entry.by,
-                    role: entry.role,
-                    invited_at: entry.at,
-                });
-            }
-        }
-        invitations.sort_by(|a, b| a.invited_at.cmp(&b.invited_at).then(a.channel_id.cmp(&b.channel_id)));
-        Ok(invitations)
-    }
-
-    /// Removes invitations (declined, expired, or from someone since blocked).
-    pub async fn withdraw(&self, user: &UserId, channels: &[ChannelId]) -> Result<(), StoreError> {
-        if channels.is_empty() {
-            return Ok(());
-        }
-        let mut request = self.client.update_item().table_name(&self.table).set_key(Some(inbox_key(user)));
-        let mut paths = Vec::with_capacity(channels.len());
-        for (i, channel) in channels.iter().enumerate() {
-            request = request.expression_attribute_names(format!("#c{i}"), channel.as_str());
-            paths.push(format!("#inv.#c{i}"));
-        }
-        request
-            .update_expression(format!("REMOVE {}", paths.join(", ")))
-            .condition_expression("attribute_exists(#inv)")
-            .expression_attribute_names("#inv", "invitations")
-            .send()
-            .await
-            .map(|_| ())
-            .or_else(|err| if is_condition_failure(&err) { Ok(()) } else { Err(StoreError::aws("UpdateItem", err)) })
-    }
 }
 
 /// The transaction step that takes an invitation when the invitee joins: it fails the
@@ -208,60 +88,6 @@ impl Blocks {
         Self { client, table: table.into() }
     }
 
-    /// Adds `target` to `user`'s block list unless it holds `cap` users already. Answers
-    /// whether `target` is blocked now.
-    pub async fn block(&self, user: &UserId, target: &UserId, cap: usize) -> Result<bool, StoreError> {
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(blocks_key(user)))
-            .update_expression("ADD #users :one")
-            .condition_expression("attribute_not_exists(#users) OR size(#users) < :cap OR contains(#users, :target)")
-            .expression_attribute_names("#users", "users")
-            .expression_attribute_values(":one", AttributeValue::Ss(vec![target.to_string()]))
-            .expression_attribute_values(":target", AttributeValue::S(target.to_string()))
-            .expression_attribute_values(":cap", AttributeValue::N(cap.to_string()))
-            .return_values(ReturnValue::None)
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err) if is_condition_failure(&err) => Ok(false),
-            Err(err) => Err(StoreError::aws("UpdateItem", err)),
-        }
-    }
-
-    pub async fn unblock(&self, user: &UserId, target: &UserId) -> Result<(), StoreError> {
-        self.client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(blocks_key(user)))
-            .update_expression("DELETE #users :one")
-            .expression_attribute_names("#users", "users")
-            .expression_attribute_values(":one", AttributeValue::Ss(vec![target.to_string()]))
-            .send()
-            .await
-            .map_err(|e| StoreError::aws("UpdateItem", e))?;
-        Ok(())
-    }
-
-    /// The users `user` blocks, sorted.
-    pub async fn of(&self, user: &UserId) -> Result<Vec<UserId>, StoreError> {
-        Ok(self.lists(std::slice::from_ref(user)).await?.remove(user).unwrap_or_default().into_iter().collect())
-    }
-
-    /// Which of `users` block `actor`: one BatchGetItem per 100 users.
-    pub async fn blocking(&self, users: &[UserId], actor: &UserId) -> Result<HashSet<UserId>, StoreError> {
-        Ok(self
-            .lists(users)
-            .await?
-            .into_iter()
-            .filter(|(_, blocked)| blocked.contains(actor))
-            .map(|(user, _)| user)
-            .collect())
-    }
-
     async fn lists(&self, users: &[UserId]) -> Result<HashMap<UserId, std::collections::BTreeSet<UserId>>, StoreError> {
         let mut distinct: Vec<&UserId> = users.iter().collect();
         distinct.sort();
@@ -286,33 +112,169 @@ impl Blocks {
 #[async_trait::async_trait]
 impl InvitationStore for Invitations {
     async fn offer(&self, invitee: &UserId, invitation: &Invitation, cap: usize) -> Result<bool, PortError> {
-        Ok(Invitations::offer(self, invitee, invitation, cap).await?)
+        let entry = Entry {
+            kind: invitation.kind,
+            name: invitation.name.clone(),
+            by: invitation.invited_by.clone(),
+            role: invitation.role,
+            at: invitation.invited_at,
+        };
+        let value: AttributeValue = super::to_value(entry)?;
+        let channel = invitation.channel_id.as_str();
+        for _ in 0..3 {
+            // Into an existing inbox with room (or already holding this channel)...
+            let nested = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(inbox_key(invitee)))
+                .update_expression("SET #inv.#ch = :entry")
+                .condition_expression("attribute_exists(#inv) AND (size(#inv) < :cap OR attribute_exists(#inv.#ch))")
+                .expression_attribute_names("#inv", "invitations")
+                .expression_attribute_names("#ch", channel)
+                .expression_attribute_values(":entry", value.clone())
+                .expression_attribute_values(":cap", AttributeValue::N(cap.to_string()))
+                .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+                .send()
+                .await;
+            match nested {
+                Ok(_) => return Ok(true),
+                Err(err) if !is_condition_failure(&err) => return Err(StoreError::aws("UpdateItem", err).into()),
+                Err(err) => {
+                    let had_inbox = err
+                        .as_service_error()
+                        .and_then(|e| match e {
+                            aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(c) => {
+                                c.item().map(|item| item.contains_key("invitations"))
+                            }
+                            _ => None,
+                        })
+                        .unwrap_or(false);
+                    if had_inbox {
+                        return Ok(false); // full
+                    }
+                }
+            }
+            // ...or a new inbox holding just this one.
+            let created = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(inbox_key(invitee)))
+                .update_expression("SET #inv = :inbox")
+                .condition_expression("attribute_not_exists(#inv)")
+                .expression_attribute_names("#inv", "invitations")
+                .expression_attribute_values(
+                    ":inbox",
+                    AttributeValue::M(HashMap::from([(channel.to_owned(), value.clone())])),
+                )
+                .send()
+                .await;
+            match created {
+                Ok(_) => return Ok(true),
+                Err(err) if !is_condition_failure(&err) => return Err(StoreError::aws("UpdateItem", err).into()),
+                Err(_) => {} // created meanwhile: the nested SET works on the next round
+            }
+        }
+        Err(PortError::Contended("the invitation inbox kept changing".into()))
     }
 
     async fn pending(&self, user: &UserId) -> Result<Vec<Invitation>, PortError> {
-        Ok(Invitations::pending(self, user).await?)
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(inbox_key(user)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| StoreError::aws("GetItem", e))?;
+        let mut invitations = Vec::new();
+        if let Some(AttributeValue::M(map)) = out.item.as_ref().and_then(|item| item.get("invitations")) {
+            for (channel, value) in map {
+                let entry: Entry = super::from_value(value.clone())?;
+                invitations.push(Invitation {
+                    channel_id: ChannelId::parse(channel.clone()).map_err(|e| StoreError::Contended(e.to_string()))?,
+                    kind: entry.kind,
+                    name: entry.name,
+                    invited_by: entry.by,
+                    role: entry.role,
+                    invited_at: entry.at,
+                });
+            }
+        }
+        invitations.sort_by(|a, b| a.invited_at.cmp(&b.invited_at).then(a.channel_id.cmp(&b.channel_id)));
+        Ok(invitations)
     }
 
     async fn withdraw(&self, user: &UserId, channels: &[ChannelId]) -> Result<(), PortError> {
-        Ok(Invitations::withdraw(self, user, channels).await?)
+        if channels.is_empty() {
+            return Ok(());
+        }
+        let mut request = self.client.update_item().table_name(&self.table).set_key(Some(inbox_key(user)));
+        let mut paths = Vec::with_capacity(channels.len());
+        for (i, channel) in channels.iter().enumerate() {
+            request = request.expression_attribute_names(format!("#c{i}"), channel.as_str());
+            paths.push(format!("#inv.#c{i}"));
+        }
+        request
+            .update_expression(format!("REMOVE {}", paths.join(", ")))
+            .condition_expression("attribute_exists(#inv)")
+            .expression_attribute_names("#inv", "invitations")
+            .send()
+            .await
+            .map(|_| ())
+            .or_else(
+                |err| if is_condition_failure(&err) { Ok(()) } else { Err(StoreError::aws("UpdateItem", err).into()) },
+            )
     }
 }
 
 #[async_trait::async_trait]
 impl BlockStore for Blocks {
     async fn block(&self, user: &UserId, target: &UserId, cap: usize) -> Result<bool, PortError> {
-        Ok(Blocks::block(self, user, target, cap).await?)
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(blocks_key(user)))
+            .update_expression("ADD #users :one")
+            .condition_expression("attribute_not_exists(#users) OR size(#users) < :cap OR contains(#users, :target)")
+            .expression_attribute_names("#users", "users")
+            .expression_attribute_values(":one", AttributeValue::Ss(vec![target.to_string()]))
+            .expression_attribute_values(":target", AttributeValue::S(target.to_string()))
+            .expression_attribute_values(":cap", AttributeValue::N(cap.to_string()))
+            .return_values(ReturnValue::None)
+            .send()
+            .await;
+        Ok(super::updated(result)?)
     }
 
     async fn unblock(&self, user: &UserId, target: &UserId) -> Result<(), PortError> {
-        Ok(Blocks::unblock(self, user, target).await?)
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(blocks_key(user)))
+            .update_expression("DELETE #users :one")
+            .expression_attribute_names("#users", "users")
+            .expression_attribute_values(":one", AttributeValue::Ss(vec![target.to_string()]))
+            .send()
+            .await
+            .map_err(|e| StoreError::aws("UpdateItem", e))?;
+        Ok(())
     }
 
     async fn of(&self, user: &UserId) -> Result<Vec<UserId>, PortError> {
-        Ok(Blocks::of(self, user).await?)
+        Ok(self.lists(std::slice::from_ref(user)).await?.remove(user).unwrap_or_default().into_iter().collect())
     }
 
     async fn blocking(&self, users: &[UserId], actor: &UserId) -> Result<HashSet<UserId>, PortError> {
-        Ok(Blocks::blocking(self, users, actor).await?)
+        Ok(self
+            .lists(users)
+            .await?
+            .into_iter()
+            .filter(|(_, blocked)| blocked.contains(actor))
+            .map(|(user, _)| user)
+            .collect())
     }
 }

@@ -98,15 +98,71 @@ impl MessageLog {
         Self { client, messages_table: messages_table.into(), channels_table: channels_table.into() }
     }
 
-    /// Writes, all or nothing (one TransactWriteItems): the dedupe row (only if this
-    /// clientMsgId is new), the message, the channel meta update (only if its seq is still
-    /// `message.seq - 1`, which makes ids and seqs grow in commit order), and the sender's
-    /// read position (only while they are a member).
-    ///
-    /// A transaction costs twice the write units of plain writes; docs/DESIGN.md says why
-    /// it is worth it here: no crash point leaves a dedupe row without its message or a
-    /// gap in seq.
-    pub async fn append(&self, message: &Message, now_ms: i64) -> Result<AppendOutcome, StoreError> {
+    /// The message id stored for this clientMsgId, if any (a consistent read).
+    async fn find_dedupe(
+        &self,
+        channel: &ChannelId,
+        author: &UserId,
+        client_msg_id: &ClientMsgId,
+    ) -> Result<Option<MessageId>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.channels_table)
+            .key("pk", AttributeValue::S(channel.to_string()))
+            .key("sk", AttributeValue::S(keys::dedupe_sk(author, client_msg_id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| StoreError::aws("GetItem", e))?;
+        let item: Option<DedupeItem> = out.item.map(super::from_item).transpose()?;
+        Ok(item.map(|item| MessageId::from_u64(item.message_id)))
+    }
+
+    /// One message's item as stored (a consistent read).
+    async fn item(&self, channel: &ChannelId, id: MessageId) -> Result<Option<MessageItem>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.messages_table)
+            .key("pk", AttributeValue::S(keys::message_pk(channel, id.bucket())))
+            .key("id", number(id.as_u64()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| StoreError::aws("GetItem", e))?;
+        out.item.map(super::from_item::<MessageItem>).transpose()
+    }
+}
+
+fn number(n: impl ToString) -> AttributeValue {
+    AttributeValue::N(n.to_string())
+}
+
+fn build_error(e: aws_sdk_dynamodb::error::BuildError) -> StoreError {
+    StoreError::build(e)
+}
+
+/// Why a conditional change of a message failed, from the item DynamoDB returned with it.
+fn refusal(
+    item: Option<std::collections::HashMap<String, AttributeValue>>,
+    author: &UserId,
+) -> Result<ChangeRefused, StoreError> {
+    let Some(item) = item else { return Ok(ChangeRefused::NotFound) };
+    let item: MessageItem = super::from_item(item)?;
+    Ok(if item.deleted {
+        ChangeRefused::Deleted
+    } else if &item.author_id != author {
+        ChangeRefused::NotAuthor
+    } else {
+        ChangeRefused::NotFound
+    })
+}
+
+/// The port, over the table's own calls above.
+#[async_trait::async_trait]
+impl Log for MessageLog {
+    async fn append(&self, message: &Message, now_ms: i64) -> Result<AppendOutcome, PortError> {
         let dedupe = DedupeItem {
             pk: message.channel_id.to_string(),
             sk: keys::dedupe_sk(&message.author_id, &message.client_msg_id),
@@ -115,14 +171,14 @@ impl MessageLog {
         };
         let dedupe_put = Put::builder()
             .table_name(&self.channels_table)
-            .set_item(Some(serde_dynamo::to_item(&dedupe)?))
+            .set_item(Some(super::to_item(&dedupe)?))
             .condition_expression("attribute_not_exists(pk)")
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .build()
             .map_err(build_error)?;
         let message_put = Put::builder()
             .table_name(&self.messages_table)
-            .set_item(Some(serde_dynamo::to_item(MessageItem::from_message(message))?))
+            .set_item(Some(super::to_item(MessageItem::from_message(message))?))
             .condition_expression("attribute_not_exists(pk)")
             .build()
             .map_err(build_error)?;
@@ -177,7 +233,7 @@ impl MessageLog {
             _ => {
                 return match self.find_dedupe(&message.channel_id, &message.author_id, &message.client_msg_id).await {
                     Ok(Some(id)) => Ok(own_or_earlier(message, id)),
-                    Ok(None) | Err(_) => Err(StoreError::aws("TransactWriteItems", err)),
+                    Ok(None) | Err(_) => Err(StoreError::aws("TransactWriteItems", err).into()),
                 };
             }
         };
@@ -212,40 +268,21 @@ impl MessageLog {
         if reasons.iter().any(|r| r.code() == Some("TransactionConflict")) {
             return Ok(AppendOutcome::SeqTaken(None));
         }
-        Err(StoreError::aws("TransactWriteItems", err))
+        Err(StoreError::aws("TransactWriteItems", err).into())
     }
 
-    /// The message id stored for this clientMsgId, if any (a consistent read).
-    async fn find_dedupe(
-        &self,
-        channel: &ChannelId,
-        author: &UserId,
-        client_msg_id: &ClientMsgId,
-    ) -> Result<Option<MessageId>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.channels_table)
-            .key("pk", AttributeValue::S(channel.to_string()))
-            .key("sk", AttributeValue::S(keys::dedupe_sk(author, client_msg_id)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| StoreError::aws("GetItem", e))?;
-        let item: Option<DedupeItem> = out.item.map(serde_dynamo::from_item).transpose()?;
-        Ok(item.map(|item| MessageId::from_u64(item.message_id)))
+    async fn get(&self, channel: &ChannelId, id: MessageId) -> Result<Option<Message>, PortError> {
+        Ok(self.item(channel, id).await?.map(MessageItem::into_message))
     }
 
-    /// Replaces the text of `author`'s message (only the text and `editedAt` are written).
-    /// The condition makes an edit that races a delete fail instead of bringing text back.
-    pub async fn edit(
+    async fn edit(
         &self,
         channel: &ChannelId,
         id: MessageId,
         author: &UserId,
         text: &str,
         now_ms: i64,
-    ) -> Result<Result<Message, ChangeRefused>, StoreError> {
+    ) -> Result<Result<Message, ChangeRefused>, PortError> {
         let result = self
             .client
             .update_item()
@@ -264,28 +301,24 @@ impl MessageLog {
             .await;
         match result {
             Ok(out) => {
-                let item: MessageItem = serde_dynamo::from_item(out.attributes.unwrap_or_default())?;
+                let item: MessageItem = super::from_item(out.attributes.unwrap_or_default())?;
                 Ok(Ok(item.into_message()))
             }
             Err(err) => match err.as_service_error() {
                 Some(aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(e)) => {
                     Ok(Err(refusal(e.item().cloned(), author)?))
                 }
-                _ => Err(StoreError::aws("UpdateItem", err)),
+                _ => Err(StoreError::aws("UpdateItem", err).into()),
             },
         }
     }
 
-    /// Soft-deletes a message: keeps its id and seq, removes its text and attachments, and
-    /// records its seq among the channel's deleted ones (for unread counts), together.
-    /// `author`: when given, only that user's message may go (members delete their own;
-    /// owners and admins anyone's). Answers the message as it was.
-    pub async fn soft_delete(
+    async fn soft_delete(
         &self,
         message: &Message,
         author: Option<&UserId>,
         now_ms: i64,
-    ) -> Result<Result<Message, ChangeRefused>, StoreError> {
+    ) -> Result<Result<Message, ChangeRefused>, PortError> {
         let mut condition = "attribute_exists(pk) AND attribute_not_exists(deleted)".to_owned();
         let mut update = Update::builder()
             .table_name(&self.messages_table)
@@ -328,33 +361,16 @@ impl MessageLog {
                         None => Ok(Err(if item.is_some() { ChangeRefused::Deleted } else { ChangeRefused::NotFound })),
                     }
                 }
-                _ => Err(StoreError::aws("TransactWriteItems", err)),
+                _ => Err(StoreError::aws("TransactWriteItems", err).into()),
             },
         }
     }
 
-    /// The files a deleted message still names: they are not removed yet.
-    pub async fn files_left(&self, channel: &ChannelId, id: MessageId) -> Result<Vec<Attachment>, StoreError> {
+    async fn files_left(&self, channel: &ChannelId, id: MessageId) -> Result<Vec<Attachment>, PortError> {
         Ok(self.item(channel, id).await?.filter(|item| item.deleted).map(|item| item.attachments).unwrap_or_default())
     }
 
-    /// One message's item as stored (a consistent read).
-    async fn item(&self, channel: &ChannelId, id: MessageId) -> Result<Option<MessageItem>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.messages_table)
-            .key("pk", AttributeValue::S(keys::message_pk(channel, id.bucket())))
-            .key("id", number(id.as_u64()))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| StoreError::aws("GetItem", e))?;
-        Ok(out.item.map(serde_dynamo::from_item::<_, MessageItem>).transpose()?)
-    }
-
-    /// Drops a deleted message's file keys once its files are removed.
-    pub async fn forget_files(&self, channel: &ChannelId, id: MessageId) -> Result<(), StoreError> {
+    async fn forget_files(&self, channel: &ChannelId, id: MessageId) -> Result<(), PortError> {
         self.client
             .update_item()
             .table_name(&self.messages_table)
@@ -369,20 +385,15 @@ impl MessageLog {
         Ok(())
     }
 
-    pub async fn get(&self, channel: &ChannelId, id: MessageId) -> Result<Option<Message>, StoreError> {
-        Ok(self.item(channel, id).await?.map(MessageItem::into_message))
-    }
-
-    /// Messages of one bucket with ids in `[low, high]`, at most `limit`, newest first or
-    /// oldest first.
-    pub async fn in_bucket(
+    async fn in_bucket(
         &self,
         channel: &ChannelId,
         bucket: Bucket,
-        (low, high): (MessageId, MessageId),
+        range: (MessageId, MessageId),
         limit: usize,
         order: Order,
-    ) -> Result<Vec<Message>, StoreError> {
+    ) -> Result<Vec<Message>, PortError> {
+        let (low, high) = range;
         let mut found = Vec::new();
         let mut start_key = None;
         loop {
@@ -401,87 +412,12 @@ impl MessageLog {
                 .await
                 .map_err(|e| StoreError::aws("Query", e))?;
             for item in out.items.unwrap_or_default() {
-                found.push(serde_dynamo::from_item::<_, MessageItem>(item)?.into_message());
+                found.push(super::from_item::<MessageItem>(item)?.into_message());
             }
             start_key = out.last_evaluated_key;
             if start_key.is_none() || found.len() >= limit {
                 return Ok(found);
             }
         }
-    }
-}
-
-fn number(n: impl ToString) -> AttributeValue {
-    AttributeValue::N(n.to_string())
-}
-
-fn build_error(e: aws_sdk_dynamodb::error::BuildError) -> StoreError {
-    StoreError::build(e)
-}
-
-/// Why a conditional change of a message failed, from the item DynamoDB returned with it.
-fn refusal(
-    item: Option<std::collections::HashMap<String, AttributeValue>>,
-    author: &UserId,
-) -> Result<ChangeRefused, StoreError> {
-    let Some(item) = item else { return Ok(ChangeRefused::NotFound) };
-    let item: MessageItem = serde_dynamo::from_item(item)?;
-    Ok(if item.deleted {
-        ChangeRefused::Deleted
-    } else if &item.author_id != author {
-        ChangeRefused::NotAuthor
-    } else {
-        ChangeRefused::NotFound
-    })
-}
-
-/// The port, over the table's own calls above.
-#[async_trait::async_trait]
-impl Log for MessageLog {
-    async fn append(&self, message: &Message, now_ms: i64) -> Result<AppendOutcome, PortError> {
-        Ok(MessageLog::append(self, message, now_ms).await?)
-    }
-
-    async fn get(&self, channel: &ChannelId, id: MessageId) -> Result<Option<Message>, PortError> {
-        Ok(MessageLog::get(self, channel, id).await?)
-    }
-
-    async fn edit(
-        &self,
-        channel: &ChannelId,
-        id: MessageId,
-        author: &UserId,
-        text: &str,
-        now_ms: i64,
-    ) -> Result<Result<Message, ChangeRefused>, PortError> {
-        Ok(MessageLog::edit(self, channel, id, author, text, now_ms).await?)
-    }
-
-    async fn soft_delete(
-        &self,
-        message: &Message,
-        author: Option<&UserId>,
-        now_ms: i64,
-    ) -> Result<Result<Message, ChangeRefused>, PortError> {
-        Ok(MessageLog::soft_delete(self, message, author, now_ms).await?)
-    }
-
-    async fn files_left(&self, channel: &ChannelId, id: MessageId) -> Result<Vec<Attachment>, PortError> {
-        Ok(MessageLog::files_left(self, channel, id).await?)
-    }
-
-    async fn forget_files(&self, channel: &ChannelId, id: MessageId) -> Result<(), PortError> {
-        Ok(MessageLog::forget_files(self, channel, id).await?)
-    }
-
-    async fn in_bucket(
-        &self,
-        channel: &ChannelId,
-        bucket: Bucket,
-        range: (MessageId, MessageId),
-        limit: usize,
-        order: Order,
-    ) -> Result<Vec<Message>, PortError> {
-        Ok(MessageLog::in_bucket(self, channel, bucket, range, limit, order).await?)
     }
 }

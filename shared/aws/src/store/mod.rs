@@ -25,11 +25,45 @@ pub use users::Users;
 /// A DynamoDB item as the SDK holds it.
 pub(crate) type Item = std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>;
 
+/// serde_dynamo, with its errors as [`StoreError`] (so that `?` reaches the port's error).
+pub(crate) fn from_item<T: serde::de::DeserializeOwned>(item: Item) -> Result<T, StoreError> {
+    Ok(serde_dynamo::from_item(item)?)
+}
+
+pub(crate) fn to_item<T: serde::Serialize>(value: T) -> Result<Item, StoreError> {
+    Ok(serde_dynamo::to_item(value)?)
+}
+
+pub(crate) fn to_value<T: serde::Serialize>(value: T) -> Result<aws_sdk_dynamodb::types::AttributeValue, StoreError> {
+    Ok(serde_dynamo::to_attribute_value(value)?)
+}
+
+pub(crate) fn from_value<T: serde::de::DeserializeOwned>(
+    value: aws_sdk_dynamodb::types::AttributeValue,
+) -> Result<T, StoreError> {
+    Ok(serde_dynamo::from_attribute_value(value)?)
+}
+
 /// An UpdateItem that failed its condition.
 pub(crate) fn is_condition_failure<R>(
     err: &SdkError<aws_sdk_dynamodb::operation::update_item::UpdateItemError, R>,
 ) -> bool {
     err.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception())
+}
+
+/// What a conditional UpdateItem did: `true` when it wrote, `false` when its condition
+/// failed (a normal outcome: the guarded change did not apply).
+pub(crate) fn updated<O, R>(
+    result: Result<O, SdkError<aws_sdk_dynamodb::operation::update_item::UpdateItemError, R>>,
+) -> Result<bool, StoreError>
+where
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    match result {
+        Ok(_) => Ok(true),
+        Err(err) if is_condition_failure(&err) => Ok(false),
+        Err(err) => Err(StoreError::aws("UpdateItem", err)),
+    }
 }
 
 /// Sets `map.key = value` in one item, creating the map when the item has none. A nested

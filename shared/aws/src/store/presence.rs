@@ -74,7 +74,7 @@ impl Presence {
             request = request.expression_attribute_names(name, connection);
         }
         match request.update_expression(format!("REMOVE {}", removals.join(", "))).send().await {
-            Ok(out) => Ok(out.attributes.map(serde_dynamo::from_item).transpose()?),
+            Ok(out) => Ok(out.attributes.map(super::from_item).transpose()?),
             Err(err) if is_condition_failure(&err) => Ok(None),
             Err(err) => Err(StoreError::aws("UpdateItem", err)),
         }
@@ -88,7 +88,7 @@ impl Presence {
         super::batch_get(&self.client, &self.table, keys, Some(projection), false)
             .await?
             .into_iter()
-            .map(|item| serde_dynamo::from_item(item).map_err(StoreError::from))
+            .map(super::from_item)
             .collect()
     }
 
@@ -102,7 +102,10 @@ impl Presence {
             .expression_attribute_values(":shard", n(shard))
             .expression_attribute_values(":until", n(until_ms))
     }
+}
 
+#[async_trait::async_trait]
+impl PresenceStore for Presence {
     async fn record_beat(
         &self,
         user: &UserId,
@@ -111,8 +114,8 @@ impl Presence {
         deadline: i64,
         shard: u32,
         ttl_s: i64,
-    ) -> Result<Option<PresenceRecord>, StoreError> {
-        let entry = serde_dynamo::to_attribute_value::<_, AttributeValue>(clock)?;
+    ) -> Result<Option<PresenceRecord>, PortError> {
+        let entry = super::to_value(clock)?;
         let request = || {
             self.client
                 .update_item()
@@ -127,11 +130,19 @@ impl Presence {
         };
         let also = ", deadline = :deadline, onlineShard = :shard, lastSeen = :now, #ttl = :ttl";
         let old = super::set_in_map(request, "conns", connection.as_str(), entry, also).await?;
-        let old: Option<PresenceItem> = old.filter(|a| !a.is_empty()).map(serde_dynamo::from_item).transpose()?;
+        let old: Option<PresenceItem> = old.filter(|a| !a.is_empty()).map(super::from_item).transpose()?;
         Ok(old.map(PresenceRecord::from))
     }
 
-    async fn move_deadline(&self, user: &UserId, deadline: i64, now_ms: i64, seen: i64) -> Result<bool, StoreError> {
+    async fn remove_connections(
+        &self,
+        user: &UserId,
+        connections: &[String],
+    ) -> Result<Option<PresenceRecord>, PortError> {
+        Ok(self.remove_entries(user, connections).await?.map(PresenceRecord::from))
+    }
+
+    async fn move_deadline(&self, user: &UserId, deadline: i64, now_ms: i64, seen: i64) -> Result<bool, PortError> {
         let result = self
             .client
             .update_item()
@@ -144,15 +155,19 @@ impl Presence {
             .expression_attribute_values(":seen", n(seen))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err) if is_condition_failure(&err) => Ok(false),
-            Err(err) => Err(StoreError::aws("UpdateItem", err)),
-        }
+        Ok(super::updated(result)?)
     }
 
-    async fn overdue(&self, shard: u32, now_ms: i64) -> Result<Vec<(UserId, i64)>, StoreError> {
-        let mut pages = self.due_by(shard, now_ms).into_paginator().items().send();
+    async fn connections(&self, users: &[UserId]) -> Result<Vec<PresenceRecord>, PortError> {
+        Ok(self.batch_get(users, "userId, conns").await?.into_iter().map(PresenceRecord::from).collect())
+    }
+
+    async fn statuses(&self, users: &[UserId]) -> Result<Vec<PresenceRecord>, PortError> {
+        Ok(self.batch_get(users, "userId, deadline, lastSeen").await?.into_iter().map(PresenceRecord::from).collect())
+    }
+
+    async fn overdue(&self, shard: u32, until_ms: i64) -> Result<Vec<(UserId, i64)>, PortError> {
+        let mut pages = self.due_by(shard, until_ms).into_paginator().items().send();
         let mut overdue = Vec::new();
         while let Some(item) = pages.try_next().await.map_err(|e| StoreError::aws("Query", e))? {
             let user = match item.get("userId") {
@@ -170,12 +185,12 @@ impl Presence {
         Ok(overdue)
     }
 
-    async fn any_due_by(&self, shard: u32, until_ms: i64) -> Result<bool, StoreError> {
+    async fn any_due_by(&self, shard: u32, until_ms: i64) -> Result<bool, PortError> {
         let out = self.due_by(shard, until_ms).limit(1).send().await.map_err(|e| StoreError::aws("Query", e))?;
         Ok(out.count > 0)
     }
 
-    async fn mark_offline(&self, user: &UserId, deadline: i64) -> Result<Option<Option<i64>>, StoreError> {
+    async fn mark_offline(&self, user: &UserId, deadline: i64) -> Result<Option<Option<i64>>, PortError> {
         let result = self
             .client
             .update_item()
@@ -189,58 +204,11 @@ impl Presence {
             .await;
         match result {
             Ok(out) => {
-                let item: Option<PresenceItem> = out.attributes.map(serde_dynamo::from_item).transpose()?;
+                let item: Option<PresenceItem> = out.attributes.map(super::from_item).transpose()?;
                 Ok(Some(item.and_then(|i| i.last_seen)))
             }
             Err(err) if is_condition_failure(&err) => Ok(None),
-            Err(err) => Err(StoreError::aws("UpdateItem", err)),
+            Err(err) => Err(StoreError::aws("UpdateItem", err).into()),
         }
-    }
-}
-
-#[async_trait::async_trait]
-impl PresenceStore for Presence {
-    async fn record_beat(
-        &self,
-        user: &UserId,
-        connection: &ConnectionId,
-        clock: &ConnectionClock,
-        deadline: i64,
-        shard: u32,
-        ttl_s: i64,
-    ) -> Result<Option<PresenceRecord>, PortError> {
-        Ok(Presence::record_beat(self, user, connection, clock, deadline, shard, ttl_s).await?)
-    }
-
-    async fn remove_connections(
-        &self,
-        user: &UserId,
-        connections: &[String],
-    ) -> Result<Option<PresenceRecord>, PortError> {
-        Ok(self.remove_entries(user, connections).await?.map(PresenceRecord::from))
-    }
-
-    async fn move_deadline(&self, user: &UserId, deadline: i64, now_ms: i64, seen: i64) -> Result<bool, PortError> {
-        Ok(Presence::move_deadline(self, user, deadline, now_ms, seen).await?)
-    }
-
-    async fn connections(&self, users: &[UserId]) -> Result<Vec<PresenceRecord>, PortError> {
-        Ok(self.batch_get(users, "userId, conns").await?.into_iter().map(PresenceRecord::from).collect())
-    }
-
-    async fn statuses(&self, users: &[UserId]) -> Result<Vec<PresenceRecord>, PortError> {
-        Ok(self.batch_get(users, "userId, deadline, lastSeen").await?.into_iter().map(PresenceRecord::from).collect())
-    }
-
-    async fn overdue(&self, shard: u32, until_ms: i64) -> Result<Vec<(UserId, i64)>, PortError> {
-        Ok(Presence::overdue(self, shard, until_ms).await?)
-    }
-
-    async fn any_due_by(&self, shard: u32, until_ms: i64) -> Result<bool, PortError> {
-        Ok(Presence::any_due_by(self, shard, until_ms).await?)
-    }
-
-    async fn mark_offline(&self, user: &UserId, deadline: i64) -> Result<Option<Option<i64>>, PortError> {
-        Ok(Presence::mark_offline(self, user, deadline).await?)
     }
 }

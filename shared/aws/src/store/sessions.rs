@@ -43,9 +43,11 @@ impl Sessions {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
         Self { client, table: table.into() }
     }
+}
 
-    /// Starts session `sid` for `user`; answers every live session with its start.
-    pub async fn start(&self, user: &UserId, sid: &str, now_ms: i64) -> Result<Vec<(i64, String)>, StoreError> {
+#[async_trait::async_trait]
+impl SessionStore for Sessions {
+    async fn start(&self, user: &UserId, sid: &str, now_ms: i64) -> Result<Vec<(i64, String)>, PortError> {
         let request = || {
             self.client
                 .update_item()
@@ -65,8 +67,7 @@ impl Sessions {
         Ok(live)
     }
 
-    /// Whether session `sid` of `user` is live (not signed out, not replaced).
-    pub async fn is_live(&self, user: &UserId, sid: &str) -> Result<bool, StoreError> {
+    async fn is_live(&self, user: &UserId, sid: &str) -> Result<bool, PortError> {
         let out = self
             .client
             .get_item()
@@ -80,8 +81,7 @@ impl Sessions {
         Ok(matches!(out.item.as_ref().and_then(|i| i.get("sids")), Some(AttributeValue::M(m)) if m.contains_key(sid)))
     }
 
-    /// Ends one session, or every session of the user (`None`).
-    pub async fn end(&self, user: &UserId, sid: Option<&str>) -> Result<(), StoreError> {
+    async fn end(&self, user: &UserId, sid: Option<&str>) -> Result<(), PortError> {
         let mut request = self.client.update_item().table_name(&self.table).set_key(Some(key(keys::sessions_pk(user))));
         request = match sid {
             // A nested REMOVE needs the map: with none, nothing is live to end.
@@ -94,17 +94,11 @@ impl Sessions {
         match request.send().await {
             Ok(_) => Ok(()),
             Err(err) if is_condition_failure(&err) => Ok(()),
-            Err(err) => Err(StoreError::aws("UpdateItem", err)),
+            Err(err) => Err(StoreError::aws("UpdateItem", err).into()),
         }
     }
 
-    pub async fn put_refresh(
-        &self,
-        token_hash: &str,
-        user: &UserId,
-        sid: &str,
-        expires_ms: i64,
-    ) -> Result<(), StoreError> {
+    async fn put_refresh(&self, token_hash: &str, user: &UserId, sid: &str, expires_ms: i64) -> Result<(), PortError> {
         let item = RefreshItem {
             pk: keys::refresh_pk(token_hash),
             user_id: user.clone(),
@@ -116,16 +110,14 @@ impl Sessions {
         self.client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(serde_dynamo::to_item(&item)?))
+            .set_item(Some(super::to_item(&item)?))
             .send()
             .await
             .map_err(|e| StoreError::aws("PutItem", e))?;
         Ok(())
     }
 
-    /// Marks a refresh token used, in one conditional write (two racing refreshes: one
-    /// wins, the other sees a reuse).
-    pub async fn take_refresh(&self, token_hash: &str, now_ms: i64) -> Result<Refresh, StoreError> {
+    async fn take_refresh(&self, token_hash: &str, now_ms: i64) -> Result<Refresh, PortError> {
         let result = self
             .client
             .update_item()
@@ -140,7 +132,7 @@ impl Sessions {
             .await;
         match result {
             Ok(out) => {
-                let item: RefreshItem = serde_dynamo::from_item(out.attributes.unwrap_or_default())?;
+                let item: RefreshItem = super::from_item(out.attributes.unwrap_or_default())?;
                 Ok(Refresh::Fresh { user: item.user_id, sid: item.sid })
             }
             Err(err) if is_condition_failure(&err) => {
@@ -151,36 +143,13 @@ impl Sessions {
                 let Some(old) = old.filter(|o| !o.is_empty()) else {
                     return Ok(Refresh::Invalid);
                 };
-                let item: RefreshItem = serde_dynamo::from_item(old)?;
+                let item: RefreshItem = super::from_item(old)?;
                 Ok(match item.used_at {
                     Some(_) if item.expires_at > now_ms => Refresh::Reused { user: item.user_id, sid: item.sid },
                     _ => Refresh::Invalid,
                 })
             }
-            Err(err) => Err(StoreError::aws("UpdateItem", err)),
+            Err(err) => Err(StoreError::aws("UpdateItem", err).into()),
         }
-    }
-}
-
-#[async_trait::async_trait]
-impl SessionStore for Sessions {
-    async fn start(&self, user: &UserId, sid: &str, now_ms: i64) -> Result<Vec<(i64, String)>, PortError> {
-        Ok(Sessions::start(self, user, sid, now_ms).await?)
-    }
-
-    async fn is_live(&self, user: &UserId, sid: &str) -> Result<bool, PortError> {
-        Ok(Sessions::is_live(self, user, sid).await?)
-    }
-
-    async fn end(&self, user: &UserId, sid: Option<&str>) -> Result<(), PortError> {
-        Ok(Sessions::end(self, user, sid).await?)
-    }
-
-    async fn put_refresh(&self, token_hash: &str, user: &UserId, sid: &str, expires_ms: i64) -> Result<(), PortError> {
-        Ok(Sessions::put_refresh(self, token_hash, user, sid, expires_ms).await?)
-    }
-
-    async fn take_refresh(&self, token_hash: &str, now_ms: i64) -> Result<Refresh, PortError> {
-        Ok(Sessions::take_refresh(self, token_hash, now_ms).await?)
     }
 }

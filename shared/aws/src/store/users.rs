@@ -31,26 +31,36 @@ impl Users {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
         Self { client, table: table.into() }
     }
+}
 
-    /// Creates the account; `Ok(false)` when the user id is taken.
-    pub async fn create(&self, record: &UserRecord) -> Result<bool, StoreError> {
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DevicesItem {
+    user_id: UserId,
+    #[serde(default)]
+    devices: HashMap<String, DeviceRecord>,
+}
+
+#[async_trait::async_trait]
+impl UserStore for Users {
+    async fn create(&self, record: &UserRecord) -> Result<bool, PortError> {
         let item = UserItem { pk: keys::user_pk(&record.user_id), record: record.clone() };
         let result = self
             .client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(serde_dynamo::to_item(&item)?))
+            .set_item(Some(super::to_item(&item)?))
             .condition_expression("attribute_not_exists(pk)")
             .send()
             .await;
         match result {
             Ok(_) => Ok(true),
             Err(err) if err.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(false),
-            Err(err) => Err(StoreError::aws("PutItem", err)),
+            Err(err) => Err(StoreError::aws("PutItem", err).into()),
         }
     }
 
-    pub async fn get(&self, user: &UserId) -> Result<Option<UserRecord>, StoreError> {
+    async fn get(&self, user: &UserId) -> Result<Option<UserRecord>, PortError> {
         let out = self
             .client
             .get_item()
@@ -59,11 +69,10 @@ impl Users {
             .send()
             .await
             .map_err(|e| StoreError::aws("GetItem", e))?;
-        Ok(out.item.map(serde_dynamo::from_item::<_, UserItem>).transpose()?.map(|i| i.record))
+        Ok(out.item.map(super::from_item::<UserItem>).transpose()?.map(|i| i.record))
     }
 
-    /// Which of `users` have accounts (one BatchGetItem per 100).
-    pub async fn existing(&self, users: &[UserId]) -> Result<HashSet<UserId>, StoreError> {
+    async fn existing(&self, users: &[UserId]) -> Result<HashSet<UserId>, PortError> {
         let keys = users
             .iter()
             .map(|user| HashMap::from([("pk".to_owned(), AttributeValue::S(keys::user_pk(user)))]))
@@ -77,20 +86,9 @@ impl Users {
             })
             .collect())
     }
-}
 
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct DevicesItem {
-    user_id: UserId,
-    #[serde(default)]
-    devices: HashMap<String, DeviceRecord>,
-}
-
-impl Users {
-    /// Adds or replaces one device (one item per user; the map is created on first use).
-    pub async fn put_device(&self, user: &UserId, id: &str, device: &DeviceRecord) -> Result<(), StoreError> {
-        let value: AttributeValue = serde_dynamo::to_attribute_value(device)?;
+    async fn put_device(&self, user: &UserId, id: &str, device: &DeviceRecord) -> Result<(), PortError> {
+        let value: AttributeValue = super::to_value(device)?;
         let request = || {
             self.client
                 .update_item()
@@ -102,8 +100,7 @@ impl Users {
         Ok(())
     }
 
-    /// Removes one device; answers it when it existed.
-    pub async fn remove_device(&self, user: &UserId, id: &str) -> Result<Option<DeviceRecord>, StoreError> {
+    async fn remove_device(&self, user: &UserId, id: &str) -> Result<Option<DeviceRecord>, PortError> {
         let result = self
             .client
             .update_item()
@@ -117,15 +114,15 @@ impl Users {
             .await;
         match result {
             Ok(out) => {
-                let item: Option<DevicesItem> = out.attributes.map(serde_dynamo::from_item).transpose()?;
+                let item: Option<DevicesItem> = out.attributes.map(super::from_item).transpose()?;
                 Ok(item.and_then(|mut i| i.devices.remove(id)))
             }
             Err(err) if is_condition_failure(&err) => Ok(None),
-            Err(err) => Err(StoreError::aws("UpdateItem", err)),
+            Err(err) => Err(StoreError::aws("UpdateItem", err).into()),
         }
     }
 
-    pub async fn disable_device(&self, user: &UserId, id: &str) -> Result<(), StoreError> {
+    async fn disable_device(&self, user: &UserId, id: &str) -> Result<(), PortError> {
         let result = self
             .client
             .update_item()
@@ -140,52 +137,20 @@ impl Users {
         match result {
             Ok(_) => Ok(()),
             Err(err) if is_condition_failure(&err) => Ok(()),
-            Err(err) => Err(StoreError::aws("UpdateItem", err)),
+            Err(err) => Err(StoreError::aws("UpdateItem", err).into()),
         }
     }
 
-    /// The devices of `users` (one BatchGetItem per 100 users).
-    pub async fn devices(&self, users: &[UserId]) -> Result<HashMap<UserId, Vec<(String, DeviceRecord)>>, StoreError> {
+    async fn devices(&self, users: &[UserId]) -> Result<HashMap<UserId, Vec<(String, DeviceRecord)>>, PortError> {
         let keys = users
             .iter()
             .map(|user| HashMap::from([("pk".to_owned(), AttributeValue::S(keys::devices_pk(user)))]))
             .collect();
         let mut found = HashMap::new();
         for item in super::batch_get(&self.client, &self.table, keys, None, false).await? {
-            let item: DevicesItem = serde_dynamo::from_item(item)?;
+            let item: DevicesItem = super::from_item(item)?;
             found.insert(item.user_id, item.devices.into_iter().collect());
         }
         Ok(found)
-    }
-}
-
-#[async_trait::async_trait]
-impl UserStore for Users {
-    async fn create(&self, record: &UserRecord) -> Result<bool, PortError> {
-        Ok(Users::create(self, record).await?)
-    }
-
-    async fn get(&self, user: &UserId) -> Result<Option<UserRecord>, PortError> {
-        Ok(Users::get(self, user).await?)
-    }
-
-    async fn existing(&self, users: &[UserId]) -> Result<HashSet<UserId>, PortError> {
-        Ok(Users::existing(self, users).await?)
-    }
-
-    async fn put_device(&self, user: &UserId, id: &str, device: &DeviceRecord) -> Result<(), PortError> {
-        Ok(Users::put_device(self, user, id, device).await?)
-    }
-
-    async fn remove_device(&self, user: &UserId, id: &str) -> Result<Option<DeviceRecord>, PortError> {
-        Ok(Users::remove_device(self, user, id).await?)
-    }
-
-    async fn disable_device(&self, user: &UserId, id: &str) -> Result<(), PortError> {
-        Ok(Users::disable_device(self, user, id).await?)
-    }
-
-    async fn devices(&self, users: &[UserId]) -> Result<HashMap<UserId, Vec<(String, DeviceRecord)>>, PortError> {
-        Ok(Users::devices(self, users).await?)
     }
 }

@@ -1,0 +1,157 @@
+//! Ordering: ids strictly increase and seqs run 1, 2, 3… without gaps, in commit order; a
+//! retried clientMsgId is the same message and stores nothing new.
+
+use chat_domain::ids::MessageId;
+use chat_domain::memory::World;
+use chat_domain::model::Message;
+use chat_domain::ordering::{Appended, append_next};
+use chat_domain::ports::DEDUPE_WINDOW_S;
+
+use crate::*;
+
+#[tokio::test]
+async fn ids_strictly_increase_and_seqs_have_no_gaps() {
+    let (world, app) = world_with(&["alice", "bob"]).await;
+    let c = direct(&app, "alice", "bob").await;
+    let mut sent = Vec::new();
+    for i in 0..6 {
+        // Several in one millisecond, several across milliseconds.
+        if i % 2 == 0 {
+            world.clock.advance(1);
+        }
+        sent.push(send(&app, if i % 3 == 0 { "bob" } else { "alice" }, "c1", &c, &format!("m{i}")).await);
+    }
+    let seqs: Vec<u64> = sent.iter().map(|m| m.seq).collect();
+    assert_eq!(seqs, vec![1, 2, 3, 4, 5, 6]);
+    assert!(sent.windows(2).all(|w| w[0].message_id < w[1].message_id), "{:?}", ids(&sent));
+    let stored = world.messages.all(&c);
+    assert_eq!(ids(&stored), ids(&sent), "the store holds them in the same order");
+}
+
+#[tokio::test]
+async fn ids_keep_increasing_when_the_clock_goes_back() {
+    let (world, app) = world_with(&["alice", "bob"]).await;
+    let c = direct(&app, "alice", "bob").await;
+    world.clock.advance(10_000);
+    let first = send(&app, "alice", "c1", &c, "from a fast clock").await;
+    world.clock.advance(-9_000);
+    let second = send(&app, "bob", "c2", &c, "from a slow clock").await;
+    assert!(second.message_id > first.message_id);
+    assert_eq!(second.message_id.as_u64(), first.message_id.as_u64() + 1, "continues from the channel's last id");
+    assert_eq!(second.seq, 2);
+}
+
+#[tokio::test]
+async fn an_id_carries_the_time_it_was_sent() {
+    let (world, app) = world_with(&["alice", "bob"]).await;
+    let c = direct(&app, "alice", "bob").await;
+    world.clock.advance(12_345);
+    let message = send(&app, "alice", "c1", &c, "now").await;
+    assert_eq!(message.message_id.timestamp_ms(), World::START_MS + 12_345);
+    assert_eq!(message.created_at, World::START_MS + 12_345);
+}
+
+#[tokio::test]
+async fn a_send_that_lost_its_seq_to_another_retries_after_it() {
+    let (_world, app) = world_with(&["alice", "bob"]).await;
+    let c = direct(&app, "alice", "bob").await;
+    let stale = app.channels().meta(&c).await.unwrap().unwrap();
+    let winner = send(&app, "bob", "c2", &c, "first").await;
+    let message = Message {
+        channel_id: c.clone(),
+        message_id: MessageId::ZERO,
+        seq: 0,
+        author_id: user("alice"),
+        text: "second".into(),
+        client_msg_id: fresh_id(),
+        created_at: 0,
+        attachments: vec![],
+        edited_at: None,
+        deleted: false,
+    };
+    let Appended::Stored(stored) = append_next(&app, message, stale).await.unwrap() else {
+        panic!("expected a new message")
+    };
+    assert_eq!(stored.seq, 2);
+    assert!(stored.message_id > winner.message_id);
+    assert_eq!(app.channels().meta(&c).await.unwrap().unwrap().seq, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_senders_get_every_seq_exactly_once() {
+    let (world, app) = world_with(&["alice", "bob", "carol"]).await;
+    let c = group(&world, &app, "alice", &["bob", "carol"]).await;
+    let mut tasks = Vec::new();
+    for i in 0..12 {
+        let (app, c) = (app.clone(), c.clone());
+        let who = ["alice", "bob", "carol"][i % 3];
+        tasks.push(tokio::spawn(async move { send(&app, who, "c", &c, &format!("m{i}")).await }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let stored = world.messages.all(&c);
+    let seqs: Vec<u64> = stored.iter().map(|m| m.seq).collect();
+    assert_eq!(seqs, (1..=12).collect::<Vec<u64>>(), "in id order, seqs run without gaps or repeats");
+    assert_eq!(app.channels().meta(&c).await.unwrap().unwrap().seq, 12);
+}
+
+#[tokio::test]
+async fn a_retried_send_answers_the_message_it_stored_first() {
+    let (_world, app) = world_with(&["alice", "bob"]).await;
+    let c = direct(&app, "alice", "bob").await;
+    let id = fresh_id();
+    let first = send_with(&app, "alice", "c1", &c, &id, "hello", vec![]).await.unwrap();
+    let again = send_with(&app, "alice", "c1", &c, &id, "hello", vec![]).await.unwrap();
+    assert!(!first.duplicate);
+    assert!(again.duplicate);
+    assert_eq!(again.message, first.message);
+}
+
+#[tokio::test]
+async fn a_retried_send_stores_nothing_new() {
+    let (world, app) = world_with(&["alice", "bob"]).await;
+    let c = direct(&app, "alice", "bob").await;
+    let id = fresh_id();
+    send_with(&app, "alice", "c1", &c, &id, "hello", vec![]).await.unwrap();
+    let meta_before = app.channels().meta(&c).await.unwrap().unwrap();
+    send_with(&app, "alice", "c1", &c, &id, "hello again", vec![]).await.unwrap();
+    assert_eq!(world.messages.count(), 1);
+    assert_eq!(texts(&world.messages.all(&c)), vec!["hello"]);
+    assert_eq!(app.channels().meta(&c).await.unwrap().unwrap(), meta_before);
+}
+
+#[tokio::test]
+async fn a_client_msg_id_belongs_to_its_sender() {
+    let (world, app) = world_with(&["alice", "bob"]).await;
+    let c = direct(&app, "alice", "bob").await;
+    let id = fresh_id();
+    let alices = send_with(&app, "alice", "c1", &c, &id, "from alice", vec![]).await.unwrap();
+    let bobs = send_with(&app, "bob", "c2", &c, &id, "from bob", vec![]).await.unwrap();
+    assert!(!bobs.duplicate);
+    assert_ne!(bobs.message.message_id, alices.message.message_id);
+    assert_eq!(world.messages.count(), 2);
+}
+
+#[tokio::test]
+async fn a_client_msg_id_is_remembered_for_a_day_only() {
+    let (world, app) = world_with(&["alice", "bob"]).await;
+    let c = direct(&app, "alice", "bob").await;
+    let id = fresh_id();
+    send_with(&app, "alice", "c1", &c, &id, "once", vec![]).await.unwrap();
+    world.clock.advance(DEDUPE_WINDOW_S * 1000 - 1_000);
+    assert!(send_with(&app, "alice", "c1", &c, &id, "once", vec![]).await.unwrap().duplicate);
+    world.clock.advance(1_000);
+    let later = send_with(&app, "alice", "c1", &c, &id, "once", vec![]).await.unwrap();
+    assert!(!later.duplicate);
+    assert_eq!(later.message.seq, 2);
+}
+
+#[tokio::test]
+async fn a_message_with_blank_text_and_no_files_is_refused() {
+    let (world, app) = world_with(&["alice", "bob"]).await;
+    let c = direct(&app, "alice", "bob").await;
+    let err = send_with(&app, "alice", "c1", &c, &fresh_id(), "  \n ", vec![]).await.unwrap_err();
+    assert_eq!(err.code(), chat_domain::ErrorCode::InvalidRequest);
+    assert_eq!(world.messages.count(), 0);
+}

@@ -1,0 +1,318 @@
+//! Presence: connects and heartbeats keep a user online; contacts hear when that changes,
+//! the last device leaving only after the grace (a reconnect within it is never heard),
+//! a silent device after the presence window, through the sweep. Only people who share a
+//! channel (for names asked directly: a direct channel) and do not block the asker see a
+//! user's state; anyone else looks like an unknown user.
+
+use chat_domain::chat;
+use chat_domain::consent;
+use chat_domain::memory::World;
+use chat_domain::presence::{self, PresenceView, Status};
+use chat_domain::{App, ErrorCode};
+use serde_json::Value;
+
+use crate::*;
+
+const WINDOW: i64 = 60_000;
+const GRACE: i64 = 5_000;
+
+/// alice (a1, watching) and bob share a direct channel.
+async fn pair() -> (World, App) {
+    let (world, app) = world_with(&["alice", "bob", "carol"]).await;
+    direct(&app, "alice", "bob").await;
+    connect(&app, "alice", "a1").await;
+    world.poster.clear();
+    (world, app)
+}
+
+/// What a1 heard about bob: (status, lastSeen) per presence frame.
+fn heard(world: &World) -> Vec<(String, Value)> {
+    frames(world, "a1", "presence")
+        .into_iter()
+        .filter(|f| f["userId"] == "bob")
+        .map(|f| (f["status"].as_str().unwrap().to_owned(), f["lastSeen"].clone()))
+        .collect()
+}
+
+/// Whether the presence record says `name` is online now.
+fn connections_online(world: &World, name: &str) -> bool {
+    use chat_domain::clock::Clock;
+    chat_domain::connections::is_online(world.presence.record(&user(name)).as_ref(), world.clock.now_ms())
+}
+
+fn statuses(views: &[PresenceView]) -> Vec<(String, Status, Option<i64>)> {
+    views.iter().map(|v| (v.user_id.to_string(), v.status, v.last_seen)).collect()
+}
+
+#[tokio::test]
+async fn connecting_tells_contacts_the_user_is_online() {
+    let (world, app) = pair().await;
+    connect(&app, "bob", "b1").await;
+    assert_eq!(heard(&world), vec![("online".to_owned(), Value::from(World::START_MS))]);
+}
+
+#[tokio::test]
+async fn a_second_device_is_not_announced_again() {
+    let (world, app) = pair().await;
+    connect(&app, "bob", "b1").await;
+    world.clock.advance(1_000);
+    connect(&app, "bob", "b2").await;
+    assert_eq!(heard(&world).len(), 1);
+}
+
+#[tokio::test]
+async fn only_contacts_hear_of_a_user_coming_online() {
+    let (world, app) = pair().await;
+    connect(&app, "carol", "c1").await;
+    connect(&app, "bob", "b1").await;
+    assert!(frames(&world, "c1", "presence").is_empty());
+    assert_eq!(heard(&world).len(), 1);
+}
+
+#[tokio::test]
+async fn the_last_device_leaving_is_announced_by_the_sweep_after_the_grace() {
+    let (world, app) = pair().await;
+    connect(&app, "bob", "b1").await;
+    world.clock.advance(10_000);
+    let left_at = app.now_ms();
+    chat::disconnect(&app, &user("bob"), &conn("b1")).await.unwrap();
+    presence::sweep(&app).await;
+    assert_eq!(heard(&world).len(), 1, "nothing yet: the grace runs");
+    world.clock.advance(GRACE);
+    let report = presence::sweep(&app).await;
+    assert_eq!(report.went_offline, 1);
+    assert_eq!(heard(&world)[1], ("offline".to_owned(), Value::from(left_at)));
+}
+
+#[tokio::test]
+async fn a_reconnect_within_the_grace_is_never_announced() {
+    let (world, app) = pair().await;
+    connect(&app, "bob", "b1").await;
+    chat::disconnect(&app, &user("bob"), &conn("b1")).await.unwrap();
+    world.clock.advance(GRACE - 1);
+    connect(&app, "bob", "b2").await;
+    world.clock.advance(GRACE);
+    assert_eq!(presence::sweep(&app).await.went_offline, 0);
+    assert_eq!(heard(&world), vec![("online".to_owned(), Value::from(World::START_MS))]);
+}
+
+#[tokio::test]
+async fn a_device_that_stops_beating_goes_offline_after_the_presence_window() {
+    let (world, app) = pair().await;
+    connect(&app, "bob", "b1").await;
+    world.clock.advance(WINDOW - 1);
+    presence::sweep(&app).await;
+    assert_eq!(heard(&world).len(), 1, "still online");
+    world.clock.advance(1);
+    presence::sweep(&app).await;
+    assert_eq!(heard(&world)[1..], [("offline".to_owned(), Value::from(World::START_MS))]);
+}
+
+#[tokio::test]
+async fn a_heartbeat_moves_the_deadline_on() {
+    let (world, app) = pair().await;
+    connect(&app, "bob", "b1").await;
+    world.clock.advance(WINDOW / 2);
+    presence::heartbeat(&app, &user("bob"), &device(&conn("b1"))).await.unwrap();
+    world.clock.advance(WINDOW / 2);
+    presence::sweep(&app).await;
+    assert_eq!(heard(&world).len(), 1, "still online");
+    world.clock.advance(WINDOW / 2);
+    presence::sweep(&app).await;
+    let last_seen = Value::from(World::START_MS + WINDOW / 2);
+    assert_eq!(heard(&world)[1..], [("offline".to_owned(), last_seen)], "last seen at the beat");
+}
+
+#[tokio::test]
+async fn a_heartbeat_between_the_disconnect_and_the_sweep_wins() {
+    let (world, app) = pair().await;
+    connect(&app, "bob", "b1").await;
+    connect(&app, "bob", "b2").await;
+    // b2 falls silent (still open); b1 keeps beating, then leaves: bob is due after the grace.
+    world.clock.advance(WINDOW);
+    presence::heartbeat(&app, &user("bob"), &device(&conn("b1"))).await.unwrap();
+    chat::disconnect(&app, &user("bob"), &conn("b1")).await.unwrap();
+    assert_eq!(world.presence.record(&user("bob")).unwrap().deadline, Some(app.now_ms() + GRACE));
+    world.clock.advance(GRACE / 2);
+    presence::heartbeat(&app, &user("bob"), &device(&conn("b2"))).await.unwrap();
+    world.clock.advance(GRACE);
+    presence::sweep(&app).await;
+    assert_eq!(heard(&world).len(), 1, "only the first online");
+    assert!(connections_online(&world, "bob"));
+}
+
+#[tokio::test]
+async fn the_sweep_does_not_take_offline_a_user_who_beat_after_it_read_the_deadline() {
+    let (world, app) = pair().await;
+    connect(&app, "bob", "b1").await;
+    world.clock.advance(WINDOW);
+    let shard = chat_domain::connections::shard_of(&user("bob"));
+    let overdue = app.presence().overdue(shard, app.now_ms()).await.unwrap();
+    let (_, read) = overdue.into_iter().find(|(u, _)| *u == user("bob")).expect("bob is due");
+    assert_eq!(read, World::START_MS + WINDOW);
+    presence::heartbeat(&app, &user("bob"), &device(&conn("b1"))).await.unwrap();
+    assert_eq!(app.presence().mark_offline(&user("bob"), read).await.unwrap(), None);
+    presence::sweep(&app).await;
+    assert_eq!(heard(&world).len(), 1, "only the first online");
+}
+
+#[tokio::test]
+async fn another_beating_device_keeps_the_user_online_when_one_leaves() {
+    let (world, app) = pair().await;
+    connect(&app, "bob", "b1").await;
+    connect(&app, "bob", "b2").await;
+    chat::disconnect(&app, &user("bob"), &conn("b1")).await.unwrap();
+    world.clock.advance(GRACE);
+    assert_eq!(presence::sweep(&app).await.went_offline, 0);
+    assert_eq!(heard(&world).len(), 1);
+}
+
+#[tokio::test]
+async fn without_a_grace_the_last_device_leaving_is_announced_at_once() {
+    let world = World::new().generous().with_settings(|s| s.presence.offline_grace_ms = 0);
+    add_accounts(&world, &["alice", "bob"]).await;
+    let app = world.app();
+    direct(&app, "alice", "bob").await;
+    connect(&app, "alice", "a1").await;
+    connect(&app, "bob", "b1").await;
+    chat::disconnect(&app, &user("bob"), &conn("b1")).await.unwrap();
+    assert_eq!(heard(&world).last().unwrap().0, "offline");
+}
+
+#[tokio::test]
+async fn a_sweep_with_nobody_due_makes_one_pass() {
+    let world = World::new().generous().with_settings(|s| s.presence.sweep_passes = 6);
+    add_accounts(&world, &["bob"]).await;
+    let app = world.app();
+    connect(&app, "bob", "b1").await;
+    let report = presence::sweep(&app).await;
+    assert_eq!((report.passes, report.went_offline), (1, 0));
+}
+
+#[tokio::test]
+async fn a_user_is_not_announced_to_people_they_block() {
+    let (world, app) = pair().await;
+    consent::block(&app, &user("bob"), &user("alice")).await.unwrap();
+    connect(&app, "bob", "b1").await;
+    assert!(heard(&world).is_empty());
+}
+
+#[tokio::test]
+async fn members_of_a_shared_channel_see_each_others_state() {
+    let (world, app) = world_with(&["alice", "bob", "carol"]).await;
+    let c = group(&world, &app, "alice", &["bob", "carol"]).await;
+    connect(&app, "bob", "b1").await;
+    let states = presence::states(&app, &user("alice"), vec![], Some(&c)).await.unwrap();
+    let now = app.now_ms();
+    let mut seen = statuses(&states);
+    seen.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        seen,
+        vec![
+            ("alice".to_owned(), Status::Offline, None),
+            ("bob".to_owned(), Status::Online, Some(now)),
+            ("carol".to_owned(), Status::Offline, None),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn names_asked_directly_are_shown_only_for_direct_contacts() {
+    let (world, app) = world_with(&["alice", "bob", "carol"]).await;
+    group(&world, &app, "alice", &["carol"]).await;
+    direct(&app, "alice", "bob").await;
+    connect(&app, "bob", "b1").await;
+    connect(&app, "carol", "c1").await;
+    let states = presence::states(&app, &user("alice"), vec![user("bob"), user("carol")], None).await.unwrap();
+    assert_eq!(
+        statuses(&states),
+        vec![
+            ("bob".to_owned(), Status::Online, Some(app.now_ms())),
+            ("carol".to_owned(), Status::Offline, None), // a group member, not a direct contact
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_direct_channel_the_other_has_not_joined_shows_nothing() {
+    let (_world, app) = world_with(&["alice", "bob"]).await;
+    membership_open(&app, "alice", "bob").await;
+    connect(&app, "bob", "b1").await;
+    let states = presence::states(&app, &user("alice"), vec![user("bob")], None).await.unwrap();
+    assert_eq!(statuses(&states), vec![("bob".to_owned(), Status::Offline, None)]);
+}
+
+async fn membership_open(app: &App, me: &str, other: &str) {
+    chat_domain::membership::open_direct(app, &user(me), &user(other)).await.unwrap();
+}
+
+#[tokio::test]
+async fn someone_who_blocks_the_asker_looks_like_an_unknown_user() {
+    let (world, app) = world_with(&["alice", "bob"]).await;
+    let c = group(&world, &app, "alice", &["bob"]).await;
+    connect(&app, "bob", "b1").await;
+    consent::block(&app, &user("bob"), &user("alice")).await.unwrap();
+    let states = presence::states(&app, &user("alice"), vec![user("bob")], Some(&c)).await.unwrap();
+    assert_eq!(statuses(&states), vec![("bob".to_owned(), Status::Offline, None)]);
+}
+
+#[tokio::test]
+async fn unknown_users_are_offline_and_never_seen() {
+    let (_world, app) = pair().await;
+    let states = presence::states(&app, &user("alice"), vec![user("nobody")], None).await.unwrap();
+    assert_eq!(statuses(&states), vec![("nobody".to_owned(), Status::Offline, None)]);
+}
+
+#[tokio::test]
+async fn the_asker_sees_their_own_state() {
+    let (_world, app) = pair().await;
+    let states = presence::states(&app, &user("alice"), vec![user("alice")], None).await.unwrap();
+    assert_eq!(statuses(&states), vec![("alice".to_owned(), Status::Online, Some(World::START_MS))]);
+}
+
+#[tokio::test]
+async fn a_user_asked_for_twice_is_answered_once() {
+    let (_world, app) = pair().await;
+    let states =
+        presence::states(&app, &user("alice"), vec![user("bob"), user("bob"), user("bob")], None).await.unwrap();
+    assert_eq!(states.len(), 1);
+}
+
+#[tokio::test]
+async fn more_than_a_hundred_names_at_once_are_refused() {
+    let (_world, app) = pair().await;
+    let many = (0..101).map(|i| user(&format!("u{i}"))).collect();
+    let err = presence::states(&app, &user("alice"), many, None).await.unwrap_err();
+    assert_eq!(err.code(), ErrorCode::InvalidRequest);
+}
+
+#[tokio::test]
+async fn the_state_of_a_channel_one_is_not_in_is_refused() {
+    let (world, app) = world_with(&["alice", "bob", "mallory"]).await;
+    let c = group(&world, &app, "alice", &["bob"]).await;
+    let err = presence::states(&app, &user("mallory"), vec![], Some(&c)).await.unwrap_err();
+    assert_eq!(err.code(), ErrorCode::Forbidden);
+}
+
+#[tokio::test]
+async fn one_user_holds_at_most_ten_open_connections() {
+    let (world, app) = world_with(&["bob"]).await;
+    for i in 0..10 {
+        connect(&app, "bob", &format!("b{i}")).await;
+    }
+    let err = chat::connect(&app, &user("bob"), &device(&conn("b10"))).await.unwrap_err();
+    assert_eq!(err.code(), ErrorCode::Conflict);
+    let record = world.presence.record(&user("bob")).unwrap();
+    assert_eq!(record.conns.len(), 10);
+    assert!(!record.conns.contains_key("b10"));
+}
+
+#[tokio::test]
+async fn connections_past_their_lifetime_are_dropped_on_the_next_beat() {
+    let (world, app) = world_with(&["bob"]).await;
+    connect(&app, "bob", "old").await;
+    world.clock.advance(LIFETIME);
+    connect(&app, "bob", "new").await;
+    let conns: Vec<String> = world.presence.record(&user("bob")).unwrap().conns.into_keys().collect();
+    assert_eq!(conns, vec!["new"]);
+}
