@@ -29,11 +29,18 @@ class NoManagedPolicies(ManagedPolicyLoader):
         return {}
 
 
+# The managed policy SAM adds to a function's role for `Tracing` (X-Ray segments only): its
+# older name in the aws partition, the newer one elsewhere (samtranslator's xray_utils).
+XRAY_WRITE_POLICIES = ("policy/AWSXrayWriteOnlyAccess", "policy/AWSXRayDaemonWriteAccess")
+
+
 def roles_match(declared, resources):
     """The local IAM (gateway/src/iam.rs) evaluates each function's `Policies` statements
     as template.yaml writes them. Check that the transform gives each function's role those
-    statements and nothing else but the basic execution role (CloudWatch Logs), so that what
-    the tests enforce is what AWS will."""
+    statements and nothing else but the basic execution role (CloudWatch Logs) and, for a
+    function with tracing on, the X-Ray write policy SAM adds for it (X-Ray's own actions,
+    used by the X-Ray daemon Lambda runs beside the function, never by the functions' AWS
+    clients), so that what the tests enforce is what AWS will."""
     problems = []
     for function, policies in declared.items():
         role = resources.get(f"{function}Role", {}).get("Properties", {})
@@ -42,7 +49,10 @@ def roles_match(declared, resources):
         if json.dumps(inline, sort_keys=True) != json.dumps(expected, sort_keys=True):
             problems.append(f"{function}Role's inline statements differ from the function's Policies")
         managed = [json.dumps(m, sort_keys=True) for m in role.get("ManagedPolicyArns", [])]
-        if len(managed) != 1 or "AWSLambdaBasicExecutionRole" not in managed[0]:
+        basic = [m for m in managed if "service-role/AWSLambdaBasicExecutionRole" in m]
+        xray = [m for m in managed if any(name in m for name in XRAY_WRITE_POLICIES)]
+        traced = "TracingConfig" in resources.get(function, {}).get("Properties", {})
+        if len(basic) != 1 or len(xray) != (1 if traced else 0) or len(managed) != len(basic) + len(xray):
             problems.append(f"{function}Role has managed policies the local IAM does not evaluate: {managed}")
     return problems
 
@@ -71,7 +81,10 @@ def main() -> int:
         for problem in problems:
             print(f"validate_template: {problem}", file=sys.stderr)
         return 1
-    print(f"roles: the {len(declared)} functions' roles hold exactly the statements the local IAM evaluates")
+    print(
+        f"roles: the {len(declared)} functions' roles hold exactly the statements the local IAM evaluates"
+        " (and X-Ray's write policy where tracing is on)"
+    )
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as out:
         json.dump(transformed, out, indent=1)
     # W3005 (obsolete DependsOn) fires on what the transform itself generates.

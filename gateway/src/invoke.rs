@@ -14,12 +14,18 @@ use lambda_http::tower::ServiceExt;
 use lambda_http::{Adapter, Context, LambdaEvent, Service};
 use serde_json::Value;
 
+use crate::observe::Observed;
 use crate::routes::Function;
 
 pub type InvokeFuture<'a> = Pin<Box<dyn Future<Output = Result<Value, InvokeError>> + Send + 'a>>;
 
 pub trait Invoke: Send + Sync + 'static {
     fn invoke(&self, function: Function, event: Value) -> InvokeFuture<'_>;
+
+    /// What the invocations counted and timed, when this invoker sees it (in process).
+    fn observed(&self) -> Option<&Observed> {
+        None
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -84,6 +90,7 @@ impl Default for LambdaLimits {
 pub struct InProcess {
     apps: FunctionApps,
     limits: LambdaLimits,
+    observed: Observed,
 }
 
 impl InProcess {
@@ -93,7 +100,8 @@ impl InProcess {
     }
 
     pub fn with(apps: FunctionApps, limits: LambdaLimits) -> Self {
-        Self { apps, limits }
+        let observed = Observed::with_probe(apps.shared().clone());
+        Self { apps, limits, observed }
     }
 }
 
@@ -116,7 +124,11 @@ impl Invoke for InProcess {
                     message: format!("Request must be smaller than {max} bytes for the InvokeFunction operation"),
                 });
             }
-            let run = run(app, function, event);
+            let run = async {
+                let (answer, figures) = chat_domain::metrics::measure(run(app, function, event)).await;
+                self.observed.record(function, answer.is_ok(), &figures);
+                answer
+            };
             let answer = match self.limits.timeouts.get(&function) {
                 Some(limit) => tokio::time::timeout(*limit, run).await.map_err(|_| InvokeError::Failed {
                     error_type: "Sandbox.Timedout".into(),
@@ -135,6 +147,10 @@ impl Invoke for InProcess {
             }
             Ok(answer)
         })
+    }
+
+    fn observed(&self) -> Option<&Observed> {
+        Some(&self.observed)
     }
 }
 

@@ -16,6 +16,7 @@ pub mod iam;
 pub mod invoke;
 pub mod local;
 pub mod management;
+pub mod observe;
 pub mod routes;
 pub mod template;
 pub mod web_client;
@@ -26,6 +27,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::extract::State;
 use axum::routing::{get, on};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -143,6 +145,11 @@ pub struct RunningGateway {
 }
 
 impl RunningGateway {
+    /// What the functions behind this gateway counted and timed (in-process invokers).
+    pub fn observed(&self) -> Option<&observe::Observed> {
+        self.invoker.observed()
+    }
+
     /// `ws://…/{stage}`: where WebSocket clients connect.
     pub fn websocket_url(&self, stage: &str) -> String {
         format!("ws://{}/{stage}", self.addr)
@@ -199,12 +206,16 @@ pub fn management_endpoint(addr: SocketAddr, stage: &str) -> String {
 pub fn router(options: GatewayOptions, invoker: Arc<dyn Invoke>) -> (Router, Registry) {
     let connections = Registry::default();
     let gateway = Arc::new(Gateway { options, invoker, connections: connections.clone() });
-    let mut router = Router::new().route("/{stage}", get(websocket::connect)).route(
-        "/{stage}/@connections/{connection_id}",
-        axum::routing::post(management::post_to_connection)
-            .get(management::get_connection)
-            .delete(management::delete_connection),
-    );
+    let mut router = Router::new()
+        .route("/health", get(health))
+        .route("/metrics", get(metrics))
+        .route("/{stage}", get(websocket::connect))
+        .route(
+            "/{stage}/@connections/{connection_id}",
+            axum::routing::post(management::post_to_connection)
+                .get(management::get_connection)
+                .delete(management::delete_connection),
+        );
     for route in routes::HTTP_ROUTES {
         let method = route.method.parse::<axum::http::Method>().expect("route methods are valid");
         let filter = axum::routing::MethodFilter::try_from(method).expect("route methods are standard");
@@ -212,6 +223,34 @@ pub fn router(options: GatewayOptions, invoker: Arc<dyn Invoke>) -> (Router, Reg
     }
     let router = router.fallback(http_api::not_found).with_state(gateway);
     (router, connections)
+}
+
+/// `/metrics`: Prometheus text of every invocation's figures and the open connections.
+async fn metrics(State(gateway): State<Arc<Gateway>>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let open = gateway.connections.len();
+    let text = match gateway.invoker.observed() {
+        Some(observed) => observed.render(open),
+        None => observe::Observed::default().render(open),
+    };
+    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+}
+
+/// `/health`: 200 while DynamoDB answers, 503 with what failed otherwise.
+async fn health(State(gateway): State<Arc<Gateway>>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let checked = match gateway.invoker.observed() {
+        Some(observed) => observed.health().await,
+        None => Ok(Default::default()),
+    };
+    match checked {
+        Ok(checks) => (axum::http::StatusCode::OK, axum::Json(serde_json::json!({"status": "ok", "checks": checks}))),
+        Err(checks) => (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(serde_json::json!({"status": "unavailable", "checks": checks})),
+        ),
+    }
+    .into_response()
 }
 
 /// Serves on `listener` until shut down.

@@ -71,6 +71,16 @@ enum Command {
         #[arg(long, default_value_t = 24 * 60 * 60)]
         ttl_seconds: i64,
     },
+    /// A short live summary of a running gateway's `/metrics`, every few seconds.
+    Stats {
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        url: String,
+        #[arg(long, default_value_t = 5)]
+        every_seconds: u64,
+        /// Print one summary and exit.
+        #[arg(long)]
+        once: bool,
+    },
     /// Create a channel with members (the first one owns it).
     CreateChannel {
         channel: String,
@@ -91,6 +101,21 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let report = local_gateway::iam::UsageReport::read(&Template::load(template)?, usage_dir)?;
         print!("{report}");
         std::process::exit(if report.is_clean() { 0 } else { 1 });
+    }
+    if let Command::Stats { url, every_seconds, once } = &cli.command {
+        // Reads the gateway's /metrics only: no AWS configuration needed either.
+        let http = reqwest::Client::new();
+        let mut previous: Option<local_gateway::observe::Summary> = None;
+        loop {
+            let text = http.get(format!("{}/metrics", url.trim_end_matches('/'))).send().await?.text().await?;
+            let summary = local_gateway::observe::Summary::from_text(&text);
+            println!("{}", summary.line(previous.as_ref()));
+            if *once {
+                return Ok(());
+            }
+            previous = Some(summary);
+            tokio::time::sleep(std::time::Duration::from_secs(*every_seconds)).await;
+        }
     }
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     match cli.command {
@@ -147,10 +172,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
             running.shutdown().await;
         }
-        Command::IamReport { .. } => unreachable!("answered above"),
         Command::CreateTables { template } => {
             create(&sdk, &template, &cli.table_prefix).await?;
         }
+        Command::IamReport { .. } | Command::Stats { .. } => unreachable!("answered before AWS is configured"),
         Command::Token { user, ttl_seconds } => {
             let config = local::config(&cli.table_prefix, secret(cli.token_secret.as_deref())?, "http://unused".into());
             config.validate()?;

@@ -10,6 +10,7 @@ mod chat;
 mod fuzz;
 mod history;
 mod media;
+mod observability;
 mod presence;
 mod reliability;
 mod sync;

@@ -6,7 +6,9 @@ async fn main() -> Result<(), Error> {
     let app = chat_aws::wire::from_env().await?;
     let app = &app;
     lambda_http::run(service_fn(move |request: Request| async move {
-        Ok::<_, Error>(auth::http::handle(app, request).await)
+        let (request_id, apigw_request_id) = chat_aws::apigw_http::request_ids(&request);
+        let work = auth::http::handle(app, request);
+        Ok::<_, Error>(chat_aws::telemetry::invocation("auth", &request_id, apigw_request_id.as_deref(), work).await)
     }))
     .await
 }

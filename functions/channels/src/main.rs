@@ -5,8 +5,12 @@ async fn main() -> Result<(), Error> {
     chat_aws::telemetry::init_lambda();
     let app = chat_aws::wire::from_env().await?;
     let app = &app;
-    lambda_http::run(service_fn(
-        move |request: Request| async move { Ok::<_, Error>(channels::handle(app, request).await) },
-    ))
+    lambda_http::run(service_fn(move |request: Request| async move {
+        let (request_id, apigw_request_id) = chat_aws::apigw_http::request_ids(&request);
+        let work = channels::handle(app, request);
+        Ok::<_, Error>(
+            chat_aws::telemetry::invocation("channels", &request_id, apigw_request_id.as_deref(), work).await,
+        )
+    }))
     .await
 }

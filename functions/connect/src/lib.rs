@@ -3,10 +3,15 @@
 use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
 use chat_aws::apigw;
 use chat_domain::{App, ChatError, chat, presence};
-use tracing::error;
+use tracing::{Instrument, error};
 
 /// A non-2xx answer refuses the connection: the client's handshake fails with it.
 pub async fn handle(app: &App, event: ApiGatewayWebsocketProxyRequest) -> ApiGatewayProxyResponse {
+    let span = apigw::ws_span(&event);
+    handle_in_span(app, event).instrument(span).await
+}
+
+async fn handle_in_span(app: &App, event: ApiGatewayWebsocketProxyRequest) -> ApiGatewayProxyResponse {
     let (user, connection) = match apigw::ws_caller(&event) {
         Ok(caller) => caller,
         Err(err) => return apigw::ws_status(err.http_status().into()),

@@ -4,9 +4,14 @@
 use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
 use chat_aws::apigw;
 use chat_domain::{App, chat};
-use tracing::warn;
+use tracing::{Instrument, warn};
 
 pub async fn handle(app: &App, event: ApiGatewayWebsocketProxyRequest) -> ApiGatewayProxyResponse {
+    let span = apigw::ws_span(&event);
+    handle_in_span(app, event).instrument(span).await
+}
+
+async fn handle_in_span(app: &App, event: ApiGatewayWebsocketProxyRequest) -> ApiGatewayProxyResponse {
     let (user, connection) = match apigw::ws_caller(&event) {
         Ok(caller) => caller,
         Err(err) => {

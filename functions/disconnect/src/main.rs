@@ -7,7 +7,12 @@ async fn main() -> Result<(), Error> {
     let app = chat_aws::wire::from_env().await?;
     let app = &app;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<ApiGatewayWebsocketProxyRequest>| async move {
-        Ok::<_, Error>(disconnect::handle(app, event.payload).await)
+        let apigw_request_id = event.payload.request_context.request_id.clone();
+        let work = disconnect::handle(app, event.payload);
+        let answer =
+            chat_aws::telemetry::invocation("disconnect", &event.context.request_id, apigw_request_id.as_deref(), work)
+                .await;
+        Ok::<_, Error>(answer)
     }))
     .await
 }

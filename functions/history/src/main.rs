@@ -5,8 +5,10 @@ async fn main() -> Result<(), Error> {
     chat_aws::telemetry::init_lambda();
     let app = chat_aws::wire::from_env().await?;
     let app = &app;
-    lambda_http::run(service_fn(
-        move |request: Request| async move { Ok::<_, Error>(history::handle(app, request).await) },
-    ))
+    lambda_http::run(service_fn(move |request: Request| async move {
+        let (request_id, apigw_request_id) = chat_aws::apigw_http::request_ids(&request);
+        let work = history::handle(app, request);
+        Ok::<_, Error>(chat_aws::telemetry::invocation("history", &request_id, apigw_request_id.as_deref(), work).await)
+    }))
     .await
 }

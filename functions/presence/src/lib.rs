@@ -4,11 +4,16 @@
 
 use chat_domain::{App, presence};
 use serde_json::{Value, json};
-use tracing::info;
+use tracing::{debug, info};
 
 /// The scheduled event's content does not matter: every run sweeps.
 pub async fn handle(app: &App, _event: Value) -> Value {
     let report = presence::sweep(app).await;
-    info!(went_offline = report.went_offline, passes = report.passes, "presence sweep");
+    // Every few seconds locally, every minute in AWS: said only when it did something.
+    if report.went_offline > 0 {
+        info!(went_offline = report.went_offline, passes = report.passes, "presence sweep");
+    } else {
+        debug!(passes = report.passes, "presence sweep: nobody went offline");
+    }
     json!({ "wentOffline": report.went_offline, "passes": report.passes })
 }

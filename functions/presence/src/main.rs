@@ -7,7 +7,8 @@ async fn main() -> Result<(), Error> {
     let app = chat_aws::wire::from_env().await?;
     let app = &app;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        Ok::<_, Error>(presence::handle(app, event.payload).await)
+        let work = presence::handle(app, event.payload);
+        Ok::<_, Error>(chat_aws::telemetry::invocation("presence", &event.context.request_id, None, work).await)
     }))
     .await
 }

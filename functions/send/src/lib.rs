@@ -9,9 +9,14 @@ use chat_domain::limits::{self, Action};
 use chat_domain::protocol::{ClientFrame, ServerFrame};
 use chat_domain::sync::{self, SyncRequest};
 use chat_domain::{App, ChatError, chat, presence};
-use tracing::error;
+use tracing::{Instrument, error};
 
 pub async fn handle(app: &App, event: ApiGatewayWebsocketProxyRequest) -> ApiGatewayProxyResponse {
+    let span = apigw::ws_span(&event);
+    handle_in_span(app, event).instrument(span).await
+}
+
+async fn handle_in_span(app: &App, event: ApiGatewayWebsocketProxyRequest) -> ApiGatewayProxyResponse {
     let body = event.body.as_deref().unwrap_or_default();
     match dispatch(app, &event, body).await {
         Ok(Some(frame)) => apigw::ws_reply_json(frame),

@@ -7,7 +7,11 @@ async fn main() -> Result<(), Error> {
     let app = chat_aws::wire::from_env().await?;
     let app = &app;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<ApiGatewayWebsocketProxyRequest>| async move {
-        Ok::<_, Error>(send::handle(app, event.payload).await)
+        let apigw_request_id = event.payload.request_context.request_id.clone();
+        let work = send::handle(app, event.payload);
+        let answer =
+            chat_aws::telemetry::invocation("send", &event.context.request_id, apigw_request_id.as_deref(), work).await;
+        Ok::<_, Error>(answer)
     }))
     .await
 }

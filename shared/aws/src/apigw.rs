@@ -37,6 +37,19 @@ pub fn ws_caller(event: &ApiGatewayWebsocketProxyRequest) -> Result<(UserId, Con
     Ok((user, connection))
 }
 
+/// A span naming the event's user, connection and route, for every log line of its
+/// handling (never the frame's body: it may hold a message text).
+pub fn ws_span(event: &ApiGatewayWebsocketProxyRequest) -> tracing::Span {
+    let context = &event.request_context;
+    let user = context.authorizer.fields.get(AUTHORIZER_USER_ID).and_then(Value::as_str).unwrap_or_default();
+    tracing::info_span!(
+        "websocket",
+        user_id = user,
+        connection_id = context.connection_id.as_deref().unwrap_or_default(),
+        route = context.route_key.as_deref().unwrap_or_default(),
+    )
+}
+
 /// How long API Gateway keeps this connection open at most, from the event's time. A
 /// duration rather than a time, so that it holds whatever clock the function uses.
 pub fn ws_lifetime_left_ms(event: &ApiGatewayWebsocketProxyRequest) -> i64 {

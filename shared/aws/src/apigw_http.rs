@@ -64,6 +64,16 @@ pub fn session(request: &Request) -> Option<String> {
     }
 }
 
+/// Lambda's request id and API Gateway's, for the logs.
+pub fn request_ids(request: &Request) -> (String, Option<String>) {
+    let lambda = request.lambda_context_ref().map(|c| c.request_id.clone()).unwrap_or_default();
+    let apigw = match request.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(context)) => context.request_id.clone(),
+        _ => None,
+    };
+    (lambda, apigw)
+}
+
 /// `METHOD /path/{param}` of the matched route.
 pub fn route_key(request: &Request) -> String {
     match request.request_context_ref() {

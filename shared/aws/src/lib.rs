@@ -17,3 +17,4 @@ pub mod store;
 pub mod telemetry;
 pub mod tokens;
 pub mod wire;
+pub mod xray;

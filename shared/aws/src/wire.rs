@@ -19,6 +19,7 @@ use crate::s3::S3Files;
 use crate::sns::SnsPush;
 use crate::store::{Blocks, Channels, Invitations, MessageLog, Presence, RateCounters, Sessions, Users};
 use crate::tokens::TokenKeys;
+use crate::xray::XrayCalls;
 
 /// Whether the clients talk to an endpoint other than AWS's own (moto, LocalStack).
 fn local_endpoint(sdk: &SdkConfig) -> bool {
@@ -50,6 +51,13 @@ pub fn app(config: &Config, sdk: &SdkConfig, clock: Arc<dyn Clock>, counter: Opt
         s3 = s3.interceptor(counter.clone());
         sns = sns.interceptor(counter.clone());
         management = management.interceptor(counter);
+    }
+    // In Lambda with active tracing: a subsegment per AWS call.
+    if let Some(xray) = XrayCalls::from_env() {
+        dynamo = dynamo.interceptor(xray.clone());
+        s3 = s3.interceptor(xray.clone());
+        sns = sns.interceptor(xray.clone());
+        management = management.interceptor(xray);
     }
     let dynamo = aws_sdk_dynamodb::Client::from_conf(dynamo.build());
     let tables = &config.tables;

@@ -10,6 +10,7 @@ use crate::delivery::{check_frame_size, deliver, fan_out};
 use crate::error::{ChatError, PortError};
 use crate::ids::MessageId;
 use crate::limits::{self, Action};
+use crate::metrics;
 use crate::model::{Attachment, ChannelId, ClientMsgId, ConnectionId, Message, MessageText, UserId};
 use crate::ordering::{Appended, append_next};
 use crate::ports::{ChangeRefused, Roster};
@@ -60,6 +61,7 @@ pub async fn send_message(
     text: String,
     attachments: Vec<Attachment>,
 ) -> Result<Sent, ChatError> {
+    let started = std::time::Instant::now();
     // A message with files may have no text.
     let text = if text.trim().is_empty() && !attachments.is_empty() {
         String::new()
@@ -93,19 +95,27 @@ pub async fn send_message(
     message.message_id = MessageId::from_u64(u64::MAX);
     message.seq = u64::MAX;
     check_frame_size(MessageFrames::ack_len(client_msg_id, &message), &message)?;
+    // Only a message that will be stored keeps its files.
+    crate::media::keep_attachments(app, &message.attachments).await?;
 
     // Whose devices are live is read while the message is written: the posts start one
     // round trip after the write, not two (a connection that opens in between catches up
     // through sync, as with any live event it misses).
     let members = roster.member_ids();
+    let storing = std::time::Instant::now();
     let (appended, live) =
         tokio::join!(append_next(app, message, roster.meta.clone()), crate::connections::live(app, &members));
+    metrics::duration(metrics::SEND_STORE_MS, storing);
     let live = live.map_err(|err| warn!(error = %err, "presence lookup failed; nobody gets the live event")).ok();
     match appended? {
         Appended::Stored(message) => {
             let message = crate::media::with_download_urls(app, message).await;
+            metrics::count(metrics::MESSAGES_STORED, 1);
             let frames = MessageFrames::new(client_msg_id, &message);
+            let delivering = std::time::Instant::now();
             deliver(app, &roster, origin, &message, &frames.live, live).await;
+            metrics::duration(metrics::SEND_DELIVER_MS, delivering);
+            metrics::duration(metrics::SEND_TOTAL_MS, started);
             Ok(Sent { message, duplicate: false, ack: frames.ack })
         }
         Appended::Duplicate(earlier) => {

@@ -52,6 +52,10 @@ pub async fn deliver(
         .map(|m| m.user_id.clone())
         .collect();
     let channel_name = roster.meta.name.as_deref();
+    crate::metrics::count(
+        crate::metrics::SEND_RECIPIENTS,
+        connections.iter().filter(|(_, c)| c != origin).count() as u64,
+    );
     let (posted, pushed) = tokio::join!(
         post_all(app, connections, Some(origin), frame),
         crate::push::notify(app, &offline, message, channel_name)
@@ -98,6 +102,14 @@ pub async fn post_all(
 
     let mut report = FanOutReport::default();
     for (user, conn, outcome) in outcomes {
+        crate::metrics::count(
+            match outcome {
+                PostOutcome::Delivered => crate::metrics::POSTS_DELIVERED,
+                PostOutcome::Gone => crate::metrics::POSTS_GONE,
+                PostOutcome::Failed(_) => crate::metrics::POSTS_FAILED,
+            },
+            1,
+        );
         match outcome {
             PostOutcome::Delivered => report.delivered += 1,
             PostOutcome::Gone => {

@@ -23,6 +23,7 @@ pub mod limits;
 pub mod media;
 pub mod membership;
 pub mod memory;
+pub mod metrics;
 pub mod ordering;
 pub mod ports;
 pub mod presence;

@@ -45,6 +45,19 @@ enum Counting {
 }
 
 impl Action {
+    pub const ALL: [Action; 10] = [
+        Action::Send,
+        Action::Connect,
+        Action::Change,
+        Action::Frame,
+        Action::Read,
+        Action::Write,
+        Action::Upload,
+        Action::SignIn,
+        Action::SignUp,
+        Action::Refresh,
+    ];
+
     fn name(self) -> &'static str {
         match self {
             Action::Send => "send",
@@ -57,6 +70,22 @@ impl Action {
             Action::SignIn => "signin",
             Action::SignUp => "signup",
             Action::Refresh => "refresh",
+        }
+    }
+
+    /// The metric counting refusals of this action.
+    pub fn metric(self) -> &'static str {
+        match self {
+            Action::Send => "RateLimitedSend",
+            Action::Connect => "RateLimitedConnect",
+            Action::Change => "RateLimitedChange",
+            Action::Frame => "RateLimitedFrame",
+            Action::Read => "RateLimitedRead",
+            Action::Write => "RateLimitedWrite",
+            Action::Upload => "RateLimitedUpload",
+            Action::SignIn => "RateLimitedSignIn",
+            Action::SignUp => "RateLimitedSignUp",
+            Action::Refresh => "RateLimitedRefresh",
         }
     }
 
@@ -95,7 +124,10 @@ pub async fn check(app: &App, action: Action, key: &str) -> Result<(), ChatError
     };
     match over {
         None => Ok(()),
-        Some(retry_after_ms) => Err(ChatError::RateLimited { retry_after_ms }),
+        Some(retry_after_ms) => {
+            crate::metrics::count(action.metric(), 1);
+            Err(ChatError::RateLimited { retry_after_ms })
+        }
     }
 }
 

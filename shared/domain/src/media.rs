@@ -63,9 +63,7 @@ pub async fn grant_upload(
 }
 
 /// Checks the attachments a sender names: their own uploads into this channel, present
-/// with the declared size and type. Then keeps them: they are marked attached before the
-/// message is stored (a send that then fails leaves a kept file, never a message without
-/// one).
+/// with the declared size and type. Reads only: [`keep_attachments`] marks them.
 pub async fn check_attachments(
     app: &App,
     sender: &UserId,
@@ -91,11 +89,17 @@ pub async fn check_attachments(
         }
         checked.push(Attachment { url: None, file_name: safe_file_name(&attachment.file_name)?, ..attachment });
     }
-    let kept = checked.iter().map(|attachment| app.media().mark_attached(&attachment.key));
+    Ok(checked)
+}
+
+/// Keeps checked attachments: they are marked attached before the message is stored (a
+/// send that then fails leaves a kept file, never a message without one).
+pub async fn keep_attachments(app: &App, attachments: &[Attachment]) -> Result<(), ChatError> {
+    let kept = attachments.iter().map(|attachment| app.media().mark_attached(&attachment.key));
     for result in futures::future::join_all(kept).await {
         result?;
     }
-    Ok(checked)
+    Ok(())
 }
 
 /// Fills in download URLs (made locally: no request).

@@ -50,6 +50,7 @@ pub async fn append_next(app: &App, mut message: Message, mut meta: ChannelMeta)
                     Some(current) => current,
                     None => app.channels().meta(&channel_id).await?.ok_or_else(|| not_a_member(&channel_id))?,
                 };
+                crate::metrics::count(crate::metrics::APPEND_RETRIES, 1);
                 // Jittered backoff so that contenders spread out instead of colliding again.
                 let ceiling_ms = 1u64 << attempt.min(5);
                 tokio::time::sleep(std::time::Duration::from_millis(rand::random_range(0..=ceiling_ms))).await;

@@ -184,6 +184,11 @@ async fn contacts(app: &App, user: &UserId) -> Result<Vec<UserId>, ChatError> {
 }
 
 async fn announce(app: &App, user: &UserId, status: Status, last_seen: Option<i64>) {
+    let metric = match status {
+        Status::Online => crate::metrics::PRESENCE_ONLINE,
+        Status::Offline => crate::metrics::PRESENCE_OFFLINE,
+    };
+    crate::metrics::count(metric, 1);
     let contacts = match contacts(app, user).await {
         Ok(contacts) => contacts,
         Err(err) => {

@@ -159,6 +159,12 @@ pub async fn notify(app: &App, users: &[UserId], message: &Message, channel_name
     }
     let outcomes: Vec<Outcome> = futures::stream::iter(publishes).buffer_unordered(PUSH_CONCURRENCY).collect().await;
     for outcome in outcomes {
+        let metric = match outcome {
+            Outcome::Sent => crate::metrics::PUSHES_SENT,
+            Outcome::Disabled(..) => crate::metrics::PUSHES_DISABLED,
+            Outcome::Failed => crate::metrics::PUSHES_FAILED,
+        };
+        crate::metrics::count(metric, 1);
         match outcome {
             Outcome::Sent => report.published += 1,
             Outcome::Failed => report.failed += 1,

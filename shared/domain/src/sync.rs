@@ -72,6 +72,7 @@ pub async fn sync(
         let complete = messages.len() <= budget;
         let messages: Vec<Message> = messages.into_iter().take(budget).collect();
         budget -= messages.len();
+        crate::metrics::count(crate::metrics::SYNC_MESSAGES, messages.len() as u64);
         let last = messages.last().map(|m| (m.seq, m.message_id));
         post_batches(app, origin, &meta.id, messages.clone()).await?;
         report.push(SyncedChannel {

@@ -266,3 +266,18 @@ async fn an_access_token_names_its_user_and_session_until_it_expires() {
     assert_eq!(world.tokens.check("mem:alice"), Err(TokenError::Invalid));
     assert_eq!(world.tokens.check("not a token"), Err(TokenError::Invalid));
 }
+
+#[tokio::test]
+async fn a_password_longer_than_any_stored_one_never_matches_a_stored_one() {
+    // The longest password sign-up takes, stored; then the same with more after it.
+    let longest = "p".repeat(accounts::MAX_PASSWORD_BYTES);
+    let world = World::new().generous();
+    let record =
+        UserRecord { user_id: user("alice"), password_hash: cheap_hash(&longest), created_at: World::START_MS };
+    assert!(world.users.create(&record).await.unwrap());
+    let app = world.app();
+    assert!(accounts::sign_in(&app, credentials("alice", &longest), "ip:10.0.0.1").await.is_ok());
+    let longer = format!("{longest}and more");
+    let refused = accounts::sign_in(&app, credentials("alice", &longer), "ip:10.0.0.1").await.unwrap_err();
+    assert_eq!(refused.code(), ErrorCode::Unauthorized);
+}

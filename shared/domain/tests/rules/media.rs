@@ -215,3 +215,15 @@ async fn a_deleted_message_shows_no_files_to_readers() {
     let read = app.messages().get(&c, sent.message.message_id).await.unwrap().unwrap();
     assert!(read.deleted && read.attachments.is_empty() && read.text.is_empty());
 }
+
+#[tokio::test]
+async fn a_send_refused_as_too_large_leaves_its_files_unattached() {
+    let (world, app, c) = pair().await;
+    let file = uploaded(&world, &app, "alice", &c, "cat.png").await;
+    // 70 000 quotes are 140 000 bytes once escaped: over API Gateway's 128 KB.
+    let text = "\"".repeat(70_000);
+    let err = send_with(&app, "alice", "a1", &c, &fresh_id(), &text, vec![file.clone()]).await.unwrap_err();
+    assert_eq!(err.code(), ErrorCode::TooLarge);
+    assert!(!world.media.object(&file.key).unwrap().attached, "the lifecycle rule may still remove it");
+    assert!(world.messages.all(&c).is_empty());
+}
