@@ -128,3 +128,22 @@ async fn health_is_200_while_dynamodb_answers_and_503_when_it_does_not() {
     let why = body["checks"]["dynamodb"].as_str().unwrap();
     assert!(why.contains("DynamoDB") || why.contains("no answer"), "{body}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttled_posts_are_counted_apart_from_failed_ones() {
+    let faults = local_gateway::ManagementFaults::default();
+    let stack = Stack::start_with(e2e::StackOptions { faults: Some(faults.clone()), ..Default::default() }).await;
+    stack.create_channel("g-429", &["alice", "bob"]).await;
+    let mut alice = stack.connect("alice").await;
+    let _bob = stack.connect("bob").await;
+    let before = metrics_text(&stack).await;
+    // Every post is answered 429 LimitExceededException, as API Gateway throttles.
+    faults.set(local_gateway::FaultShares { throttled: 1.0, ..Default::default() });
+    alice.send_message("g-429", "m1", "slow down").await;
+    assert_eq!(alice.recv().await["type"], "ack", "the message is stored whatever the posts do");
+    let after = metrics_text(&stack).await;
+    let moved = |series: &str| sample(&after, series) - sample(&before, series);
+    assert_eq!(moved("chat_posts_throttled_total{function=\"send\"}"), 1.0);
+    assert_eq!(moved("chat_posts_failed_total{function=\"send\"}"), 0.0);
+    assert_eq!(moved("chat_posts_delivered_total{function=\"send\"}"), 0.0);
+}

@@ -29,6 +29,9 @@ impl Poster for Notifier {
         match self.client.delete_connection().connection_id(connection.as_str()).send().await {
             Ok(_) => PostOutcome::Delivered,
             Err(err) if err.as_service_error().is_some_and(|e| e.is_gone_exception()) => PostOutcome::Gone,
+            Err(err) if err.as_service_error().is_some_and(|e| e.meta().code() == Some("LimitExceededException")) => {
+                PostOutcome::Throttled(DisplayErrorContext(&err).to_string())
+            }
             Err(err) => PostOutcome::Failed(DisplayErrorContext(&err).to_string()),
         }
     }
@@ -44,6 +47,9 @@ impl Poster for Notifier {
         match result {
             Ok(_) => PostOutcome::Delivered,
             Err(err) if err.as_service_error().is_some_and(|e| e.is_gone_exception()) => PostOutcome::Gone,
+            Err(err) if err.as_service_error().is_some_and(|e| e.meta().code() == Some("LimitExceededException")) => {
+                PostOutcome::Throttled(DisplayErrorContext(&err).to_string())
+            }
             Err(err) => PostOutcome::Failed(DisplayErrorContext(&err).to_string()),
         }
     }

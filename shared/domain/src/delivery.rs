@@ -106,6 +106,7 @@ pub async fn post_all(
             match outcome {
                 PostOutcome::Delivered => crate::metrics::POSTS_DELIVERED,
                 PostOutcome::Gone => crate::metrics::POSTS_GONE,
+                PostOutcome::Throttled(_) => crate::metrics::POSTS_THROTTLED,
                 PostOutcome::Failed(_) => crate::metrics::POSTS_FAILED,
             },
             1,
@@ -116,7 +117,7 @@ pub async fn post_all(
                 report.gone += 1;
                 connections::forget_quietly(app, &user, &conn).await;
             }
-            PostOutcome::Failed(error) => {
+            PostOutcome::Failed(error) | PostOutcome::Throttled(error) => {
                 report.failed += 1;
                 warn!(%user, connection = %conn, %error, "post to connection failed");
             }

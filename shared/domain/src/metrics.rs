@@ -15,6 +15,7 @@ pub const SEND_RECIPIENTS: &str = "SendRecipients";
 /// Posts to connections, by outcome.
 pub const POSTS_DELIVERED: &str = "PostsDelivered";
 pub const POSTS_GONE: &str = "PostsGone";
+pub const POSTS_THROTTLED: &str = "PostsThrottled";
 pub const POSTS_FAILED: &str = "PostsFailed";
 /// Pushes to offline devices, by outcome.
 pub const PUSHES_SENT: &str = "PushesSent";
@@ -40,6 +41,7 @@ pub const NAMES: &[&str] = &[
     SEND_RECIPIENTS,
     POSTS_DELIVERED,
     POSTS_GONE,
+    POSTS_THROTTLED,
     POSTS_FAILED,
     PUSHES_SENT,
     PUSHES_DISABLED,

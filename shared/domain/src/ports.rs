@@ -457,6 +457,8 @@ pub enum PostOutcome {
     Delivered,
     /// The connection is closed (410 Gone): forget it. Not a failure of the send.
     Gone,
+    /// The API refused for its rate (429): retried already, logged, not returned.
+    Throttled(String),
     /// Logged, not returned: the message is stored and devices catch up.
     Failed(String),
 }

@@ -70,7 +70,9 @@ pub async fn close_connections(app: &App, user: &UserId, session: Option<&str>) 
     let mut closed = 0;
     for (connection, sid) in connections::of_user(app, user).await? {
         if session.is_none() || sid.as_deref() == session {
-            if let crate::ports::PostOutcome::Failed(err) = app.poster().close(&connection).await {
+            if let crate::ports::PostOutcome::Failed(err) | crate::ports::PostOutcome::Throttled(err) =
+                app.poster().close(&connection).await
+            {
                 warn!(%user, %connection, error = %err, "could not close a signed-out connection");
             } else {
                 closed += 1;

@@ -140,6 +140,8 @@ async fn post(app: &App, origin: &ConnectionId, channel: &ChannelId, messages: V
     match app.poster().post(origin, &frame).await {
         PostOutcome::Delivered => Ok(()),
         PostOutcome::Gone => Err(ChatError::InvalidRequest("the connection closed during sync".into())),
-        PostOutcome::Failed(detail) => Err(PortError::backend("posting a sync batch", detail).into()),
+        PostOutcome::Failed(detail) | PostOutcome::Throttled(detail) => {
+            Err(PortError::backend("posting a sync batch", detail).into())
+        }
     }
 }
