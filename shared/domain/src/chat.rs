@@ -23,10 +23,9 @@ pub const CONNECTION_TTL_MS: i64 = (2 * 60 + 5) * 60 * 1000;
 /// Deleted messages a channel keeps track of for unread counts, at most.
 pub const MAX_TRACKED_DELETIONS: usize = 500;
 
-/// `$connect`: counts the attempt against the user's connect limit, records the
-/// connection, and tells contacts when the user comes online.
+/// `$connect`: records the connection (counting it against the user's connect limit in
+/// the same write), and tells contacts when the user comes online.
 pub async fn connect(app: &App, user: &UserId, device: &presence::Device<'_>) -> Result<(), ChatError> {
-    limits::check(app, Action::Connect, user.as_str()).await?;
     presence::connected(app, user, device).await?;
     info!(%user, connection = %device.connection, "connected");
     Ok(())

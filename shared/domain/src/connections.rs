@@ -13,7 +13,7 @@ use tracing::warn;
 use crate::app::App;
 use crate::error::PortError;
 use crate::model::{ConnectionId, UserId};
-use crate::ports::{ConnectionClock, PresenceRecord};
+use crate::ports::{ConnectQuota, ConnectionClock, PresenceRecord, Recorded};
 
 /// Partitions of the online users' deadlines, so one busy key does not carry every user.
 pub const ONLINE_SHARDS: u32 = 4;
@@ -52,18 +52,23 @@ pub struct Beat {
 /// Records that `connection` is alive now (a connect or a heartbeat): it gets messages
 /// until `until_ms` and keeps the user online for the presence window. Expired entries
 /// found on the way are removed, so the record cannot grow when `$disconnect` never comes.
+/// A connect passes its `quota`: `None` answers that it is used up (nothing was written).
 pub async fn beat(
     app: &App,
     user: &UserId,
     connection: &ConnectionId,
     session: Option<&str>,
     until_ms: i64,
-) -> Result<Beat, PortError> {
+    quota: Option<ConnectQuota>,
+) -> Result<Option<Beat>, PortError> {
     let now = app.now_ms();
     let window = app.settings.presence.window_ms;
     let clock = ConnectionClock { until: until_ms, beat: now, sid: session.map(str::to_owned) };
-    let old =
-        app.presence().record_beat(user, connection, &clock, now + window, shard_of(user), until_ms / 1000 + 1).await?;
+    let recorded = app
+        .presence()
+        .record_beat(user, connection, &clock, now + window, shard_of(user), until_ms / 1000 + 1, quota)
+        .await?;
+    let Recorded::Beat(old) = recorded else { return Ok(None) };
     let came_online = old.as_ref().is_none_or(|o| o.online_shard.is_none());
     let others = |open: bool| -> Vec<String> {
         old.iter()
@@ -76,7 +81,7 @@ pub async fn beat(
     if !expired.is_empty() {
         app.presence().remove_connections(user, &expired).await?;
     }
-    Ok(Beat { came_online, live_others: others(true).len() })
+    Ok(Some(Beat { came_online, live_others: others(true).len() }))
 }
 
 /// Forgets a connection (`$disconnect`, or a post that answered Gone). When it was the

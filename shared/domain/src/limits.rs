@@ -1,8 +1,10 @@
 //! A limit on every action, counted where it costs (almost) nothing.
 //!
-//! - Actions that write to DynamoDB anyway, or must hold across every Lambda instance
-//!   (sends, connects, edits and deletes, HTTP changes, upload grants, sign-in, sign-up,
-//!   refresh), count in the RateLimits table: one UpdateItem each (1 write unit).
+//! - Connects count in the user's presence record, in the very write that records the
+//!   connection ([`connect_quota`]): no write of their own.
+//! - Actions that must hold across every Lambda instance (sends, edits and deletes, HTTP
+//!   changes, upload grants, sign-in, sign-up, refresh) count in the RateLimits table: one
+//!   UpdateItem each (1 write unit).
 //! - Cheap, frequent frames (`typing`, `markRead`, `heartbeat`, `getPresence`, `sync`) and
 //!   HTTP reads count in the memory of the Lambda instance that serves them: no request at
 //!   all. A user whose frames land on N warm instances gets up to N times the limit; API
@@ -110,6 +112,16 @@ impl Action {
             _ => Counting::Shared,
         }
     }
+}
+
+/// The connect limit of this moment as a quota the connect's own presence write checks and
+/// counts (no separate counter write), and how long a refused connect waits.
+pub fn connect_quota(app: &App) -> (crate::ports::ConnectQuota, u64) {
+    let limit = app.settings.rate_limits.connects;
+    let now = app.now_ms();
+    let window = now.div_euclid(limit.window_ms);
+    let retry_after_ms = ((window + 1) * limit.window_ms - now).max(1) as u64;
+    (crate::ports::ConnectQuota { window, limit: limit.count }, retry_after_ms)
 }
 
 /// Counts one `action` by `key` (a user id, or `ip:1.2.3.4` for unauthenticated routes);

@@ -47,11 +47,11 @@ use crate::http::{Invitation, Platform};
 use crate::ids::{Bucket, MessageId};
 use crate::model::{Attachment, ChannelId, ChannelKind, ClientMsgId, ConnectionId, MemberRole, Message, UserId};
 use crate::ports::{
-    AppendOutcome, BlockStore, ChangeRefused, ChannelMeta, ChannelStore, ConnectionClock, CreateChannelError,
-    DEDUPE_WINDOW_S, DeviceRecord, InvitationStore, JoinError, MediaStore, Member, Membership, MembershipChangeError,
-    MessageLog, Notification, Order, PostOutcome, PresenceRecord, PresenceStore, Published, PushMode, PushService,
-    RateCounter, Refresh, Roster, Seat, SessionStore, StoredObject, TokenError, Tokens, UploadForm, UserRecord,
-    UserStore, Verified,
+    AppendOutcome, BlockStore, ChangeRefused, ChannelMeta, ChannelStore, ConnectQuota, ConnectionClock,
+    CreateChannelError, DEDUPE_WINDOW_S, DeviceRecord, InvitationStore, JoinError, MediaStore, Member, Membership,
+    MembershipChangeError, MessageLog, Notification, Order, PostOutcome, PresenceRecord, PresenceStore, Published,
+    PushMode, PushService, RateCounter, Recorded, Refresh, Roster, Seat, SessionStore, StoredObject, TokenError,
+    Tokens, UploadForm, UserRecord, UserStore, Verified,
 };
 use crate::settings::{RateLimit, RateLimits, Settings};
 
@@ -628,7 +628,9 @@ impl BlockStore for Blocks {
 /// [`PresenceStore`]: one record per user with their connections' clocks.
 #[derive(Debug, Default)]
 pub struct Presence {
+    /// The record and, beside it, the connects counted in it: (window, count).
     records: Mutex<HashMap<UserId, PresenceRecord>>,
+    connects: Mutex<HashMap<UserId, (i64, u32)>>,
 }
 
 impl Presence {
@@ -648,8 +650,21 @@ impl PresenceStore for Presence {
         deadline: i64,
         shard: u32,
         _ttl_s: i64,
-    ) -> Result<Option<PresenceRecord>, PortError> {
+        quota: Option<ConnectQuota>,
+    ) -> Result<Recorded, PortError> {
         let mut records = lock(&self.records);
+        if let Some(quota) = quota {
+            // Counted in the same write as the record, as the DynamoDB item does.
+            let mut connects = lock(&self.connects);
+            let count = connects.entry(user.clone()).or_insert((quota.window, 0));
+            if count.0 != quota.window {
+                *count = (quota.window, 0);
+            }
+            if count.1 >= quota.limit {
+                return Ok(Recorded::OverQuota);
+            }
+            count.1 += 1;
+        }
         let before = records.get(user).cloned();
         let record = records
             .entry(user.clone())
@@ -658,7 +673,7 @@ impl PresenceStore for Presence {
         record.deadline = Some(deadline);
         record.online_shard = Some(shard);
         record.last_seen = Some(clock.beat);
-        Ok(before)
+        Ok(Recorded::Beat(before))
     }
 
     async fn remove_connections(

@@ -312,12 +312,31 @@ pub struct PresenceRecord {
     pub last_seen: Option<i64>,
 }
 
+/// A user's connects counted in their presence record, by the connect's own write: at most
+/// `limit` in fixed window number `window`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectQuota {
+    pub window: i64,
+    pub limit: u32,
+}
+
+/// What recording a beat did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recorded {
+    /// Written; the record as it was before (`None`: there was none).
+    Beat(Option<PresenceRecord>),
+    /// Not written: the connect quota of this window is used up.
+    OverQuota,
+}
+
 /// Users' presence records. The rules that read them are in [`crate::presence`].
 #[async_trait]
 pub trait PresenceStore: Send + Sync {
     /// Records `clock` for `connection`, sets the user's `deadline`, marks them announced
-    /// online in `shard`, last seen at `clock.beat`, expiring at `ttl_s`. Answers the record
-    /// as it was before (`None`: there was none).
+    /// online in `shard`, last seen at `clock.beat`, expiring at `ttl_s`; with a `quota` (a
+    /// connect), only while the user's connects in its window are under its limit, counting
+    /// this one, in the same write.
+    #[allow(clippy::too_many_arguments)]
     async fn record_beat(
         &self,
         user: &UserId,
@@ -326,7 +345,8 @@ pub trait PresenceStore: Send + Sync {
         deadline: i64,
         shard: u32,
         ttl_s: i64,
-    ) -> Result<Option<PresenceRecord>, PortError>;
+        quota: Option<ConnectQuota>,
+    ) -> Result<Recorded, PortError>;
     /// Removes connections; answers the record as it is afterwards (`None`: no record).
     async fn remove_connections(
         &self,

@@ -21,13 +21,17 @@ pub use crate::protocol::{PresenceView, Status};
 /// most recently active ones); clients ask with `getPresence` for anyone else.
 pub const MAX_ANNOUNCE_CHANNELS: usize = 20;
 
-/// A device connected (after the connect rate limit passed). `lifetime_left_ms`: how long
-/// API Gateway keeps the connection open at most (see `apigw::ws_lifetime_left_ms`).
 /// Open connections one user may hold (devices and tabs); one more is refused.
 pub const MAX_CONNECTIONS_PER_USER: usize = 10;
 
+/// A device connected: recorded, and counted against the user's connect limit in the same
+/// write (over it: refused, nothing recorded).
 pub async fn connected(app: &App, user: &UserId, device: &Device<'_>) -> Result<(), ChatError> {
-    let live_others = beat(app, user, device).await?;
+    let (quota, retry_after_ms) = crate::limits::connect_quota(app);
+    let Some(live_others) = beat(app, user, device, Some(quota)).await? else {
+        crate::metrics::count(crate::limits::Action::Connect.metric(), 1);
+        return Err(ChatError::RateLimited { retry_after_ms });
+    };
     if live_others >= MAX_CONNECTIONS_PER_USER {
         disconnected(app, user, device.connection).await?;
         return Err(ChatError::Conflict(format!(
@@ -39,7 +43,7 @@ pub async fn connected(app: &App, user: &UserId, device: &Device<'_>) -> Result<
 
 /// A device says it is still there (clients send one every ~30 s).
 pub async fn heartbeat(app: &App, user: &UserId, device: &Device<'_>) -> Result<(), ChatError> {
-    beat(app, user, device).await.map(|_| ())
+    beat(app, user, device, None).await.map(|_| ())
 }
 
 /// One open connection as its events describe it.
@@ -52,16 +56,23 @@ pub struct Device<'a> {
     pub lifetime_left_ms: i64,
 }
 
-/// Records the beat; answers the user's other open connections.
-async fn beat(app: &App, user: &UserId, device: &Device<'_>) -> Result<usize, ChatError> {
+/// Records the beat; answers the user's other open connections (`None`: over the quota).
+async fn beat(
+    app: &App,
+    user: &UserId,
+    device: &Device<'_>,
+    quota: Option<crate::ports::ConnectQuota>,
+) -> Result<Option<usize>, ChatError> {
     let now = app.now_ms();
     let until = now + device.lifetime_left_ms;
-    let beat = connections::beat(app, user, device.connection, device.session, until).await?;
+    let Some(beat) = connections::beat(app, user, device.connection, device.session, until, quota).await? else {
+        return Ok(None);
+    };
     if beat.came_online {
         info!(%user, "online");
         announce(app, user, Status::Online, Some(now)).await;
     }
-    Ok(beat.live_others)
+    Ok(Some(beat.live_others))
 }
 
 /// Closes the user's open connections of one session, or all of them (`None`), through

@@ -6,7 +6,7 @@
 //! | Channels | `{channelId}`              | `sk`: `meta`, `member#{userId}`, `dedupe#{userId}#{clientMsgId}` |
 //! | Channels | `invitations#{userId}`     | `sk`: `inbox` (pending invitations, a capped map) |
 //! | Channels | `blocks#{userId}`          | `sk`: `list` (users they block, a capped set)     |
-//! | Presence | `userId`                   | —                                          |
+//! | Presence | `userId`                   | — (attributes `c#{connectionId}` per connection) |
 //! | Users    | `user#{userId}`, `refresh#{sha256 of token}`, `sessions#{userId}` | —   |
 //! | RateLimits | `{kind}#{userId}#{window}` | —                                          |
 
@@ -20,6 +20,9 @@ pub const USER_CHANNELS_INDEX: &str = "UserChannels";
 /// Sparse GSI of the Presence table over users contacts believe online:
 /// `onlineShard` -> `deadline`. The presence sweep reads it.
 pub const ONLINE_BY_DEADLINE_INDEX: &str = "OnlineByDeadline";
+
+/// Each open connection is an attribute of its user's Presence item: `c#{connectionId}`.
+pub const CONNECTION_ATTRIBUTE_PREFIX: &str = "c#";
 
 pub const INBOX_SK: &str = "inbox";
 pub const BLOCKS_SK: &str = "list";

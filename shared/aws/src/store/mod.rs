@@ -169,6 +169,14 @@ impl StoreError {
         StoreError::Build(err)
     }
 
+    /// A service error taken out of its `SdkError` (the raw response is gone by then).
+    pub fn aws_service<E>(operation: &'static str, err: E) -> Self
+    where
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        StoreError::Aws { operation, source: Box::new(err) }
+    }
+
     /// Keeps the SDK's error as the source: its Display alone says only "service error".
     pub fn aws<E, R>(operation: &'static str, err: SdkError<E, R>) -> Self
     where

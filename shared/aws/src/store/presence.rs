@@ -1,45 +1,74 @@
-//! The Presence table: the domain's [`PresenceStore`] port. One item per user holding a
-//! map of their open connections; one item per user (not per connection) is what lets a
-//! send find the connections of 100 members with a single BatchGetItem. `onlineShard` is
-//! present while contacts have been told the user is online, and indexes the item in the
-//! sparse `OnlineByDeadline` index the sweep reads. The rules that read these records are
-//! in `chat_domain::connections` and `chat_domain::presence`.
+//! The Presence table: the domain's [`PresenceStore`] port. One item per user; one item per
+//! user (not per connection) is what lets a send find the connections of 100 members with a
+//! single BatchGetItem. Each open connection is a top-level attribute `c#{connectionId}`
+//! (not an entry of a map: a nested SET needs the map to exist, which made a user's first
+//! connect cost a failed write and a second one). `connects` counts the user's connects of
+//! the current limit window, in the same write as the connection. `onlineShard` is present
+//! while contacts have been told the user is online, and indexes the item in the sparse
+//! `OnlineByDeadline` index the sweep reads. The rules that read these records are in
+//! `chat_domain::connections` and `chat_domain::presence`.
 
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 use chat_domain::PortError;
 use chat_domain::model::{ConnectionId, UserId};
-use chat_domain::ports::{ConnectionClock, PresenceRecord, PresenceStore};
+use chat_domain::ports::{ConnectQuota, ConnectionClock, PresenceRecord, PresenceStore, Recorded};
 use serde::Deserialize;
 
-use super::{StoreError, is_condition_failure, keys};
+use super::{Item, StoreError, is_condition_failure, keys};
 
+/// The item's own attributes; its connections are the `c#…` attributes beside them.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct PresenceItem {
     user_id: UserId,
-    #[serde(default)]
-    conns: HashMap<String, ConnectionClock>,
     #[serde(default)]
     deadline: Option<i64>,
     #[serde(default)]
     online_shard: Option<u32>,
     #[serde(default)]
     last_seen: Option<i64>,
+    #[serde(default)]
+    connects: Option<ConnectCount>,
 }
 
-impl From<PresenceItem> for PresenceRecord {
-    fn from(item: PresenceItem) -> Self {
-        PresenceRecord {
-            user_id: Some(item.user_id),
-            conns: item.conns,
-            deadline: item.deadline,
-            online_shard: item.online_shard,
-            last_seen: item.last_seen,
+/// The connects of one limit window.
+#[derive(Debug, Deserialize)]
+struct ConnectCount {
+    w: i64,
+    n: u32,
+}
+
+/// A stored item as the domain's record (its connections gathered from their attributes).
+fn record_of(item: Item) -> Result<PresenceRecord, StoreError> {
+    let mut conns = HashMap::new();
+    let mut own = Item::new();
+    for (name, value) in item {
+        match name.strip_prefix(keys::CONNECTION_ATTRIBUTE_PREFIX) {
+            Some(connection) => {
+                conns.insert(connection.to_owned(), super::from_value::<ConnectionClock>(value)?);
+            }
+            None => {
+                own.insert(name, value);
+            }
         }
     }
+    let item: PresenceItem = super::from_item(own)?;
+    Ok(PresenceRecord {
+        user_id: Some(item.user_id),
+        conns,
+        deadline: item.deadline,
+        online_shard: item.online_shard,
+        last_seen: item.last_seen,
+    })
+}
+
+/// The connection's attribute name.
+fn connection_attribute(connection: &str) -> String {
+    format!("{}{connection}", keys::CONNECTION_ATTRIBUTE_PREFIX)
 }
 
 fn n(value: impl ToString) -> AttributeValue {
@@ -57,8 +86,12 @@ impl Presence {
         Self { client, table: table.into() }
     }
 
-    /// Removes map entries; answers the item as it is afterwards (None when there is none).
-    async fn remove_entries(&self, user: &UserId, connections: &[String]) -> Result<Option<PresenceItem>, StoreError> {
+    /// Removes connections; answers the item as it is afterwards (None when there is none).
+    async fn remove_entries(
+        &self,
+        user: &UserId,
+        connections: &[String],
+    ) -> Result<Option<PresenceRecord>, StoreError> {
         let mut request = self
             .client
             .update_item()
@@ -70,26 +103,24 @@ impl Presence {
         let mut removals = Vec::with_capacity(connections.len());
         for (i, connection) in connections.iter().enumerate() {
             let name = format!("#c{i}");
-            removals.push(format!("conns.{name}"));
-            request = request.expression_attribute_names(name, connection);
+            removals.push(name.clone());
+            request = request.expression_attribute_names(name, connection_attribute(connection));
         }
         match request.update_expression(format!("REMOVE {}", removals.join(", "))).send().await {
-            Ok(out) => Ok(out.attributes.map(super::from_item).transpose()?),
+            Ok(out) => out.attributes.map(record_of).transpose(),
             Err(err) if is_condition_failure(&err) => Ok(None),
             Err(err) => Err(StoreError::aws("UpdateItem", err)),
         }
     }
 
-    async fn batch_get(&self, users: &[UserId], projection: &str) -> Result<Vec<PresenceItem>, StoreError> {
+    /// The items of `users` (`projection`: `None` for whole items, which hold the
+    /// connections).
+    async fn batch_get(&self, users: &[UserId], projection: Option<&str>) -> Result<Vec<PresenceRecord>, StoreError> {
         let keys = users
             .iter()
             .map(|user| HashMap::from([("userId".to_owned(), AttributeValue::S(user.to_string()))]))
             .collect();
-        super::batch_get(&self.client, &self.table, keys, Some(projection), false)
-            .await?
-            .into_iter()
-            .map(super::from_item)
-            .collect()
+        super::batch_get(&self.client, &self.table, keys, projection, false).await?.into_iter().map(record_of).collect()
     }
 
     /// The Query of one `OnlineByDeadline` shard for deadlines at or before `until_ms`.
@@ -114,24 +145,75 @@ impl PresenceStore for Presence {
         deadline: i64,
         shard: u32,
         ttl_s: i64,
-    ) -> Result<Option<PresenceRecord>, PortError> {
+        quota: Option<ConnectQuota>,
+    ) -> Result<Recorded, PortError> {
         let entry = super::to_value(clock)?;
         let request = || {
             self.client
                 .update_item()
                 .table_name(&self.table)
                 .key("userId", AttributeValue::S(user.to_string()))
+                .expression_attribute_names("#conn", connection_attribute(connection.as_str()))
                 .expression_attribute_names("#ttl", "ttl")
+                .expression_attribute_values(":clock", entry.clone())
                 .expression_attribute_values(":deadline", n(deadline))
                 .expression_attribute_values(":shard", n(shard))
                 .expression_attribute_values(":now", n(clock.beat))
                 .expression_attribute_values(":ttl", n(ttl_s))
                 .return_values(ReturnValue::AllOld)
         };
-        let also = ", deadline = :deadline, onlineShard = :shard, lastSeen = :now, #ttl = :ttl";
-        let old = super::set_in_map(request, "conns", connection.as_str(), entry, also).await?;
-        let old: Option<PresenceItem> = old.filter(|a| !a.is_empty()).map(super::from_item).transpose()?;
-        Ok(old.map(PresenceRecord::from))
+        const SET: &str =
+            "SET #conn = :clock, deadline = :deadline, onlineShard = :shard, lastSeen = :now, #ttl = :ttl";
+        let before = |attributes: Option<Item>| -> Result<Recorded, PortError> {
+            let old = attributes.filter(|a| !a.is_empty()).map(record_of).transpose()?;
+            Ok(Recorded::Beat(old))
+        };
+        let Some(quota) = quota else {
+            let out = request().update_expression(SET).send().await.map_err(|e| StoreError::aws("UpdateItem", e))?;
+            return before(out.attributes);
+        };
+        let window = n(quota.window);
+        for _ in 0..3 {
+            // The first connect of a window starts its count (the usual case: one write).
+            let first = request()
+                .update_expression(format!("{SET}, connects = :first"))
+                .condition_expression("attribute_not_exists(connects) OR connects.w <> :window")
+                .expression_attribute_values(
+                    ":first",
+                    AttributeValue::M(HashMap::from([("w".to_owned(), window.clone()), ("n".to_owned(), n(1))])),
+                )
+                .expression_attribute_values(":window", window.clone())
+                .send()
+                .await;
+            match first {
+                Ok(out) => return before(out.attributes),
+                Err(err) if is_condition_failure(&err) => {}
+                Err(err) => return Err(StoreError::aws("UpdateItem", err).into()),
+            }
+            // Another connect of the same window: counted while under the limit.
+            let more = request()
+                .update_expression(format!("{SET}, connects.n = connects.n + :one"))
+                .condition_expression("connects.w = :window AND connects.n < :limit")
+                .expression_attribute_values(":window", window.clone())
+                .expression_attribute_values(":one", n(1))
+                .expression_attribute_values(":limit", n(quota.limit))
+                .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+                .send()
+                .await;
+            let refused = match more {
+                Ok(out) => return before(out.attributes),
+                Err(err) => match err.into_service_error() {
+                    UpdateItemError::ConditionalCheckFailedException(e) => e.item,
+                    other => return Err(StoreError::aws_service("UpdateItem", other).into()),
+                },
+            };
+            let count = refused.map(|item| super::from_item::<PresenceItem>(own_attributes(item))).transpose()?;
+            if count.and_then(|c| c.connects).is_some_and(|c| c.w == quota.window && c.n >= quota.limit) {
+                return Ok(Recorded::OverQuota);
+            }
+            // The window moved on between the two writes: start again.
+        }
+        Err(PortError::Contended("the connect count kept changing".into()))
     }
 
     async fn remove_connections(
@@ -139,7 +221,7 @@ impl PresenceStore for Presence {
         user: &UserId,
         connections: &[String],
     ) -> Result<Option<PresenceRecord>, PortError> {
-        Ok(self.remove_entries(user, connections).await?.map(PresenceRecord::from))
+        Ok(self.remove_entries(user, connections).await?)
     }
 
     async fn move_deadline(&self, user: &UserId, deadline: i64, now_ms: i64, seen: i64) -> Result<bool, PortError> {
@@ -159,11 +241,11 @@ impl PresenceStore for Presence {
     }
 
     async fn connections(&self, users: &[UserId]) -> Result<Vec<PresenceRecord>, PortError> {
-        Ok(self.batch_get(users, "userId, conns").await?.into_iter().map(PresenceRecord::from).collect())
+        Ok(self.batch_get(users, None).await?)
     }
 
     async fn statuses(&self, users: &[UserId]) -> Result<Vec<PresenceRecord>, PortError> {
-        Ok(self.batch_get(users, "userId, deadline, lastSeen").await?.into_iter().map(PresenceRecord::from).collect())
+        Ok(self.batch_get(users, Some("userId, deadline, lastSeen")).await?)
     }
 
     async fn overdue(&self, shard: u32, until_ms: i64) -> Result<Vec<(UserId, i64)>, PortError> {
@@ -204,11 +286,17 @@ impl PresenceStore for Presence {
             .await;
         match result {
             Ok(out) => {
-                let item: Option<PresenceItem> = out.attributes.map(super::from_item).transpose()?;
-                Ok(Some(item.and_then(|i| i.last_seen)))
+                let record = out.attributes.map(record_of).transpose()?;
+                Ok(Some(record.and_then(|r| r.last_seen)))
             }
             Err(err) if is_condition_failure(&err) => Ok(None),
             Err(err) => Err(StoreError::aws("UpdateItem", err).into()),
         }
     }
+}
+
+/// An item without its connection attributes.
+fn own_attributes(mut item: Item) -> Item {
+    item.retain(|name, _| !name.starts_with(keys::CONNECTION_ATTRIBUTE_PREFIX));
+    item
 }

@@ -133,3 +133,16 @@ async fn each_action_has_its_own_count() {
     check(&app, Action::Write, "alice").await.unwrap();
     assert_eq!(send(&app, "alice", "a1", &c, "still allowed").await.seq, 1);
 }
+
+#[tokio::test]
+async fn a_connect_is_counted_by_its_own_presence_write_and_a_new_window_starts_afresh() {
+    let (world, app, _c) = limited(2, 60_000).await;
+    chat::connect(&app, &user("bob"), &device(&conn("b1"))).await.unwrap();
+    chat::connect(&app, &user("bob"), &device(&conn("b2"))).await.unwrap();
+    assert_eq!(world.counters.total(), 0, "no counter of its own: the Presence write counts it");
+    retry_after(chat::connect(&app, &user("bob"), &device(&conn("b3"))).await);
+    world.clock.advance(60_000);
+    chat::connect(&app, &user("bob"), &device(&conn("b4"))).await.unwrap();
+    let record = world.presence.record(&user("bob")).unwrap();
+    assert!(record.conns.contains_key("b4") && !record.conns.contains_key("b3"));
+}
