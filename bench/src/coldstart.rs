@@ -310,13 +310,19 @@ fn environment(world: &World) -> Vec<(String, String)> {
     env
 }
 
-/// Measures every function binary found in `binaries`, `runs` processes each.
+/// The floor the functions are measured against: `bench/hello-lambda`, a `lambda_runtime`
+/// function that does nothing, built like them (same profile, same command).
+pub const BASELINE: &str = "hello_lambda";
+
+/// Measures every function binary found in `binaries`, `runs` processes each, after the
+/// [`BASELINE`] when it is there too.
 pub async fn run(binaries: &Path, runs: usize, progress: &dyn Fn(&str)) -> Vec<ColdStart> {
     let world = World::start().await;
     world.stack.create_channel("cold-dm", &["cold-a", "cold-b"]).await;
     let env = environment(&world);
     let mut results = Vec::new();
-    for function in function_binaries(&e2e::repo_root()) {
+    let baseline = binaries.join(BASELINE).exists().then(|| BASELINE.to_owned());
+    for function in baseline.into_iter().chain(function_binaries(&e2e::repo_root())) {
         let binary = binaries.join(&function);
         progress(&format!("cold start: {}", binary.display()));
         let Ok(meta) = std::fs::metadata(&binary) else {

@@ -139,6 +139,12 @@ pub fn cpu_table(results: &[CpuResult]) -> String {
 
 pub fn coldstart_table(results: &[ColdStart]) -> String {
     let mb = |b: u64| format!("{:.2}", b as f64 / 1e6);
+    let floor = results
+        .iter()
+        .find(|r| r.function == crate::coldstart::BASELINE)
+        .map(|r| r.to_first_request_ms.p50)
+        .filter(|p50| *p50 > 0.0);
+    let times_floor = |p50: f64| floor.map(|floor| format!("{:.1}×", p50 / floor)).unwrap_or_else(|| "-".into());
     let rows: Vec<Vec<String>> = results
         .iter()
         .map(|r| {
@@ -152,6 +158,7 @@ pub fn coldstart_table(results: &[ColdStart]) -> String {
                     f(r.to_first_request_ms.min),
                     f(r.to_first_request_ms.max)
                 ),
+                times_floor(r.to_first_request_ms.p50),
                 f(r.first_invocation_ms.p50),
                 format!("{:.1}", r.peak_rss_kib as f64 / 1024.0),
                 r.outcome.chars().take(60).collect(),
@@ -164,6 +171,7 @@ pub fn coldstart_table(results: &[ColdStart]) -> String {
             "size MB",
             "zipped MB",
             "to 1st Runtime API request ms, median (min-max)",
+            "× hello world",
             "1st event ms",
             "peak RSS MiB",
             "first event",

@@ -131,47 +131,53 @@ pub async fn sweep(app: &App) -> SweepReport {
     report
 }
 
-/// Whether an online user's deadline falls by `until_ms` (one key per shard at most). A
-/// shard that cannot be read counts as due: better a pass too many than a missed offline.
+/// Whether an online user's deadline falls by `until_ms` (one key per shard at most, the
+/// shards read at once). A shard that cannot be read counts as due: better a pass too many
+/// than a missed offline.
 async fn anyone_due_by(app: &App, until_ms: i64) -> bool {
-    for shard in 0..ONLINE_SHARDS {
-        match app.presence().any_due_by(shard, until_ms).await {
-            Ok(false) => {}
-            Ok(true) => return true,
-            Err(err) => {
-                warn!(shard, error = %err, "presence sweep could not look ahead in a shard");
-                return true;
-            }
-        }
-    }
-    false
+    let looks = (0..ONLINE_SHARDS).map(|shard| async move {
+        app.presence().any_due_by(shard, until_ms).await.unwrap_or_else(|err| {
+            warn!(shard, error = %err, "presence sweep could not look ahead in a shard");
+            true
+        })
+    });
+    futures::future::join_all(looks).await.into_iter().any(|due| due)
 }
 
+/// Users told offline at once within one sweep: each announcement reads the user's
+/// channels and posts to their contacts, so a burst of departures (a region's clients
+/// dropping together) is worked through in parallel, not one after another.
+const SWEEP_CONCURRENCY: usize = 16;
+
 /// Tells contacts about every user whose deadline passed; answers how many went offline.
+/// The shards are read at once, and their users worked through [`SWEEP_CONCURRENCY`] at a time.
 async fn sweep_once(app: &App) -> usize {
     let now = app.now_ms();
-    let mut offline = 0;
-    for shard in 0..ONLINE_SHARDS {
-        let overdue = match app.presence().overdue(shard, now).await {
-            Ok(overdue) => overdue,
-            Err(err) => {
-                warn!(shard, error = %err, "presence sweep could not read a shard");
-                continue;
-            }
-        };
-        for (user, deadline) in overdue {
+    let reads = (0..ONLINE_SHARDS).map(|shard| async move {
+        app.presence().overdue(shard, now).await.unwrap_or_else(|err| {
+            warn!(shard, error = %err, "presence sweep could not read a shard");
+            Vec::new()
+        })
+    });
+    let overdue: Vec<(UserId, i64)> = futures::future::join_all(reads).await.into_iter().flatten().collect();
+    futures::stream::iter(overdue)
+        .map(|(user, deadline)| async move {
             match app.presence().mark_offline(&user, deadline).await {
                 Ok(Some(last_seen)) => {
                     info!(%user, "offline");
-                    offline += 1;
                     announce(app, &user, Status::Offline, last_seen).await;
+                    1
                 }
-                Ok(None) => {}
-                Err(err) => warn!(%user, error = %err, "could not mark a user offline"),
+                Ok(None) => 0,
+                Err(err) => {
+                    warn!(%user, error = %err, "could not mark a user offline");
+                    0
+                }
             }
-        }
-    }
-    offline
+        })
+        .buffer_unordered(SWEEP_CONCURRENCY)
+        .fold(0, |offline, n| async move { offline + n })
+        .await
 }
 
 /// The users who share a channel with `user` (in the most recently active channels),

@@ -316,3 +316,31 @@ async fn connections_past_their_lifetime_are_dropped_on_the_next_beat() {
     let conns: Vec<String> = world.presence.record(&user("bob")).unwrap().conns.into_keys().collect();
     assert_eq!(conns, vec!["new"]);
 }
+
+#[tokio::test]
+async fn one_sweep_takes_offline_everyone_overdue_in_every_shard_and_tells_each_contact_once() {
+    // Forty members of one group, spread over the shards by their names; all go silent.
+    let names: Vec<String> = (0..40).map(|n| format!("member{n:02}")).collect();
+    let mut all: Vec<&str> = names.iter().map(String::as_str).collect();
+    all.push("watcher");
+    let (world, app) = world_with(&all).await;
+    group(&world, &app, "watcher", &all[..40]).await;
+    for name in &all[..40] {
+        connect(&app, name, &format!("{name}-phone")).await;
+    }
+    let shards: std::collections::BTreeSet<u32> =
+        all[..40].iter().map(|n| chat_domain::connections::shard_of(&user(n))).collect();
+    assert_eq!(shards.len() as u32, chat_domain::connections::ONLINE_SHARDS, "every shard has someone");
+    connect(&app, "watcher", "w1").await;
+    world.poster.clear();
+    world.clock.advance(WINDOW);
+    presence::heartbeat(&app, &user("watcher"), &device(&conn("w1"))).await.unwrap();
+    let report = presence::sweep(&app).await;
+    assert_eq!(report.went_offline, 40);
+    let offline: Vec<Value> =
+        frames(&world, "w1", "presence").into_iter().filter(|f| f["status"] == "offline").collect();
+    let told: std::collections::BTreeSet<String> =
+        offline.iter().map(|f| f["userId"].as_str().unwrap().to_owned()).collect();
+    assert_eq!((offline.len(), told.len()), (40, 40), "each departure once");
+    assert_eq!(presence::sweep(&app).await.went_offline, 0, "and not again");
+}
