@@ -14,5 +14,6 @@ pub mod lambda_events;
 pub mod latency;
 pub mod report;
 pub mod requests;
+pub mod scale;
 pub mod stats;
 pub mod world;

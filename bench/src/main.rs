@@ -5,6 +5,7 @@
 //! target/release/bench                      # requests, latency, cpu, coldstart
 //! target/release/bench load --clients 40 --channels 10 --messages 10 --interval-ms 8000
 //! target/release/bench abuse                # attacks: invitation, typing and sign-in floods
+//! target/debug/bench scale                  # the brief's scale on paper (docs/SCALE.md)
 //! ```
 
 use std::collections::BTreeMap;
@@ -27,12 +28,13 @@ enum Part {
     Coldstart,
     Load,
     Abuse,
+    Scale,
 }
 
 #[derive(Debug, Parser)]
 #[command(about = "Benchmarks of the chat backend on the local stack (moto + local gateway)")]
 struct Args {
-    /// What to run (default: requests latency cpu coldstart; load and abuse run only when named).
+    /// What to run (default: requests latency cpu coldstart; load, abuse and scale run only when named).
     parts: Vec<Part>,
     /// Fewer messages and runs: a smoke test of the benchmarks, not figures to keep.
     #[arg(long)]
@@ -64,6 +66,22 @@ struct Args {
     /// Load: pause between one device's sends, ms.
     #[arg(long, default_value_t = 8000)]
     interval_ms: u64,
+    /// Scale: the traffic model.
+    #[arg(long, default_value = "bench/scale/model.json")]
+    model: PathBuf,
+    /// Scale: where the whole result goes.
+    #[arg(long, default_value = "bench/scale/results.json")]
+    scale_out: PathBuf,
+    /// Scale: the plot of demand over quota by size.
+    #[arg(long, default_value = "bench/scale/quotas.svg")]
+    scale_plot: PathBuf,
+    /// Scale: the load run's measured AWS requests (the honesty check's fixture).
+    #[arg(long, default_value = "bench/scale/load-measured.json")]
+    load_fixture: PathBuf,
+    /// Scale: first run the load (--clients, --channels, --messages, --interval-ms) against
+    /// moto and record its AWS requests in --load-fixture.
+    #[arg(long)]
+    measure_load: bool,
 }
 
 fn progress(message: &str) {
@@ -145,6 +163,27 @@ async fn main() {
                 let runs = if args.quick { 2 } else { args.coldstart_runs };
                 let results = bench::coldstart::run(&dir, runs, &progress).await;
                 section("coldstart", report::coldstart_table(&results), json!({"binaries": dir, "results": results}));
+            }
+            Part::Scale => {
+                let options = bench::scale::Options {
+                    model: args.model.clone(),
+                    latest: args.out.clone(),
+                    out: args.scale_out.clone(),
+                    plot: args.scale_plot.clone(),
+                    fixture: args.load_fixture.clone(),
+                    measure_load: args.measure_load.then(|| LoadSpec {
+                        clients: args.clients,
+                        channels: args.channels,
+                        messages_per_client: args.messages,
+                        send_interval: Duration::from_millis(args.interval_ms),
+                        patience: Duration::from_secs(60),
+                    }),
+                    command: command.clone(),
+                    generated_at: generated_at.clone(),
+                    git_commit: commit.clone(),
+                };
+                let (table, data) = bench::scale::section(&options, &progress).await;
+                section("scale", table, data);
             }
             Part::Abuse => {
                 let figures = bench::abuse::run(args.quick, &progress).await;

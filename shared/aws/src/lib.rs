@@ -9,6 +9,7 @@
 pub mod apigw;
 pub mod apigw_http;
 pub mod config;
+pub mod lazy;
 pub mod metrics;
 pub mod notify;
 pub mod s3;

@@ -2,6 +2,9 @@
 //! makes S3 itself enforce the key, the exact size and the content type (the SDK has no
 //! presigned POST: the policy is signed here with SigV4); downloads are presigned GETs.
 
+use std::sync::Arc;
+
+use crate::lazy::LazyClient;
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -28,7 +31,7 @@ fn failed(what: &'static str, err: impl std::error::Error + Send + Sync + 'stati
 /// The uploads bucket, with what signing its POST policies takes.
 #[derive(Clone)]
 pub struct S3Files {
-    client: aws_sdk_s3::Client,
+    client: Arc<LazyClient<aws_sdk_s3::Client>>,
     bucket: String,
     /// For signing presigned POST uploads.
     credentials: Option<SharedCredentialsProvider>,
@@ -37,7 +40,7 @@ pub struct S3Files {
 
 impl S3Files {
     pub fn new(
-        client: aws_sdk_s3::Client,
+        client: Arc<LazyClient<aws_sdk_s3::Client>>,
         bucket: String,
         credentials: Option<SharedCredentialsProvider>,
         region: Option<String>,
@@ -49,6 +52,7 @@ impl S3Files {
         let config = PresigningConfig::expires_in(DOWNLOAD_URL_TTL).map_err(|e| failed("S3 presigning", e))?;
         let request = self
             .client
+            .get()
             .get_object()
             .bucket(&self.bucket)
             .key(key)
@@ -139,7 +143,7 @@ impl MediaStore for S3Files {
     }
 
     async fn head(&self, key: &str) -> Result<Option<StoredObject>, PortError> {
-        match self.client.head_object().bucket(&self.bucket).key(key).send().await {
+        match self.client.get().head_object().bucket(&self.bucket).key(key).send().await {
             Ok(head) => Ok(Some(StoredObject {
                 size: head.content_length().unwrap_or_default() as u64,
                 content_type: head.content_type().unwrap_or_default().to_owned(),
@@ -154,6 +158,7 @@ impl MediaStore for S3Files {
             aws_sdk_s3::types::Tag::builder().key("attached").value("yes").build().map_err(|e| failed("S3 tag", e))?;
         let tags = aws_sdk_s3::types::Tagging::builder().tag_set(tag).build().map_err(|e| failed("S3 tagging", e))?;
         self.client
+            .get()
             .put_object_tagging()
             .bucket(&self.bucket)
             .key(key)
@@ -167,6 +172,7 @@ impl MediaStore for S3Files {
     async fn delete(&self, key: &str) -> Result<(), PortError> {
         // S3 answers 204 for a key that is gone already.
         self.client
+            .get()
             .delete_object()
             .bucket(&self.bucket)
             .key(key)

@@ -2,6 +2,9 @@
 //! configured (FCM, APNs), each device has its own platform endpoint; without, every push
 //! goes to one topic with the user id as a message attribute (subscribers filter on it).
 
+use std::sync::Arc;
+
+use crate::lazy::LazyClient;
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
@@ -38,12 +41,12 @@ fn platform_payload(platform: Platform, n: &Notification) -> serde_json::Value {
 
 #[derive(Clone)]
 pub struct SnsPush {
-    client: aws_sdk_sns::Client,
+    client: Arc<LazyClient<aws_sdk_sns::Client>>,
     settings: PushSettings,
 }
 
 impl SnsPush {
-    pub fn new(client: aws_sdk_sns::Client, settings: PushSettings) -> Self {
+    pub fn new(client: Arc<LazyClient<aws_sdk_sns::Client>>, settings: PushSettings) -> Self {
         Self { client, settings }
     }
 
@@ -70,6 +73,7 @@ impl PushService for SnsPush {
         let Some(application) = self.application(platform) else { return Ok(None) };
         let created = self
             .client
+            .get()
             .create_platform_endpoint()
             .platform_application_arn(application)
             .token(token)
@@ -92,6 +96,7 @@ impl PushService for SnsPush {
             }
         };
         self.client
+            .get()
             .set_endpoint_attributes()
             .endpoint_arn(&arn)
             .attributes("Enabled", "true")
@@ -105,6 +110,7 @@ impl PushService for SnsPush {
 
     async fn delete_endpoint(&self, endpoint: &str) -> Result<(), PortError> {
         self.client
+            .get()
             .delete_endpoint()
             .endpoint_arn(endpoint)
             .send()
@@ -123,6 +129,7 @@ impl PushService for SnsPush {
             .build()
             .map_err(|e| PortError::backend("SNS message attribute", e))?;
         self.client
+            .get()
             .publish()
             .topic_arn(topic)
             .message(text)
@@ -145,7 +152,7 @@ impl PushService for SnsPush {
         })
         .to_string();
         let published =
-            self.client.publish().target_arn(endpoint).message_structure("json").message(structured).send().await;
+            self.client.get().publish().target_arn(endpoint).message_structure("json").message(structured).send().await;
         match published {
             Ok(_) => Ok(Published::Sent),
             Err(err) if err.as_service_error().is_some_and(|e| e.is_endpoint_disabled_exception()) => {

@@ -13,6 +13,7 @@ use chat_domain::app::Ports;
 use chat_domain::clock::{Clock, SystemClock};
 
 use crate::config::{Config, ConfigError};
+use crate::lazy::LazyClient;
 use crate::metrics::RequestCounter;
 use crate::notify::Notifier;
 use crate::s3::S3Files;
@@ -26,11 +27,20 @@ fn local_endpoint(sdk: &SdkConfig) -> bool {
     sdk.endpoint_url().is_some() || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some()
 }
 
-/// For Lambda: settings from the environment, AWS clients from the default chain (which
+/// For Lambda: settings from the environment, AWS clients from the default configuration (which
 /// honours `AWS_ENDPOINT_URL` and `AWS_ENDPOINT_URL_DYNAMODB`).
 pub async fn from_env() -> Result<App, ConfigError> {
     let config = Config::from_env()?;
-    let sdk = aws_config::load_defaults(BehaviorVersion::latest()).await;
+    let loader = aws_config::defaults(BehaviorVersion::latest());
+    // Lambda hands the role's credentials over in the environment: taking them from there
+    // skips building the rest of the default chain (its IMDS and container clients, and the
+    // TLS roots they load) at every cold start.
+    let loader = if std::env::var_os("AWS_ACCESS_KEY_ID").is_some() {
+        loader.credentials_provider(aws_config::environment::EnvironmentVariableCredentialsProvider::new())
+    } else {
+        loader
+    };
+    let sdk = loader.load().await;
     Ok(app(&config, &sdk, Arc::new(SystemClock), None))
 }
 
@@ -59,7 +69,12 @@ pub fn app(config: &Config, sdk: &SdkConfig, clock: Arc<dyn Clock>, counter: Opt
         sns = sns.interceptor(xray.clone());
         management = management.interceptor(xray);
     }
-    let dynamo = aws_sdk_dynamodb::Client::from_conf(dynamo.build());
+    // Each client is built when a request first needs it (see `crate::lazy`).
+    let (dynamo, management, s3, sns) = (dynamo.build(), management.build(), s3.build(), sns.build());
+    let dynamo = LazyClient::new(move || aws_sdk_dynamodb::Client::from_conf(dynamo.clone()));
+    let management = LazyClient::new(move || aws_sdk_apigatewaymanagement::Client::from_conf(management.clone()));
+    let s3 = LazyClient::new(move || aws_sdk_s3::Client::from_conf(s3.clone()));
+    let sns = LazyClient::new(move || aws_sdk_sns::Client::from_conf(sns.clone()));
     let tables = &config.tables;
     let ports = Ports {
         channels: Arc::new(Channels::new(dynamo.clone(), &tables.channels)),
@@ -70,10 +85,10 @@ pub fn app(config: &Config, sdk: &SdkConfig, clock: Arc<dyn Clock>, counter: Opt
         users: Arc::new(Users::new(dynamo.clone(), &tables.users)),
         sessions: Arc::new(Sessions::new(dynamo.clone(), &tables.users)),
         counters: Arc::new(RateCounters::new(dynamo, &tables.rate_limits)),
-        poster: Arc::new(Notifier::new(aws_sdk_apigatewaymanagement::Client::from_conf(management.build()))),
-        push: Arc::new(SnsPush::new(aws_sdk_sns::Client::from_conf(sns.build()), config.push.clone())),
+        poster: Arc::new(Notifier::new(management)),
+        push: Arc::new(SnsPush::new(sns, config.push.clone())),
         media: Arc::new(S3Files::new(
-            aws_sdk_s3::Client::from_conf(s3.build()),
+            s3,
             config.uploads.bucket.clone(),
             sdk.credentials_provider(),
             sdk.region().map(|r| r.to_string()),

@@ -1,6 +1,9 @@
 //! The Channels table: one partition per channel holding its meta item, one item per
 //! member and the short-lived dedupe rows of recent sends.
 
+use std::sync::Arc;
+
+use crate::lazy::LazyClient;
 use std::collections::{HashMap, HashSet};
 
 use aws_sdk_dynamodb::Client;
@@ -106,12 +109,12 @@ fn meta_of(item: MetaItem) -> Result<ChannelMeta, StoreError> {
 /// The Channels table: [`ChannelStore`].
 #[derive(Clone)]
 pub struct Channels {
-    client: Client,
+    client: Arc<LazyClient<Client>>,
     table: String,
 }
 
 impl Channels {
-    pub fn new(client: Client, table: impl Into<String>) -> Self {
+    pub fn new(client: Arc<LazyClient<Client>>, table: impl Into<String>) -> Self {
         Self { client, table: table.into() }
     }
 
@@ -140,7 +143,7 @@ impl Channels {
     ) -> Result<bool, CreateChannelError> {
         let mut meta = Self::new_meta(id, ChannelKind::Direct, None, members.len() as u64, now_ms);
         meta.pair = members.iter().map(|(u, _)| u.clone()).collect();
-        let mut request = self.client.transact_write_items().transact_items(self.put(&meta, Some(IS_NEW))?);
+        let mut request = self.client.get().transact_write_items().transact_items(self.put(&meta, Some(IS_NEW))?);
         for (user, role) in members {
             request = request.transact_items(self.put(&MemberItem::new(id, user, *role, now_ms), None)?);
         }
@@ -188,6 +191,7 @@ impl Channels {
         for attempt in 0..8u32 {
             let out = self
                 .client
+                .get()
                 .batch_write_item()
                 .request_items(&self.table, requests)
                 .send()
@@ -215,12 +219,13 @@ impl Channels {
                 ])
             })
             .collect();
-        super::batch_get(&self.client, &self.table, keys, None, true).await
+        super::batch_get(self.client.get(), &self.table, keys, None, true).await
     }
 
     /// The Query of `user`'s member items in the sparse `UserChannels` index.
     fn user_channels(&self, user: &UserId) -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder {
         self.client
+            .get()
             .query()
             .table_name(&self.table)
             .index_name(keys::USER_CHANNELS_INDEX)
@@ -278,6 +283,7 @@ impl ChannelStore for Channels {
         let meta = Self::new_meta(id, kind, name, members.len() as u64, now_ms);
         let put = self
             .client
+            .get()
             .put_item()
             .table_name(&self.table)
             .set_item(Some(super::to_item(&meta)?))
@@ -304,6 +310,7 @@ impl ChannelStore for Channels {
         meta.pair = pair.iter().map(|u| (*u).clone()).collect();
         let request = self
             .client
+            .get()
             .transact_write_items()
             .transact_items(self.put(&meta, Some(IS_NEW))?)
             .transact_items(self.put(&MemberItem::new(id, opener, MemberRole::Member, now_ms), None)?);
@@ -335,6 +342,7 @@ impl ChannelStore for Channels {
         )?;
         let mut request = self
             .client
+            .get()
             .transact_write_items()
             .transact_items(meta_update)
             .transact_items(self.put(&MemberItem::new(id, user, role, now_ms), Some(IS_NEW))?);
@@ -367,6 +375,7 @@ impl ChannelStore for Channels {
         let meta_update = self.member_count_step(id, -1, "attribute_exists(pk)", [])?;
         let mut request = self
             .client
+            .get()
             .transact_write_items()
             .transact_items(TransactWriteItem::builder().delete(delete).build())
             .transact_items(meta_update);
@@ -394,6 +403,7 @@ impl ChannelStore for Channels {
         let (low, high) = keys::ROSTER_SK_RANGE;
         let mut pages = self
             .client
+            .get()
             .query()
             .table_name(&self.table)
             .key_condition_expression("pk = :pk AND sk BETWEEN :low AND :high")
@@ -450,6 +460,7 @@ impl ChannelStore for Channels {
     async fn meta(&self, id: &ChannelId) -> Result<Option<ChannelMeta>, PortError> {
         let out = self
             .client
+            .get()
             .get_item()
             .table_name(&self.table)
             .key("pk", AttributeValue::S(id.to_string()))
@@ -470,6 +481,7 @@ impl ChannelStore for Channels {
     ) -> Result<bool, PortError> {
         let result = self
             .client
+            .get()
             .update_item()
             .table_name(&self.table)
             .key("pk", AttributeValue::S(id.to_string()))
@@ -485,6 +497,7 @@ impl ChannelStore for Channels {
 
     async fn set_muted(&self, id: &ChannelId, user: &UserId, muted: bool) -> Result<(), PortError> {
         self.client
+            .get()
             .update_item()
             .table_name(&self.table)
             .key("pk", AttributeValue::S(id.to_string()))
@@ -503,6 +516,7 @@ impl ChannelStore for Channels {
             return Ok(());
         }
         self.client
+            .get()
             .update_item()
             .table_name(&self.table)
             .key("pk", AttributeValue::S(id.to_string()))
@@ -551,7 +565,7 @@ impl ChannelStore for Channels {
         let pairs: Vec<&(UserId, ChannelId)> = pairs.iter().filter(|(user, _)| user != me).collect();
         let keys = pairs.iter().flat_map(|(user, channel)| [key(channel, me), key(channel, user)]).collect();
         let mut members: HashMap<String, usize> = HashMap::new();
-        for item in super::batch_get(&self.client, &self.table, keys, Some("pk"), false).await? {
+        for item in super::batch_get(self.client.get(), &self.table, keys, Some("pk"), false).await? {
             if let Some(AttributeValue::S(pk)) = item.get("pk") {
                 *members.entry(pk.clone()).or_default() += 1;
             }

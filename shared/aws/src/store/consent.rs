@@ -3,6 +3,9 @@
 //! block-list item (a capped string set). Neither is read on connect, sync or the
 //! channel list, so however many invitations someone is sent, those cost them nothing.
 
+use std::sync::Arc;
+
+use crate::lazy::LazyClient;
 use std::collections::{HashMap, HashSet};
 
 use aws_sdk_dynamodb::Client;
@@ -46,12 +49,12 @@ fn blocks_key(user: &UserId) -> Item {
 
 #[derive(Clone)]
 pub struct Invitations {
-    client: Client,
+    client: Arc<LazyClient<Client>>,
     table: String,
 }
 
 impl Invitations {
-    pub fn new(client: Client, table: impl Into<String>) -> Self {
+    pub fn new(client: Arc<LazyClient<Client>>, table: impl Into<String>) -> Self {
         Self { client, table: table.into() }
     }
 }
@@ -79,12 +82,12 @@ pub(super) fn take_invitation_step(
 
 #[derive(Clone)]
 pub struct Blocks {
-    client: Client,
+    client: Arc<LazyClient<Client>>,
     table: String,
 }
 
 impl Blocks {
-    pub fn new(client: Client, table: impl Into<String>) -> Self {
+    pub fn new(client: Arc<LazyClient<Client>>, table: impl Into<String>) -> Self {
         Self { client, table: table.into() }
     }
 
@@ -94,7 +97,7 @@ impl Blocks {
         distinct.dedup();
         let keys = distinct.iter().map(|u| blocks_key(u)).collect();
         let mut lists = HashMap::new();
-        for item in super::batch_get(&self.client, &self.table, keys, None, false).await? {
+        for item in super::batch_get(self.client.get(), &self.table, keys, None, false).await? {
             let Some(AttributeValue::S(pk)) = item.get("pk") else { continue };
             let Some(owner) = pk.strip_prefix(keys::BLOCKS_PK_PREFIX).and_then(|u| UserId::parse(u).ok()) else {
                 continue;
@@ -125,6 +128,7 @@ impl InvitationStore for Invitations {
             // Into an existing inbox with room (or already holding this channel)...
             let nested = self
                 .client
+                .get()
                 .update_item()
                 .table_name(&self.table)
                 .set_key(Some(inbox_key(invitee)))
@@ -158,6 +162,7 @@ impl InvitationStore for Invitations {
             // ...or a new inbox holding just this one.
             let created = self
                 .client
+                .get()
                 .update_item()
                 .table_name(&self.table)
                 .set_key(Some(inbox_key(invitee)))
@@ -182,6 +187,7 @@ impl InvitationStore for Invitations {
     async fn pending(&self, user: &UserId) -> Result<Vec<Invitation>, PortError> {
         let out = self
             .client
+            .get()
             .get_item()
             .table_name(&self.table)
             .set_key(Some(inbox_key(user)))
@@ -211,7 +217,7 @@ impl InvitationStore for Invitations {
         if channels.is_empty() {
             return Ok(());
         }
-        let mut request = self.client.update_item().table_name(&self.table).set_key(Some(inbox_key(user)));
+        let mut request = self.client.get().update_item().table_name(&self.table).set_key(Some(inbox_key(user)));
         let mut paths = Vec::with_capacity(channels.len());
         for (i, channel) in channels.iter().enumerate() {
             request = request.expression_attribute_names(format!("#c{i}"), channel.as_str());
@@ -235,6 +241,7 @@ impl BlockStore for Blocks {
     async fn block(&self, user: &UserId, target: &UserId, cap: usize) -> Result<bool, PortError> {
         let result = self
             .client
+            .get()
             .update_item()
             .table_name(&self.table)
             .set_key(Some(blocks_key(user)))
@@ -252,6 +259,7 @@ impl BlockStore for Blocks {
 
     async fn unblock(&self, user: &UserId, target: &UserId) -> Result<(), PortError> {
         self.client
+            .get()
             .update_item()
             .table_name(&self.table)
             .set_key(Some(blocks_key(user)))

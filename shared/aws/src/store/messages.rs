@@ -1,5 +1,8 @@
 //! The Messages table and the one write that appends a message to a channel.
 
+use std::sync::Arc;
+
+use crate::lazy::LazyClient;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update};
@@ -88,13 +91,17 @@ fn own_or_earlier(message: &Message, stored: MessageId) -> AppendOutcome {
 /// writes the message and the channel's meta item together.
 #[derive(Clone)]
 pub struct MessageLog {
-    client: Client,
+    client: Arc<LazyClient<Client>>,
     messages_table: String,
     channels_table: String,
 }
 
 impl MessageLog {
-    pub fn new(client: Client, messages_table: impl Into<String>, channels_table: impl Into<String>) -> Self {
+    pub fn new(
+        client: Arc<LazyClient<Client>>,
+        messages_table: impl Into<String>,
+        channels_table: impl Into<String>,
+    ) -> Self {
         Self { client, messages_table: messages_table.into(), channels_table: channels_table.into() }
     }
 
@@ -107,6 +114,7 @@ impl MessageLog {
     ) -> Result<Option<MessageId>, StoreError> {
         let out = self
             .client
+            .get()
             .get_item()
             .table_name(&self.channels_table)
             .key("pk", AttributeValue::S(channel.to_string()))
@@ -123,6 +131,7 @@ impl MessageLog {
     async fn item(&self, channel: &ChannelId, id: MessageId) -> Result<Option<MessageItem>, StoreError> {
         let out = self
             .client
+            .get()
             .get_item()
             .table_name(&self.messages_table)
             .key("pk", AttributeValue::S(keys::message_pk(channel, id.bucket())))
@@ -213,6 +222,7 @@ impl Log for MessageLog {
             .map_err(build_error)?;
         let result = self
             .client
+            .get()
             .transact_write_items()
             .transact_items(TransactWriteItem::builder().put(dedupe_put).build())
             .transact_items(TransactWriteItem::builder().put(message_put).build())
@@ -285,6 +295,7 @@ impl Log for MessageLog {
     ) -> Result<Result<Message, ChangeRefused>, PortError> {
         let result = self
             .client
+            .get()
             .update_item()
             .table_name(&self.messages_table)
             .key("pk", AttributeValue::S(keys::message_pk(channel, id.bucket())))
@@ -346,6 +357,7 @@ impl Log for MessageLog {
             .map_err(build_error)?;
         let result = self
             .client
+            .get()
             .transact_write_items()
             .transact_items(TransactWriteItem::builder().update(update).build())
             .transact_items(TransactWriteItem::builder().update(meta).build())
@@ -372,6 +384,7 @@ impl Log for MessageLog {
 
     async fn forget_files(&self, channel: &ChannelId, id: MessageId) -> Result<(), PortError> {
         self.client
+            .get()
             .update_item()
             .table_name(&self.messages_table)
             .key("pk", AttributeValue::S(keys::message_pk(channel, id.bucket())))
@@ -399,6 +412,7 @@ impl Log for MessageLog {
         loop {
             let out = self
                 .client
+                .get()
                 .query()
                 .table_name(&self.messages_table)
                 .key_condition_expression("pk = :pk AND id BETWEEN :low AND :high")

@@ -8,6 +8,9 @@
 //! `OnlineByDeadline` index the sweep reads. The rules that read these records are in
 //! `chat_domain::connections` and `chat_domain::presence`.
 
+use std::sync::Arc;
+
+use crate::lazy::LazyClient;
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::Client;
@@ -77,12 +80,12 @@ fn n(value: impl ToString) -> AttributeValue {
 
 #[derive(Clone)]
 pub struct Presence {
-    client: Client,
+    client: Arc<LazyClient<Client>>,
     table: String,
 }
 
 impl Presence {
-    pub fn new(client: Client, table: impl Into<String>) -> Self {
+    pub fn new(client: Arc<LazyClient<Client>>, table: impl Into<String>) -> Self {
         Self { client, table: table.into() }
     }
 
@@ -94,6 +97,7 @@ impl Presence {
     ) -> Result<Option<PresenceRecord>, StoreError> {
         let mut request = self
             .client
+            .get()
             .update_item()
             .table_name(&self.table)
             .key("userId", AttributeValue::S(user.to_string()))
@@ -120,12 +124,17 @@ impl Presence {
             .iter()
             .map(|user| HashMap::from([("userId".to_owned(), AttributeValue::S(user.to_string()))]))
             .collect();
-        super::batch_get(&self.client, &self.table, keys, projection, false).await?.into_iter().map(record_of).collect()
+        super::batch_get(self.client.get(), &self.table, keys, projection, false)
+            .await?
+            .into_iter()
+            .map(record_of)
+            .collect()
     }
 
     /// The Query of one `OnlineByDeadline` shard for deadlines at or before `until_ms`.
     fn due_by(&self, shard: u32, until_ms: i64) -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder {
         self.client
+            .get()
             .query()
             .table_name(&self.table)
             .index_name(keys::ONLINE_BY_DEADLINE_INDEX)
@@ -150,6 +159,7 @@ impl PresenceStore for Presence {
         let entry = super::to_value(clock)?;
         let request = || {
             self.client
+                .get()
                 .update_item()
                 .table_name(&self.table)
                 .key("userId", AttributeValue::S(user.to_string()))
@@ -227,6 +237,7 @@ impl PresenceStore for Presence {
     async fn move_deadline(&self, user: &UserId, deadline: i64, now_ms: i64, seen: i64) -> Result<bool, PortError> {
         let result = self
             .client
+            .get()
             .update_item()
             .table_name(&self.table)
             .key("userId", AttributeValue::S(user.to_string()))
@@ -275,6 +286,7 @@ impl PresenceStore for Presence {
     async fn mark_offline(&self, user: &UserId, deadline: i64) -> Result<Option<Option<i64>>, PortError> {
         let result = self
             .client
+            .get()
             .update_item()
             .table_name(&self.table)
             .key("userId", AttributeValue::S(user.to_string()))

@@ -2,6 +2,9 @@
 //! count: the domain's [`RateCounter`] port. One UpdateItem per counted request; windows
 //! expire through TTL.
 
+use std::sync::Arc;
+
+use crate::lazy::LazyClient;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use chat_domain::PortError;
@@ -11,12 +14,12 @@ use super::{StoreError, keys};
 
 #[derive(Clone)]
 pub struct RateCounters {
-    client: Client,
+    client: Arc<LazyClient<Client>>,
     table: String,
 }
 
 impl RateCounters {
-    pub fn new(client: Client, table: impl Into<String>) -> Self {
+    pub fn new(client: Arc<LazyClient<Client>>, table: impl Into<String>) -> Self {
         Self { client, table: table.into() }
     }
 }
@@ -26,6 +29,7 @@ impl RateCounter for RateCounters {
     async fn increment(&self, kind: &str, who: &str, window: i64, expires_at_s: i64) -> Result<u64, PortError> {
         let out = self
             .client
+            .get()
             .update_item()
             .table_name(&self.table)
             .key("pk", AttributeValue::S(keys::rate_limit_pk(kind, who, window)))

@@ -3,6 +3,9 @@
 //! use is recognised) and is live while its id is in the user's `sessions#{userId}` map.
 //! Signing out removes ids from that map; the authorizer checks it.
 
+use std::sync::Arc;
+
+use crate::lazy::LazyClient;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
@@ -31,7 +34,7 @@ struct RefreshItem {
 
 #[derive(Clone)]
 pub struct Sessions {
-    client: Client,
+    client: Arc<LazyClient<Client>>,
     table: String,
 }
 
@@ -40,7 +43,7 @@ fn key(pk: String) -> Item {
 }
 
 impl Sessions {
-    pub fn new(client: Client, table: impl Into<String>) -> Self {
+    pub fn new(client: Arc<LazyClient<Client>>, table: impl Into<String>) -> Self {
         Self { client, table: table.into() }
     }
 }
@@ -50,6 +53,7 @@ impl SessionStore for Sessions {
     async fn start(&self, user: &UserId, sid: &str, now_ms: i64) -> Result<Vec<(i64, String)>, PortError> {
         let request = || {
             self.client
+                .get()
                 .update_item()
                 .table_name(&self.table)
                 .set_key(Some(key(keys::sessions_pk(user))))
@@ -70,6 +74,7 @@ impl SessionStore for Sessions {
     async fn is_live(&self, user: &UserId, sid: &str) -> Result<bool, PortError> {
         let out = self
             .client
+            .get()
             .get_item()
             .table_name(&self.table)
             .set_key(Some(key(keys::sessions_pk(user))))
@@ -82,7 +87,8 @@ impl SessionStore for Sessions {
     }
 
     async fn end(&self, user: &UserId, sid: Option<&str>) -> Result<(), PortError> {
-        let mut request = self.client.update_item().table_name(&self.table).set_key(Some(key(keys::sessions_pk(user))));
+        let mut request =
+            self.client.get().update_item().table_name(&self.table).set_key(Some(key(keys::sessions_pk(user))));
         request = match sid {
             // A nested REMOVE needs the map: with none, nothing is live to end.
             Some(sid) => request
@@ -108,6 +114,7 @@ impl SessionStore for Sessions {
             used_at: None,
         };
         self.client
+            .get()
             .put_item()
             .table_name(&self.table)
             .set_item(Some(super::to_item(&item)?))
@@ -120,6 +127,7 @@ impl SessionStore for Sessions {
     async fn take_refresh(&self, token_hash: &str, now_ms: i64) -> Result<Refresh, PortError> {
         let result = self
             .client
+            .get()
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key(keys::refresh_pk(token_hash))))

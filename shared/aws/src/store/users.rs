@@ -1,6 +1,9 @@
 //! The Users table: accounts (`user#{userId}`) and push devices (`devices#{userId}`);
 //! sessions and refresh tokens are in `sessions.rs`.
 
+use std::sync::Arc;
+
+use crate::lazy::LazyClient;
 use std::collections::{HashMap, HashSet};
 
 use aws_sdk_dynamodb::Client;
@@ -23,12 +26,12 @@ struct UserItem {
 
 #[derive(Clone)]
 pub struct Users {
-    client: Client,
+    client: Arc<LazyClient<Client>>,
     table: String,
 }
 
 impl Users {
-    pub fn new(client: Client, table: impl Into<String>) -> Self {
+    pub fn new(client: Arc<LazyClient<Client>>, table: impl Into<String>) -> Self {
         Self { client, table: table.into() }
     }
 }
@@ -47,6 +50,7 @@ impl UserStore for Users {
         let item = UserItem { pk: keys::user_pk(&record.user_id), record: record.clone() };
         let result = self
             .client
+            .get()
             .put_item()
             .table_name(&self.table)
             .set_item(Some(super::to_item(&item)?))
@@ -63,6 +67,7 @@ impl UserStore for Users {
     async fn get(&self, user: &UserId) -> Result<Option<UserRecord>, PortError> {
         let out = self
             .client
+            .get()
             .get_item()
             .table_name(&self.table)
             .key("pk", AttributeValue::S(keys::user_pk(user)))
@@ -77,7 +82,7 @@ impl UserStore for Users {
             .iter()
             .map(|user| HashMap::from([("pk".to_owned(), AttributeValue::S(keys::user_pk(user)))]))
             .collect();
-        let items = super::batch_get(&self.client, &self.table, keys, Some("userId"), false).await?;
+        let items = super::batch_get(self.client.get(), &self.table, keys, Some("userId"), false).await?;
         Ok(items
             .iter()
             .filter_map(|item| match item.get("userId") {
@@ -91,6 +96,7 @@ impl UserStore for Users {
         let value: AttributeValue = super::to_value(device)?;
         let request = || {
             self.client
+                .get()
                 .update_item()
                 .table_name(&self.table)
                 .key("pk", AttributeValue::S(keys::devices_pk(user)))
@@ -103,6 +109,7 @@ impl UserStore for Users {
     async fn remove_device(&self, user: &UserId, id: &str) -> Result<Option<DeviceRecord>, PortError> {
         let result = self
             .client
+            .get()
             .update_item()
             .table_name(&self.table)
             .key("pk", AttributeValue::S(keys::devices_pk(user)))
@@ -125,6 +132,7 @@ impl UserStore for Users {
     async fn disable_device(&self, user: &UserId, id: &str) -> Result<(), PortError> {
         let result = self
             .client
+            .get()
             .update_item()
             .table_name(&self.table)
             .key("pk", AttributeValue::S(keys::devices_pk(user)))
@@ -147,7 +155,7 @@ impl UserStore for Users {
             .map(|user| HashMap::from([("pk".to_owned(), AttributeValue::S(keys::devices_pk(user)))]))
             .collect();
         let mut found = HashMap::new();
-        for item in super::batch_get(&self.client, &self.table, keys, None, false).await? {
+        for item in super::batch_get(self.client.get(), &self.table, keys, None, false).await? {
             let item: DevicesItem = super::from_item(item)?;
             found.insert(item.user_id, item.devices.into_iter().collect());
         }
