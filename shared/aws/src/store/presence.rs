@@ -96,11 +96,7 @@ impl Presence {
         connections: &[String],
     ) -> Result<Option<PresenceRecord>, StoreError> {
         let mut request = self
-            .client
-            .get()
-            .update_item()
-            .table_name(&self.table)
-            .key("userId", AttributeValue::S(user.to_string()))
+            .update_of(user)
             // Without the condition, REMOVE on a missing item would create an empty one.
             .condition_expression("attribute_exists(userId)")
             .return_values(ReturnValue::AllNew);
@@ -131,6 +127,11 @@ impl Presence {
             .collect()
     }
 
+    /// An UpdateItem of `user`'s item.
+    fn update_of(&self, user: &UserId) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
+        self.client.get().update_item().table_name(&self.table).key("userId", AttributeValue::S(user.to_string()))
+    }
+
     /// The Query of one `OnlineByDeadline` shard for deadlines at or before `until_ms`.
     fn due_by(&self, shard: u32, until_ms: i64) -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder {
         self.client
@@ -158,11 +159,7 @@ impl PresenceStore for Presence {
     ) -> Result<Recorded, PortError> {
         let entry = super::to_value(clock)?;
         let request = || {
-            self.client
-                .get()
-                .update_item()
-                .table_name(&self.table)
-                .key("userId", AttributeValue::S(user.to_string()))
+            self.update_of(user)
                 .expression_attribute_names("#conn", connection_attribute(connection.as_str()))
                 .expression_attribute_names("#ttl", "ttl")
                 .expression_attribute_values(":clock", entry.clone())
@@ -236,11 +233,7 @@ impl PresenceStore for Presence {
 
     async fn move_deadline(&self, user: &UserId, deadline: i64, now_ms: i64, seen: i64) -> Result<bool, PortError> {
         let result = self
-            .client
-            .get()
-            .update_item()
-            .table_name(&self.table)
-            .key("userId", AttributeValue::S(user.to_string()))
+            .update_of(user)
             .update_expression("SET deadline = :grace, lastSeen = :now")
             .condition_expression("deadline = :seen")
             .expression_attribute_values(":grace", n(deadline))
@@ -285,11 +278,7 @@ impl PresenceStore for Presence {
 
     async fn mark_offline(&self, user: &UserId, deadline: i64) -> Result<Option<Option<i64>>, PortError> {
         let result = self
-            .client
-            .get()
-            .update_item()
-            .table_name(&self.table)
-            .key("userId", AttributeValue::S(user.to_string()))
+            .update_of(user)
             .update_expression("REMOVE onlineShard")
             .condition_expression("attribute_exists(onlineShard) AND deadline = :seen")
             .expression_attribute_values(":seen", n(deadline))

@@ -34,6 +34,14 @@ impl Users {
     pub fn new(client: Arc<LazyClient<Client>>, table: impl Into<String>) -> Self {
         Self { client, table: table.into() }
     }
+
+    /// An UpdateItem of `user`'s devices item.
+    fn update_devices_of(
+        &self,
+        user: &UserId,
+    ) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
+        self.client.get().update_item().table_name(&self.table).key("pk", AttributeValue::S(keys::devices_pk(user)))
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -94,25 +102,15 @@ impl UserStore for Users {
 
     async fn put_device(&self, user: &UserId, id: &str, device: &DeviceRecord) -> Result<(), PortError> {
         let value: AttributeValue = super::to_value(device)?;
-        let request = || {
-            self.client
-                .get()
-                .update_item()
-                .table_name(&self.table)
-                .key("pk", AttributeValue::S(keys::devices_pk(user)))
-                .expression_attribute_values(":user", AttributeValue::S(user.to_string()))
-        };
+        let request =
+            || self.update_devices_of(user).expression_attribute_values(":user", AttributeValue::S(user.to_string()));
         super::set_in_map(request, "devices", id, value, ", userId = :user").await?;
         Ok(())
     }
 
     async fn remove_device(&self, user: &UserId, id: &str) -> Result<Option<DeviceRecord>, PortError> {
         let result = self
-            .client
-            .get()
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", AttributeValue::S(keys::devices_pk(user)))
+            .update_devices_of(user)
             .update_expression("REMOVE devices.#id")
             .condition_expression("attribute_exists(devices.#id)")
             .expression_attribute_names("#id", id)
@@ -131,22 +129,16 @@ impl UserStore for Users {
 
     async fn disable_device(&self, user: &UserId, id: &str) -> Result<(), PortError> {
         let result = self
-            .client
-            .get()
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", AttributeValue::S(keys::devices_pk(user)))
+            .update_devices_of(user)
             .update_expression("SET devices.#id.enabled = :no")
             .condition_expression("attribute_exists(devices.#id)")
             .expression_attribute_names("#id", id)
             .expression_attribute_values(":no", AttributeValue::Bool(false))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(err) if is_condition_failure(&err) => Ok(()),
-            Err(err) => Err(StoreError::aws("UpdateItem", err).into()),
-        }
+        // A device removed meanwhile is simply not there to disable.
+        super::updated(result)?;
+        Ok(())
     }
 
     async fn devices(&self, users: &[UserId]) -> Result<HashMap<UserId, Vec<(String, DeviceRecord)>>, PortError> {
