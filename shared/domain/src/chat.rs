@@ -226,7 +226,7 @@ pub async fn delete_message(
     };
     info!(%user, %channel_id, %message_id, "message deleted");
     remove_files(app, channel_id, message_id, Some(deleted.attachments)).await;
-    let prunable = prunable_deletions(&roster, message.seq);
+    let prunable = prunable_deletions(&roster, user, &message);
     if let Err(err) = app.channels().prune_deleted_seqs(channel_id, &prunable).await {
         warn!(%channel_id, error = %err, "could not prune deleted seqs");
     }
@@ -245,8 +245,18 @@ async fn stored_message(app: &App, channel: &ChannelId, id: MessageId) -> Result
 /// Deleted seqs the channel need not track any more: those everyone has read past (they
 /// change no unread count), and the oldest beyond [`MAX_TRACKED_DELETIONS`] (whoever has
 /// not read for that long may see a slightly high unread count; the item stays bounded).
-fn prunable_deletions(roster: &Roster, just_deleted: u64) -> Vec<u64> {
-    let lowest_read = roster.members.iter().map(|m| m.last_read_seq).min().unwrap_or(0);
+/// A send writes no read position, but its author has read up to it: an author deleting
+/// their own message has read past it.
+fn prunable_deletions(roster: &Roster, deleter: &UserId, deleted: &Message) -> Vec<u64> {
+    let read_by = |m: &crate::ports::Member| {
+        if &m.user_id == deleter && &deleted.author_id == deleter {
+            m.last_read_seq.max(deleted.seq)
+        } else {
+            m.last_read_seq
+        }
+    };
+    let lowest_read = roster.members.iter().map(read_by).min().unwrap_or(0);
+    let just_deleted = deleted.seq;
     let mut tracked: Vec<u64> = roster.meta.deleted_seqs.iter().copied().chain([just_deleted]).collect();
     tracked.sort_unstable();
     tracked.dedup();
@@ -316,15 +326,38 @@ mod tests {
         Roster { meta, members }
     }
 
+    fn deleted(seq: u64) -> Message {
+        Message {
+            channel_id: ChannelId::parse("c").unwrap(),
+            message_id: MessageId::from_u64(seq),
+            seq,
+            author_id: UserId::parse("u0").unwrap(),
+            text: String::new(),
+            client_msg_id: ClientMsgId::parse("m").unwrap(),
+            created_at: 0,
+            attachments: vec![],
+            edited_at: None,
+            deleted: true,
+        }
+    }
+
+    #[test]
+    fn an_author_deleting_their_own_message_has_read_past_it() {
+        let author = UserId::parse("u0").unwrap();
+        assert_eq!(prunable_deletions(&roster(vec![], &[0, 20]), &author, &deleted(12)), vec![12]);
+        let admin = UserId::parse("u1").unwrap();
+        assert!(prunable_deletions(&roster(vec![], &[0, 20]), &admin, &deleted(12)).is_empty());
+    }
+
     #[test]
     fn deletions_everyone_read_past_are_pruned() {
-        assert_eq!(prunable_deletions(&roster(vec![3, 7, 9], &[8, 20]), 12), vec![3, 7]);
+        assert_eq!(prunable_deletions(&roster(vec![3, 7, 9], &[8, 20]), &UserId::parse("u9").unwrap(), &deleted(12)), vec![3, 7]);
     }
 
     #[test]
     fn a_member_who_never_reads_cannot_make_the_deletion_record_grow_past_its_cap() {
         let tracked: Vec<u64> = (1..=MAX_TRACKED_DELETIONS as u64).collect();
-        let prunable = prunable_deletions(&roster(tracked, &[0, 5_000]), 9_999);
+        let prunable = prunable_deletions(&roster(tracked, &[0, 5_000]), &UserId::parse("u9").unwrap(), &deleted(9_999));
         assert_eq!(prunable, vec![1], "the oldest goes to make room for the new one");
     }
 }

@@ -7,7 +7,7 @@ use crate::error::ChatError;
 pub use crate::http::HistoryPage;
 use crate::ids::{Bucket, MessageId};
 use crate::model::{ChannelId, Message, UserId};
-use crate::ports::Order;
+use crate::ports::{ChannelMeta, Order};
 
 pub const DEFAULT_PAGE_SIZE: usize = 50;
 pub const MAX_PAGE_SIZE: usize = 100;
@@ -83,6 +83,20 @@ pub async fn history(
     }
     let next_before = if more { page.last().map(|m| m.message_id) } else { None };
     Ok(HistoryPage { messages: page, next_before })
+}
+
+/// The newest `limit` messages of a channel (fewer if it holds fewer), newest first.
+pub async fn newest(app: &App, meta: &ChannelMeta, limit: usize) -> Result<Vec<Message>, ChatError> {
+    let mut messages = Vec::with_capacity(limit);
+    for bucket in meta.buckets.iter().rev() {
+        if messages.len() >= limit {
+            break;
+        }
+        let range = (bucket.first_id(), bucket.last_id());
+        let wanted = limit - messages.len();
+        messages.extend(app.messages().in_bucket(&meta.id, *bucket, range, wanted, Order::NewestFirst).await?);
+    }
+    Ok(messages)
 }
 
 /// What `message` adds to an HTTP API answer: its JSON, escaped again as the response's body

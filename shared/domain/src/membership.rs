@@ -1,6 +1,7 @@
 //! Channel management: groups (up to 100 members, owner and admins manage them) and
 //! direct channels (one per pair of users, the same whoever opens it).
 
+use futures::{StreamExt, TryStreamExt};
 use sha2::{Digest, Sha256};
 use tracing::info;
 
@@ -194,16 +195,30 @@ pub async fn set_muted(app: &App, user: &UserId, channel: &ChannelId, muted: boo
     Ok(())
 }
 
+/// Channels whose unread count is read from their messages at once, at most.
+const UNREAD_READS_AT_ONCE: usize = 8;
+
 /// The caller's channels, most recently active first.
 pub async fn list_channels(app: &App, user: &UserId) -> Result<Vec<ChannelSummary>, ChatError> {
     let memberships = app.channels().memberships(user).await?;
     let ids: Vec<ChannelId> = memberships.iter().map(|m| m.channel_id.clone()).collect();
     let metas: std::collections::HashMap<ChannelId, ChannelMeta> =
         app.channels().metas(&ids).await?.into_iter().map(|m| (m.id.clone(), m)).collect();
+    let mut reads = Vec::new();
+    for membership in &memberships {
+        if let Some(meta) = metas.get(&membership.channel_id) {
+            let read = membership.last_read_seq;
+            reads.push(async move { read_position(app, user, meta, read).await.map(|p| (meta.id.clone(), p)) });
+        }
+    }
+    let positions: Vec<(ChannelId, ReadPosition)> =
+        futures::stream::iter(reads).buffer_unordered(UNREAD_READS_AT_ONCE).try_collect().await?;
+    let positions: std::collections::HashMap<ChannelId, ReadPosition> = positions.into_iter().collect();
     let mut summaries: Vec<ChannelSummary> = memberships
         .into_iter()
         .filter_map(|membership| {
             let meta = metas.get(&membership.channel_id)?;
+            let position = positions.get(&membership.channel_id)?;
             Some(ChannelSummary {
                 channel_id: meta.id.clone(),
                 kind: meta.kind,
@@ -213,14 +228,58 @@ pub async fn list_channels(app: &App, user: &UserId) -> Result<Vec<ChannelSummar
                 member_count: meta.member_count,
                 seq: meta.seq,
                 last_message_id: (meta.seq > 0).then_some(meta.last_message_id),
-                unread: meta.unread_after(membership.last_read_seq),
+                unread: position.unread,
                 muted: membership.muted,
-                last_read_seq: membership.last_read_seq,
+                last_read_seq: position.read_seq,
             })
         })
         .collect();
     summaries.sort_by(|a, b| b.last_message_id.cmp(&a.last_message_id).then(a.channel_id.cmp(&b.channel_id)));
     Ok(summaries)
+}
+
+/// Where a member has read up to, and what is left.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ReadPosition {
+    read_seq: u64,
+    unread: u64,
+}
+
+/// Messages a channel's unread count is read from, at most; beyond that the meta's count
+/// stands (it also counts the caller's own messages).
+pub const UNREAD_SCAN: usize = 100;
+
+/// Sending reads a channel up to one's own message. Rather than a write per send, the
+/// member's newest message counts as read here: the newest messages after the stored read
+/// position are read (only for a channel with any), and those after the member's newest
+/// own one that still exist are unread.
+async fn read_position(app: &App, user: &UserId, meta: &ChannelMeta, read_seq: u64) -> Result<ReadPosition, ChatError> {
+    let stored = ReadPosition { read_seq, unread: meta.unread_after(read_seq) };
+    if stored.unread == 0 {
+        return Ok(stored);
+    }
+    let want = (meta.seq.saturating_sub(read_seq) as usize).min(UNREAD_SCAN);
+    let newest = crate::history::newest(app, meta, want).await?;
+    let mut unread = 0;
+    // Whether every message after the read position was seen (some seqs may still be on
+    // their way): then the count is exact.
+    let mut seen_all = newest.len() < want;
+    for message in &newest {
+        if message.seq <= read_seq {
+            seen_all = true;
+            break;
+        }
+        if &message.author_id == user {
+            return Ok(ReadPosition { read_seq: message.seq, unread });
+        }
+        if !message.deleted {
+            unread += 1;
+        }
+        seen_all |= message.seq == read_seq + 1;
+    }
+    // Otherwise the member's own newest message is further back than a channel list
+    // should read: the meta's count stands.
+    Ok(if seen_all { ReadPosition { read_seq, unread } } else { stored })
 }
 
 #[cfg(test)]

@@ -47,7 +47,7 @@ use crate::http::{Invitation, Platform};
 use crate::ids::{Bucket, MessageId};
 use crate::model::{Attachment, ChannelId, ChannelKind, ClientMsgId, ConnectionId, MemberRole, Message, UserId};
 use crate::ports::{
-    AppendOutcome, BlockStore, ChangeRefused, ChannelMeta, ChannelStore, ConnectQuota, ConnectionClock,
+    AppendOutcome, BlockStore, ChangeRefused, Claim, ChannelMeta, ChannelStore, ConnectQuota, ConnectionClock,
     CreateChannelError, DEDUPE_WINDOW_S, DeviceRecord, InvitationStore, JoinError, MediaStore, Member, Membership,
     MembershipChangeError, MessageLog, Notification, Order, PostOutcome, PresenceRecord, PresenceStore, Published,
     PushMode, PushService, RateCounter, Recorded, Refresh, Roster, Seat, SessionStore, StoredObject, TokenError,
@@ -94,6 +94,49 @@ struct StoredChannel {
     meta: ChannelMeta,
     /// Sorted by user id, as the `member#{userId}` sort keys are.
     members: BTreeMap<UserId, StoredMember>,
+}
+
+impl StoredChannel {
+    /// The channel's clock: the time of its newest claimed seq (a claim never sets it back).
+    fn clock(&self) -> i64 {
+        if self.meta.seq == 0 {
+            return i64::MIN;
+        }
+        self.meta.last_message_id.timestamp_ms() - (self.meta.seq >> crate::ids::COUNTER_BITS) as i64
+    }
+
+    fn add_bucket(&mut self, bucket: crate::ids::Bucket) {
+        if let Err(at) = self.meta.buckets.binary_search(&bucket) {
+            self.meta.buckets.insert(at, bucket);
+        }
+    }
+}
+
+impl ChannelTable {
+    /// What a send of an earlier-sent clientMsgId answers, while its dedupe row lives.
+    fn earlier_send(&self, message: &Message, now_ms: i64) -> Option<AppendOutcome> {
+        let key = (message.channel_id.clone(), message.author_id.clone(), message.client_msg_id.clone());
+        let (earlier, expires_s) = self.dedupe.get(&key).copied()?;
+        (expires_s > now_ms / 1000).then(|| {
+            if earlier == message.message_id { AppendOutcome::Stored } else { AppendOutcome::Duplicate(earlier) }
+        })
+    }
+
+    /// The message and its dedupe row; the message's id must be new.
+    fn insert_message(&mut self, message: &Message, now_ms: i64) -> Result<(), PortError> {
+        let key = (message.channel_id.clone(), message.message_id);
+        if self.messages.contains_key(&key) {
+            return Err(condition_failed("DynamoDB TransactWriteItems"));
+        }
+        let dedupe_key = (message.channel_id.clone(), message.author_id.clone(), message.client_msg_id.clone());
+        self.dedupe.insert(dedupe_key, (message.message_id, now_ms / 1000 + DEDUPE_WINDOW_S));
+        let stored = Message {
+            attachments: message.attachments.iter().map(|a| Attachment { url: None, ..a.clone() }).collect(),
+            ..message.clone()
+        };
+        self.messages.insert(key, StoredMessage { message: stored });
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -390,52 +433,60 @@ impl Messages {
 impl MessageLog for Messages {
     async fn append(&self, message: &Message, now_ms: i64) -> Result<AppendOutcome, PortError> {
         let mut table = lock(&self.table);
-        let now_s = now_ms / 1000;
-        let dedupe_key = (message.channel_id.clone(), message.author_id.clone(), message.client_msg_id.clone());
         // 1. The dedupe row, only if new (a row past its window is forgotten).
-        if let Some((earlier, expires_s)) = table.dedupe.get(&dedupe_key).copied()
-            && expires_s > now_s
-        {
-            return Ok(if earlier == message.message_id {
-                AppendOutcome::Stored
-            } else {
-                AppendOutcome::Duplicate(earlier)
-            });
+        if let Some(outcome) = table.earlier_send(message, now_ms) {
+            return Ok(outcome);
         }
-        // 2. The channel meta, only if its seq is still the one before this message's.
+        // 2. The channel's counter, only if its seq is still the one before this message's
+        //    and its clock not after this message's time.
         let Some(channel) = table.channels.get(&message.channel_id) else {
-            return Ok(AppendOutcome::SeqTaken(None));
+            return Ok(AppendOutcome::SeqTaken);
         };
-        if message.seq == 0 || channel.meta.seq != message.seq - 1 {
-            return Ok(AppendOutcome::SeqTaken(Some(channel.meta.clone())));
+        if message.seq == 0 || channel.meta.seq != message.seq - 1 || channel.clock() > message.created_at {
+            return Ok(AppendOutcome::SeqTaken);
         }
-        // 3. The sender's member row, only while they are a member.
-        if !channel.members.contains_key(&message.author_id) {
-            return Ok(AppendOutcome::NotAMember);
-        }
-        // 4. The message itself, only if its id is new.
-        let key = (message.channel_id.clone(), message.message_id);
-        if table.messages.contains_key(&key) {
-            return Err(condition_failed("DynamoDB TransactWriteItems"));
-        }
-
-        table.dedupe.insert(dedupe_key, (message.message_id, now_s + DEDUPE_WINDOW_S));
-        let stored = Message {
-            attachments: message.attachments.iter().map(|a| Attachment { url: None, ..a.clone() }).collect(),
-            ..message.clone()
-        };
-        table.messages.insert(key, StoredMessage { message: stored });
+        table.insert_message(message, now_ms)?;
         let channel = table.channels.get_mut(&message.channel_id).expect("checked above");
         channel.meta.seq = message.seq;
         channel.meta.last_message_id = message.message_id;
-        let bucket = message.message_id.bucket();
-        if let Err(at) = channel.meta.buckets.binary_search(&bucket) {
-            channel.meta.buckets.insert(at, bucket);
-        }
-        let sender = channel.members.get_mut(&message.author_id).expect("checked above");
-        sender.last_read_seq = message.seq;
-        sender.last_read_id = message.message_id;
+        channel.add_bucket(message.message_id.bucket());
         Ok(AppendOutcome::Stored)
+    }
+
+    async fn claim(&self, channel: &ChannelId, now_ms: i64) -> Result<Option<Claim>, PortError> {
+        let mut table = lock(&self.table);
+        let Some(channel) = table.channels.get_mut(channel) else { return Ok(None) };
+        let at_ms = now_ms.max(channel.clock());
+        let seq = channel.meta.seq + 1;
+        channel.meta.seq = seq;
+        channel.meta.last_message_id = MessageId::claimed(at_ms, seq);
+        channel.add_bucket(channel.meta.last_message_id.bucket());
+        Ok(Some(Claim { seq, at_ms }))
+    }
+
+    async fn store_claimed(&self, message: &Message, now_ms: i64) -> Result<AppendOutcome, PortError> {
+        let mut table = lock(&self.table);
+        if let Some(outcome) = table.earlier_send(message, now_ms) {
+            return Ok(outcome);
+        }
+        table.insert_message(message, now_ms)?;
+        Ok(AppendOutcome::Stored)
+    }
+
+    async fn fill_claimed(&self, message: &Message, _now_ms: i64) -> Result<(), PortError> {
+        let mut table = lock(&self.table);
+        let key = (message.channel_id.clone(), message.message_id);
+        if table.messages.contains_key(&key) {
+            return Err(condition_failed("DynamoDB PutItem"));
+        }
+        let filler = Message { text: String::new(), attachments: Vec::new(), deleted: true, ..message.clone() };
+        table.messages.insert(key, StoredMessage { message: filler });
+        if let Some(channel) = table.channels.get_mut(&message.channel_id)
+            && let Err(at) = channel.meta.deleted_seqs.binary_search(&message.seq)
+        {
+            channel.meta.deleted_seqs.insert(at, message.seq);
+        }
+        Ok(())
     }
 
     async fn get(&self, channel: &ChannelId, id: MessageId) -> Result<Option<Message>, PortError> {

@@ -21,8 +21,8 @@ pub const POSTS_FAILED: &str = "PostsFailed";
 pub const PUSHES_SENT: &str = "PushesSent";
 pub const PUSHES_DISABLED: &str = "PushesDisabled";
 pub const PUSHES_FAILED: &str = "PushesFailed";
-/// Sends that lost the next seq to a concurrent one and tried again.
-pub const APPEND_RETRIES: &str = "AppendRetries";
+/// Sends that found the next seq taken by a concurrent one and claimed another.
+pub const APPEND_CLAIMS: &str = "AppendClaims";
 /// Messages a `sync` answered with.
 pub const SYNC_MESSAGES: &str = "SyncMessages";
 /// Presence changes announced to contacts.
@@ -46,7 +46,7 @@ pub const NAMES: &[&str] = &[
     PUSHES_SENT,
     PUSHES_DISABLED,
     PUSHES_FAILED,
-    APPEND_RETRIES,
+    APPEND_CLAIMS,
     SYNC_MESSAGES,
     PRESENCE_ONLINE,
     PRESENCE_OFFLINE,

@@ -1,19 +1,22 @@
 //! Ordering: every message of a channel gets the next seq (1, 2, 3… with no gaps) and an
 //! id greater than the channel's last, in commit order, so everyone sees one order and a
-//! gap is detectable. The store's conditional append makes it hold across Lambdas.
+//! gap is detectable.
+//!
+//! Two ways to the next seq. The cheap one, when nobody else is sending: one transaction
+//! writes the message, its dedupe row and the channel's counter, on the condition that the
+//! counter is still where the roster read it. When another send got there first, the send
+//! claims a seq with an atomic increment (which cannot lose to anyone) and then writes the
+//! message and its dedupe row. So a burst of N senders costs one extra round trip each, not
+//! N rounds of retries, and nobody is refused.
 
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::access::not_a_member;
 use crate::app::App;
-use crate::error::ChatError;
+use crate::error::{ChatError, PortError};
 use crate::ids::MessageId;
 use crate::model::Message;
 use crate::ports::{AppendOutcome, ChannelMeta};
-
-/// How long a send keeps retrying while other senders take the next seq first. Each
-/// round one of the contenders wins, so N simultaneous sends need N rounds.
-pub const APPEND_BUDGET_MS: u64 = 8_000;
 
 /// What [`append_next`] did.
 #[derive(Debug)]
@@ -24,39 +27,47 @@ pub enum Appended {
     Duplicate(MessageId),
 }
 
-/// Appends `message` as the next message of its channel: gives it the next id and seq
-/// after `meta` and retries (with jittered backoff, for a bounded time) while other
-/// messages take that seq first.
-pub async fn append_next(app: &App, mut message: Message, mut meta: ChannelMeta) -> Result<Appended, ChatError> {
-    let channel_id = message.channel_id.clone();
-    let started = std::time::Instant::now();
-    for attempt in 0u32.. {
-        if started.elapsed().as_millis() as u64 > APPEND_BUDGET_MS {
-            break;
+/// Appends `message` as the next message of its channel, after `meta` (as the roster read
+/// it) if nobody else sent in between, else with a claimed seq.
+pub async fn append_next(app: &App, mut message: Message, meta: ChannelMeta) -> Result<Appended, ChatError> {
+    let now = app.now_ms();
+    // The channel's clock never goes back: a Lambda whose clock is behind the channel's
+    // continues from the channel's time (the last id's time is never before it).
+    let at = now.max(meta.last_message_id.timestamp_ms());
+    place(&mut message, meta.seq + 1, at);
+    match app.messages().append(&message, now).await? {
+        AppendOutcome::Stored => {
+            info!(message_id = %message.message_id, seq = message.seq, "stored");
+            return Ok(Appended::Stored(message));
         }
-        let now = app.now_ms();
-        message.message_id = MessageId::next_after(now, meta.last_message_id);
-        message.seq = meta.seq + 1;
-        message.created_at = now;
-        match app.messages().append(&message, now).await? {
-            AppendOutcome::Stored => {
-                info!(message_id = %message.message_id, seq = message.seq, "stored");
-                return Ok(Appended::Stored(message));
+        AppendOutcome::Duplicate(earlier) => return Ok(Appended::Duplicate(earlier)),
+        AppendOutcome::SeqTaken => {}
+    }
+
+    crate::metrics::count(crate::metrics::APPEND_CLAIMS, 1);
+    let claim = app.messages().claim(&message.channel_id, now).await?.ok_or_else(|| not_a_member(&message.channel_id))?;
+    place(&mut message, claim.seq, claim.at_ms);
+    match app.messages().store_claimed(&message, now).await? {
+        AppendOutcome::Stored => {
+            info!(message_id = %message.message_id, seq = message.seq, "stored with a claimed seq");
+            Ok(Appended::Stored(message))
+        }
+        AppendOutcome::Duplicate(earlier) => {
+            // The same clientMsgId committed between our first attempt and the claim (a
+            // retry racing its original): the claimed seq must not stay a gap.
+            if let Err(err) = app.messages().fill_claimed(&message, now).await {
+                warn!(seq = message.seq, error = %err, "a claimed seq stays empty");
             }
-            AppendOutcome::Duplicate(earlier) => return Ok(Appended::Duplicate(earlier)),
-            AppendOutcome::NotAMember => return Err(not_a_member(&channel_id)),
-            AppendOutcome::SeqTaken(current) => {
-                meta = match current {
-                    Some(current) => current,
-                    None => app.channels().meta(&channel_id).await?.ok_or_else(|| not_a_member(&channel_id))?,
-                };
-                crate::metrics::count(crate::metrics::APPEND_RETRIES, 1);
-                // Jittered backoff so that contenders spread out instead of colliding again.
-                let ceiling_ms = 1u64 << attempt.min(5);
-                tokio::time::sleep(std::time::Duration::from_millis(rand::random_range(0..=ceiling_ms))).await;
-            }
+            Ok(Appended::Duplicate(earlier))
+        }
+        AppendOutcome::SeqTaken => {
+            Err(PortError::Contended(format!("claimed seq {} of {} was taken", message.seq, message.channel_id)).into())
         }
     }
-    // The channel is busier than one counter can serialise: tell the client to retry.
-    Err(ChatError::RateLimited { retry_after_ms: 500 })
+}
+
+fn place(message: &mut Message, seq: u64, at_ms: i64) {
+    message.seq = seq;
+    message.created_at = at_ms;
+    message.message_id = MessageId::claimed(at_ms, seq);
 }

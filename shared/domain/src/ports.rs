@@ -224,11 +224,17 @@ pub enum AppendOutcome {
     Stored,
     /// The sender already sent this clientMsgId: this is the id it got.
     Duplicate(MessageId),
-    /// Another message took the seq this one expected: try again after it. Carries the
-    /// channel's meta as it is now, when the store returned it with the failure.
-    SeqTaken(Option<ChannelMeta>),
-    /// The sender stopped being a member while sending.
-    NotAMember,
+    /// Another message took the seq this one expected: claim one instead.
+    SeqTaken,
+}
+
+/// A seq taken from a channel's counter, and the time the channel's clock was set to
+/// (never earlier than the previous claim's): the message's id is
+/// [`MessageId::claimed`]`(at_ms, seq)`. The seq is this send's whatever happens next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Claim {
+    pub seq: u64,
+    pub at_ms: i64,
 }
 
 /// Why an edit or delete did not happen.
@@ -246,11 +252,20 @@ pub const DEDUPE_WINDOW_S: i64 = 24 * 60 * 60;
 #[async_trait]
 pub trait MessageLog: Send + Sync {
     /// Stores `message` as its channel's next one, all or nothing: only if its
-    /// clientMsgId is new for its author (remembered [`DEDUPE_WINDOW_S`]), only if the
-    /// channel's seq is still `message.seq - 1` (which makes ids and seqs grow in commit
-    /// order), and only while the author is a member; the channel's seq, last id and
-    /// buckets and the author's read position move with it.
+    /// clientMsgId is new for its author (remembered [`DEDUPE_WINDOW_S`]) and only if the
+    /// channel's seq is still `message.seq - 1` and its clock not after
+    /// `message.created_at` (which makes ids and seqs grow in commit order); the channel's
+    /// seq, clock and buckets move with it. The cheap path when nobody else is sending.
     async fn append(&self, message: &Message, now_ms: i64) -> Result<AppendOutcome, PortError>;
+    /// Takes the channel's next seq with one atomic increment: never refused because
+    /// others send at the same time. `None`: no such channel.
+    async fn claim(&self, channel: &ChannelId, now_ms: i64) -> Result<Option<Claim>, PortError>;
+    /// Stores a message whose seq and id come from [`MessageLog::claim`], with its dedupe
+    /// row, both or neither. Never [`AppendOutcome::SeqTaken`].
+    async fn store_claimed(&self, message: &Message, now_ms: i64) -> Result<AppendOutcome, PortError>;
+    /// Puts a deleted message of the author in a claimed seq that will hold none (the send
+    /// turned out to be a retry), so that no gap stays open; unread counts skip it.
+    async fn fill_claimed(&self, message: &Message, now_ms: i64) -> Result<(), PortError>;
     async fn get(&self, channel: &ChannelId, id: MessageId) -> Result<Option<Message>, PortError>;
     /// Replaces the text of `author`'s message unless it was deleted.
     async fn edit(

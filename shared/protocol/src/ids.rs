@@ -40,6 +40,16 @@ impl MessageId {
         Self(candidate.max(last.0 + 1))
     }
 
+    /// The id of a channel's `seq`th message, claimed at `at_ms`: the time in the high bits,
+    /// the seq's low [`COUNTER_BITS`] below it, and the seq's higher bits added to the time
+    /// so that the counter's wrap still moves the id forward. Ids grow with the seq as long
+    /// as `at_ms` never goes backwards from one seq to the next (the claim's condition).
+    pub fn claimed(at_ms: i64, seq: u64) -> Self {
+        let since_epoch = at_ms.saturating_sub(ID_EPOCH_MS).max(0) as u64;
+        let mask = (1u64 << COUNTER_BITS) - 1;
+        Self(((since_epoch + (seq >> COUNTER_BITS)) << COUNTER_BITS) | (seq & mask))
+    }
+
     /// The lowest id that can exist at `time_ms`: used to turn a time into an id bound.
     pub fn first_at(time_ms: i64) -> Self {
         Self::next_after(time_ms, MessageId::ZERO).max(MessageId(1))
@@ -114,6 +124,17 @@ mod tests {
     use super::*;
 
     const T: i64 = ID_EPOCH_MS + 1_000_000_000;
+
+    #[test]
+    fn claimed_ids_grow_with_the_seq_at_one_time_and_across_the_counter_wrap() {
+        let wrap = 1u64 << COUNTER_BITS;
+        for seqs in [(1, 2), (wrap - 1, wrap), (wrap, wrap + 1), (3 * wrap - 1, 3 * wrap)] {
+            assert!(MessageId::claimed(T, seqs.0) < MessageId::claimed(T, seqs.1), "{seqs:?}");
+        }
+        assert!(MessageId::claimed(T, 7) < MessageId::claimed(T + 1, 8));
+        assert_eq!(MessageId::claimed(T, 5).timestamp_ms(), T);
+        assert_eq!(MessageId::claimed(T, 5).bucket(), Bucket::containing(T));
+    }
 
     #[test]
     fn ids_sort_by_time() {

@@ -34,6 +34,11 @@ struct MetaItem {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     name: Option<String>,
     seq: u64,
+    /// The time of the newest claimed seq (`lastAt`): with the seq it makes the newest id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    last_at: Option<i64>,
+    /// Written by the design before claims, whose ids did not follow from seq and time.
+    #[serde(default, skip_serializing_if = "is_zero")]
     last_message_id: u64,
     #[serde(default, with = "serde_dynamo::number_set", skip_serializing_if = "Vec::is_empty")]
     buckets: Vec<i64>,
@@ -82,6 +87,10 @@ impl MemberItem {
     }
 }
 
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
 /// Reads a raw meta item (for example one DynamoDB returned with a failed condition).
 pub fn meta_from_item(item: HashMap<String, AttributeValue>) -> Result<ChannelMeta, StoreError> {
     meta_of(super::from_item::<MetaItem>(item)?)
@@ -96,7 +105,10 @@ fn meta_of(item: MetaItem) -> Result<ChannelMeta, StoreError> {
             kind: item.kind,
             name: item.name,
             seq: item.seq,
-            last_message_id: MessageId::from_u64(item.last_message_id),
+            last_message_id: match item.last_at {
+                Some(at) => MessageId::claimed(at, item.seq),
+                None => MessageId::from_u64(item.last_message_id),
+            },
             buckets,
             member_count: item.member_count,
             pair: item.pair,
@@ -125,6 +137,7 @@ impl Channels {
             kind,
             name: name.map(str::to_owned),
             seq: 0,
+            last_at: None,
             last_message_id: 0,
             buckets: Vec::new(),
             member_count: members,

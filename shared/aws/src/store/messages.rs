@@ -11,9 +11,9 @@ use serde::{Deserialize, Serialize};
 use chat_domain::PortError;
 use chat_domain::ids::{Bucket, MessageId};
 use chat_domain::model::{Attachment, ChannelId, ClientMsgId, Message, UserId};
-use chat_domain::ports::{AppendOutcome, ChangeRefused, DEDUPE_WINDOW_S, MessageLog as Log, Order};
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use chat_domain::ports::{AppendOutcome, ChangeRefused, Claim, DEDUPE_WINDOW_S, MessageLog as Log, Order};
 
-use super::channels::meta_from_item;
 use super::{StoreError, keys};
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -88,7 +88,7 @@ fn own_or_earlier(message: &Message, stored: MessageId) -> AppendOutcome {
 }
 
 /// Appends to a channel's log and reads it back. Knows both tables because one append
-/// writes the message and the channel's meta item together.
+/// writes the message and the channel's counter (on its meta item) together.
 #[derive(Clone)]
 pub struct MessageLog {
     client: Arc<LazyClient<Client>>,
@@ -127,6 +127,91 @@ impl MessageLog {
         Ok(item.map(|item| MessageId::from_u64(item.message_id)))
     }
 
+    /// The two items every stored message writes: its dedupe row (only if new) and the
+    /// message (only if its id is new).
+    fn message_puts(&self, message: &Message, now_ms: i64) -> Result<[TransactWriteItem; 2], StoreError> {
+        let dedupe = DedupeItem {
+            pk: message.channel_id.to_string(),
+            sk: keys::dedupe_sk(&message.author_id, &message.client_msg_id),
+            message_id: message.message_id.as_u64(),
+            ttl: now_ms / 1000 + DEDUPE_WINDOW_S,
+        };
+        let dedupe_put = Put::builder()
+            .table_name(&self.channels_table)
+            .set_item(Some(super::to_item(&dedupe)?))
+            .condition_expression("attribute_not_exists(pk)")
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .build()
+            .map_err(build_error)?;
+        let message_put = Put::builder()
+            .table_name(&self.messages_table)
+            .set_item(Some(super::to_item(MessageItem::from_message(message))?))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .map_err(build_error)?;
+        Ok([
+            TransactWriteItem::builder().put(dedupe_put).build(),
+            TransactWriteItem::builder().put(message_put).build(),
+        ])
+    }
+
+    /// What a refused append or store means: a retried clientMsgId (the dedupe row, item 0,
+    /// names the earlier message), a seq taken (the counter, item 2 when present), or an
+    /// error. A timeout or a 500 says nothing about whether the transaction committed:
+    /// the dedupe row does.
+    async fn refused_append(
+        &self,
+        message: &Message,
+        err: aws_sdk_dynamodb::error::SdkError<TransactWriteItemsError, aws_sdk_dynamodb::config::http::HttpResponse>,
+    ) -> Result<AppendOutcome, PortError> {
+        let reasons = match err.as_service_error() {
+            Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => {
+                cancelled.cancellation_reasons().to_vec()
+            }
+            _ => {
+                return match self.find_dedupe(&message.channel_id, &message.author_id, &message.client_msg_id).await {
+                    Ok(Some(id)) => Ok(own_or_earlier(message, id)),
+                    Ok(None) | Err(_) => Err(StoreError::aws("TransactWriteItems", err).into()),
+                };
+            }
+        };
+        let failed = |index: usize| {
+            reasons.get(index).and_then(|r| r.code()).is_some_and(|code| code == "ConditionalCheckFailed")
+        };
+        if failed(0) {
+            let earlier = reasons[0].item().and_then(|item| item.get("messageId")).and_then(as_u64);
+            let earlier = match earlier {
+                Some(id) => MessageId::from_u64(id),
+                None => self
+                    .find_dedupe(&message.channel_id, &message.author_id, &message.client_msg_id)
+                    .await?
+                    .ok_or_else(|| StoreError::Contended("dedupe row vanished during a retried send".into()))?,
+            };
+            return Ok(own_or_earlier(message, earlier));
+        }
+        // The counter moved, or a concurrent transaction touched the same items.
+        if reasons.len() > 2 && (failed(2) || reasons.iter().any(|r| r.code() == Some("TransactionConflict"))) {
+            return Ok(AppendOutcome::SeqTaken);
+        }
+        Err(StoreError::aws("TransactWriteItems", err).into())
+    }
+
+    /// Records a bucket that holds messages on the channel's meta item.
+    async fn add_bucket(&self, channel: &ChannelId, bucket: Bucket) -> Result<(), StoreError> {
+        self.client
+            .get()
+            .update_item()
+            .table_name(&self.channels_table)
+            .key("pk", AttributeValue::S(channel.to_string()))
+            .key("sk", AttributeValue::S(keys::CHANNEL_META_SK.into()))
+            .update_expression("ADD buckets :bucket")
+            .expression_attribute_values(":bucket", AttributeValue::Ns(vec![bucket.0.to_string()]))
+            .send()
+            .await
+            .map_err(|e| StoreError::aws("UpdateItem", e))?;
+        Ok(())
+    }
+
     /// One message's item as stored (a consistent read).
     async fn item(&self, channel: &ChannelId, id: MessageId) -> Result<Option<MessageItem>, StoreError> {
         let out = self
@@ -141,6 +226,16 @@ impl MessageLog {
             .await
             .map_err(|e| StoreError::aws("GetItem", e))?;
         out.item.map(super::from_item::<MessageItem>).transpose()
+    }
+}
+
+/// The meta item's attribute holding the time of the channel's newest claimed seq.
+pub const CLOCK: &str = "lastAt";
+
+fn as_u64(value: &AttributeValue) -> Option<u64> {
+    match value {
+        AttributeValue::N(n) => n.parse().ok(),
+        _ => None,
     }
 }
 
@@ -172,113 +267,124 @@ fn refusal(
 #[async_trait::async_trait]
 impl Log for MessageLog {
     async fn append(&self, message: &Message, now_ms: i64) -> Result<AppendOutcome, PortError> {
-        let dedupe = DedupeItem {
-            pk: message.channel_id.to_string(),
-            sk: keys::dedupe_sk(&message.author_id, &message.client_msg_id),
-            message_id: message.message_id.as_u64(),
-            ttl: now_ms / 1000 + DEDUPE_WINDOW_S,
-        };
-        let dedupe_put = Put::builder()
-            .table_name(&self.channels_table)
-            .set_item(Some(super::to_item(&dedupe)?))
-            .condition_expression("attribute_not_exists(pk)")
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .build()
-            .map_err(build_error)?;
-        let message_put = Put::builder()
-            .table_name(&self.messages_table)
-            .set_item(Some(super::to_item(MessageItem::from_message(message))?))
-            .condition_expression("attribute_not_exists(pk)")
-            .build()
-            .map_err(build_error)?;
         let meta_update = Update::builder()
             .table_name(&self.channels_table)
             .key("pk", AttributeValue::S(message.channel_id.to_string()))
             .key("sk", AttributeValue::S(keys::CHANNEL_META_SK.into()))
-            .update_expression("SET #seq = :seq, #last = :id ADD #buckets :bucket")
-            .condition_expression("#seq = :previous")
-            // On conflict the current meta comes back, saving a read before the retry.
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .update_expression("SET #seq = :seq, #clock = :at ADD #buckets :bucket")
+            .condition_expression("#seq = :previous AND (attribute_not_exists(#clock) OR #clock <= :at)")
             .expression_attribute_names("#seq", "seq")
-            .expression_attribute_names("#last", "lastMessageId")
+            .expression_attribute_names("#clock", CLOCK)
             .expression_attribute_names("#buckets", "buckets")
             .expression_attribute_values(":seq", number(message.seq))
             .expression_attribute_values(":previous", number(message.seq - 1))
-            .expression_attribute_values(":id", number(message.message_id.as_u64()))
+            .expression_attribute_values(":at", number(message.created_at))
             .expression_attribute_values(":bucket", AttributeValue::Ns(vec![message.message_id.bucket().0.to_string()]))
             .build()
             .map_err(build_error)?;
-
-        // Sending a message reads the channel up to it: the sender's unread count stays 0.
-        let sender_read = Update::builder()
-            .table_name(&self.channels_table)
-            .key("pk", AttributeValue::S(message.channel_id.to_string()))
-            .key("sk", AttributeValue::S(keys::member_sk(&message.author_id)))
-            .update_expression("SET lastReadSeq = :seq, lastReadId = :id")
-            .condition_expression("attribute_exists(pk)")
-            .expression_attribute_values(":seq", number(message.seq))
-            .expression_attribute_values(":id", number(message.message_id.as_u64()))
-            .build()
-            .map_err(build_error)?;
+        let [dedupe_put, message_put] = self.message_puts(message, now_ms)?;
         let result = self
             .client
             .get()
             .transact_write_items()
-            .transact_items(TransactWriteItem::builder().put(dedupe_put).build())
-            .transact_items(TransactWriteItem::builder().put(message_put).build())
+            .transact_items(dedupe_put)
+            .transact_items(message_put)
             .transact_items(TransactWriteItem::builder().update(meta_update).build())
-            .transact_items(TransactWriteItem::builder().update(sender_read).build())
             .send()
             .await;
-        let err = match result {
-            Ok(_) => return Ok(AppendOutcome::Stored),
-            Err(err) => err,
-        };
-        let reasons = match err.as_service_error() {
-            Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => {
-                cancelled.cancellation_reasons().to_vec()
+        match result {
+            Ok(_) => Ok(AppendOutcome::Stored),
+            Err(err) => self.refused_append(message, err).await,
+        }
+    }
+
+    async fn claim(&self, channel: &ChannelId, now_ms: i64) -> Result<Option<Claim>, PortError> {
+        let mut at_ms = now_ms;
+        // A Lambda whose clock is behind the channel's continues from the channel's time;
+        // the second attempt uses the time the refusal returned, so two are enough unless
+        // another claim moves the clock again in between.
+        for _ in 0..5 {
+            let result = self
+                .client
+                .get()
+                .update_item()
+                .table_name(&self.channels_table)
+                .key("pk", AttributeValue::S(channel.to_string()))
+                .key("sk", AttributeValue::S(keys::CHANNEL_META_SK.into()))
+                .update_expression("SET #clock = :at ADD #seq :one, #buckets :bucket")
+                .condition_expression("attribute_exists(pk) AND (attribute_not_exists(#clock) OR #clock <= :at)")
+                .expression_attribute_names("#seq", "seq")
+                .expression_attribute_names("#clock", CLOCK)
+                .expression_attribute_names("#buckets", "buckets")
+                .expression_attribute_values(":one", number(1))
+                .expression_attribute_values(":at", number(at_ms))
+                .expression_attribute_values(":bucket", AttributeValue::Ns(vec![Bucket::containing(at_ms).0.to_string()]))
+                .return_values(aws_sdk_dynamodb::types::ReturnValue::UpdatedNew)
+                .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+                .send()
+                .await;
+            match result {
+                Ok(out) => {
+                    let seq = out.attributes.as_ref().and_then(|a| a.get("seq")).and_then(as_u64);
+                    let seq = seq.ok_or_else(|| StoreError::Contended("a claim answered no seq".into()))?;
+                    let claim = Claim { seq, at_ms };
+                    // The seq's high bits move the id's time forward by a millisecond per
+                    // 4 million messages: once in a long while that crosses into a new bucket.
+                    let bucket = MessageId::claimed(at_ms, seq).bucket();
+                    if bucket != Bucket::containing(at_ms) {
+                        self.add_bucket(channel, bucket).await?;
+                    }
+                    return Ok(Some(claim));
+                }
+                Err(err) => match err.as_service_error() {
+                    Some(UpdateItemError::ConditionalCheckFailedException(refused)) => {
+                        let Some(item) = refused.item() else { return Ok(None) };
+                        let clock = item.get(CLOCK).and_then(as_u64).unwrap_or(0) as i64;
+                        at_ms = at_ms.max(clock);
+                    }
+                    _ => return Err(StoreError::aws("UpdateItem", err).into()),
+                },
             }
-            // A timeout, a dropped connection or a 500 says nothing about whether the
-            // transaction committed: the dedupe row does.
-            _ => {
-                return match self.find_dedupe(&message.channel_id, &message.author_id, &message.client_msg_id).await {
-                    Ok(Some(id)) => Ok(own_or_earlier(message, id)),
-                    Ok(None) | Err(_) => Err(StoreError::aws("TransactWriteItems", err).into()),
-                };
-            }
-        };
-        let failed = |index: usize| {
-            reasons.get(index).and_then(|r| r.code()).is_some_and(|code| code == "ConditionalCheckFailed")
-        };
-        if failed(0) {
-            let earlier = reasons[0].item().and_then(|item| match item.get("messageId") {
-                Some(AttributeValue::N(n)) => n.parse().ok(),
-                _ => None,
-            });
-            let earlier = match earlier {
-                Some(id) => MessageId::from_u64(id),
-                None => self
-                    .find_dedupe(&message.channel_id, &message.author_id, &message.client_msg_id)
-                    .await?
-                    .ok_or_else(|| StoreError::Contended("dedupe row vanished during a retried send".into()))?,
-            };
-            return Ok(own_or_earlier(message, earlier));
         }
-        // The seq moved (or a concurrent transaction touched the same items): retryable.
-        if failed(2) {
-            let current = match reasons[2].item() {
-                Some(item) => Some(meta_from_item(item.clone())?),
-                None => None,
-            };
-            return Ok(AppendOutcome::SeqTaken(current));
+        Err(StoreError::Contended(format!("the clock of channel {channel} kept moving ahead")).into())
+    }
+
+    async fn store_claimed(&self, message: &Message, now_ms: i64) -> Result<AppendOutcome, PortError> {
+        let [dedupe_put, message_put] = self.message_puts(message, now_ms)?;
+        let result =
+            self.client.get().transact_write_items().transact_items(dedupe_put).transact_items(message_put).send().await;
+        match result {
+            Ok(_) => Ok(AppendOutcome::Stored),
+            Err(err) => self.refused_append(message, err).await,
         }
-        if failed(3) {
-            return Ok(AppendOutcome::NotAMember);
-        }
-        if reasons.iter().any(|r| r.code() == Some("TransactionConflict")) {
-            return Ok(AppendOutcome::SeqTaken(None));
-        }
-        Err(StoreError::aws("TransactWriteItems", err).into())
+    }
+
+    async fn fill_claimed(&self, message: &Message, now_ms: i64) -> Result<(), PortError> {
+        let filler = Message { text: String::new(), attachments: Vec::new(), deleted: true, ..message.clone() };
+        let mut item = super::to_item(MessageItem::from_message(&filler))?;
+        item.insert("deletedAt".into(), number(now_ms));
+        let put = self
+            .client
+            .get()
+            .put_item()
+            .table_name(&self.messages_table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .send();
+        let deleted = self
+            .client
+            .get()
+            .update_item()
+            .table_name(&self.channels_table)
+            .key("pk", AttributeValue::S(message.channel_id.to_string()))
+            .key("sk", AttributeValue::S(keys::CHANNEL_META_SK.into()))
+            .update_expression("ADD deletedSeqs :seq")
+            .expression_attribute_values(":seq", AttributeValue::Ns(vec![message.seq.to_string()]))
+            .send();
+        let (put, deleted) = tokio::join!(put, deleted);
+        put.map_err(|e| StoreError::aws("PutItem", e))?;
+        deleted.map_err(|e| StoreError::aws("UpdateItem", e))?;
+        Ok(())
     }
 
     async fn get(&self, channel: &ChannelId, id: MessageId) -> Result<Option<Message>, PortError> {

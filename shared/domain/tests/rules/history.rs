@@ -25,6 +25,19 @@ impl MessageLog for CountingLog {
     async fn append(&self, message: &Message, now_ms: i64) -> Result<chat_domain::ports::AppendOutcome, PortError> {
         self.inner.append(message, now_ms).await
     }
+    async fn claim(&self, channel: &ChannelId, now_ms: i64) -> Result<Option<chat_domain::ports::Claim>, PortError> {
+        self.inner.claim(channel, now_ms).await
+    }
+    async fn store_claimed(
+        &self,
+        message: &Message,
+        now_ms: i64,
+    ) -> Result<chat_domain::ports::AppendOutcome, PortError> {
+        self.inner.store_claimed(message, now_ms).await
+    }
+    async fn fill_claimed(&self, message: &Message, now_ms: i64) -> Result<(), PortError> {
+        self.inner.fill_claimed(message, now_ms).await
+    }
     async fn get(&self, channel: &ChannelId, id: MessageId) -> Result<Option<Message>, PortError> {
         self.inner.get(channel, id).await
     }

@@ -5,7 +5,8 @@ use chat_domain::ids::MessageId;
 use chat_domain::memory::World;
 use chat_domain::model::Message;
 use chat_domain::ordering::{Appended, append_next};
-use chat_domain::ports::DEDUPE_WINDOW_S;
+use chat_domain::model::ChannelId;
+use chat_domain::ports::{AppendOutcome, Claim, DEDUPE_WINDOW_S};
 
 use crate::*;
 
@@ -154,4 +155,133 @@ async fn a_message_with_blank_text_and_no_files_is_refused() {
     let err = send_with(&app, "alice", "c1", &c, &fresh_id(), "  \n ", vec![]).await.unwrap_err();
     assert_eq!(err.code(), chat_domain::ErrorCode::InvalidRequest);
     assert_eq!(world.messages.count(), 0);
+}
+
+/// A message log where another send of the same clientMsgId commits while this one claims
+/// its seq: a retry racing its original.
+struct RacingLog {
+    inner: std::sync::Arc<chat_domain::memory::Messages>,
+    original: std::sync::Mutex<Option<Message>>,
+}
+
+#[async_trait::async_trait]
+impl chat_domain::ports::MessageLog for RacingLog {
+    async fn append(&self, _message: &Message, _now_ms: i64) -> Result<AppendOutcome, chat_domain::PortError> {
+        // Another send took the seq the roster promised.
+        Ok(AppendOutcome::SeqTaken)
+    }
+    async fn claim(&self, channel: &ChannelId, now_ms: i64) -> Result<Option<Claim>, chat_domain::PortError> {
+        let original = self.original.lock().unwrap().take();
+        if let Some(mut original) = original {
+            let claim = self.inner.claim(channel, now_ms).await?.unwrap();
+            original.seq = claim.seq;
+            original.message_id = MessageId::claimed(claim.at_ms, claim.seq);
+            assert_eq!(self.inner.store_claimed(&original, now_ms).await?, AppendOutcome::Stored);
+        }
+        self.inner.claim(channel, now_ms).await
+    }
+    async fn store_claimed(&self, message: &Message, now_ms: i64) -> Result<AppendOutcome, chat_domain::PortError> {
+        self.inner.store_claimed(message, now_ms).await
+    }
+    async fn fill_claimed(&self, message: &Message, now_ms: i64) -> Result<(), chat_domain::PortError> {
+        self.inner.fill_claimed(message, now_ms).await
+    }
+    async fn get(&self, channel: &ChannelId, id: MessageId) -> Result<Option<Message>, chat_domain::PortError> {
+        self.inner.get(channel, id).await
+    }
+    async fn edit(
+        &self,
+        channel: &ChannelId,
+        id: MessageId,
+        author: &chat_domain::model::UserId,
+        text: &str,
+        now_ms: i64,
+    ) -> Result<Result<Message, chat_domain::ports::ChangeRefused>, chat_domain::PortError> {
+        self.inner.edit(channel, id, author, text, now_ms).await
+    }
+    async fn soft_delete(
+        &self,
+        message: &Message,
+        author: Option<&chat_domain::model::UserId>,
+        now_ms: i64,
+    ) -> Result<Result<Message, chat_domain::ports::ChangeRefused>, chat_domain::PortError> {
+        self.inner.soft_delete(message, author, now_ms).await
+    }
+    async fn files_left(
+        &self,
+        channel: &ChannelId,
+        id: MessageId,
+    ) -> Result<Vec<chat_domain::model::Attachment>, chat_domain::PortError> {
+        self.inner.files_left(channel, id).await
+    }
+    async fn forget_files(&self, channel: &ChannelId, id: MessageId) -> Result<(), chat_domain::PortError> {
+        self.inner.forget_files(channel, id).await
+    }
+    async fn in_bucket(
+        &self,
+        channel: &ChannelId,
+        bucket: chat_domain::ids::Bucket,
+        range: (MessageId, MessageId),
+        limit: usize,
+        order: chat_domain::ports::Order,
+    ) -> Result<Vec<Message>, chat_domain::PortError> {
+        self.inner.in_bucket(channel, bucket, range, limit, order).await
+    }
+}
+
+#[tokio::test]
+async fn a_retry_that_races_its_original_fills_the_seq_it_claimed_and_answers_the_original() {
+    let world = World::new().generous();
+    add_accounts(&world, &["alice", "bob"]).await;
+    let c = direct(&world.app(), "alice", "bob").await;
+    let id = fresh_id();
+    let original = Message {
+        channel_id: c.clone(),
+        message_id: MessageId::ZERO,
+        seq: 0,
+        author_id: user("alice"),
+        text: "hello".into(),
+        client_msg_id: id.clone(),
+        created_at: World::START_MS,
+        attachments: vec![],
+        edited_at: None,
+        deleted: false,
+    };
+    let racing = std::sync::Arc::new(RacingLog {
+        inner: world.messages.clone(),
+        original: std::sync::Mutex::new(Some(original)),
+    });
+    let mut ports = world.ports();
+    ports.messages = racing;
+    let app = chat_domain::App::new(world.settings.clone(), std::sync::Arc::new(world.clock.clone()), ports);
+    let retry = send_with(&app, "alice", "c1", &c, &id, "hello", vec![]).await.unwrap();
+    assert!(retry.duplicate);
+    let stored = world.messages.all(&c);
+    let seqs: Vec<u64> = stored.iter().map(|m| m.seq).collect();
+    assert_eq!(seqs, vec![1, 2], "no gap: the retry's claimed seq holds a deleted message");
+    assert_eq!(retry.message.seq, 1, "the retry answers the original");
+    assert_eq!(retry.message.text, "hello");
+    assert!(stored[1].deleted && stored[1].text.is_empty());
+    assert_eq!(app.channels().meta(&c).await.unwrap().unwrap().deleted_seqs, vec![2], "unread counts skip it");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_into_one_channel_is_stored_whole_without_refusals() {
+    let names: Vec<String> = (0..40).map(|i| format!("u{i}")).collect();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let (world, app) = world_with(&refs).await;
+    let c = group(&world, &app, refs[0], &refs[1..]).await;
+    let mut tasks = Vec::new();
+    for name in &names {
+        let (app, c, name) = (app.clone(), c.clone(), name.clone());
+        tasks.push(tokio::spawn(async move {
+            send_with(&app, &name, "c", &c, &fresh_id(), "at once", vec![]).await.map(|s| s.message.seq)
+        }));
+    }
+    let mut seqs = Vec::new();
+    for task in tasks {
+        seqs.push(task.await.unwrap().expect("nobody is refused"));
+    }
+    seqs.sort_unstable();
+    assert_eq!(seqs, (1..=40).collect::<Vec<u64>>());
 }

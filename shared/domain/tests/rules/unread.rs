@@ -65,12 +65,45 @@ fn unread_never_goes_below_zero() {
     assert_eq!(meta(3, &[1, 2, 3]).unread_after(1), 0);
 }
 
+async fn listed_read_seq(app: &App, name: &str, c: &ChannelId) -> u64 {
+    let list = membership::list_channels(app, &user(name)).await.unwrap();
+    list.into_iter().find(|s| &s.channel_id == c).expect("in the list").last_read_seq
+}
+
 #[tokio::test]
 async fn ones_own_messages_count_as_read() {
     let (_world, app, c, sent) = sent_by_alice(3).await;
     assert_eq!(unread(&app, "alice", &c).await, 0);
-    assert_eq!(read_seq(&app, &c, "alice").await, sent[2].seq);
+    assert_eq!(listed_read_seq(&app, "alice", &c).await, sent[2].seq);
+    assert_eq!(read_seq(&app, &c, "alice").await, 0, "a send writes no read position: the list reads it from the messages");
     assert_eq!(unread(&app, "bob", &c).await, 3);
+}
+
+#[tokio::test]
+async fn what_others_sent_after_ones_own_message_is_unread_and_deleted_ones_are_not() {
+    let (_world, app, c, sent) = sent_by_alice(2).await;
+    let mut replies = Vec::new();
+    for text in ["one", "two", "three"] {
+        replies.push(send(&app, "bob", "b1", &c, text).await);
+    }
+    chat::delete_message(&app, &user("bob"), &conn("b1"), &c, replies[1].message_id).await.unwrap();
+    assert_eq!(unread(&app, "alice", &c).await, 2);
+    assert_eq!(listed_read_seq(&app, "alice", &c).await, sent[1].seq);
+    assert_eq!(unread(&app, "bob", &c).await, 0);
+    send(&app, "alice", "a1", &c, "and me again").await;
+    assert_eq!(unread(&app, "alice", &c).await, 0);
+    assert_eq!(unread(&app, "bob", &c).await, 1);
+}
+
+#[tokio::test]
+async fn past_the_messages_a_list_reads_the_stored_count_stands() {
+    let (_world, app, c, _sent) = sent_by_alice(1).await;
+    for i in 0..membership::UNREAD_SCAN + 5 {
+        send(&app, "bob", "b1", &c, &format!("m{i}")).await;
+    }
+    // Alice's own message is further back than a list reads: it counts as unread too.
+    assert_eq!(unread(&app, "alice", &c).await, membership::UNREAD_SCAN as u64 + 6);
+    assert_eq!(unread(&app, "bob", &c).await, 0);
 }
 
 #[tokio::test]
