@@ -63,12 +63,15 @@ pub struct Exchange {
     pub body: Vec<u8>,
 }
 
-/// Times every call made through the clients built from [`Tap::sdk_config`], and records
-/// the answers while [`Tap::start_recording`] is on.
+/// Times every call made through the clients built from [`Tap::sdk_config`], records
+/// the answers while [`Tap::start_recording`] is on, and meters DynamoDB's capacity units
+/// while [`Tap::meter`] is on.
 #[derive(Debug, Clone, Default)]
 pub struct Tap {
     calls: Arc<Mutex<Vec<Call>>>,
     recording: Arc<Mutex<Option<Vec<Exchange>>>>,
+    metering: Arc<std::sync::atomic::AtomicBool>,
+    meter: Arc<crate::metering::Meter>,
 }
 
 impl Tap {
@@ -76,6 +79,17 @@ impl Tap {
     pub fn sdk_config(&self, base: &SdkConfig) -> SdkConfig {
         let inner = base.http_client().unwrap_or_else(default_http_client);
         base.to_builder().http_client(SharedHttpClient::new(TapClient { tap: self.clone(), inner })).build()
+    }
+
+    /// Meters write and read units from now on (or stops): every DynamoDB write is then
+    /// surrounded by reads of the items it writes, so timings taken meanwhile mean nothing.
+    pub fn meter(&self, on: bool) {
+        self.metering.store(on, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Capacity units metered so far.
+    pub fn units(&self) -> crate::metering::Units {
+        self.meter.total()
     }
 
     pub fn calls(&self) -> Vec<Call> {
@@ -155,10 +169,17 @@ impl HttpConnector for TapConnector {
     fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
         let (service, operation) = classify(&request);
         let tap = self.tap.clone();
-        let start = Instant::now();
-        let answer = self.inner.call(request);
+        let metered = (service == Service::DynamoDb && tap.metering.load(std::sync::atomic::Ordering::SeqCst))
+            .then(|| crate::metering::Metered::of(&request, &operation))
+            .flatten();
+        let inner = self.inner.clone();
         HttpConnectorFuture::new(async move {
-            let response = answer.await?;
+            let before = match &metered {
+                Some(metered) => Some(tap.meter.before(&inner, metered).await),
+                None => None,
+            };
+            let start = Instant::now();
+            let response = inner.call(request).await?;
             // The whole body is part of the wait (moto sends it at once anyway).
             let status = response.status();
             let headers: Vec<(String, String)> =
@@ -170,6 +191,9 @@ impl HttpConnector for TapConnector {
                 .into_bytes()
                 .to_vec();
             let end = Instant::now();
+            if let (Some(metered), Some(before)) = (&metered, before) {
+                tap.meter.after(&inner, metered, before, &body).await;
+            }
             tap.calls.lock().unwrap().push(Call { service, operation: operation.clone(), start, end });
             if let Some(recording) = tap.recording.lock().unwrap().as_mut() {
                 recording.push(Exchange {

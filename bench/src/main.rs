@@ -29,12 +29,14 @@ enum Part {
     Load,
     Abuse,
     Scale,
+    /// The send path, before and now: requests, units, and a burst into one group.
+    SendPath,
 }
 
 #[derive(Debug, Parser)]
 #[command(about = "Benchmarks of the chat backend on the local stack (moto + local gateway)")]
 struct Args {
-    /// What to run (default: requests latency cpu coldstart; load, abuse and scale run only when named).
+    /// What to run (default: requests latency cpu coldstart; load, abuse, scale and send-path run only when named).
     parts: Vec<Part>,
     /// Fewer messages and runs: a smoke test of the benchmarks, not figures to keep.
     #[arg(long)]
@@ -54,6 +56,9 @@ struct Args {
     /// Runs per operation in the CPU benchmark.
     #[arg(long, default_value_t = 2000)]
     cpu_iterations: usize,
+    /// Send path: members of one group sending at the same instant.
+    #[arg(long, default_value_t = 100)]
+    burst_senders: usize,
     /// Load: devices.
     #[arg(long, default_value_t = 40)]
     clients: usize,
@@ -184,6 +189,27 @@ async fn main() {
                 };
                 let (table, data) = bench::scale::section(&options, &progress).await;
                 section("scale", table, data);
+            }
+            Part::SendPath => {
+                let senders = if args.quick { 20 } else { args.burst_senders };
+                let mut sends = Vec::new();
+                let mut bursts = Vec::new();
+                let designs = if std::env::var_os("SEND_PATH_NOW_ONLY").is_some() {
+                    vec![bench::send_path::Design::Now]
+                } else {
+                    vec![bench::send_path::Design::Before, bench::send_path::Design::Now]
+                };
+                for design in designs {
+                    if std::env::var_os("SEND_PATH_BURST_ONLY").is_none() {
+                        progress(&format!("send path, {}: single sends", design.label()));
+                        sends.extend(bench::send_path::single_sends(design).await);
+                    }
+                    progress(&format!("send path, {}: {senders} senders at once", design.label()));
+                    bursts.push(bench::send_path::burst(design, senders).await);
+                }
+                let table =
+                    format!("{}\n\n{}", bench::send_path::sends_table(&sends), bench::send_path::burst_table(&bursts));
+                section("send_path", table, json!({"sends": sends, "bursts": bursts}));
             }
             Part::Abuse => {
                 let figures = bench::abuse::run(args.quick, &progress).await;

@@ -57,6 +57,9 @@ pub fn requests_table(rows: &[RequestRow]) -> String {
                 r.sns.to_string(),
                 r.s3.to_string(),
                 r.rounds_before_post.map_or("-".into(), |n| n.to_string()),
+                format!("{:.1}", r.units.write),
+                format!("{:.1}", r.units.index_write),
+                format!("{:.1}", r.units.read),
                 r.answer.clone(),
             ]
         })
@@ -70,6 +73,9 @@ pub fn requests_table(rows: &[RequestRow]) -> String {
             "SNS",
             "S3",
             "round trips before 1st post",
+            "WRU",
+            "index WRU",
+            "RRU",
             "answer",
         ],
         &rows,

@@ -9,6 +9,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::aws_http::{Call, Service};
+use crate::metering::Units;
 use crate::world::{World, users};
 
 #[derive(Debug, Clone, Serialize)]
@@ -24,10 +25,12 @@ pub struct RequestRow {
     pub answer: String,
     /// DynamoDB requests one after another before the first post (sends only).
     pub rounds_before_post: Option<usize>,
+    /// DynamoDB capacity units, metered ([`crate::metering`]).
+    pub units: Units,
 }
 
 impl RequestRow {
-    fn new(operation: &str, counts: BTreeMap<String, u64>, answer: &str) -> Self {
+    fn new(operation: &str, counts: BTreeMap<String, u64>, units: Units, answer: &str) -> Self {
         let sum = |prefix: &str| counts.iter().filter(|(k, _)| k.starts_with(prefix)).map(|(_, v)| v).sum();
         Self {
             operation: operation.to_owned(),
@@ -37,6 +40,7 @@ impl RequestRow {
             s3: sum("s3."),
             answer: answer.to_owned(),
             counts,
+            units,
             rounds_before_post: None,
         }
     }
@@ -92,6 +96,7 @@ pub fn rounds_before_first_post(calls: &[Call]) -> Option<usize> {
 
 pub async fn run() -> Vec<RequestRow> {
     let world = World::start().await;
+    world.tap.meter(true);
     let stack = &world.stack;
     let mut rows = Vec::new();
 
@@ -106,25 +111,25 @@ pub async fn run() -> Vec<RequestRow> {
         members.push(LiveClient::of(stack, user).await);
     }
 
-    let (counts, loner) = world.requests_of(LiveClient::of(stack, "loner")).await;
-    rows.push(RequestRow::new("connect (first device, user in no channel)", counts, "101"));
-    let (counts, loner_laptop) = world.requests_of(LiveClient::of(stack, "loner")).await;
-    rows.push(RequestRow::new("connect (second device)", counts, "101"));
-    let (counts, sender) = world.requests_of(LiveClient::of(stack, &group[0])).await;
-    rows.push(RequestRow::new("connect (first device, 99 contacts online)", counts, "101"));
+    let (counts, units, loner) = world.measure(LiveClient::of(stack, "loner")).await;
+    rows.push(RequestRow::new("connect (first device, user in no channel)", counts, units, "101"));
+    let (counts, units, loner_laptop) = world.measure(LiveClient::of(stack, "loner")).await;
+    rows.push(RequestRow::new("connect (second device)", counts, units, "101"));
+    let (counts, units, sender) = world.measure(LiveClient::of(stack, &group[0])).await;
+    rows.push(RequestRow::new("connect (first device, 99 contacts online)", counts, units, "101"));
 
-    let (counts, ()) = world.requests_of(loner_laptop.close()).await;
-    rows.push(RequestRow::new("disconnect (another device still open)", counts, ""));
-    let (counts, ()) = world.requests_of(loner.close()).await;
-    rows.push(RequestRow::new("disconnect (last device)", counts, ""));
+    let (counts, units, ()) = world.measure(loner_laptop.close()).await;
+    rows.push(RequestRow::new("disconnect (another device still open)", counts, units, ""));
+    let (counts, units, ()) = world.measure(loner.close()).await;
+    rows.push(RequestRow::new("disconnect (last device)", counts, units, ""));
 
     let alice = LiveClient::of(stack, "alice").await;
     let bob = LiveClient::of(stack, "bob").await;
     drain(&alice).await;
     let send = |channel: &str, id: &str| json!({"action": "sendMessage", "channelId": channel, "clientMsgId": id, "text": "how much does this cost?"});
     world.tap.clear();
-    let (counts, answer) = world.requests_of(ask(&alice, send("dm-ab", "r1"), &["ack", "error"])).await;
-    let mut row = RequestRow::new("sendMessage, 1:1 (recipient online)", counts, &answer);
+    let (counts, units, answer) = world.measure(ask(&alice, send("dm-ab", "r1"), &["ack", "error"])).await;
+    let mut row = RequestRow::new("sendMessage, 1:1 (recipient online)", counts, units, &answer);
     row.rounds_before_post = rounds_before_first_post(&world.tap.calls());
     rows.push(row);
     for device in &members {
@@ -132,42 +137,42 @@ pub async fn run() -> Vec<RequestRow> {
     }
     drain(&sender).await;
     world.tap.clear();
-    let (counts, answer) = world.requests_of(ask(&sender, send("g100", "r2"), &["ack", "error"])).await;
-    let mut row = RequestRow::new("sendMessage, 100-member group (all online)", counts, &answer);
+    let (counts, units, answer) = world.measure(ask(&sender, send("g100", "r2"), &["ack", "error"])).await;
+    let mut row = RequestRow::new("sendMessage, 100-member group (all online)", counts, units, &answer);
     row.rounds_before_post = rounds_before_first_post(&world.tap.calls());
     rows.push(row);
 
     let typing = json!({"action": "typing", "channelId": "g100", "state": "start"});
-    let (counts, ()) = world
-        .requests_of(async {
+    let (counts, units, ()) = world
+        .measure(async {
             assert!(sender.send(&typing).await);
         })
         .await;
-    rows.push(RequestRow::new("typing, 100-member group (all online)", counts, ""));
+    rows.push(RequestRow::new("typing, 100-member group (all online)", counts, units, ""));
 
     drain(&bob).await;
     let last = stack.full_history("bob", "dm-ab").await;
     let last_id = last.last().map(|m| m["messageId"].clone()).unwrap_or(Value::Null);
     let mark = json!({"action": "markRead", "channelId": "dm-ab", "messageId": last_id});
-    let (counts, answer) = world.requests_of(ask(&bob, mark, &["receipt", "error"])).await;
-    rows.push(RequestRow::new("markRead, 1:1", counts, &answer));
+    let (counts, units, answer) = world.measure(ask(&bob, mark, &["receipt", "error"])).await;
+    rows.push(RequestRow::new("markRead, 1:1", counts, units, &answer));
 
     // History: 60 messages in one bucket; the first page of 50, then the rest.
     for n in 0..60 {
         ask(&alice, send("hist", &format!("h{n}")), &["ack", "error"]).await;
     }
-    let (counts, (status, page)) = world.requests_of(stack.history("carol", "hist", "limit=50")).await;
+    let (counts, units, (status, page)) = world.measure(stack.history("carol", "hist", "limit=50")).await;
     let got = page["messages"].as_array().map_or(0, Vec::len);
-    rows.push(RequestRow::new("history page of 50", counts, &format!("{status}, {got} messages")));
+    rows.push(RequestRow::new("history page of 50", counts, units, &format!("{status}, {got} messages")));
     let before = page["nextBefore"].as_str().unwrap_or_default().to_owned();
-    let (counts, (status, page)) =
-        world.requests_of(stack.history("carol", "hist", &format!("limit=50&before={before}"))).await;
+    let (counts, units, (status, page)) =
+        world.measure(stack.history("carol", "hist", &format!("limit=50&before={before}"))).await;
     let got = page["messages"].as_array().map_or(0, Vec::len);
-    rows.push(RequestRow::new("history, next page (10 left)", counts, &format!("{status}, {got} messages")));
+    rows.push(RequestRow::new("history, next page (10 left)", counts, units, &format!("{status}, {got} messages")));
 
     let token = stack.token("alice");
-    let (counts, (status, body)) = world.requests_of(stack.get("/channels", Some(&token))).await;
+    let (counts, units, (status, body)) = world.measure(stack.get("/channels", Some(&token))).await;
     let listed = body["channels"].as_array().map_or(0, Vec::len);
-    rows.push(RequestRow::new("channel list (2 channels)", counts, &format!("{status}, {listed} channels")));
+    rows.push(RequestRow::new("channel list (2 channels)", counts, units, &format!("{status}, {listed} channels")));
     rows
 }

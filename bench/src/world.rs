@@ -9,6 +9,7 @@ use chat_aws::metrics::RequestCounter;
 use e2e::{InvokerFactory, Stack, StackOptions};
 
 use crate::aws_http::Tap;
+use crate::metering::Units;
 
 pub struct World {
     pub stack: Stack,
@@ -22,9 +23,14 @@ impl World {
 
     /// With the gateway calling the functions through `invoker` (default: in-process).
     pub async fn start_with(invoker: Option<InvokerFactory>) -> Self {
+        Self::start_with_options(StackOptions { invoker, ..Default::default() }).await
+    }
+
+    /// With `options` (their `sdk` is replaced by the tapped one).
+    pub async fn start_with_options(options: StackOptions) -> Self {
         let tap = Tap::default();
         let sdk = tap.sdk_config(&e2e::sdk_config().await);
-        let stack = Stack::start_with(StackOptions { sdk: Some(sdk), invoker, ..Default::default() }).await;
+        let stack = Stack::start_with(StackOptions { sdk: Some(sdk), ..options }).await;
         Self { stack, tap }
     }
 
@@ -48,11 +54,19 @@ impl World {
 
     /// The AWS requests made by `operation` and whatever it set off, counted in the SDK.
     pub async fn requests_of<F: std::future::Future>(&self, operation: F) -> (BTreeMap<String, u64>, F::Output) {
+        let (counts, _, output) = self.measure(operation).await;
+        (counts, output)
+    }
+
+    /// [`World::requests_of`], and the capacity units metered meanwhile (none unless the
+    /// tap meters).
+    pub async fn measure<F: std::future::Future>(&self, operation: F) -> (BTreeMap<String, u64>, Units, F::Output) {
         self.settle(Duration::from_millis(200)).await;
         let before = self.stack.requests.snapshot();
+        let units_before = self.tap.units();
         let output = operation.await;
         self.settle(Duration::from_millis(300)).await;
-        (RequestCounter::diff(&before, &self.stack.requests.snapshot()), output)
+        (RequestCounter::diff(&before, &self.stack.requests.snapshot()), self.tap.units().minus(&units_before), output)
     }
 
     /// Writes `count` items into `table` with BatchWriteItem, 25 at a time.

@@ -351,13 +351,17 @@ mod tests {
 
     #[test]
     fn deletions_everyone_read_past_are_pruned() {
-        assert_eq!(prunable_deletions(&roster(vec![3, 7, 9], &[8, 20]), &UserId::parse("u9").unwrap(), &deleted(12)), vec![3, 7]);
+        assert_eq!(
+            prunable_deletions(&roster(vec![3, 7, 9], &[8, 20]), &UserId::parse("u9").unwrap(), &deleted(12)),
+            vec![3, 7]
+        );
     }
 
     #[test]
     fn a_member_who_never_reads_cannot_make_the_deletion_record_grow_past_its_cap() {
         let tracked: Vec<u64> = (1..=MAX_TRACKED_DELETIONS as u64).collect();
-        let prunable = prunable_deletions(&roster(tracked, &[0, 5_000]), &UserId::parse("u9").unwrap(), &deleted(9_999));
+        let prunable =
+            prunable_deletions(&roster(tracked, &[0, 5_000]), &UserId::parse("u9").unwrap(), &deleted(9_999));
         assert_eq!(prunable, vec![1], "the oldest goes to make room for the new one");
     }
 }

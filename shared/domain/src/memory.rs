@@ -47,7 +47,7 @@ use crate::http::{Invitation, Platform};
 use crate::ids::{Bucket, MessageId};
 use crate::model::{Attachment, ChannelId, ChannelKind, ClientMsgId, ConnectionId, MemberRole, Message, UserId};
 use crate::ports::{
-    AppendOutcome, BlockStore, ChangeRefused, Claim, ChannelMeta, ChannelStore, ConnectQuota, ConnectionClock,
+    AppendOutcome, BlockStore, ChangeRefused, ChannelMeta, ChannelStore, Claim, ConnectQuota, ConnectionClock,
     CreateChannelError, DEDUPE_WINDOW_S, DeviceRecord, InvitationStore, JoinError, MediaStore, Member, Membership,
     MembershipChangeError, MessageLog, Notification, Order, PostOutcome, PresenceRecord, PresenceStore, Published,
     PushMode, PushService, RateCounter, Recorded, Refresh, Roster, Seat, SessionStore, StoredObject, TokenError,

@@ -45,7 +45,8 @@ pub async fn append_next(app: &App, mut message: Message, meta: ChannelMeta) -> 
     }
 
     crate::metrics::count(crate::metrics::APPEND_CLAIMS, 1);
-    let claim = app.messages().claim(&message.channel_id, now).await?.ok_or_else(|| not_a_member(&message.channel_id))?;
+    let claim =
+        app.messages().claim(&message.channel_id, now).await?.ok_or_else(|| not_a_member(&message.channel_id))?;
     place(&mut message, claim.seq, claim.at_ms);
     match app.messages().store_claimed(&message, now).await? {
         AppendOutcome::Stored => {

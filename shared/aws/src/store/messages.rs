@@ -8,10 +8,10 @@ use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update};
 use serde::{Deserialize, Serialize};
 
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use chat_domain::PortError;
 use chat_domain::ids::{Bucket, MessageId};
 use chat_domain::model::{Attachment, ChannelId, ClientMsgId, Message, UserId};
-use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use chat_domain::ports::{AppendOutcome, ChangeRefused, Claim, DEDUPE_WINDOW_S, MessageLog as Log, Order};
 
 use super::{StoreError, keys};
@@ -318,7 +318,10 @@ impl Log for MessageLog {
                 .expression_attribute_names("#buckets", "buckets")
                 .expression_attribute_values(":one", number(1))
                 .expression_attribute_values(":at", number(at_ms))
-                .expression_attribute_values(":bucket", AttributeValue::Ns(vec![Bucket::containing(at_ms).0.to_string()]))
+                .expression_attribute_values(
+                    ":bucket",
+                    AttributeValue::Ns(vec![Bucket::containing(at_ms).0.to_string()]),
+                )
                 .return_values(aws_sdk_dynamodb::types::ReturnValue::UpdatedNew)
                 .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
                 .send()
@@ -351,8 +354,14 @@ impl Log for MessageLog {
 
     async fn store_claimed(&self, message: &Message, now_ms: i64) -> Result<AppendOutcome, PortError> {
         let [dedupe_put, message_put] = self.message_puts(message, now_ms)?;
-        let result =
-            self.client.get().transact_write_items().transact_items(dedupe_put).transact_items(message_put).send().await;
+        let result = self
+            .client
+            .get()
+            .transact_write_items()
+            .transact_items(dedupe_put)
+            .transact_items(message_put)
+            .send()
+            .await;
         match result {
             Ok(_) => Ok(AppendOutcome::Stored),
             Err(err) => self.refused_append(message, err).await,

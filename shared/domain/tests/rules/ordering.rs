@@ -3,9 +3,9 @@
 
 use chat_domain::ids::MessageId;
 use chat_domain::memory::World;
+use chat_domain::model::ChannelId;
 use chat_domain::model::Message;
 use chat_domain::ordering::{Appended, append_next};
-use chat_domain::model::ChannelId;
 use chat_domain::ports::{AppendOutcome, Claim, DEDUPE_WINDOW_S};
 
 use crate::*;

@@ -75,7 +75,11 @@ async fn ones_own_messages_count_as_read() {
     let (_world, app, c, sent) = sent_by_alice(3).await;
     assert_eq!(unread(&app, "alice", &c).await, 0);
     assert_eq!(listed_read_seq(&app, "alice", &c).await, sent[2].seq);
-    assert_eq!(read_seq(&app, &c, "alice").await, 0, "a send writes no read position: the list reads it from the messages");
+    assert_eq!(
+        read_seq(&app, &c, "alice").await,
+        0,
+        "a send writes no read position: the list reads it from the messages"
+    );
     assert_eq!(unread(&app, "bob", &c).await, 3);
 }
 
