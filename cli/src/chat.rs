@@ -349,7 +349,7 @@ impl Chat<'_> {
                 },
                 incoming = socket.next() => match incoming {
                     Incoming::Closed(why) => return Ok(End::Lost(why)),
-                    Incoming::Frame(received) => self.frame(received).await?,
+                    Incoming::Frame(received) => self.frame(*received).await?,
                 },
                 _ = async { tokio::time::sleep_until(retry.unwrap()).await }, if retry.is_some() => {
                     self.retry_at = None;

@@ -505,7 +505,7 @@ async fn wait_for(socket: &mut Socket, answers: impl Fn(&ServerFrame) -> bool) -
             Ok(Incoming::Closed(why)) => return Err(Error::WebSocket(why)),
             Ok(Incoming::Frame(received)) => {
                 if received.frame.as_ref().is_some_and(&answers) || received.gateway_error().is_some() {
-                    return Ok(received);
+                    return Ok(*received);
                 }
             }
         }

@@ -260,7 +260,7 @@ pub async fn run(api: &Api, endpoints: &Endpoints, store: &mut Store, args: Scri
 /// Prints a frame and counts it; false when the connection is gone.
 fn handle(run: &mut Run, incoming: Incoming) -> bool {
     let received = match incoming {
-        Incoming::Frame(received) => received,
+        Incoming::Frame(received) => *received,
         Incoming::Closed(why) => {
             eprintln!("chat script: {why}");
             return false;

@@ -64,6 +64,7 @@ mod tests {
             attachments: Vec::new(),
             edited_at: None,
             deleted: false,
+            change_seq: None,
         }
     }
 

@@ -24,7 +24,7 @@ pub struct Socket {
 /// What the server sent: a frame, or the end of the connection.
 #[derive(Debug)]
 pub enum Incoming {
-    Frame(Received),
+    Frame(Box<Received>),
     Closed(String),
 }
 
@@ -108,7 +108,7 @@ impl Socket {
                 Some(Ok(Message::Text(text))) => {
                     let raw = serde_json::from_str(&text)
                         .unwrap_or_else(|_| json!({"type": "invalid", "raw": text.as_str()}));
-                    return Incoming::Frame(Received::new(raw));
+                    return Incoming::Frame(Box::new(Received::new(raw)));
                 }
                 Some(Ok(Message::Close(frame))) => {
                     self.close_code = frame.as_ref().map(|f| u16::from(f.code));

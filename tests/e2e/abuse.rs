@@ -338,7 +338,8 @@ async fn a_retried_delete_removes_the_files_an_interrupted_one_left() {
     .unwrap();
 
     // The first attempt wrote the deletion and died before removing the file.
-    stack.app.messages().soft_delete(&sent.message, Some(&alice), stack.app.now_ms()).await.unwrap().unwrap();
+    let change = stack.app.messages().claim_change(&channel, stack.app.now_ms()).await.unwrap().unwrap();
+    stack.app.messages().soft_delete(&sent.message, Some(&alice), change, stack.app.now_ms()).await.unwrap().unwrap();
     assert!(stack.s3.head_object().bucket(&bucket).key(key).send().await.is_ok(), "the file is still there");
 
     // The client retries: the file goes, and so does the message's record of it.

@@ -313,3 +313,55 @@ browserTest('muting a chat is kept by the server', async ({ person }) => {
   await openChannel(alice.page, bob.username);
   await alice.page.getByTestId('mute-toggle').filter({ hasText: 'Unmute' }).waitFor();
 });
+
+browserTest('an edit and a deletion made while a device was offline reach it when it is back', async ({ person }) => {
+  // Bob's WebSockets go through a relay the test can cut, as a network would.
+  let offline = false;
+  const relays = [];
+  const alice = await person('alice');
+  const bob = await person('bob', {
+    beforeLoad: (page) =>
+      page.routeWebSocket(/\/local\?token=/, (ws) => {
+        if (offline) return ws.close({ code: 1011, reason: 'test: network down' });
+        relays.push({ ws, server: ws.connectToServer() });
+      }),
+  });
+  await chatWith(alice.page, bob.username);
+  await send(alice.page, 'meet at the station');
+  await send(alice.page, 'bring the tickets');
+  await send(alice.page, 'see you');
+  await acceptInvitation(bob.page, alice.username);
+  await waitForTexts(bob.page, ['meet at the station', 'bring the tickets', 'see you']);
+
+  offline = true;
+  for (const { ws, server } of relays.splice(0)) {
+    server.close();
+    ws.close({ code: 4000, reason: 'test: connection lost' });
+  }
+  await bob.page.locator('[data-testid="status"]:not([data-state="open"])').waitFor();
+
+  // While Bob is away, Alice changes two messages he already has.
+  const first = alice.page.locator('[data-testid="message"]').filter({ hasText: 'meet at the station' });
+  await first.hover();
+  await first.getByTestId('edit').click();
+  await alice.page.getByTestId('editing').waitFor();
+  await alice.page.getByTestId('composer-input').fill('meet at the airport');
+  await alice.page.getByTestId('composer-input').press('Enter');
+  await alice.page.locator('[data-testid="message"][data-edited="true"]').filter({ hasText: 'meet at the airport' }).waitFor();
+  const second = alice.page.locator('[data-testid="message"]').filter({ hasText: 'bring the tickets' });
+  await second.hover();
+  await second.getByTestId('delete').click();
+  await second.hover();
+  await second.getByTestId('delete').filter({ hasText: 'Delete?' }).click();
+  await alice.page.locator('[data-testid="message"][data-deleted="true"]').waitFor();
+
+  offline = false;
+  await bob.page.getByRole('button', { name: 'Reconnect now' }).click({ timeout: 1000 }).catch(() => {});
+  await waitOnline(bob.page);
+  // No reload: the reconnect's sync brings the changes.
+  await bob.page.locator('[data-testid="message"][data-edited="true"]').filter({ hasText: 'meet at the airport' }).waitFor();
+  await bob.page.locator('[data-testid="message"][data-deleted="true"]').filter({ hasText: 'This message was deleted' }).waitFor();
+  assert.equal(await bob.page.getByText('bring the tickets').count(), 0);
+  assert.equal(await bob.page.getByText('meet at the station').count(), 0);
+  assert.ok(relays.length >= 1, 'Bob reconnected through the relay');
+});

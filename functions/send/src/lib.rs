@@ -75,8 +75,8 @@ async fn dispatch(app: &App, event: &ApiGatewayWebsocketProxyRequest, body: &str
         ClientFrame::GetPresence { user_ids, channel_id } => Some(ServerFrame::PresenceState {
             users: presence::states(app, &user, user_ids, channel_id.as_ref()).await?,
         }),
-        ClientFrame::Sync { channels, after, limit } => {
-            let request = SyncRequest { channels, after, limit };
+        ClientFrame::Sync { channels, after, limit, changes } => {
+            let request = SyncRequest { channels, after, limit, changes };
             Some(ServerFrame::Synced { channels: sync::sync(app, &user, &connection, request).await? })
         }
     };

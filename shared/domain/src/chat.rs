@@ -88,6 +88,7 @@ pub async fn send_message(
         attachments,
         edited_at: None,
         deleted: false,
+        change_seq: None,
     };
     // The ack (the larger frame) must fit API Gateway's 128 KB message limit; the widest id
     // and seq make this check conservative before anything is stored. Measured, not built.
@@ -188,7 +189,8 @@ pub async fn edit_message(
         current.edited_at = Some(i64::MAX);
         check_frame_size(ServerFrame::MessageUpdated { message: current.clone() }.json_len(), &current)?;
     }
-    let edited = match app.messages().edit(channel_id, message_id, user, text.as_str(), app.now_ms()).await? {
+    let change = claim_change(app, channel_id).await?;
+    let edited = match app.messages().edit(channel_id, message_id, user, text.as_str(), change, app.now_ms()).await? {
         Ok(message) => message,
         Err(refused) => return Err(refused_change(refused, channel_id, message_id, "edit")),
     };
@@ -209,14 +211,15 @@ pub async fn delete_message(
 ) -> Result<ServerFrame, ChatError> {
     let roster = roster_for_member(app, user, channel_id).await?;
     let message = stored_message(app, channel_id, message_id).await?;
-    let frame = ServerFrame::MessageDeleted { channel_id: channel_id.clone(), message_id, seq: message.seq };
     let only_author = access::may_delete(&roster, user, &message)?;
     if message.deleted {
         // A retry: finish what an attempt that died after the write left (its files).
         remove_files(app, channel_id, message_id, None).await;
-        return Ok(frame);
+        return Ok(deleted_frame(&message, message.change_seq));
     }
-    let deleted = match app.messages().soft_delete(&message, only_author, app.now_ms()).await? {
+    let change = claim_change(app, channel_id).await?;
+    let frame = deleted_frame(&message, Some(change));
+    let deleted = match app.messages().soft_delete(&message, only_author, change, app.now_ms()).await? {
         Ok(deleted) => deleted,
         Err(ChangeRefused::Deleted) => {
             remove_files(app, channel_id, message_id, None).await;
@@ -232,6 +235,25 @@ pub async fn delete_message(
     }
     fan_out(app, &roster.member_ids(), Some(origin), &frame.to_json()).await;
     Ok(frame)
+}
+
+/// The channel's next change position, for an edit or a deletion about to be written. A
+/// change whose write is then refused leaves its position unused: `sync` steps over such
+/// a gap once it is older than any write can take ([`crate::sync::CHANGE_SETTLE_MS`]).
+async fn claim_change(app: &App, channel: &ChannelId) -> Result<u64, ChatError> {
+    app.messages()
+        .claim_change(channel, app.now_ms())
+        .await?
+        .ok_or_else(|| ChatError::NotFound(format!("no channel {channel}")))
+}
+
+fn deleted_frame(message: &Message, change_seq: Option<u64>) -> ServerFrame {
+    ServerFrame::MessageDeleted {
+        channel_id: message.channel_id.clone(),
+        message_id: message.message_id,
+        seq: message.seq,
+        change_seq,
+    }
 }
 
 /// A message of the channel, or `not_found`.
@@ -311,6 +333,8 @@ mod tests {
             pair: vec![],
             deleted_seqs: deleted,
             created_at: 0,
+            change_seq: 0,
+            last_change_at: 0,
         };
         let members = reads
             .iter()
@@ -338,6 +362,7 @@ mod tests {
             attachments: vec![],
             edited_at: None,
             deleted: true,
+            change_seq: None,
         }
     }
 

@@ -231,6 +231,7 @@ pub async fn list_channels(app: &App, user: &UserId) -> Result<Vec<ChannelSummar
                 unread: position.unread,
                 muted: membership.muted,
                 last_read_seq: position.read_seq,
+                change_seq: meta.change_seq,
             })
         })
         .collect();

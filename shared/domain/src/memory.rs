@@ -134,7 +134,7 @@ impl ChannelTable {
             attachments: message.attachments.iter().map(|a| Attachment { url: None, ..a.clone() }).collect(),
             ..message.clone()
         };
-        self.messages.insert(key, StoredMessage { message: stored });
+        self.messages.insert(key, StoredMessage { message: stored, changed_at: 0 });
         Ok(())
     }
 }
@@ -159,6 +159,8 @@ impl StoredMember {
 #[derive(Debug, Clone)]
 struct StoredMessage {
     message: Message,
+    /// When its latest change (edit, deletion) was made (ms; 0 for none).
+    changed_at: i64,
 }
 
 impl StoredMessage {
@@ -480,7 +482,7 @@ impl MessageLog for Messages {
             return Err(condition_failed("DynamoDB PutItem"));
         }
         let filler = Message { text: String::new(), attachments: Vec::new(), deleted: true, ..message.clone() };
-        table.messages.insert(key, StoredMessage { message: filler });
+        table.messages.insert(key, StoredMessage { message: filler, changed_at: 0 });
         if let Some(channel) = table.channels.get_mut(&message.channel_id)
             && let Err(at) = channel.meta.deleted_seqs.binary_search(&message.seq)
         {
@@ -493,12 +495,39 @@ impl MessageLog for Messages {
         Ok(lock(&self.table).messages.get(&(channel.clone(), id)).map(StoredMessage::as_read))
     }
 
+    async fn claim_change(&self, channel: &ChannelId, now_ms: i64) -> Result<Option<u64>, PortError> {
+        let mut table = lock(&self.table);
+        let Some(channel) = table.channels.get_mut(channel) else { return Ok(None) };
+        channel.meta.change_seq += 1;
+        channel.meta.last_change_at = now_ms;
+        Ok(Some(channel.meta.change_seq))
+    }
+
+    async fn changed_since(
+        &self,
+        channel: &ChannelId,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<(Message, i64)>, PortError> {
+        let table = lock(&self.table);
+        let mut changed: Vec<(Message, i64)> = table
+            .messages
+            .iter()
+            .filter(|((c, _), stored)| c == channel && stored.message.change_seq.is_some_and(|s| s > after))
+            .map(|(_, stored)| (stored.as_read(), stored.changed_at))
+            .collect();
+        changed.sort_by_key(|(m, _)| m.change_seq);
+        changed.truncate(limit);
+        Ok(changed)
+    }
+
     async fn edit(
         &self,
         channel: &ChannelId,
         id: MessageId,
         author: &UserId,
         text: &str,
+        change: u64,
         now_ms: i64,
     ) -> Result<Result<Message, ChangeRefused>, PortError> {
         let mut table = lock(&self.table);
@@ -513,6 +542,8 @@ impl MessageLog for Messages {
         }
         stored.message.text = text.to_owned();
         stored.message.edited_at = Some(now_ms);
+        stored.message.change_seq = Some(change);
+        stored.changed_at = now_ms;
         Ok(Ok(stored.as_read()))
     }
 
@@ -520,7 +551,8 @@ impl MessageLog for Messages {
         &self,
         message: &Message,
         author: Option<&UserId>,
-        _now_ms: i64,
+        change: u64,
+        now_ms: i64,
     ) -> Result<Result<Message, ChangeRefused>, PortError> {
         let mut table = lock(&self.table);
         let Some(stored) = table.messages.get_mut(&(message.channel_id.clone(), message.message_id)) else {
@@ -535,6 +567,8 @@ impl MessageLog for Messages {
         let before = stored.message.clone();
         stored.message.deleted = true;
         stored.message.text.clear();
+        stored.message.change_seq = Some(change);
+        stored.changed_at = now_ms;
         if let Some(channel) = table.channels.get_mut(&message.channel_id)
             && let Err(at) = channel.meta.deleted_seqs.binary_search(&before.seq)
         {

@@ -34,6 +34,10 @@ pub struct ChannelMeta {
     /// Seqs of deleted messages someone may not have read yet (unread counts skip them).
     pub deleted_seqs: Vec<u64>,
     pub created_at: i64,
+    /// Changes (edits, deletions) claimed so far; the next gets `change_seq + 1`.
+    pub change_seq: u64,
+    /// When the newest change was claimed (ms; 0 before the first).
+    pub last_change_at: i64,
 }
 
 impl ChannelMeta {
@@ -50,6 +54,8 @@ impl ChannelMeta {
             pair: Vec::new(),
             deleted_seqs: Vec::new(),
             created_at,
+            change_seq: 0,
+            last_change_at: 0,
         }
     }
 
@@ -267,24 +273,39 @@ pub trait MessageLog: Send + Sync {
     /// turned out to be a retry), so that no gap stays open; unread counts skip it.
     async fn fill_claimed(&self, message: &Message, now_ms: i64) -> Result<(), PortError>;
     async fn get(&self, channel: &ChannelId, id: MessageId) -> Result<Option<Message>, PortError>;
-    /// Replaces the text of `author`'s message unless it was deleted.
+    /// Takes the channel's next change position (one atomic increment) and notes when.
+    /// `None`: no such channel.
+    async fn claim_change(&self, channel: &ChannelId, now_ms: i64) -> Result<Option<u64>, PortError>;
+    /// Replaces the text of `author`'s message unless it was deleted; the message takes the
+    /// change position `change`.
     async fn edit(
         &self,
         channel: &ChannelId,
         id: MessageId,
         author: &UserId,
         text: &str,
+        change: u64,
         now_ms: i64,
     ) -> Result<Result<Message, ChangeRefused>, PortError>;
     /// Soft-deletes: keeps id and seq, removes the text, records the seq among the
-    /// channel's deleted ones. `author`: when given, only that user's message may go.
-    /// The file keys stay until [`MessageLog::forget_files`]. Answers the message as it was.
+    /// channel's deleted ones; the message takes the change position `change`. `author`:
+    /// when given, only that user's message may go. The file keys stay until
+    /// [`MessageLog::forget_files`]. Answers the message as it was.
     async fn soft_delete(
         &self,
         message: &Message,
         author: Option<&UserId>,
+        change: u64,
         now_ms: i64,
     ) -> Result<Result<Message, ChangeRefused>, PortError>;
+    /// Messages of the channel whose latest change is after `after`, in change order, at
+    /// most `limit`, as they now are, each with the time of its change.
+    async fn changed_since(
+        &self,
+        channel: &ChannelId,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<(Message, i64)>, PortError>;
     /// The files a deleted message still names.
     async fn files_left(&self, channel: &ChannelId, id: MessageId) -> Result<Vec<Attachment>, PortError>;
     /// Drops a deleted message's file keys once its files are removed.

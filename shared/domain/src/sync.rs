@@ -8,7 +8,7 @@ use crate::app::App;
 use crate::error::{ChatError, PortError};
 use crate::ids::MessageId;
 use crate::model::{ChannelId, ConnectionId, Message, UserId};
-use crate::ports::{Order, PostOutcome};
+use crate::ports::{ChannelMeta, Order, PostOutcome};
 use crate::protocol::{MAX_FRAME_BYTES, ServerFrame, SyncedChannel};
 
 /// Room left in a `messages` frame for its envelope.
@@ -18,7 +18,16 @@ pub struct SyncRequest {
     pub channels: BTreeMap<ChannelId, MessageId>,
     pub after: Option<MessageId>,
     pub limit: Option<usize>,
+    /// Per channel: the change position up to which the device has every edit and deletion.
+    pub changes: BTreeMap<ChannelId, u64>,
 }
+
+/// A change position left unused (its write was refused, or the Lambda died between the
+/// claim and the write) or replaced (the message changed again) leaves a gap in what
+/// `changed_since` finds. A gap is stepped over once a change after it is older than this:
+/// the missing one was claimed before that one, and no write lasts this long (the
+/// functions' timeout is 10 s).
+pub const CHANGE_SETTLE_MS: i64 = 60_000;
 
 pub async fn sync(
     app: &App,
@@ -26,17 +35,20 @@ pub async fn sync(
     origin: &ConnectionId,
     request: SyncRequest,
 ) -> Result<Vec<SyncedChannel>, ChatError> {
-    if request.channels.is_empty() && request.after.is_none() {
-        return Err(ChatError::InvalidRequest("sync needs `channels` cursors or an `after` cursor".into()));
+    if request.channels.is_empty() && request.after.is_none() && request.changes.is_empty() {
+        return Err(ChatError::InvalidRequest("sync needs `channels`, `after` or `changes` cursors".into()));
     }
     let memberships = app.channels().memberships(user).await?;
     let mine: Vec<ChannelId> = memberships.into_iter().map(|m| m.channel_id).collect();
-    if let Some(foreign) = request.channels.keys().find(|c| !mine.contains(c)) {
+    if let Some(foreign) = request.channels.keys().chain(request.changes.keys()).find(|c| !mine.contains(c)) {
         return Err(crate::access::not_a_member(foreign));
     }
-    let cursors: BTreeMap<ChannelId, MessageId> = mine
+    let cursors: BTreeMap<ChannelId, Option<MessageId>> = mine
         .iter()
-        .filter_map(|channel| request.channels.get(channel).copied().or(request.after).map(|c| (channel.clone(), c)))
+        .filter_map(|channel| {
+            let cursor = request.channels.get(channel).copied().or(request.after);
+            (cursor.is_some() || request.changes.contains_key(channel)).then(|| (channel.clone(), cursor))
+        })
         .collect();
     let ids: Vec<ChannelId> = cursors.keys().cloned().collect();
     let metas = app.channels().metas(&ids).await?;
@@ -44,47 +56,105 @@ pub async fn sync(
     let mut budget = request.limit.unwrap_or(app.settings.sync_max_messages).clamp(1, app.settings.sync_max_messages);
     let mut report = Vec::new();
     for meta in metas {
-        let after = cursors[&meta.id];
-        if meta.last_message_id <= after {
-            // Nothing new: the meta item says so without reading messages.
-            report.push(SyncedChannel {
-                channel_id: meta.id,
-                sent: 0,
-                up_to_seq: meta.seq,
-                complete: true,
-                next_after: None,
-            });
-            continue;
+        let mut done = SyncedChannel {
+            channel_id: meta.id.clone(),
+            sent: 0,
+            up_to_seq: meta.seq,
+            complete: true,
+            next_after: None,
+            up_to_change: None,
+        };
+        if let Some(after) = cursors[&meta.id] {
+            new_messages(app, origin, &meta, after, &mut budget, &mut done).await?;
         }
-        if budget == 0 {
-            // The limit is spent: say where to go on without reading, so that the work of
-            // one sync follows its limit, not the number of channels with news.
-            report.push(SyncedChannel {
-                channel_id: meta.id,
-                sent: 0,
-                up_to_seq: 0,
-                complete: false,
-                next_after: Some(after),
-            });
-            continue;
+        if let Some(&after) = request.changes.get(&meta.id) {
+            changed_messages(app, origin, &meta, after, &mut budget, &mut done).await?;
         }
-        let messages = read_after(app, &meta.id, &meta.buckets, after, budget + 1).await?;
-        let complete = messages.len() <= budget;
-        let messages: Vec<Message> = messages.into_iter().take(budget).collect();
-        budget -= messages.len();
-        crate::metrics::count(crate::metrics::SYNC_MESSAGES, messages.len() as u64);
-        let last = messages.last().map(|m| (m.seq, m.message_id));
-        post_batches(app, origin, &meta.id, messages.clone()).await?;
-        report.push(SyncedChannel {
-            channel_id: meta.id,
-            sent: messages.len(),
-            up_to_seq: if complete { meta.seq } else { last.map(|(seq, _)| seq).unwrap_or(0) },
-            complete,
-            next_after: if complete { None } else { last.map(|(_, id)| id).or(Some(after)) },
-        });
+        report.push(done);
     }
     report.sort_by(|a, b| a.channel_id.cmp(&b.channel_id));
     Ok(report)
+}
+
+/// The channel's messages after `after`, within the budget.
+async fn new_messages(
+    app: &App,
+    origin: &ConnectionId,
+    meta: &ChannelMeta,
+    after: MessageId,
+    budget: &mut usize,
+    done: &mut SyncedChannel,
+) -> Result<(), ChatError> {
+    if meta.last_message_id <= after {
+        // Nothing new: the meta item says so without reading messages.
+        return Ok(());
+    }
+    if *budget == 0 {
+        // The limit is spent: say where to go on without reading, so that the work of
+        // one sync follows its limit, not the number of channels with news.
+        done.up_to_seq = 0;
+        done.complete = false;
+        done.next_after = Some(after);
+        return Ok(());
+    }
+    let messages = read_after(app, &meta.id, &meta.buckets, after, *budget + 1).await?;
+    let complete = messages.len() <= *budget;
+    let messages: Vec<Message> = messages.into_iter().take(*budget).collect();
+    *budget -= messages.len();
+    crate::metrics::count(crate::metrics::SYNC_MESSAGES, messages.len() as u64);
+    let last = messages.last().map(|m| (m.seq, m.message_id));
+    done.sent += messages.len();
+    post_batches(app, origin, &meta.id, messages).await?;
+    if !complete {
+        done.up_to_seq = last.map(|(seq, _)| seq).unwrap_or(0);
+        done.complete = false;
+        done.next_after = last.map(|(_, id)| id).or(Some(after));
+    }
+    Ok(())
+}
+
+/// The messages edited or deleted after change position `after`, as they now are, within
+/// the budget; `upToChange` is how far the device may move its change cursor.
+async fn changed_messages(
+    app: &App,
+    origin: &ConnectionId,
+    meta: &ChannelMeta,
+    after: u64,
+    budget: &mut usize,
+    done: &mut SyncedChannel,
+) -> Result<(), ChatError> {
+    if meta.change_seq <= after {
+        done.up_to_change = Some(meta.change_seq.min(after));
+        return Ok(());
+    }
+    if *budget == 0 {
+        done.up_to_change = Some(after);
+        done.complete = false;
+        return Ok(());
+    }
+    let mut changed = app.messages().changed_since(&meta.id, after, *budget + 1).await?;
+    let complete = changed.len() <= *budget;
+    changed.truncate(*budget);
+    *budget -= changed.len();
+    let settled_before = app.now_ms() - CHANGE_SETTLE_MS;
+    let mut up_to = after;
+    for (message, changed_at) in &changed {
+        let position = message.change_seq.unwrap_or(up_to);
+        if position == up_to + 1 || *changed_at < settled_before {
+            up_to = position;
+        } else {
+            break;
+        }
+    }
+    let last_found = changed.last().and_then(|(m, _)| m.change_seq).unwrap_or(after);
+    if complete && up_to == last_found && meta.last_change_at < settled_before {
+        // Positions after the last change found were refused, lost or changed again.
+        up_to = meta.change_seq;
+    }
+    done.up_to_change = Some(up_to);
+    done.complete &= complete;
+    done.sent += changed.len();
+    post_batches(app, origin, &meta.id, changed.into_iter().map(|(m, _)| m).collect()).await
 }
 
 /// Up to `limit` messages newer than `after`, oldest first, reading only non-empty buckets.

@@ -59,6 +59,12 @@ pub enum ClientFrame {
         /// At most this many messages in this answer (capped by the server's limit).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         limit: Option<usize>,
+        /// Per channel: the change position up to which the device has every edit and
+        /// deletion (`upToChange` of the last sync, or the channel list's `changeSeq` when
+        /// it loaded the channel). Messages changed since come in the `messages` frames as
+        /// they now are, however old.
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        changes: BTreeMap<ChannelId, u64>,
     },
 }
 
@@ -117,7 +123,14 @@ pub enum ServerFrame {
     /// `editMessage`).
     MessageUpdated { message: Message },
     /// A message was deleted: it keeps its place, its content is gone.
-    MessageDeleted { channel_id: ChannelId, message_id: MessageId, seq: u64 },
+    MessageDeleted {
+        channel_id: ChannelId,
+        message_id: MessageId,
+        seq: u64,
+        /// The deletion's change position in the channel.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        change_seq: Option<u64>,
+    },
     /// A contact came online or went offline.
     Presence(PresenceView),
     /// The answer to `getPresence`.
@@ -167,6 +180,11 @@ pub struct SyncedChannel {
     pub complete: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_after: Option<MessageId>,
+    /// When the request named a change cursor for this channel: every edit and deletion up
+    /// to this change position has been sent (or was already on the device); the next
+    /// sync's cursor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub up_to_change: Option<u64>,
 }
 
 /// The body of an `error` frame, and of every HTTP error response.
@@ -274,7 +292,7 @@ mod tests {
         assert_eq!(text, "hi");
         assert_eq!(ClientFrame::parse(r#"{"action":"heartbeat"}"#).unwrap(), ClientFrame::Heartbeat);
         let sync = ClientFrame::parse(r#"{"action":"sync","channels":{"c1":"42"},"after":7}"#).unwrap();
-        let ClientFrame::Sync { channels, after, limit } = sync else { panic!() };
+        let ClientFrame::Sync { channels, after, limit, .. } = sync else { panic!() };
         assert_eq!(channels[&ChannelId::parse("c1").unwrap()].as_u64(), 42);
         assert_eq!(after.map(MessageId::as_u64), Some(7));
         assert_eq!(limit, None);

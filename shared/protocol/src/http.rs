@@ -176,6 +176,9 @@ pub struct ChannelSummary {
     pub unread: u64,
     /// The caller's read position (seq of the newest message they have read).
     pub last_read_seq: u64,
+    /// The channel's newest change position (edits and deletions are numbered 1, 2, 3…): a
+    /// device that loads the channel now has every change up to here.
+    pub change_seq: u64,
     /// No pushes for this channel.
     pub muted: bool,
 }

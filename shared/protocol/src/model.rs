@@ -159,6 +159,10 @@ pub struct Message {
     /// A deleted message keeps its id and place; its text and attachments are gone.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub deleted: bool,
+    /// The channel's change position of this message's latest edit or deletion (changes
+    /// are numbered 1, 2, 3… per channel): what `sync` with `changes` cursors is about.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub change_seq: Option<u64>,
 }
 
 /// A file uploaded to the channel and attached to a message.

@@ -513,6 +513,7 @@ fn message(full: bool) -> Message {
         attachments: if full { vec![attachment(true)] } else { Vec::new() },
         edited_at: full.then_some(1_795_422_360_000),
         deleted: full,
+        change_seq: full.then_some(7),
     }
 }
 
@@ -527,6 +528,7 @@ fn synced_channel(full: bool) -> SyncedChannel {
         up_to_seq: 242,
         complete: !full,
         next_after: full.then(|| MessageId::from_u64(383_171_313_008_640_000)),
+        up_to_change: full.then_some(7),
     }
 }
 
@@ -551,7 +553,12 @@ fn server_samples() -> Vec<(ServerFrame, ServerFrame)> {
         both(&|full| ServerFrame::Ack { client_msg_id: client_msg_id(), message: message(full) }),
         both(&|full| ServerFrame::Message { message: message(full) }),
         both(&|full| ServerFrame::MessageUpdated { message: message(full) }),
-        both(&|_| ServerFrame::MessageDeleted { channel_id: channel(), message_id: message_id(), seq: 42 }),
+        both(&|full| ServerFrame::MessageDeleted {
+            channel_id: channel(),
+            message_id: message_id(),
+            seq: 42,
+            change_seq: full.then_some(7),
+        }),
         both(&|full| ServerFrame::Presence(presence_view(full))),
         both(&|full| ServerFrame::PresenceState {
             users: if full { vec![presence_view(true), presence_view(false)] } else { Vec::new() },
@@ -626,12 +633,13 @@ fn client_json(frame: &ClientFrame) -> Value {
         ClientFrame::GetPresence { user_ids, channel_id } => {
             ("getPresence", vec![("userIds", Some(to_json(user_ids))), ("channelId", channel_id.as_ref().map(to_json))])
         }
-        ClientFrame::Sync { channels, after, limit } => (
+        ClientFrame::Sync { channels, after, limit, changes } => (
             "sync",
             vec![
                 ("channels", Some(to_json(channels))),
                 ("after", after.as_ref().map(to_json)),
                 ("limit", limit.as_ref().map(to_json)),
+                ("changes", Some(to_json(changes))),
             ],
         ),
     };
@@ -1095,6 +1103,7 @@ fn openapi_cases(report: &mut Report) -> Vec<Case> {
         last_message_id: full.then(message_id),
         unread: 2,
         last_read_seq: 40,
+        change_seq: 7,
         muted: false,
     };
     let invitation = |full: bool| Invitation {

@@ -20,6 +20,7 @@
  * @property {Attachment[]} [attachments]
  * @property {number} [editedAt]   present once edited
  * @property {boolean} [deleted]   true once deleted: the text and files are gone
+ * @property {number} [changeSeq]  present once edited or deleted: the change's position
  *
  * @typedef {object} Attachment
  * @property {string} key
@@ -47,6 +48,8 @@
  * @property {string} [lastMessageId]
  * @property {number} unread           messages after the caller's read position
  * @property {number} lastReadSeq      the caller's read position
+ * @property {number} changeSeq        changes (edits, deletions) so far: where a device that
+ *                                     loads the channel now starts its `sync` change cursor
  * @property {boolean} [muted]         no push notifications for it
  *
  * @typedef {object} Presence
@@ -380,6 +383,18 @@ export class Timeline {
     /** @type {string|null} cursor for older messages; null when the oldest is loaded */
     this.olderCursor = null;
     this.loaded = false;
+    /** @type {number|null} the change position up to which every edit and deletion of the
+     * channel is applied here: the `changes` cursor of the next `sync`. */
+    this.changeCursor = null;
+  }
+
+  /** Whether `seq` is within what is loaded (older messages come from history, as they
+   * now are, when the page before is read). */
+  holds(seq) {
+    if (this.olderCursor === null) return true;
+    let oldest = Infinity;
+    for (const known of this.bySeq.keys()) oldest = Math.min(oldest, known);
+    return seq >= oldest;
   }
 
   /** Adds messages, or newer versions of them (edited, deleted); answers how many changed
@@ -724,7 +739,7 @@ export class ChatClient extends EventTarget {
   async open(channelId) {
     const timeline = this.timeline(channelId);
     if (timeline.loaded) return this.#catchUp(channelId);
-    timeline.reset(await this.api.history(channelId, { limit: HISTORY_PAGE }));
+    await this.#load(timeline);
     this.#settleOutbox(timeline.messages());
     this.#emit('timeline', { channelId });
   }
@@ -961,13 +976,17 @@ export class ChatClient extends EventTarget {
       this.presence.clear();
       await this.refreshChannels();
       const cursors = {};
+      const changes = {};
       for (const timeline of this.timelines.values()) {
         if (!timeline.loaded || !this.channels.has(timeline.channelId)) continue;
-        if (timeline.contiguousId) cursors[timeline.channelId] = timeline.contiguousId;
-        else await this.#catchUp(timeline.channelId);
+        if (timeline.contiguousId) {
+          cursors[timeline.channelId] = timeline.contiguousId;
+          // Edits and deletions made while away, of messages however old.
+          if (timeline.changeCursor !== null) changes[timeline.channelId] = timeline.changeCursor;
+        } else await this.#catchUp(timeline.channelId);
       }
       if (Object.keys(cursors).length > 0 && this.state === 'open') {
-        this.socket.send(JSON.stringify({ action: 'sync', channels: cursors }));
+        this.socket.send(JSON.stringify({ action: 'sync', channels: cursors, changes }));
       }
     } catch (err) {
       this.#report(err);
@@ -997,8 +1016,9 @@ export class ChatClient extends EventTarget {
         break;
       case 'messages': {
         // Part of a `sync` answer: missed messages of one channel, oldest first.
+        // Changed messages older than what is loaded wait for their page of history.
         const timeline = this.timeline(frame.channelId);
-        if (timeline.loaded && timeline.add(frame.messages) > 0) {
+        if (timeline.loaded && timeline.add(frame.messages.filter((m) => timeline.holds(m.seq))) > 0) {
           this.#settleOutbox(frame.messages);
           this.#emit('timeline', { channelId: frame.channelId });
         }
@@ -1006,6 +1026,10 @@ export class ChatClient extends EventTarget {
       }
       case 'synced':
         for (const done of frame.channels) {
+          const timeline = this.timeline(done.channelId);
+          if (done.upToChange !== undefined && timeline.loaded) {
+            timeline.changeCursor = Math.max(timeline.changeCursor ?? 0, done.upToChange);
+          }
           if (!done.complete) this.#catchUp(done.channelId).catch((err) => this.#report(err));
         }
         break;
@@ -1087,8 +1111,16 @@ export class ChatClient extends EventTarget {
   }
 
   async #reload(channelId) {
-    this.timeline(channelId).reset(await this.api.history(channelId, { limit: HISTORY_PAGE }));
+    await this.#load(this.timeline(channelId));
     this.#emit('timeline', { channelId });
+  }
+
+  /** The newest page of a channel, as it is now: every change up to the channel list's
+   * `changeSeq` (read before the page) is in it. */
+  async #load(timeline) {
+    const changeSeq = this.channels.get(timeline.channelId)?.changeSeq ?? 0;
+    timeline.reset(await this.api.history(timeline.channelId, { limit: HISTORY_PAGE }));
+    timeline.changeCursor = changeSeq;
   }
 
   /** A send whose ack was lost shows up in history: it is delivered, not pending. */

@@ -51,6 +51,11 @@ struct MetaItem {
     #[serde(default, with = "serde_dynamo::number_set", skip_serializing_if = "Vec::is_empty")]
     deleted_seqs: Vec<u64>,
     created_at: i64,
+    /// Edits and deletions claimed so far (`changeSeq`), and when the newest was.
+    #[serde(default)]
+    change_seq: u64,
+    #[serde(default)]
+    last_change_at: i64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -114,6 +119,8 @@ fn meta_of(item: MetaItem) -> Result<ChannelMeta, StoreError> {
             pair: item.pair,
             deleted_seqs: item.deleted_seqs,
             created_at: item.created_at,
+            change_seq: item.change_seq,
+            last_change_at: item.last_change_at,
         })
     }
 }
@@ -144,6 +151,8 @@ impl Channels {
             pair: Vec::new(),
             deleted_seqs: Vec::new(),
             created_at: now_ms,
+            change_seq: 0,
+            last_change_at: 0,
         }
     }
 

@@ -17,6 +17,9 @@ pub const CHANNEL_META_SK: &str = "meta";
 pub const MEMBER_SK_PREFIX: &str = "member#";
 /// Sparse GSI of the Channels table over member items: `userId` -> `pk` (channel id).
 pub const USER_CHANNELS_INDEX: &str = "UserChannels";
+/// Sparse GSI of the Messages table over changed messages: `channelId` -> `changeSeq`.
+/// `sync` reads the edits and deletions a device missed from it.
+pub const CHANNEL_CHANGES_INDEX: &str = "ChannelChanges";
 /// Sparse GSI of the Presence table over users contacts believe online:
 /// `onlineShard` -> `deadline`. The presence sweep reads it.
 pub const ONLINE_BY_DEADLINE_INDEX: &str = "OnlineByDeadline";

@@ -35,6 +35,12 @@ struct MessageItem {
     edited_at: Option<i64>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     deleted: bool,
+    /// The latest change's position in the channel (`changeSeq`, the sort key of the
+    /// sparse `ChannelChanges` index) and when it was made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    change_seq: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    changed_at: Option<i64>,
 }
 
 impl MessageItem {
@@ -52,6 +58,8 @@ impl MessageItem {
             attachments: message.attachments.iter().map(|a| Attachment { url: None, ..a.clone() }).collect(),
             edited_at: message.edited_at,
             deleted: message.deleted,
+            change_seq: message.change_seq,
+            changed_at: None,
         }
     }
 
@@ -68,6 +76,7 @@ impl MessageItem {
             attachments: if self.deleted { Vec::new() } else { self.attachments },
             edited_at: self.edited_at,
             deleted: self.deleted,
+            change_seq: self.change_seq,
         }
     }
 }
@@ -400,12 +409,73 @@ impl Log for MessageLog {
         Ok(self.item(channel, id).await?.map(MessageItem::into_message))
     }
 
+    async fn claim_change(&self, channel: &ChannelId, now_ms: i64) -> Result<Option<u64>, PortError> {
+        let result = self
+            .client
+            .get()
+            .update_item()
+            .table_name(&self.channels_table)
+            .key("pk", AttributeValue::S(channel.to_string()))
+            .key("sk", AttributeValue::S(keys::CHANNEL_META_SK.into()))
+            .update_expression("SET lastChangeAt = :now ADD changeSeq :one")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":one", number(1))
+            .expression_attribute_values(":now", number(now_ms))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::UpdatedNew)
+            .send()
+            .await;
+        match result {
+            Ok(out) => Ok(out.attributes.as_ref().and_then(|a| a.get("changeSeq")).and_then(as_u64)),
+            Err(err) => match err.as_service_error() {
+                Some(UpdateItemError::ConditionalCheckFailedException(_)) => Ok(None),
+                _ => Err(StoreError::aws("UpdateItem", err).into()),
+            },
+        }
+    }
+
+    async fn changed_since(
+        &self,
+        channel: &ChannelId,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<(Message, i64)>, PortError> {
+        let mut found = Vec::new();
+        let mut start_key = None;
+        loop {
+            let out = self
+                .client
+                .get()
+                .query()
+                .table_name(&self.messages_table)
+                .index_name(keys::CHANNEL_CHANGES_INDEX)
+                .key_condition_expression("channelId = :channel AND changeSeq > :after")
+                .expression_attribute_values(":channel", AttributeValue::S(channel.to_string()))
+                .expression_attribute_values(":after", number(after))
+                .limit((limit - found.len()).max(1) as i32)
+                .set_exclusive_start_key(start_key)
+                .send()
+                .await
+                .map_err(|e| StoreError::aws("Query", e))?;
+            for item in out.items.unwrap_or_default() {
+                let item = super::from_item::<MessageItem>(item)?;
+                let changed_at = item.changed_at.unwrap_or(0);
+                found.push((item.into_message(), changed_at));
+            }
+            start_key = out.last_evaluated_key;
+            if start_key.is_none() || found.len() >= limit {
+                found.truncate(limit);
+                return Ok(found);
+            }
+        }
+    }
+
     async fn edit(
         &self,
         channel: &ChannelId,
         id: MessageId,
         author: &UserId,
         text: &str,
+        change: u64,
         now_ms: i64,
     ) -> Result<Result<Message, ChangeRefused>, PortError> {
         let result = self
@@ -415,11 +485,12 @@ impl Log for MessageLog {
             .table_name(&self.messages_table)
             .key("pk", AttributeValue::S(keys::message_pk(channel, id.bucket())))
             .key("id", number(id.as_u64()))
-            .update_expression("SET #text = :text, editedAt = :now")
+            .update_expression("SET #text = :text, editedAt = :now, changeSeq = :change, changedAt = :now")
             .condition_expression("attribute_exists(pk) AND authorId = :author AND attribute_not_exists(deleted)")
             .expression_attribute_names("#text", "text")
             .expression_attribute_values(":text", AttributeValue::S(text.to_owned()))
             .expression_attribute_values(":now", number(now_ms))
+            .expression_attribute_values(":change", number(change))
             .expression_attribute_values(":author", AttributeValue::S(author.to_string()))
             .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
@@ -443,6 +514,7 @@ impl Log for MessageLog {
         &self,
         message: &Message,
         author: Option<&UserId>,
+        change: u64,
         now_ms: i64,
     ) -> Result<Result<Message, ChangeRefused>, PortError> {
         let mut condition = "attribute_exists(pk) AND attribute_not_exists(deleted)".to_owned();
@@ -452,10 +524,13 @@ impl Log for MessageLog {
             .key("id", number(message.message_id.as_u64()))
             // The file keys stay until the files are removed (`forget_files`), so a retry
             // after a crash in between still knows what to remove.
-            .update_expression("SET deleted = :yes, deletedAt = :now REMOVE #text")
+            .update_expression(
+                "SET deleted = :yes, deletedAt = :now, changeSeq = :change, changedAt = :now REMOVE #text",
+            )
             .expression_attribute_names("#text", "text")
             .expression_attribute_values(":yes", AttributeValue::Bool(true))
             .expression_attribute_values(":now", number(now_ms))
+            .expression_attribute_values(":change", number(change))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
         if let Some(author) = author {
             condition.push_str(" AND authorId = :author");

@@ -47,17 +47,30 @@ impl MessageLog for CountingLog {
         id: MessageId,
         author: &UserId,
         text: &str,
+        change: u64,
         now_ms: i64,
     ) -> Result<Result<Message, ChangeRefused>, PortError> {
-        self.inner.edit(channel, id, author, text, now_ms).await
+        self.inner.edit(channel, id, author, text, change, now_ms).await
     }
     async fn soft_delete(
         &self,
         message: &Message,
         author: Option<&UserId>,
+        change: u64,
         now_ms: i64,
     ) -> Result<Result<Message, ChangeRefused>, PortError> {
-        self.inner.soft_delete(message, author, now_ms).await
+        self.inner.soft_delete(message, author, change, now_ms).await
+    }
+    async fn claim_change(&self, channel: &ChannelId, now_ms: i64) -> Result<Option<u64>, chat_domain::PortError> {
+        self.inner.claim_change(channel, now_ms).await
+    }
+    async fn changed_since(
+        &self,
+        channel: &ChannelId,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<(Message, i64)>, chat_domain::PortError> {
+        self.inner.changed_since(channel, after, limit).await
     }
     async fn files_left(&self, channel: &ChannelId, id: MessageId) -> Result<Vec<Attachment>, PortError> {
         self.inner.files_left(channel, id).await

@@ -198,7 +198,7 @@ async fn a_retried_delete_removes_the_files_an_interrupted_one_left() {
     let file = uploaded(&world, &app, "alice", &c, "cat.png").await;
     let sent = send_with(&app, "alice", "a1", &c, &fresh_id(), "look", vec![file.clone()]).await.unwrap();
     // An attempt that died right after its write: deleted, files still there.
-    app.messages().soft_delete(&sent.message, Some(&user("alice")), app.now_ms()).await.unwrap().unwrap();
+    app.messages().soft_delete(&sent.message, Some(&user("alice")), 1, app.now_ms()).await.unwrap().unwrap();
     assert!(world.media.object(&file.key).is_some());
     assert_eq!(app.messages().files_left(&c, sent.message.message_id).await.unwrap().len(), 1);
     chat::delete_message(&app, &user("alice"), &conn("a1"), &c, sent.message.message_id).await.unwrap();
@@ -211,7 +211,7 @@ async fn a_deleted_message_shows_no_files_to_readers() {
     let (world, app, c) = pair().await;
     let file = uploaded(&world, &app, "alice", &c, "cat.png").await;
     let sent = send_with(&app, "alice", "a1", &c, &fresh_id(), "look", vec![file]).await.unwrap();
-    app.messages().soft_delete(&sent.message, None, app.now_ms()).await.unwrap().unwrap();
+    app.messages().soft_delete(&sent.message, None, 1, app.now_ms()).await.unwrap().unwrap();
     let read = app.messages().get(&c, sent.message.message_id).await.unwrap().unwrap();
     assert!(read.deleted && read.attachments.is_empty() && read.text.is_empty());
 }

@@ -69,6 +69,7 @@ async fn a_send_that_lost_its_seq_to_another_retries_after_it() {
         attachments: vec![],
         edited_at: None,
         deleted: false,
+        change_seq: None,
     };
     let Appended::Stored(stored) = append_next(&app, message, stale).await.unwrap() else {
         panic!("expected a new message")
@@ -195,17 +196,30 @@ impl chat_domain::ports::MessageLog for RacingLog {
         id: MessageId,
         author: &chat_domain::model::UserId,
         text: &str,
+        change: u64,
         now_ms: i64,
     ) -> Result<Result<Message, chat_domain::ports::ChangeRefused>, chat_domain::PortError> {
-        self.inner.edit(channel, id, author, text, now_ms).await
+        self.inner.edit(channel, id, author, text, change, now_ms).await
     }
     async fn soft_delete(
         &self,
         message: &Message,
         author: Option<&chat_domain::model::UserId>,
+        change: u64,
         now_ms: i64,
     ) -> Result<Result<Message, chat_domain::ports::ChangeRefused>, chat_domain::PortError> {
-        self.inner.soft_delete(message, author, now_ms).await
+        self.inner.soft_delete(message, author, change, now_ms).await
+    }
+    async fn claim_change(&self, channel: &ChannelId, now_ms: i64) -> Result<Option<u64>, chat_domain::PortError> {
+        self.inner.claim_change(channel, now_ms).await
+    }
+    async fn changed_since(
+        &self,
+        channel: &ChannelId,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<(Message, i64)>, chat_domain::PortError> {
+        self.inner.changed_since(channel, after, limit).await
     }
     async fn files_left(
         &self,
@@ -246,6 +260,7 @@ async fn a_retry_that_races_its_original_fills_the_seq_it_claimed_and_answers_th
         attachments: vec![],
         edited_at: None,
         deleted: false,
+        change_seq: None,
     };
     let racing = std::sync::Arc::new(RacingLog {
         inner: world.messages.clone(),

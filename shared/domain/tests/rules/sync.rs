@@ -35,6 +35,7 @@ fn request(channels: &[(&ChannelId, MessageId)], after: Option<MessageId>, limit
         channels: channels.iter().map(|(c, id)| ((*c).clone(), *id)).collect::<BTreeMap<_, _>>(),
         after,
         limit,
+        changes: BTreeMap::new(),
     }
 }
 
@@ -66,7 +67,17 @@ async fn a_channel_cursor_brings_the_newer_messages_oldest_first() {
     let sent = fill(&world, &app, &d, 5).await;
     let report = bob_syncs(&app, request(&[(&d, sent[1].message_id)], None, None)).await;
     assert_eq!(synced_texts(&world, &d), vec!["2", "3", "4"]);
-    assert_eq!(report, vec![SyncedChannel { channel_id: d, sent: 3, up_to_seq: 5, complete: true, next_after: None }]);
+    assert_eq!(
+        report,
+        vec![SyncedChannel {
+            channel_id: d,
+            sent: 3,
+            up_to_seq: 5,
+            complete: true,
+            next_after: None,
+            up_to_change: None
+        }]
+    );
 }
 
 #[tokio::test]
@@ -98,7 +109,17 @@ async fn a_channel_with_nothing_new_posts_nothing_and_is_complete() {
     let sent = fill(&world, &app, &d, 3).await;
     world.poster.clear();
     let report = bob_syncs(&app, request(&[(&d, sent[2].message_id)], None, None)).await;
-    assert_eq!(report, vec![SyncedChannel { channel_id: d, sent: 0, up_to_seq: 3, complete: true, next_after: None }]);
+    assert_eq!(
+        report,
+        vec![SyncedChannel {
+            channel_id: d,
+            sent: 0,
+            up_to_seq: 3,
+            complete: true,
+            next_after: None,
+            up_to_change: None
+        }]
+    );
     assert!(world.poster.posts().is_empty());
 }
 
@@ -115,7 +136,8 @@ async fn the_limit_stops_a_channel_and_says_where_to_go_on() {
             sent: 2,
             up_to_seq: 2,
             complete: false,
-            next_after: Some(sent[1].message_id)
+            next_after: Some(sent[1].message_id),
+            up_to_change: None
         }]
     );
     let rest = bob_syncs(&app, request(&[(&d, sent[1].message_id)], None, Some(10))).await;
@@ -140,7 +162,8 @@ async fn once_the_limit_is_spent_later_channels_are_not_read() {
             sent: 0,
             up_to_seq: 0,
             complete: false,
-            next_after: Some(MessageId::ZERO)
+            next_after: Some(MessageId::ZERO),
+            up_to_change: None
         }]
     );
     assert!(synced_texts(&world, &skipped_id).is_empty());
@@ -218,4 +241,90 @@ async fn a_deleted_message_is_synced_in_its_place_without_text() {
     chat_domain::chat::delete_message(&app, &user("alice"), &conn("a1"), &d, sent[1].message_id).await.unwrap();
     bob_syncs(&app, request(&[(&d, MessageId::ZERO)], None, None)).await;
     assert_eq!(synced_texts(&world, &d), vec!["0", "", "2"]);
+}
+
+/// alice's messages 0-4 in `d`; bob's device has them all and every change up to now.
+async fn bob_up_to_date(world: &World, app: &App, d: &ChannelId) -> (Vec<Message>, u64) {
+    let sent = fill(world, app, d, 5).await;
+    let changes = app.channels().meta(d).await.unwrap().unwrap().change_seq;
+    (sent, changes)
+}
+
+fn with_changes(mut request: SyncRequest, c: &ChannelId, after: u64) -> SyncRequest {
+    request.changes.insert(c.clone(), after);
+    request
+}
+
+/// The messages posted to b1 for `c`, as (seq, text, deleted).
+fn synced_messages(world: &World, c: &ChannelId) -> Vec<(u64, String, bool)> {
+    frames(world, "b1", "messages")
+        .into_iter()
+        .filter(|f| f["channelId"] == c.as_str())
+        .flat_map(|f| f["messages"].as_array().unwrap().clone())
+        .map(|m| (m["seq"].as_u64().unwrap(), m["text"].as_str().unwrap().to_owned(), m["deleted"] == true))
+        .collect()
+}
+
+#[tokio::test]
+async fn edits_and_deletions_of_old_messages_reach_a_device_that_was_offline() {
+    let (world, app, d, _g) = two_channels().await;
+    let (sent, changes) = bob_up_to_date(&world, &app, &d).await;
+    world.clock.advance(1_000);
+    chat::edit_message(&app, &user("alice"), &conn("a1"), &d, sent[1].message_id, "one, edited".into()).await.unwrap();
+    chat::delete_message(&app, &user("alice"), &conn("a1"), &d, sent[2].message_id).await.unwrap();
+    chat::edit_message(&app, &user("alice"), &conn("a1"), &d, sent[1].message_id, "one, again".into()).await.unwrap();
+    let request = with_changes(request(&[(&d, sent[4].message_id)], None, None), &d, changes);
+    let report = bob_syncs(&app, request).await;
+    assert_eq!(synced_messages(&world, &d), vec![(3, String::new(), true), (2, "one, again".into(), false)]);
+    assert_eq!(report[0].up_to_change, Some(changes), "change 1 was replaced by change 3: a gap, still recent");
+    assert!(report[0].complete);
+    // Once the gap is older than any write can take, the cursor steps over it.
+    world.clock.advance(sync::CHANGE_SETTLE_MS + 1);
+    let report = bob_syncs(&app, with_changes(request_for(&d, sent[4].message_id), &d, changes)).await;
+    assert_eq!(report[0].up_to_change, Some(changes + 3));
+    // Nothing since: the meta item says so, nothing is read or sent.
+    let before = frames(&world, "b1", "messages").len();
+    let report = bob_syncs(&app, with_changes(request_for(&d, sent[4].message_id), &d, changes + 3)).await;
+    assert_eq!(report[0].up_to_change, Some(changes + 3));
+    assert_eq!(frames(&world, "b1", "messages").len(), before);
+}
+
+fn request_for(c: &ChannelId, newest: MessageId) -> SyncRequest {
+    request(&[(c, newest)], None, None)
+}
+
+#[tokio::test]
+async fn a_change_whose_write_is_refused_holds_the_cursor_only_until_it_settles() {
+    let (world, app, d, _g) = two_channels().await;
+    let (sent, changes) = bob_up_to_date(&world, &app, &d).await;
+    // bob tries to edit alice's message: the change position is claimed, the write refused.
+    let err = chat::edit_message(&app, &user("bob"), &conn("b1"), &d, sent[0].message_id, "mine now".into()).await;
+    assert_eq!(err.unwrap_err().code(), ErrorCode::Forbidden);
+    chat::edit_message(&app, &user("alice"), &conn("a1"), &d, sent[3].message_id, "three, edited".into())
+        .await
+        .unwrap();
+    let report = bob_syncs(&app, with_changes(request_for(&d, sent[4].message_id), &d, changes)).await;
+    assert_eq!(synced_messages(&world, &d), vec![(4, "three, edited".into(), false)]);
+    assert_eq!(report[0].up_to_change, Some(changes), "position 1 might still be written");
+    world.clock.advance(sync::CHANGE_SETTLE_MS + 1);
+    let report = bob_syncs(&app, with_changes(request_for(&d, sent[4].message_id), &d, changes)).await;
+    assert_eq!(report[0].up_to_change, Some(changes + 2));
+}
+
+#[tokio::test]
+async fn change_cursors_count_against_the_limit_and_name_only_ones_own_channels() {
+    let (world, app, d, _g) = two_channels().await;
+    let (sent, changes) = bob_up_to_date(&world, &app, &d).await;
+    for (i, message) in sent.iter().enumerate() {
+        chat::edit_message(&app, &user("alice"), &conn("a1"), &d, message.message_id, format!("{i}!")).await.unwrap();
+    }
+    let report = bob_syncs(&app, with_changes(request(&[], None, Some(3)), &d, changes)).await;
+    assert_eq!(report[0].sent, 3);
+    assert!(!report[0].complete);
+    assert_eq!(report[0].up_to_change, Some(changes + 3));
+    let report = bob_syncs(&app, with_changes(request(&[], None, None), &d, changes + 3)).await;
+    assert_eq!(report[0].up_to_change, Some(changes + 5));
+    let stranger = group(&world, &app, "alice", &[]).await;
+    let err = sync::sync(&app, &user("bob"), &conn("b1"), with_changes(request(&[], None, None), &stranger, 0)).await;
+    assert_eq!(err.unwrap_err().code(), ErrorCode::Forbidden);
 }

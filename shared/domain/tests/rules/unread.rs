@@ -217,7 +217,7 @@ async fn the_deletion_record_stays_bounded_when_someone_never_reads() {
     let n = MAX_TRACKED_DELETIONS + 2;
     let (_world, app, c, sent) = sent_by_alice(n).await;
     for message in &sent[..MAX_TRACKED_DELETIONS] {
-        app.messages().soft_delete(message, None, app.now_ms()).await.unwrap().unwrap();
+        app.messages().soft_delete(message, None, 1, app.now_ms()).await.unwrap().unwrap();
     }
     assert_eq!(deleted_seqs(&app, &c).await.len(), MAX_TRACKED_DELETIONS);
     chat::delete_message(&app, &user("alice"), &conn("a1"), &c, sent[n - 1].message_id).await.unwrap();
