@@ -597,7 +597,7 @@ mod tests {
     fn channel_lines_keep_their_fields_and_order() {
         let direct = summary(
             r#"{"channelId":"d-01","kind":"direct","peer":"bob","role":"member","memberCount":2,"seq":3,
-                "lastMessageId":"383171067025293312","unread":1,"lastReadSeq":2,"muted":false}"#,
+                "lastMessageId":"383171067025293312","unread":1,"lastReadSeq":2,"changeSeq":0,"muted":false}"#,
         );
         assert_eq!(
             serde_json::to_string(&ChannelLine::from(&direct)).unwrap(),
@@ -605,7 +605,7 @@ mod tests {
         );
         let group = summary(
             r#"{"channelId":"g-01","kind":"group","name":"Book club","role":"owner","memberCount":1,"seq":0,
-                "unread":0,"lastReadSeq":0,"muted":true}"#,
+                "unread":0,"lastReadSeq":0,"changeSeq":0,"muted":true}"#,
         );
         assert_eq!(
             serde_json::to_string(&ChannelLine::from(&group)).unwrap(),

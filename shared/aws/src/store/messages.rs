@@ -205,14 +205,22 @@ impl MessageLog {
         Err(StoreError::aws("TransactWriteItems", err).into())
     }
 
-    /// Records a bucket that holds messages on the channel's meta item.
-    async fn add_bucket(&self, channel: &ChannelId, bucket: Bucket) -> Result<(), StoreError> {
+    /// An UpdateItem of the channel's meta item, where its counters live.
+    fn meta_update(
+        &self,
+        channel: &ChannelId,
+    ) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
         self.client
             .get()
             .update_item()
             .table_name(&self.channels_table)
             .key("pk", AttributeValue::S(channel.to_string()))
             .key("sk", AttributeValue::S(keys::CHANNEL_META_SK.into()))
+    }
+
+    /// Records a bucket that holds messages on the channel's meta item.
+    async fn add_bucket(&self, channel: &ChannelId, bucket: Bucket) -> Result<(), StoreError> {
+        self.meta_update(channel)
             .update_expression("ADD buckets :bucket")
             .expression_attribute_values(":bucket", AttributeValue::Ns(vec![bucket.0.to_string()]))
             .send()
@@ -314,12 +322,7 @@ impl Log for MessageLog {
         // another claim moves the clock again in between.
         for _ in 0..5 {
             let result = self
-                .client
-                .get()
-                .update_item()
-                .table_name(&self.channels_table)
-                .key("pk", AttributeValue::S(channel.to_string()))
-                .key("sk", AttributeValue::S(keys::CHANNEL_META_SK.into()))
+                .meta_update(channel)
                 .update_expression("SET #clock = :at ADD #seq :one, #buckets :bucket")
                 .condition_expression("attribute_exists(pk) AND (attribute_not_exists(#clock) OR #clock <= :at)")
                 .expression_attribute_names("#seq", "seq")
@@ -390,12 +393,7 @@ impl Log for MessageLog {
             .condition_expression("attribute_not_exists(pk)")
             .send();
         let deleted = self
-            .client
-            .get()
-            .update_item()
-            .table_name(&self.channels_table)
-            .key("pk", AttributeValue::S(message.channel_id.to_string()))
-            .key("sk", AttributeValue::S(keys::CHANNEL_META_SK.into()))
+            .meta_update(&message.channel_id)
             .update_expression("ADD deletedSeqs :seq")
             .expression_attribute_values(":seq", AttributeValue::Ns(vec![message.seq.to_string()]))
             .send();
@@ -411,12 +409,7 @@ impl Log for MessageLog {
 
     async fn claim_change(&self, channel: &ChannelId, now_ms: i64) -> Result<Option<u64>, PortError> {
         let result = self
-            .client
-            .get()
-            .update_item()
-            .table_name(&self.channels_table)
-            .key("pk", AttributeValue::S(channel.to_string()))
-            .key("sk", AttributeValue::S(keys::CHANNEL_META_SK.into()))
+            .meta_update(channel)
             .update_expression("SET lastChangeAt = :now ADD changeSeq :one")
             .condition_expression("attribute_exists(pk)")
             .expression_attribute_values(":one", number(1))
