@@ -281,7 +281,11 @@ async fn the_author_edits_and_deletes_and_everyone_sees_it() {
     assert_eq!(unread_before, 2);
     alice.send_json(&json!({"action": "deleteMessage", "channelId": "team", "messageId": id})).await;
     let answer = alice.recv().await;
-    assert_eq!(answer, json!({"type": "messageDeleted", "channelId": "team", "messageId": id, "seq": 1}));
+    let change = answer["changeSeq"].as_u64().expect("a deletion has a change position");
+    assert_eq!(
+        answer,
+        json!({"type": "messageDeleted", "channelId": "team", "messageId": id, "seq": 1, "changeSeq": change})
+    );
     assert_eq!(bob.recv().await, answer);
     assert_eq!(carol.recv().await, answer);
 

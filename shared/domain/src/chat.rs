@@ -183,12 +183,23 @@ pub async fn edit_message(
 ) -> Result<ServerFrame, ChatError> {
     let text = MessageText::parse(text)?;
     let roster = roster_for_member(app, user, channel_id).await?;
-    // The edited message must still fit a frame: check before anything is written.
-    if let Some(mut current) = app.messages().get(channel_id, message_id).await? {
-        current.text = text.as_str().to_owned();
-        current.edited_at = Some(i64::MAX);
-        check_frame_size(ServerFrame::MessageUpdated { message: current.clone() }.json_len(), &current)?;
+    // Refused before a change position is spent on it (the write checks again: a deletion
+    // can come in between); and the edited message must still fit a frame.
+    let mut current = stored_message(app, channel_id, message_id).await?;
+    let refused = if current.deleted {
+        Some(ChangeRefused::Deleted)
+    } else if &current.author_id != user {
+        Some(ChangeRefused::NotAuthor)
+    } else {
+        None
+    };
+    if let Some(refused) = refused {
+        return Err(refused_change(refused, channel_id, message_id, "edit"));
     }
+    current.text = text.as_str().to_owned();
+    current.edited_at = Some(i64::MAX);
+    current.change_seq = Some(u64::MAX);
+    check_frame_size(ServerFrame::MessageUpdated { message: current.clone() }.json_len(), &current)?;
     let change = claim_change(app, channel_id).await?;
     let edited = match app.messages().edit(channel_id, message_id, user, text.as_str(), change, app.now_ms()).await? {
         Ok(message) => message,

@@ -1035,9 +1035,11 @@ export class ChatClient extends EventTarget {
         break;
       case 'messageUpdated':
         this.#onUpdate(frame.message);
+        this.#advanceChanges(frame.message.channelId, frame.message.changeSeq);
         break;
       case 'messageDeleted':
         this.#onUpdate({ ...frame, deleted: true, text: '', attachments: [] });
+        this.#advanceChanges(frame.channelId, frame.changeSeq);
         break;
       case 'receipt':
         this.#onReceipt(frame);
@@ -1121,6 +1123,15 @@ export class ChatClient extends EventTarget {
     const changeSeq = this.channels.get(timeline.channelId)?.changeSeq ?? 0;
     timeline.reset(await this.api.history(timeline.channelId, { limit: HISTORY_PAGE }));
     timeline.changeCursor = changeSeq;
+  }
+
+  /** A live change right after the change cursor moves it (one that overtook another, or
+   * came while away, waits for the next sync). */
+  #advanceChanges(channelId, changeSeq) {
+    const timeline = this.timeline(channelId);
+    if (timeline.loaded && timeline.changeCursor !== null && changeSeq === timeline.changeCursor + 1) {
+      timeline.changeCursor = changeSeq;
+    }
   }
 
   /** A send whose ack was lost shows up in history: it is delivered, not pending. */

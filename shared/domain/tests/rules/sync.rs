@@ -294,12 +294,15 @@ fn request_for(c: &ChannelId, newest: MessageId) -> SyncRequest {
 }
 
 #[tokio::test]
-async fn a_change_whose_write_is_refused_holds_the_cursor_only_until_it_settles() {
+async fn a_change_position_left_unused_holds_the_cursor_only_until_it_settles() {
     let (world, app, d, _g) = two_channels().await;
     let (sent, changes) = bob_up_to_date(&world, &app, &d).await;
-    // bob tries to edit alice's message: the change position is claimed, the write refused.
+    // bob may not edit alice's message: refused before any change position is spent.
     let err = chat::edit_message(&app, &user("bob"), &conn("b1"), &d, sent[0].message_id, "mine now".into()).await;
     assert_eq!(err.unwrap_err().code(), ErrorCode::Forbidden);
+    assert_eq!(app.channels().meta(&d).await.unwrap().unwrap().change_seq, changes);
+    // A change whose Lambda died between its claim and its write.
+    app.messages().claim_change(&d, app.now_ms()).await.unwrap().unwrap();
     chat::edit_message(&app, &user("alice"), &conn("a1"), &d, sent[3].message_id, "three, edited".into())
         .await
         .unwrap();
