@@ -32,8 +32,10 @@ pub enum Appended {
 pub async fn append_next(app: &App, mut message: Message, meta: ChannelMeta) -> Result<Appended, ChatError> {
     let now = app.now_ms();
     // The channel's clock never goes back: a Lambda whose clock is behind the channel's
-    // continues from the channel's time (the last id's time is never before it).
-    let at = now.max(meta.last_message_id.timestamp_ms());
+    // continues from the channel's time (the last id's time, less what the seq's high bits
+    // added to it).
+    let clock = meta.last_message_id.timestamp_ms() - (meta.seq >> crate::ids::COUNTER_BITS) as i64;
+    let at = now.max(clock);
     place(&mut message, meta.seq + 1, at);
     match app.messages().append(&message, now).await? {
         AppendOutcome::Stored => {
