@@ -50,23 +50,43 @@ pub async fn append_next(app: &App, mut message: Message, meta: ChannelMeta) -> 
     let claim =
         app.messages().claim(&message.channel_id, now).await?.ok_or_else(|| not_a_member(&message.channel_id))?;
     place(&mut message, claim.seq, claim.at_ms);
-    match app.messages().store_claimed(&message, now).await? {
-        AppendOutcome::Stored => {
+    match app.messages().store_claimed(&message, now).await {
+        Ok(AppendOutcome::Stored) => {
             info!(message_id = %message.message_id, seq = message.seq, "stored with a claimed seq");
             Ok(Appended::Stored(message))
         }
-        AppendOutcome::Duplicate(earlier) => {
+        Ok(AppendOutcome::Duplicate(earlier)) => {
             // The same clientMsgId committed between our first attempt and the claim (a
             // retry racing its original): the claimed seq must not stay a gap.
-            if let Err(err) = app.messages().fill_claimed(&message, now).await {
-                warn!(seq = message.seq, error = %err, "a claimed seq stays empty");
-            }
+            fill(app, &message, now).await;
             Ok(Appended::Duplicate(earlier))
         }
-        AppendOutcome::SeqTaken => {
+        Ok(AppendOutcome::SeqTaken) => {
+            fill(app, &message, now).await;
             Err(PortError::Contended(format!("claimed seq {} of {} was taken", message.seq, message.channel_id)).into())
         }
+        Err(err) => {
+            // The write failed (throttled, say): nothing is stored and the client retries
+            // with a new seq; this one gets a deleted message so that no gap stays.
+            fill(app, &message, now).await;
+            Err(err.into())
+        }
     }
+}
+
+/// Fills a claimed seq that will hold no message, trying a few times (the store it failed
+/// on may be throttling). Only a crash, or DynamoDB refusing every attempt, leaves a gap.
+async fn fill(app: &App, message: &Message, now: i64) {
+    for attempt in 0..4u32 {
+        match app.messages().fill_claimed(message, now).await {
+            Ok(()) => return,
+            Err(err) => {
+                warn!(seq = message.seq, attempt, error = %err, "could not fill a claimed seq");
+                tokio::time::sleep(std::time::Duration::from_millis(50 << attempt)).await;
+            }
+        }
+    }
+    warn!(channel = %message.channel_id, seq = message.seq, "a claimed seq stays empty");
 }
 
 fn place(message: &mut Message, seq: u64, at_ms: i64) {

@@ -270,7 +270,8 @@ pub trait MessageLog: Send + Sync {
     /// row, both or neither. Never [`AppendOutcome::SeqTaken`].
     async fn store_claimed(&self, message: &Message, now_ms: i64) -> Result<AppendOutcome, PortError>;
     /// Puts a deleted message of the author in a claimed seq that will hold none (the send
-    /// turned out to be a retry), so that no gap stays open; unread counts skip it.
+    /// turned out to be a retry, or its write failed), so that no gap stays open; unread
+    /// counts skip it. A seq that holds a message already is left as it is (`Ok`).
     async fn fill_claimed(&self, message: &Message, now_ms: i64) -> Result<(), PortError>;
     async fn get(&self, channel: &ChannelId, id: MessageId) -> Result<Option<Message>, PortError>;
     /// Takes the channel's next change position (one atomic increment) and notes when.

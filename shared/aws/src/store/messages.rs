@@ -8,6 +8,7 @@ use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update};
 use serde::{Deserialize, Serialize};
 
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use chat_domain::PortError;
 use chat_domain::ids::{Bucket, MessageId};
@@ -391,15 +392,22 @@ impl Log for MessageLog {
             .table_name(&self.messages_table)
             .set_item(Some(item))
             .condition_expression("attribute_not_exists(pk)")
-            .send();
-        let deleted = self
-            .meta_update(&message.channel_id)
+            .send()
+            .await;
+        match put {
+            Ok(_) => {}
+            // The seq holds a message after all (a write whose answer was lost): leave it.
+            Err(err) if matches!(err.as_service_error(), Some(PutItemError::ConditionalCheckFailedException(_))) => {
+                return Ok(());
+            }
+            Err(err) => return Err(StoreError::aws("PutItem", err).into()),
+        }
+        self.meta_update(&message.channel_id)
             .update_expression("ADD deletedSeqs :seq")
             .expression_attribute_values(":seq", AttributeValue::Ns(vec![message.seq.to_string()]))
-            .send();
-        let (put, deleted) = tokio::join!(put, deleted);
-        put.map_err(|e| StoreError::aws("PutItem", e))?;
-        deleted.map_err(|e| StoreError::aws("UpdateItem", e))?;
+            .send()
+            .await
+            .map_err(|e| StoreError::aws("UpdateItem", e))?;
         Ok(())
     }
 
