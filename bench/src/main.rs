@@ -194,16 +194,9 @@ async fn main() {
                 let senders = if args.quick { 20 } else { args.burst_senders };
                 let mut sends = Vec::new();
                 let mut bursts = Vec::new();
-                let designs = if std::env::var_os("SEND_PATH_NOW_ONLY").is_some() {
-                    vec![bench::send_path::Design::Now]
-                } else {
-                    vec![bench::send_path::Design::Before, bench::send_path::Design::Now]
-                };
-                for design in designs {
-                    if std::env::var_os("SEND_PATH_BURST_ONLY").is_none() {
-                        progress(&format!("send path, {}: single sends", design.label()));
-                        sends.extend(bench::send_path::single_sends(design).await);
-                    }
+                for design in [bench::send_path::Design::Before, bench::send_path::Design::Now] {
+                    progress(&format!("send path, {}: single sends", design.label()));
+                    sends.extend(bench::send_path::single_sends(design).await);
                     progress(&format!("send path, {}: {senders} senders at once", design.label()));
                     bursts.push(bench::send_path::burst(design, senders).await);
                 }

@@ -125,9 +125,6 @@ async fn answer(device: &LiveClient, client_msg_id: &str, patience: Duration) ->
     let deadline = Instant::now() + patience;
     while let Some(arrival) = device.next(deadline.saturating_duration_since(Instant::now())).await {
         let Some(frame) = arrival.frame else { continue };
-        if std::env::var_os("SEND_PATH_DEBUG").is_some() {
-            eprintln!("{}: {frame}", device.user);
-        }
         let kind = frame["type"].as_str().unwrap_or_default();
         if (kind == "ack" || kind == "error") && frame["clientMsgId"] == client_msg_id {
             return Some(frame);
