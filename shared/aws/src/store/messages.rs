@@ -230,6 +230,33 @@ impl MessageLog {
         Ok(())
     }
 
+    /// Up to `limit` message items a Query finds, page after page.
+    async fn query_items(
+        &self,
+        query: aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder,
+        limit: usize,
+    ) -> Result<Vec<MessageItem>, StoreError> {
+        let mut found = Vec::new();
+        let mut start_key = None;
+        loop {
+            let out = query
+                .clone()
+                .limit((limit - found.len()).max(1) as i32)
+                .set_exclusive_start_key(start_key)
+                .send()
+                .await
+                .map_err(|e| StoreError::aws("Query", e))?;
+            for item in out.items.unwrap_or_default() {
+                found.push(super::from_item::<MessageItem>(item)?);
+            }
+            start_key = out.last_evaluated_key;
+            if start_key.is_none() || found.len() >= limit {
+                found.truncate(limit);
+                return Ok(found);
+            }
+        }
+    }
+
     /// One message's item as stored (a consistent read).
     async fn item(&self, channel: &ChannelId, id: MessageId) -> Result<Option<MessageItem>, StoreError> {
         let out = self
@@ -440,34 +467,23 @@ impl Log for MessageLog {
         after: u64,
         limit: usize,
     ) -> Result<Vec<(Message, i64)>, PortError> {
-        let mut found = Vec::new();
-        let mut start_key = None;
-        loop {
-            let out = self
-                .client
-                .get()
-                .query()
-                .table_name(&self.messages_table)
-                .index_name(keys::CHANNEL_CHANGES_INDEX)
-                .key_condition_expression("channelId = :channel AND changeSeq > :after")
-                .expression_attribute_values(":channel", AttributeValue::S(channel.to_string()))
-                .expression_attribute_values(":after", number(after))
-                .limit((limit - found.len()).max(1) as i32)
-                .set_exclusive_start_key(start_key)
-                .send()
-                .await
-                .map_err(|e| StoreError::aws("Query", e))?;
-            for item in out.items.unwrap_or_default() {
-                let item = super::from_item::<MessageItem>(item)?;
+        let query = self
+            .client
+            .get()
+            .query()
+            .table_name(&self.messages_table)
+            .index_name(keys::CHANNEL_CHANGES_INDEX)
+            .key_condition_expression("channelId = :channel AND changeSeq > :after")
+            .expression_attribute_values(":channel", AttributeValue::S(channel.to_string()))
+            .expression_attribute_values(":after", number(after));
+        let items = self.query_items(query, limit).await?;
+        Ok(items
+            .into_iter()
+            .map(|item| {
                 let changed_at = item.changed_at.unwrap_or(0);
-                found.push((item.into_message(), changed_at));
-            }
-            start_key = out.last_evaluated_key;
-            if start_key.is_none() || found.len() >= limit {
-                found.truncate(limit);
-                return Ok(found);
-            }
-        }
+                (item.into_message(), changed_at)
+            })
+            .collect())
     }
 
     async fn edit(
@@ -598,31 +614,16 @@ impl Log for MessageLog {
         order: Order,
     ) -> Result<Vec<Message>, PortError> {
         let (low, high) = range;
-        let mut found = Vec::new();
-        let mut start_key = None;
-        loop {
-            let out = self
-                .client
-                .get()
-                .query()
-                .table_name(&self.messages_table)
-                .key_condition_expression("pk = :pk AND id BETWEEN :low AND :high")
-                .expression_attribute_values(":pk", AttributeValue::S(keys::message_pk(channel, bucket)))
-                .expression_attribute_values(":low", number(low.as_u64()))
-                .expression_attribute_values(":high", number(high.as_u64()))
-                .scan_index_forward(order == Order::OldestFirst)
-                .limit((limit - found.len()) as i32)
-                .set_exclusive_start_key(start_key)
-                .send()
-                .await
-                .map_err(|e| StoreError::aws("Query", e))?;
-            for item in out.items.unwrap_or_default() {
-                found.push(super::from_item::<MessageItem>(item)?.into_message());
-            }
-            start_key = out.last_evaluated_key;
-            if start_key.is_none() || found.len() >= limit {
-                return Ok(found);
-            }
-        }
+        let query = self
+            .client
+            .get()
+            .query()
+            .table_name(&self.messages_table)
+            .key_condition_expression("pk = :pk AND id BETWEEN :low AND :high")
+            .expression_attribute_values(":pk", AttributeValue::S(keys::message_pk(channel, bucket)))
+            .expression_attribute_values(":low", number(low.as_u64()))
+            .expression_attribute_values(":high", number(high.as_u64()))
+            .scan_index_forward(order == Order::OldestFirst);
+        Ok(self.query_items(query, limit).await?.into_iter().map(MessageItem::into_message).collect())
     }
 }
