@@ -146,9 +146,9 @@ impl ScanFanOut {
         // The same append as ours (chat::append_next); only the fan-out differs.
         match chat_domain::ordering::append_next(app, message, roster.meta.clone()).await? {
             Appended::Stored(message) => {
-                let frame = ServerFrame::Message { message: message.clone() }.to_json();
+                let frame = ServerFrame::Message { message: (*message).clone() }.to_json();
                 self.fan_out(&roster.member_ids(), origin, &frame).await;
-                Ok(message)
+                Ok(*message)
             }
             Appended::Duplicate(id) => Err(ChatError::InvalidRequest(format!("baseline does not retry sends ({id})"))),
         }

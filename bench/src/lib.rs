@@ -8,6 +8,7 @@
 pub mod abuse;
 pub mod aws_http;
 pub mod baseline;
+pub mod changes;
 pub mod coldstart;
 pub mod cpu;
 pub mod lambda_events;

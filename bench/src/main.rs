@@ -31,12 +31,14 @@ enum Part {
     Scale,
     /// The send path, before and now: requests, units, and a burst into one group.
     SendPath,
+    /// Reactions, replies, mentions, and a device catching up on a channel's changes.
+    Changes,
 }
 
 #[derive(Debug, Parser)]
 #[command(about = "Benchmarks of the chat backend on the local stack (moto + local gateway)")]
 struct Args {
-    /// What to run (default: requests latency cpu coldstart; load, abuse, scale and send-path run only when named).
+    /// What to run (default: requests latency cpu coldstart; load, abuse, scale, send-path and changes run only when named).
     parts: Vec<Part>,
     /// Fewer messages and runs: a smoke test of the benchmarks, not figures to keep.
     #[arg(long)]
@@ -189,6 +191,11 @@ async fn main() {
                 };
                 let (table, data) = bench::scale::section(&options, &progress).await;
                 section("scale", table, data);
+            }
+            Part::Changes => {
+                progress("reactions, replies, mentions and catching up on changes");
+                let rows = bench::changes::run().await;
+                section("changes", report::requests_table(&rows), json!(rows));
             }
             Part::SendPath => {
                 let senders = if args.quick { 20 } else { args.burst_senders };

@@ -30,7 +30,7 @@ pub struct RequestRow {
 }
 
 impl RequestRow {
-    fn new(operation: &str, counts: BTreeMap<String, u64>, units: Units, answer: &str) -> Self {
+    pub(crate) fn new(operation: &str, counts: BTreeMap<String, u64>, units: Units, answer: &str) -> Self {
         let sum = |prefix: &str| counts.iter().filter(|(k, _)| k.starts_with(prefix)).map(|(_, v)| v).sum();
         Self {
             operation: operation.to_owned(),
@@ -55,7 +55,7 @@ impl RequestRow {
 
 /// Sends `frame` and waits for its answer (a frame of one of `types`); answers its `type`
 /// (and `code` for errors).
-async fn ask(device: &LiveClient, frame: Value, types: &[&str]) -> String {
+pub(crate) async fn ask(device: &LiveClient, frame: Value, types: &[&str]) -> String {
     assert!(device.send(&frame).await, "connection open");
     let deadline = Instant::now() + Duration::from_secs(10);
     while let Some(arrival) = device.next(deadline.saturating_duration_since(Instant::now())).await {
@@ -71,7 +71,7 @@ async fn ask(device: &LiveClient, frame: Value, types: &[&str]) -> String {
     "no answer".into()
 }
 
-async fn drain(device: &LiveClient) {
+pub(crate) async fn drain(device: &LiveClient) {
     while device.next(Duration::from_millis(20)).await.is_some() {}
 }
 

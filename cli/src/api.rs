@@ -4,11 +4,11 @@
 use chat_protocol::ErrorCode;
 use chat_protocol::frames::ErrorBody;
 use chat_protocol::http::{
-    ChannelList, ChannelSummary, Credentials, HistoryPage, Invitation, InvitationList, RefreshRequest, UploadGrant,
-    UploadRequest,
+    ChannelList, ChannelSummary, ChannelView, Credentials, HistoryPage, Invitation, InvitationList, RefreshRequest,
+    UploadGrant, UploadRequest,
 };
 use chat_protocol::ids::MessageId;
-use chat_protocol::model::{Attachment, ChannelId, ChannelKind};
+use chat_protocol::model::{Attachment, ChannelId, ChannelKind, Message, UserId};
 use http::Method;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -170,6 +170,36 @@ impl Api {
             path.push_str(&format!("&after={after}"));
         }
         self.get(store, &path).await
+    }
+
+    /// The message of `channel_id` at `seq`, found by paging its history back from the
+    /// newest (seqs have no gaps, so the pages say when it is not there).
+    pub async fn message_at(
+        &self,
+        store: &mut Store,
+        channel_id: &ChannelId,
+        seq: u64,
+    ) -> Result<Option<Message>, Error> {
+        let mut before = None;
+        loop {
+            let page = self.history(store, channel_id, before, None, 100).await?;
+            if let Some(message) = page.messages.iter().find(|m| m.seq == seq) {
+                return Ok(Some(message.clone()));
+            }
+            // Newest first: past the seq once the oldest of the page is older.
+            let passed = page.messages.last().is_none_or(|oldest| oldest.seq < seq);
+            if passed || page.next_before.is_none() {
+                return Ok(None);
+            }
+            before = page.next_before;
+        }
+    }
+
+    /// The members of a channel (`GET /channels/{id}`).
+    pub async fn members(&self, store: &mut Store, channel_id: &ChannelId) -> Result<Vec<UserId>, Error> {
+        let path = format!("/channels/{}", urlencoding::encode(channel_id.as_str()));
+        let view: ChannelView = self.get(store, &path).await?;
+        Ok(view.members.into_iter().map(|m| m.user_id).collect())
     }
 
     /// Uploads a file for a message in `channel_id`: a grant from the HTTP API, then a

@@ -5,23 +5,24 @@
 //! heartbeats (the user is online), marks what it shows as read, tells when the other
 //! person of a direct chat (or a member of a group) comes online or goes offline, and
 //! notes invitations to other channels as they arrive (looked for on connecting and every
-//! 15 s: they are not pushed).
+//! 15 s: they are not pushed). Replies, mentions and reactions: see [`LONG_ABOUT`].
 
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::time::Duration;
 
 use chat_protocol::ErrorCode;
 use chat_protocol::frames::{ClientFrame, ErrorBody, PresenceView, ServerFrame, Status};
 use chat_protocol::http::ChannelSummary;
 use chat_protocol::ids::MessageId;
-use chat_protocol::model::{ChannelId, ChannelKind, ClientMsgId, Message, UserId};
+use chat_protocol::model::{ChannelId, ChannelKind, ClientMsgId, Emoji, Message, UserId};
 use serde_json::Value;
 use tokio::sync::mpsc;
 
 use crate::Endpoints;
 use crate::api::{Api, Error};
+use crate::commands::{self, MessageRef};
 use crate::session::Store;
-use crate::show::{display_text, kind_name};
+use crate::show::{self, display_text, kind_name};
 use crate::socket::{self, Incoming, Received, Socket};
 use crate::term::{self, Screen};
 
@@ -36,14 +37,40 @@ const INVITATION_POLL: Duration = Duration::from_secs(15);
 /// The close code of a socket the server ended on purpose (as when the session is signed out).
 const CLOSE_NORMAL: u16 = 1000;
 
+/// `chat chat --help`.
+pub const LONG_ABOUT: &str = "\
+Chat in a channel: incoming messages scroll above, your prompt stays on the last line.
+Ctrl-D or /quit leaves.
+
+Messages show as `HH:MM #seq author: text`. A reply comes after the start of the message it
+answers (`↪ alice: first words…`, or `↪ (deleted message)`); `(mentions you)` marks a
+message that mentions you; reactions follow the text (`👍 2* ❤️ 1`, `*`: yours), and
+reactions as they come are told (`bob reacted 👍 to #12`).
+
+A line you type is sent as a message; `@username` in it mentions that member of the
+channel. Commands (MESSAGE: #12 or 12, its seq, or its id):
+  /reply MESSAGE TEXT     answer a message
+  /react MESSAGE EMOJI    react to a message (👍, ❤️, :party:…)
+  /unreact MESSAGE EMOJI  take your reaction back
+  /help                   these commands
+  /quit                   leave";
+
+/// What `/help` shows.
+const HELP: &str = "\
+/reply MESSAGE TEXT · /react MESSAGE EMOJI · /unreact MESSAGE EMOJI · /quit
+MESSAGE: #12 or 12 (its seq) or its id; @username in a text mentions a member";
+
 struct Outgoing {
     client_msg_id: ClientMsgId,
     text: String,
+    reply_to: Option<MessageId>,
+    mentions: Vec<UserId>,
 }
 
 struct Chat<'a> {
     api: &'a Api,
     store: &'a mut Store,
+    me: UserId,
     screen: Screen,
     channel: ChannelSummary,
     channels: Vec<ChannelSummary>,
@@ -61,6 +88,13 @@ struct Chat<'a> {
     members_online: Option<BTreeMap<UserId, bool>>,
     /// Channels of the invitations already noted.
     invitations_noted: HashSet<ChannelId>,
+    /// The ids of the messages shown, by seq: what `/react 12` names.
+    shown: BTreeMap<u64, MessageId>,
+    /// The emoji the user reacted with, per message (as far as seen): `reaction` events
+    /// carry counts only.
+    mine: HashMap<MessageId, BTreeSet<Emoji>>,
+    /// Reactions typed and not yet sent (they wait for the connection).
+    reactions: VecDeque<ClientFrame>,
 }
 
 pub async fn run(
@@ -72,10 +106,12 @@ pub async fn run(
 ) -> Result<(), Error> {
     let channels = api.channels(store).await?;
     let channel = api.resolve(store, reference).await?;
+    let me = store.user_id()?.clone();
     let screen = Screen::new(format!("{}> ", channel.title()));
     let mut chat = Chat {
         api,
         store,
+        me,
         screen,
         channel,
         channels,
@@ -88,13 +124,16 @@ pub async fn run(
         peer_online: None,
         members_online: None,
         invitations_noted: HashSet::new(),
+        shown: BTreeMap::new(),
+        mine: HashMap::new(),
+        reactions: VecDeque::new(),
     };
     chat.note(&format!(
-        "{} ({}, {}) · you are {} · /quit or Ctrl-D leaves",
+        "{} ({}, {}) · you are {} · /help lists commands · /quit or Ctrl-D leaves",
         chat.channel.title(),
         kind_name(chat.channel.kind),
         chat.channel.channel_id,
-        chat.store.user_id()?
+        chat.me
     ));
     chat.show_recent(history.clamp(1, 100)).await?;
 
@@ -194,7 +233,7 @@ async fn wait_or_quit(lines: &mut mpsc::UnboundedReceiver<String>, delay: Durati
             _ = tokio::time::sleep_until(deadline) => return false,
             line = lines.recv() => match line {
                 None => return true,
-                Some(line) => if chat.typed(line) { return true },
+                Some(line) => if chat.typed(line).await { return true },
             },
         }
     }
@@ -207,9 +246,18 @@ impl Chat<'_> {
 
     fn print(&mut self, message: &Message) {
         let time = term::format_time(message.created_at);
-        self.screen.line(&format!("{} {}: {}", &time[11..], message.author_id, display_text(message)));
-        if self.store.session.as_ref().is_some_and(|s| s.user_id != message.author_id) {
+        for line in show::message_lines(&format!("{} ", &time[11..]), message, Some(&self.me)) {
+            self.screen.line(&line);
+        }
+        if self.me != message.author_id {
             self.unread_shown = true;
+        }
+        self.shown.insert(message.seq, message.message_id);
+        let mine: BTreeSet<Emoji> = message.reactions.iter().filter(|r| r.me).map(|r| r.emoji.clone()).collect();
+        if mine.is_empty() {
+            self.mine.remove(&message.message_id);
+        } else {
+            self.mine.insert(message.message_id, mine);
         }
         self.last_seq = message.seq;
         self.last_id = Some(message.message_id);
@@ -274,9 +322,7 @@ impl Chat<'_> {
 
     /// A send whose ack went missing shows up in history: it is delivered.
     fn settle(&mut self, message: &Message) {
-        let me = self.store.session.as_ref().map(|s| &s.user_id);
-        if me == Some(&message.author_id)
-            && self.outbox.front().is_some_and(|o| o.client_msg_id == message.client_msg_id)
+        if self.me == message.author_id && self.outbox.front().is_some_and(|o| o.client_msg_id == message.client_msg_id)
         {
             self.outbox.pop_front();
             self.in_flight = false;
@@ -284,20 +330,111 @@ impl Chat<'_> {
     }
 
     /// A line typed at the prompt; true for /quit.
-    fn typed(&mut self, line: String) -> bool {
+    async fn typed(&mut self, line: String) -> bool {
         self.screen.clear_prompt();
         let text = line.trim();
         if text == "/quit" || text == "/exit" {
             return true;
         }
-        if !text.is_empty() {
-            self.outbox.push_back(Outgoing { client_msg_id: socket::new_client_msg_id(), text: text.to_owned() });
+        let (command, rest) = text.split_once(char::is_whitespace).unwrap_or((text, ""));
+        let rest = rest.trim();
+        match command {
+            "" => {}
+            "/help" => {
+                for line in HELP.lines() {
+                    self.note(&format!("  {line}"));
+                }
+            }
+            "/react" | "/unreact" => self.react(rest, command == "/react").await,
+            "/reply" => self.reply(rest).await,
+            _ => self.queue(text.to_owned(), None).await,
         }
         false
     }
 
-    /// Sends the head of the outbox unless it is in flight or waiting out a rate limit.
+    /// A message for the outbox, with the members its text mentions.
+    async fn queue(&mut self, text: String, reply_to: Option<MessageId>) {
+        let mut mentions = Vec::new();
+        if text.contains('@') {
+            // Asked each time: members come and go while the chat runs.
+            match self.api.members(self.store, &self.channel.channel_id).await {
+                Ok(members) => mentions = commands::mentioned(&text, &members, Some(&self.me)),
+                Err(err) => self.note(&format!("! the members are not known ({err}): sent without mentions")),
+            }
+        }
+        let client_msg_id = socket::new_client_msg_id();
+        self.outbox.push_back(Outgoing { client_msg_id, text, reply_to, mentions });
+    }
+
+    /// `/reply MESSAGE TEXT`.
+    async fn reply(&mut self, args: &str) {
+        let Some((reference, text)) = args.split_once(char::is_whitespace).filter(|(_, t)| !t.trim().is_empty()) else {
+            self.note("! usage: /reply MESSAGE TEXT (MESSAGE: #12 or 12, or its id)");
+            return;
+        };
+        let reference = match commands::message_ref(reference) {
+            Ok(reference) => reference,
+            Err(why) => return self.note(&format!("! {why}")),
+        };
+        if let Some(message_id) = self.message_id(reference).await {
+            self.queue(text.trim().to_owned(), Some(message_id)).await;
+        }
+    }
+
+    /// `/react MESSAGE EMOJI` (`add`) or `/unreact MESSAGE EMOJI`: sent when connected,
+    /// answered by a `reaction` event.
+    async fn react(&mut self, args: &str, add: bool) {
+        let command = if add { "/react" } else { "/unreact" };
+        let words: Vec<&str> = args.split_whitespace().collect();
+        let [reference, emoji] = words.as_slice() else {
+            return self.note(&format!("! usage: {command} MESSAGE EMOJI (MESSAGE: #12 or 12, or its id)"));
+        };
+        let reference = match commands::message_ref(reference) {
+            Ok(reference) => reference,
+            Err(why) => return self.note(&format!("! {why}")),
+        };
+        let emoji = match Emoji::parse(*emoji) {
+            Ok(emoji) => emoji,
+            Err(why) => return self.note(&format!("! {why}")),
+        };
+        let Some(message_id) = self.message_id(reference).await else { return };
+        let channel_id = self.channel.channel_id.clone();
+        self.reactions.push_back(if add {
+            ClientFrame::AddReaction { channel_id, message_id, emoji }
+        } else {
+            ClientFrame::RemoveReaction { channel_id, message_id, emoji }
+        });
+    }
+
+    /// The id of a message of this channel: one shown, else looked up in history.
+    async fn message_id(&mut self, reference: MessageRef) -> Option<MessageId> {
+        let seq = match reference {
+            MessageRef::Id(id) => return Some(id),
+            MessageRef::Seq(seq) => seq,
+        };
+        if let Some(id) = self.shown.get(&seq) {
+            return Some(*id);
+        }
+        match self.api.message_at(self.store, &self.channel.channel_id, seq).await {
+            Ok(Some(message)) => Some(message.message_id),
+            Ok(None) => {
+                self.note(&format!("! there is no message #{seq} here"));
+                None
+            }
+            Err(err) => {
+                self.note(&format!("! cannot look #{seq} up: {err}"));
+                None
+            }
+        }
+    }
+
+    /// Sends the reactions typed, then the head of the outbox unless it is in flight or
+    /// waiting out a rate limit.
     async fn pump(&mut self, socket: &mut Socket) -> Result<(), Error> {
+        while let Some(frame) = self.reactions.front() {
+            socket.send(frame).await?;
+            self.reactions.pop_front();
+        }
         if self.in_flight || self.retry_at.is_some() {
             return Ok(());
         }
@@ -307,6 +444,8 @@ impl Chat<'_> {
                 client_msg_id: head.client_msg_id.clone(),
                 text: head.text.clone(),
                 attachments: Vec::new(),
+                reply_to: head.reply_to,
+                mentions: head.mentions.clone(),
             };
             socket.send(&frame).await?;
             self.in_flight = true;
@@ -342,7 +481,7 @@ impl Chat<'_> {
                 line = lines.recv() => match line {
                     None => return Ok(End::Quit),
                     Some(line) => {
-                        if self.typed(line) {
+                        if self.typed(line).await {
                             return Ok(End::Quit);
                         }
                     }
@@ -430,6 +569,50 @@ impl Chat<'_> {
         self.outbox.front().is_some_and(|o| body.client_msg_id.as_deref() == Some(o.client_msg_id.as_str()))
     }
 
+    /// A `reaction` event: who reacted how in this channel, and the counts now (those of
+    /// other channels are not shown).
+    fn reaction(&mut self, event: ServerFrame) {
+        let ServerFrame::Reaction { channel_id, message_id, seq, user_id, emoji, added, mut reactions, change_seq } =
+            event
+        else {
+            return;
+        };
+        if channel_id != self.channel.channel_id {
+            return;
+        }
+        let changed = change_seq.is_some();
+        let mine = user_id == self.me;
+        if !mine && !changed {
+            return;
+        }
+        if mine {
+            let emojis = self.mine.entry(message_id).or_default();
+            if added {
+                emojis.insert(emoji.clone());
+            } else {
+                emojis.remove(&emoji);
+            }
+        }
+        // The event carries counts only: the reader's own are those seen.
+        let own = self.mine.get(&message_id);
+        for count in &mut reactions {
+            count.me = own.is_some_and(|own| own.contains(&count.emoji));
+        }
+        let who = if mine { "you".to_owned() } else { user_id.to_string() };
+        let said = match (added, changed) {
+            (true, true) => format!("{who} reacted {emoji} to #{seq}"),
+            (false, true) => format!("{who} took back {emoji} from #{seq}"),
+            (true, false) => format!("you had reacted {emoji} to #{seq} already"),
+            (false, false) => format!("you had not reacted {emoji} to #{seq}"),
+        };
+        let counts = show::reaction_counts(&reactions);
+        if counts.is_empty() {
+            self.note(&format!("  {said} (no reactions now)"));
+        } else {
+            self.note(&format!("  {said} · {counts}"));
+        }
+    }
+
     async fn frame(&mut self, received: Received) -> Result<(), Error> {
         let Some(frame) = received.frame else {
             // API Gateway's own answer ({"message": "Internal server error"}): the head is
@@ -464,7 +647,8 @@ impl Chat<'_> {
                         .find(|c| c.channel_id == message.channel_id)
                         .map(|c| c.title().to_owned())
                         .unwrap_or_else(|| message.channel_id.to_string());
-                    self.note(&format!("  [{title}] {}: {}", message.author_id, message.text));
+                    let body = show::message_body(&message, Some(&self.me));
+                    self.note(&format!("  [{title}] {}: {body}", message.author_id));
                 }
             }
             ServerFrame::Error(body) => {
@@ -492,6 +676,7 @@ impl Chat<'_> {
                 self.note(&format!("  {} edited #{}: {}", message.author_id, message.seq, display_text(&message)));
             }
             ServerFrame::MessageDeleted { seq, .. } => self.note(&format!("  message #{seq} was deleted")),
+            event @ ServerFrame::Reaction { .. } => self.reaction(event),
             ServerFrame::Presence(view) => self.presence(&view),
             ServerFrame::PresenceState { users } => self.presence_state(&users),
             // Typing, receipts and sync answers are not for this client.

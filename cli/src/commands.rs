@@ -1,6 +1,8 @@
-//! The one-shot commands: accounts, channels, send, history.
+//! The one-shot commands: accounts, channels, send, reply, react, history.
 
+use std::fmt;
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 use std::time::Duration;
 
 use chat_protocol::ErrorCode;
@@ -9,7 +11,7 @@ use chat_protocol::http::{
     BlockList, BlockRequest, ChannelSummary, ChannelView, DirectWith, Invitation, NewGroup, NewMembers, SignOutRequest,
 };
 use chat_protocol::ids::MessageId;
-use chat_protocol::model::{ChannelId, ChannelKind, ClientMsgId, MemberRole, UserId};
+use chat_protocol::model::{ChannelId, ChannelKind, ClientMsgId, Emoji, MemberRole, UserId};
 use chat_protocol::{ProtocolError, frames::ClientFrame};
 use clap::{Args, Subcommand};
 use http::Method;
@@ -41,7 +43,8 @@ pub struct Credentials {
 
 #[derive(Subcommand)]
 pub enum ChannelAction {
-    /// Your channels, most recently active first (the default).
+    /// Your channels, most recently active first (the default), with the unread messages
+    /// and, of those, the ones that mention you.
     List,
     /// Open (or find) the direct channel with a user: they are invited, and join when
     /// they accept (or open it too).
@@ -101,9 +104,121 @@ pub struct HistoryArgs {
     pub before: Option<MessageId>,
 }
 
+#[derive(Args)]
+pub struct ReactionArgs {
+    /// Channel id, group name, or the other person's username.
+    pub channel: String,
+    /// The message: `#12` (quoted in a shell) or `12`, its seq as `chat history` shows it,
+    /// or its id.
+    #[arg(value_parser = message_ref)]
+    pub message: MessageRef,
+    /// One emoji (👍, ❤️, 🎉…) or a short code such as `:party:`.
+    #[arg(value_parser = emoji)]
+    pub emoji: Emoji,
+}
+
 /// A user id argument (`chat block bob`), checked as the protocol checks it.
 pub fn user_id(raw: &str) -> Result<UserId, ProtocolError> {
     UserId::parse(raw)
+}
+
+/// An emoji argument (`chat react bob 12 👍`), checked as the protocol checks it.
+pub fn emoji(raw: &str) -> Result<Emoji, ProtocolError> {
+    Emoji::parse(raw)
+}
+
+/// Below this, a bare number is a seq; message ids are far larger (their high bits count
+/// milliseconds since 2024: every id made after 2024-01-01 00:00:01 UTC is past it).
+const SEQ_LIMIT: u64 = 1 << 32;
+
+/// A message as the commands name it: `#12` (or just `12`), its place in the channel as
+/// `chat history` and the chat show it, or its id (`chat --json history`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageRef {
+    Seq(u64),
+    Id(MessageId),
+}
+
+impl FromStr for MessageRef {
+    type Err = String;
+
+    fn from_str(raw: &str) -> Result<Self, String> {
+        let (digits, hash) = match raw.strip_prefix('#') {
+            Some(rest) => (rest, true),
+            None => (raw, false),
+        };
+        let number: u64 = digits.parse().map_err(|_| {
+            format!("\"{raw}\" is not a message: give its #seq as `chat history` shows it (#12, or 12) or its id")
+        })?;
+        match number {
+            0 => Err("messages are numbered from #1".into()),
+            n if hash || n < SEQ_LIMIT => Ok(MessageRef::Seq(n)),
+            n => Ok(MessageRef::Id(MessageId::from_u64(n))),
+        }
+    }
+}
+
+impl fmt::Display for MessageRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MessageRef::Seq(seq) => write!(f, "#{seq}"),
+            MessageRef::Id(id) => write!(f, "message {id}"),
+        }
+    }
+}
+
+/// A message argument: `#12`, `12` or a message id.
+pub fn message_ref(raw: &str) -> Result<MessageRef, String> {
+    raw.parse()
+}
+
+/// The id of the message `reference` names in `channel` (a seq is looked up in history).
+pub async fn message_id(
+    api: &Api,
+    store: &mut Store,
+    channel: &ChannelSummary,
+    reference: MessageRef,
+) -> Result<MessageId, Error> {
+    let seq = match reference {
+        MessageRef::Id(id) => return Ok(id),
+        MessageRef::Seq(seq) => seq,
+    };
+    let missing =
+        || Error::Usage(format!("no message #{seq} in {} (it has {} messages)", channel.title(), channel.seq));
+    if seq > channel.seq {
+        return Err(missing());
+    }
+    match api.message_at(store, &channel.channel_id, seq).await? {
+        Some(message) => Ok(message.message_id),
+        None => Err(missing()),
+    }
+}
+
+/// The members `text` mentions as `@name` (in the order they come, once each; the
+/// sender, and names that are not members, are not mentions). A name ends where a
+/// username cannot go on; a trailing `.` or `-` (`@bob.`) is tried without as well.
+pub fn mentioned(text: &str, members: &[UserId], me: Option<&UserId>) -> Vec<UserId> {
+    let mut found: Vec<UserId> = Vec::new();
+    for (at, _) in text.match_indices('@') {
+        // An @ inside a word (an e-mail address) mentions nobody.
+        if text[..at].chars().next_back().is_some_and(|c| c.is_alphanumeric() || c == '_') {
+            continue;
+        }
+        let rest = &text[at + 1..];
+        let end =
+            rest.find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))).unwrap_or(rest.len());
+        let name = &rest[..end];
+        let member = [name, name.trim_end_matches(['.', '-'])]
+            .into_iter()
+            .find_map(|name| members.iter().find(|m| !name.is_empty() && m.as_str().eq_ignore_ascii_case(name)));
+        if let Some(member) = member
+            && Some(member) != me
+            && !found.contains(member)
+        {
+            found.push(member.clone());
+        }
+    }
+    found
 }
 
 /// A role argument: `owner`, `admin` or `member`, as the protocol names them.
@@ -335,7 +450,8 @@ pub async fn sign_out(api: &Api, store: &mut Store, everywhere: bool, json: bool
 }
 
 /// A line of `chat --json channels`: what it has always printed of a channel, in this
-/// order (`name` and `peer` null when absent). The CLI's output, not a wire type (that is
+/// order (`name` and `peer` null when absent), then the unread messages that mention the
+/// reader (`mentions`, added last). The CLI's output, not a wire type (that is
 /// [`ChannelSummary`], which has more).
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -347,6 +463,7 @@ struct ChannelLine<'a> {
     member_count: u64,
     seq: u64,
     unread: u64,
+    mentions: u64,
 }
 
 impl<'a> From<&'a ChannelSummary> for ChannelLine<'a> {
@@ -359,6 +476,7 @@ impl<'a> From<&'a ChannelSummary> for ChannelLine<'a> {
             member_count: c.member_count,
             seq: c.seq,
             unread: c.unread,
+            mentions: c.mentions,
         }
     }
 }
@@ -375,16 +493,20 @@ fn print_channels(channels: &[ChannelSummary], json: bool) {
         return;
     }
     let width = channels.iter().map(|c| c.channel_id.as_str().len()).max().unwrap_or(0).max(2);
-    println!("{:<width$}  {:<6}  {:>7}  {:>8}  {:>6}  NAME", "ID", "KIND", "MEMBERS", "MESSAGES", "UNREAD");
+    println!(
+        "{:<width$}  {:<6}  {:>7}  {:>8}  {:>6}  {:>8}  NAME",
+        "ID", "KIND", "MEMBERS", "MESSAGES", "UNREAD", "MENTIONS"
+    );
     for c in channels {
-        let unread = if c.unread > 0 { c.unread.to_string() } else { String::new() };
+        let count = |n: u64| if n > 0 { n.to_string() } else { String::new() };
         println!(
-            "{:<width$}  {:<6}  {:>7}  {:>8}  {:>6}  {}",
+            "{:<width$}  {:<6}  {:>7}  {:>8}  {:>6}  {:>8}  {}",
             c.channel_id.as_str(),
             kind_name(c.kind),
             c.member_count,
             c.seq,
-            unread,
+            count(c.unread),
+            count(c.mentions),
             c.title()
         );
     }
@@ -425,17 +547,35 @@ pub fn content_type_of(path: &Path) -> &'static str {
     }
 }
 
-pub async fn send(
-    api: &Api,
-    endpoints: &Endpoints,
-    store: &mut Store,
-    channel: &str,
-    words: Vec<String>,
-    files: Vec<PathBuf>,
-    json: bool,
-) -> Result<(), Error> {
+/// A message to send: `chat send`, and `chat reply` (with `reply_to`).
+pub struct Draft {
+    pub channel: String,
+    /// The text's words, joined with spaces; `-` alone reads the text from stdin.
+    pub words: Vec<String>,
+    pub files: Vec<PathBuf>,
+    pub reply_to: Option<MessageRef>,
+    /// Mentioned besides the members the text names as `@name`.
+    pub mentions: Vec<UserId>,
+}
+
+pub async fn send(api: &Api, endpoints: &Endpoints, store: &mut Store, draft: Draft, json: bool) -> Result<(), Error> {
+    let Draft { channel, words, files, reply_to, mut mentions } = draft;
     let text = if words == ["-"] { std::io::read_to_string(std::io::stdin())? } else { words.join(" ") };
-    let channel = api.resolve(store, channel).await?;
+    let text = text.trim_end_matches('\n').to_owned();
+    let channel = api.resolve(store, &channel).await?;
+    let reply_to = match reply_to {
+        Some(reference) => Some(message_id(api, store, &channel, reference).await?),
+        None => None,
+    };
+    if text.contains('@') {
+        let members = api.members(store, &channel.channel_id).await?;
+        let me = store.user_id()?.clone();
+        for member in mentioned(&text, &members, Some(&me)) {
+            if !mentions.contains(&member) {
+                mentions.push(member);
+            }
+        }
+    }
     let mut progress = Progress::new();
     let mut attachments = Vec::new();
     for (i, path) in files.iter().enumerate() {
@@ -450,8 +590,10 @@ pub async fn send(
     let frame = ClientFrame::SendMessage {
         channel_id: channel.channel_id.clone(),
         client_msg_id: client_msg_id.clone(),
-        text: text.trim_end_matches('\n').to_owned(),
+        text,
         attachments,
+        reply_to,
+        mentions,
     };
     let mut tries = 0;
     let (ack, message) = loop {
@@ -480,7 +622,15 @@ pub async fn send(
     if json {
         println!("{ack}");
     } else {
-        println!("sent to {} as #{} (id {})", channel.title(), message.seq, message.message_id);
+        let mut said = format!("sent to {} as #{} (id {})", channel.title(), message.seq, message.message_id);
+        if let Some(quote) = &message.reply_to {
+            said.push_str(&format!(", a reply to {}'s message", quote.author_id));
+        }
+        if !message.mentions.is_empty() {
+            let names: Vec<&str> = message.mentions.iter().map(UserId::as_str).collect();
+            said.push_str(&format!(", mentioning {}", names.join(", ")));
+        }
+        println!("{said}");
     }
     Ok(())
 }
@@ -518,11 +668,12 @@ pub async fn change(
     endpoints: &Endpoints,
     store: &mut Store,
     channel: &str,
-    message_id: MessageId,
+    message: MessageRef,
     text: Option<String>,
     json: bool,
 ) -> Result<(), Error> {
     let channel = api.resolve(store, channel).await?;
+    let message_id = message_id(api, store, &channel, message).await?;
     let channel_id = channel.channel_id.clone();
     let (action, frame) = match text.clone() {
         Some(text) => ("editMessage", ClientFrame::EditMessage { channel_id, message_id, text }),
@@ -555,6 +706,67 @@ pub async fn change(
     Ok(())
 }
 
+/// `addReaction` (`add`) or `removeReaction`, waiting for the answer: the `reaction`
+/// event with the message's reactions now.
+pub async fn react(
+    api: &Api,
+    endpoints: &Endpoints,
+    store: &mut Store,
+    args: ReactionArgs,
+    add: bool,
+    json: bool,
+) -> Result<(), Error> {
+    let ReactionArgs { channel, message, emoji } = args;
+    let channel = api.resolve(store, &channel).await?;
+    let message_id = message_id(api, store, &channel, message).await?;
+    let me = store.user_id()?.clone();
+    let channel_id = channel.channel_id.clone();
+    let (action, frame) = if add {
+        ("addReaction", ClientFrame::AddReaction { channel_id, message_id, emoji: emoji.clone() })
+    } else {
+        ("removeReaction", ClientFrame::RemoveReaction { channel_id, message_id, emoji: emoji.clone() })
+    };
+    let token = store.access_token(api).await?;
+    let mut socket = Socket::connect(&endpoints.ws, &token, &endpoints.tls).await?;
+    socket.send(&frame).await?;
+    let answer = wait_for(&mut socket, |f| match f {
+        ServerFrame::Reaction { message_id: id, user_id, emoji: e, added, .. } => {
+            *id == message_id && *user_id == me && *e == emoji && *added == add
+        }
+        ServerFrame::Error(body) => body.action.as_deref() == Some(action),
+        _ => false,
+    })
+    .await?;
+    socket.close().await;
+    let (seq, mut reactions, changed) = match answer.frame {
+        Some(ServerFrame::Reaction { seq, reactions, change_seq, .. }) => (seq, reactions, change_seq.is_some()),
+        Some(ServerFrame::Error(body)) => return Err(Error::from_frame(&body)),
+        _ => return Err(Error::from_frame(&answer.gateway_error().expect("wait_for answers errors"))),
+    };
+    if json {
+        println!("{}", answer.raw);
+        return Ok(());
+    }
+    // The event carries counts only: of the reader's own, this one is known.
+    for count in &mut reactions {
+        count.me = add && count.emoji == emoji;
+    }
+    let title = channel.title();
+    let said = match (add, changed) {
+        (true, true) => format!("reacted {emoji} to #{seq} in {title}"),
+        (true, false) => format!("you had reacted {emoji} to #{seq} in {title} already"),
+        (false, true) => format!("took back {emoji} from #{seq} in {title}"),
+        (false, false) => format!("you had not reacted {emoji} to #{seq} in {title}"),
+    };
+    let counts = show::reaction_counts(&reactions);
+    if counts.is_empty() {
+        println!("{said} (no reactions now)");
+    } else {
+        println!("{said} · {counts}");
+    }
+    Ok(())
+}
+
 pub async fn history(api: &Api, store: &mut Store, args: HistoryArgs, json: bool) -> Result<(), Error> {
     let channel = api.resolve(store, &args.channel).await?;
     let mut progress = Progress::new();
@@ -574,11 +786,12 @@ pub async fn history(api: &Api, store: &mut Store, args: HistoryArgs, json: bool
     }
     progress.finish();
     messages.reverse();
+    let me = store.user_id().ok().cloned();
     for message in &messages {
         if json {
             println!("{}", serde_json::to_string(message).expect("messages serialise"));
         } else {
-            println!("{}", show::message_line(message));
+            println!("{}", show::message_line(message, me.as_ref()));
         }
     }
     Ok(())
@@ -592,7 +805,8 @@ mod tests {
         serde_json::from_str(json).unwrap()
     }
 
-    /// `chat --json channels` prints what it printed when the CLI had its own type.
+    /// `chat --json channels` prints what it printed when the CLI had its own type, and
+    /// `mentions` after it.
     #[test]
     fn channel_lines_keep_their_fields_and_order() {
         let direct = summary(
@@ -601,7 +815,7 @@ mod tests {
         );
         assert_eq!(
             serde_json::to_string(&ChannelLine::from(&direct)).unwrap(),
-            r#"{"channelId":"d-01","kind":"direct","name":null,"peer":"bob","memberCount":2,"seq":3,"unread":1}"#
+            r#"{"channelId":"d-01","kind":"direct","name":null,"peer":"bob","memberCount":2,"seq":3,"unread":1,"mentions":0}"#
         );
         let group = summary(
             r#"{"channelId":"g-01","kind":"group","name":"Book club","role":"owner","memberCount":1,"seq":0,
@@ -609,10 +823,41 @@ mod tests {
         );
         assert_eq!(
             serde_json::to_string(&ChannelLine::from(&group)).unwrap(),
-            r#"{"channelId":"g-01","kind":"group","name":"Book club","peer":null,"memberCount":1,"seq":0,"unread":0}"#
+            r#"{"channelId":"g-01","kind":"group","name":"Book club","peer":null,"memberCount":1,"seq":0,"unread":0,"mentions":0}"#
         );
         assert_eq!(group.title(), "Book club");
         assert_eq!(direct.title(), "bob");
+    }
+
+    #[test]
+    fn messages_are_named_by_seq_or_id() {
+        assert_eq!(message_ref("#12").unwrap(), MessageRef::Seq(12));
+        assert_eq!(message_ref("12").unwrap(), MessageRef::Seq(12));
+        let id = 383_171_067_025_293_312_u64;
+        assert_eq!(message_ref(&id.to_string()).unwrap(), MessageRef::Id(MessageId::from_u64(id)));
+        // With a #, a number is always a seq.
+        assert_eq!(message_ref(&format!("#{id}")).unwrap(), MessageRef::Seq(id));
+        assert!(message_ref("#0").unwrap_err().contains("from #1"));
+        assert!(message_ref("twelve").unwrap_err().contains("#12"));
+        assert!(message_ref("#").is_err());
+        assert_eq!(MessageRef::Seq(3).to_string(), "#3");
+        assert!(emoji("👍").is_ok() && emoji("two words").is_err());
+    }
+
+    #[test]
+    fn at_names_of_members_are_mentions() {
+        let members: Vec<UserId> = ["alice", "bob", "carol.x"].into_iter().map(|u| user_id(u).unwrap()).collect();
+        let me = user_id("alice").unwrap();
+        let names = |text: &str| -> Vec<String> {
+            mentioned(text, &members, Some(&me)).iter().map(|u| u.as_str().to_owned()).collect()
+        };
+        assert_eq!(names("@bob and @carol.x, look"), ["bob", "carol.x"]);
+        // Once each, in order; the sender and strangers are no mentions; case is ignored.
+        assert_eq!(names("@Carol.x: @bob @bob @alice @mallory"), ["carol.x", "bob"]);
+        // A sentence's full stop, and an e-mail address.
+        assert_eq!(names("ask @bob."), ["bob"]);
+        assert!(names("mail bob@example.org or @ nobody").is_empty());
+        assert!(mentioned("hi @bob", &[], None).is_empty());
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! `chat`: a command-line client of the serverless chat. Accounts, channels, invitations
 //! (nobody joins a channel without accepting) and blocking, history, an interactive chat
-//! (`chat chat bob`), and a scripted mode that reads JSON actions line by line and prints
+//! (`chat chat bob`) with replies, mentions and reactions, and a scripted mode that reads JSON actions line by line and prints
 //! every server frame as a JSON line (`chat script < actions.jsonl`).
 
 mod api;
@@ -17,11 +17,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use chat_protocol::ids::MessageId;
 use chat_protocol::model::UserId;
 use clap::{Parser, Subcommand};
 
 use crate::api::{Api, Error};
+use crate::commands::{Draft, MessageRef};
 use crate::session::Store;
 
 const DEFAULT_API: &str = "http://127.0.0.1:8080";
@@ -84,6 +84,7 @@ enum Command {
         action: Option<commands::ChannelAction>,
     },
     /// Chat in a channel: incoming messages above, your prompt below. Ctrl-D or /quit leaves.
+    #[command(long_about = chat::LONG_ABOUT)]
     Chat {
         /// Channel id, group name, or the other person's username for a direct chat.
         channel: String,
@@ -92,6 +93,9 @@ enum Command {
         history: usize,
     },
     /// Send one message (with files, if any) and wait for the server's ack.
+    ///
+    /// Members named as `@username` in the text are mentioned: they see the message marked,
+    /// and are told even when they muted the channel.
     Send {
         channel: String,
         /// The text (words are joined with spaces); `-` reads it from stdin.
@@ -100,17 +104,60 @@ enum Command {
         /// Attach a file (repeatable): uploaded straight to storage first.
         #[arg(long)]
         file: Vec<PathBuf>,
+        /// Mention these members besides those named `@username` in the text
+        /// (comma-separated, repeatable).
+        #[arg(long, value_delimiter = ',', value_parser = commands::user_id)]
+        mention: Vec<UserId>,
     },
-    /// Replace the text of one of your messages (ids: `chat --json history CHANNEL`).
+    /// Answer a message: the reply shows the start of it (`↪ alice: …`).
+    ///
+    /// `@username` in the text mentions a member, as for `send`.
+    Reply {
+        /// Channel id, group name, or the other person's username.
+        channel: String,
+        /// The message answered: `#12` (quoted in a shell) or `12`, its seq as `chat
+        /// history` shows it, or its id.
+        #[arg(value_parser = commands::message_ref)]
+        message: MessageRef,
+        /// The text (words are joined with spaces); `-` reads it from stdin.
+        #[arg(required_unless_present = "file", num_args = 1..)]
+        text: Vec<String>,
+        /// Attach a file (repeatable).
+        #[arg(long)]
+        file: Vec<PathBuf>,
+        /// Mention members besides those named `@username` in the text.
+        #[arg(long, value_delimiter = ',', value_parser = commands::user_id)]
+        mention: Vec<UserId>,
+    },
+    /// React to a message with an emoji.
+    ///
+    /// One of each emoji per member. History shows the counts after the message
+    /// (`👍 2* ❤️ 1`, `*`: yours).
+    React(commands::ReactionArgs),
+    /// Take your reaction with an emoji back.
+    Unreact(commands::ReactionArgs),
+    /// Replace the text of one of your messages.
     Edit {
         channel: String,
-        message_id: MessageId,
+        /// `#12` (quoted in a shell) or `12`, its seq as `chat history` shows it, or its id
+        /// (`chat --json history CHANNEL`).
+        #[arg(value_parser = commands::message_ref)]
+        message: MessageRef,
         #[arg(required = true, num_args = 1..)]
         text: Vec<String>,
     },
     /// Delete a message: yours, or anyone's in a group you own or administer.
-    Delete { channel: String, message_id: MessageId },
+    Delete {
+        channel: String,
+        /// `#12` (quoted in a shell) or `12`, its seq as `chat history` shows it, or its id.
+        #[arg(value_parser = commands::message_ref)]
+        message: MessageRef,
+    },
     /// Print a channel's history, oldest first.
+    ///
+    /// Each message as `#seq author: text`; a reply after the start of the message it
+    /// answers (`↪ alice: …`); `(mentions you)` marks those that mention you; the reactions
+    /// follow (`👍 2* ❤️ 1`, `*`: yours).
     History(commands::HistoryArgs),
     /// Read JSON actions, one per line, from FILE or stdin; print every server frame as a
     /// JSON line. Details: `chat script --help`.
@@ -175,15 +222,22 @@ async fn run(cli: Cli) -> Result<ExitCode, Error> {
         Command::Unblock { user } => commands::block(&api, &mut store, &user, false, json).await?,
         Command::Blocked => commands::blocked(&api, &mut store, json).await?,
         Command::Chat { channel, history } => chat::run(&api, &endpoints, &mut store, &channel, history).await?,
-        Command::Send { channel, text, file } => {
-            commands::send(&api, &endpoints, &mut store, &channel, text, file, json).await?
+        Command::Send { channel, text, file, mention } => {
+            let draft = Draft { channel, words: text, files: file, reply_to: None, mentions: mention };
+            commands::send(&api, &endpoints, &mut store, draft, json).await?
         }
-        Command::Edit { channel, message_id, text } => {
+        Command::Reply { channel, message, text, file, mention } => {
+            let draft = Draft { channel, words: text, files: file, reply_to: Some(message), mentions: mention };
+            commands::send(&api, &endpoints, &mut store, draft, json).await?
+        }
+        Command::React(args) => commands::react(&api, &endpoints, &mut store, args, true, json).await?,
+        Command::Unreact(args) => commands::react(&api, &endpoints, &mut store, args, false, json).await?,
+        Command::Edit { channel, message, text } => {
             let text = Some(text.join(" "));
-            commands::change(&api, &endpoints, &mut store, &channel, message_id, text, json).await?
+            commands::change(&api, &endpoints, &mut store, &channel, message, text, json).await?
         }
-        Command::Delete { channel, message_id } => {
-            commands::change(&api, &endpoints, &mut store, &channel, message_id, None, json).await?
+        Command::Delete { channel, message } => {
+            commands::change(&api, &endpoints, &mut store, &channel, message, None, json).await?
         }
         Command::History(args) => commands::history(&api, &mut store, args, json).await?,
         Command::Script(args) => return script::run(&api, &endpoints, &mut store, args).await,

@@ -1,13 +1,14 @@
 //! `chat script`: JSON actions in, one per line; every server frame out, one JSON line each.
 //! For scripted conversations, tests of other clients, and load.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io::BufRead;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use chat_protocol::frames::ServerFrame;
+use chat_protocol::model::{ChannelId, Message};
 use clap::Args;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
@@ -26,7 +27,15 @@ starting with # are skipped.
 
 Actions:
   {\"action\": \"sendMessage\", \"channelId\": \"…\", \"text\": \"hi\"}
-      any WebSocket frame, sent as it is; sendMessage gets a clientMsgId when it has none
+      any WebSocket frame, sent as it is; sendMessage gets a clientMsgId when it has none.
+      A \"messageId\" or \"replyTo\" of \"#12\" names the channel's message #12 (its seq): the
+      id is filled in from what the script has received, else from the channel's history
+  {\"action\": \"sendMessage\", \"channelId\": \"…\", \"text\": \"yes @bob\", \"replyTo\": \"#1\",
+   \"mentions\": [\"bob\"]}
+      a reply to message #1 that mentions bob (mentions are sent as listed, never read
+      from the text; they must be members of the channel)
+  {\"action\": \"addReaction\", \"channelId\": \"…\", \"messageId\": \"#1\", \"emoji\": \"👍\"}
+      react (removeReaction takes it back); the answer is a \"reaction\" frame
   {\"http\": \"GET\", \"path\": \"/channels\"}     {\"http\": \"POST\", \"path\": \"…\", \"body\": {…}}
       an HTTP API call as the signed-in user; prints {\"type\": \"http\", \"status\": …, \"body\": …}
   {\"sleep\": 500}
@@ -35,10 +44,11 @@ Actions:
       wait for a frame of that type (counting from the previous waitFor); fails on timeout
 
 At the end of the input it waits until every send (every frame with a clientMsgId) has
-its answer, an ack or an error, then --linger seconds more: other actions (heartbeat,
-typing, markRead, sync, getPresence) answer with frames of their own or nothing, so use
-waitFor or --linger for them. Exit status: 0 when every send was answered, 1 otherwise,
-2 for a line that is not a valid action.
+its answer, an ack or an error, then --linger seconds more: other actions (reactions,
+heartbeat, typing, markRead, sync, getPresence) answer with frames of their own or nothing,
+so use waitFor (such as {\"waitFor\": \"reaction\"}) or --linger for them. Exit status: 0
+when every send was answered, 1 otherwise, 2 for a line that is not a valid action (or
+names a #seq its channel does not have).
 
 For load, --rate paces the actions and --max-in-flight bounds the sends awaiting an answer;
 run several scripts at once (one per user) for concurrent senders.
@@ -82,6 +92,8 @@ struct Run {
     counts: Counts,
     /// Frame types seen since the last `waitFor`.
     seen_types: Vec<String>,
+    /// Message ids by channel and seq, from the frames received: what `"#12"` names.
+    known: HashMap<(String, u64), String>,
 }
 
 #[derive(Debug)]
@@ -138,7 +150,8 @@ pub async fn run(api: &Api, endpoints: &Endpoints, store: &mut Store, args: Scri
 
     let token = store.access_token(api).await?;
     let mut socket = Socket::connect(&endpoints.ws, &token, &endpoints.tls).await?;
-    let mut run = Run { outstanding: HashSet::new(), counts: Counts::default(), seen_types: Vec::new() };
+    let mut run =
+        Run { outstanding: HashSet::new(), counts: Counts::default(), seen_types: Vec::new(), known: HashMap::new() };
     let mut progress = Progress::new();
     let mut last_drawn = Instant::now();
     let pace = args.rate.filter(|r| *r > 0.0).map(|r| Duration::from_secs_f64(1.0 / r));
@@ -192,7 +205,12 @@ pub async fn run(api: &Api, endpoints: &Endpoints, store: &mut Store, args: Scri
                     not_before = Instant::now() + pace;
                 }
                 match step {
-                    Step::Frame(frame) => {
+                    Step::Frame(mut frame) => {
+                        if let Err(why) = fill_in_seqs(api, store, &run.known, &mut frame).await {
+                            eprintln!("chat script: line {line_number}: {why}");
+                            socket.close().await;
+                            return Ok(ExitCode::from(2));
+                        }
                         if let Some(id) = frame.get("clientMsgId").and_then(Value::as_str) {
                             run.outstanding.insert(id.to_owned());
                         }
@@ -257,6 +275,58 @@ pub async fn run(api: &Api, endpoints: &Endpoints, store: &mut Store, args: Scri
     Ok(finish(&run, started, &mut progress, ""))
 }
 
+/// The fields of a frame that name a message.
+const MESSAGE_FIELDS: [&str; 2] = ["messageId", "replyTo"];
+
+/// Replaces `"#12"` in a frame's `messageId` or `replyTo` with the id of the message of
+/// its channel with that seq: one the script received, else one read from history.
+async fn fill_in_seqs(
+    api: &Api,
+    store: &mut Store,
+    known: &HashMap<(String, u64), String>,
+    frame: &mut Value,
+) -> Result<(), String> {
+    for field in MESSAGE_FIELDS {
+        let Some(seq) = frame.get(field).and_then(Value::as_str).and_then(|v| v.strip_prefix('#')) else {
+            continue;
+        };
+        let seq: u64 = seq.parse().map_err(|_| format!("\"{field}\": \"#{seq}\" is not a seq (#12)"))?;
+        let channel = frame.get("channelId").and_then(Value::as_str).unwrap_or_default().to_owned();
+        let id = match known.get(&(channel.clone(), seq)) {
+            Some(id) => id.clone(),
+            None => {
+                let channel_id = ChannelId::parse(channel.as_str())
+                    .map_err(|e| format!("\"{field}\": #{seq} needs the frame's channel: {e}"))?;
+                match api.message_at(store, &channel_id, seq).await {
+                    Ok(Some(message)) => message.message_id.to_string(),
+                    Ok(None) => return Err(format!("\"{field}\": no message #{seq} in {channel}")),
+                    Err(err) => return Err(format!("\"{field}\": cannot look #{seq} up in {channel}: {err}")),
+                }
+            }
+        };
+        frame[field] = Value::String(id);
+    }
+    Ok(())
+}
+
+/// Notes the ids of the messages a frame carries, by channel and seq.
+fn learn(known: &mut HashMap<(String, u64), String>, frame: &ServerFrame) {
+    let mut note = |message: &Message| {
+        known.insert((message.channel_id.to_string(), message.seq), message.message_id.to_string());
+    };
+    match frame {
+        ServerFrame::Ack { message, .. }
+        | ServerFrame::Message { message }
+        | ServerFrame::MessageUpdated { message } => note(message),
+        ServerFrame::Messages { messages, .. } => {
+            for message in messages {
+                note(message);
+            }
+        }
+        _ => {}
+    }
+}
+
 /// Prints a frame and counts it; false when the connection is gone.
 fn handle(run: &mut Run, incoming: Incoming) -> bool {
     let received = match incoming {
@@ -269,6 +339,9 @@ fn handle(run: &mut Run, incoming: Incoming) -> bool {
     // As it came: every field, whatever the frame.
     println!("{}", received.raw);
     run.counts.received += 1;
+    if let Some(frame) = &received.frame {
+        learn(&mut run.known, frame);
+    }
     match &received.frame {
         Some(ServerFrame::Ack { client_msg_id, .. }) => {
             run.counts.acks += 1;

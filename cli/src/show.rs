@@ -1,9 +1,13 @@
 //! How the protocol's values read in the CLI's text output (the types themselves are the
 //! protocol crate's: `chat_protocol`).
 
-use chat_protocol::model::{ChannelKind, MemberRole, Message};
+use chat_protocol::model::{ChannelKind, MemberRole, Message, QUOTE_CHARS, Quote, ReactionCount, UserId};
 
 use crate::term;
+
+/// How much of the answered message a reply shows (the server sends up to
+/// [`QUOTE_CHARS`]; a line has room for less).
+const QUOTE_SHOWN: usize = 48;
 
 /// The text of a message as a person reads it: deleted and edited marks, and the files.
 pub fn display_text(message: &Message) -> String {
@@ -23,9 +27,76 @@ pub fn display_text(message: &Message) -> String {
     text
 }
 
-/// `2026-11-23 08:25  alice: hi`: a line of `chat history`.
-pub fn message_line(message: &Message) -> String {
-    format!("{}  {}: {}", term::format_time(message.created_at), message.author_id, display_text(message))
+/// Whether `message` mentions `me` (a deleted one no longer does).
+pub fn mentions_me(message: &Message, me: Option<&UserId>) -> bool {
+    !message.deleted && me.is_some_and(|me| message.mentions.contains(me))
+}
+
+/// [`display_text`] with what the reader should see besides: `(mentions you)`, then the
+/// reactions (`👍 2* ❤️ 1`, `*` marking the reader's own).
+pub fn message_body(message: &Message, me: Option<&UserId>) -> String {
+    let mut text = display_text(message);
+    if mentions_me(message, me) {
+        text.push_str(" (mentions you)");
+    }
+    let reactions = reaction_counts(&message.reactions);
+    if !reactions.is_empty() {
+        text.push_str("  ");
+        text.push_str(&reactions);
+    }
+    text
+}
+
+/// `👍 2* ❤️ 1`: each emoji with its count, `*` after the reader's own.
+pub fn reaction_counts(reactions: &[ReactionCount]) -> String {
+    let shown: Vec<String> = reactions
+        .iter()
+        .filter(|r| r.count > 0)
+        .map(|r| format!("{} {}{}", r.emoji, r.count, if r.me { "*" } else { "" }))
+        .collect();
+    shown.join(" ")
+}
+
+/// `↪ alice: first words…` (or `↪ (deleted message)`): what a reply shows of the message
+/// it answers, on one line.
+pub fn quote_line(quote: &Quote) -> String {
+    if quote.deleted {
+        return "↪ (deleted message)".into();
+    }
+    let flat = quote.text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if flat.is_empty() {
+        return format!("↪ {} (no text)", quote.author_id);
+    }
+    // The server cut a long text at QUOTE_CHARS already: that is cut too.
+    let mut cut = quote.text.chars().count() >= QUOTE_CHARS;
+    let mut shown: String = flat.chars().take(QUOTE_SHOWN).collect();
+    if flat.chars().count() > QUOTE_SHOWN {
+        cut = true;
+        // End on a whole word when one ends in the second half.
+        if let Some(space) = shown.rfind(' ').filter(|&at| at >= shown.len() / 2) {
+            shown.truncate(space);
+        }
+    }
+    let ellipsis = if cut { "…" } else { "" };
+    format!("↪ {}: {}{ellipsis}", quote.author_id, shown.trim_end())
+}
+
+/// A message as lines: `{prefix}#12 alice: text…`, after the quote of the message it answers
+/// (indented under the `#`) when it is a reply.
+pub fn message_lines(prefix: &str, message: &Message, me: Option<&UserId>) -> Vec<String> {
+    let mut lines = Vec::new();
+    if let Some(quote) = &message.reply_to {
+        lines.push(format!("{:width$}{}", "", quote_line(quote), width = prefix.chars().count()));
+    }
+    lines.push(format!("{prefix}#{} {}: {}", message.seq, message.author_id, message_body(message, me)));
+    lines
+}
+
+/// `2026-11-23 08:25  #42 alice: hi`: a message of `chat history` (a reply: two lines,
+/// its quote first).
+pub fn message_line(message: &Message, me: Option<&UserId>) -> String {
+    let prefix = format!("{}  ", term::format_time(message.created_at));
+    message_lines(&prefix, message, me).join("\n")
 }
 
 /// `direct` or `group`, as on the wire.
@@ -48,7 +119,7 @@ pub fn role_name(role: MemberRole) -> &'static str {
 #[cfg(test)]
 mod tests {
     use chat_protocol::ids::MessageId;
-    use chat_protocol::model::{Attachment, ChannelId, ClientMsgId, UserId};
+    use chat_protocol::model::{Attachment, ChannelId, ClientMsgId, Emoji};
 
     use super::*;
 
@@ -65,12 +136,19 @@ mod tests {
             edited_at: None,
             deleted: false,
             change_seq: None,
+            reply_to: None,
+            mentions: Vec::new(),
+            reactions: Vec::new(),
         }
+    }
+
+    fn user(name: &str) -> UserId {
+        UserId::parse(name).unwrap()
     }
 
     #[test]
     fn messages_read_with_their_marks_and_files() {
-        assert_eq!(message_line(&message("hi")), "2026-11-23 08:25  alice: hi");
+        assert_eq!(message_line(&message("hi"), None), "2026-11-23 08:25  #42 alice: hi");
         let mut edited = message("hi all");
         edited.edited_at = Some(1_795_422_360_000);
         assert_eq!(display_text(&edited), "hi all (edited)");
@@ -89,6 +167,43 @@ mod tests {
         assert_eq!(display_text(&files), "[file a.txt (3 bytes)] [file b.txt (4 bytes)]");
         files.text = "notes".into();
         assert_eq!(display_text(&files), "notes [file a.txt (3 bytes)] [file b.txt (4 bytes)]");
+    }
+
+    #[test]
+    fn replies_quote_mentions_are_marked_and_reactions_follow() {
+        let quote = |text: &str| Quote {
+            message_id: MessageId::from_u64(383_171_067_025_293_000),
+            author_id: user("bob"),
+            text: text.into(),
+            deleted: false,
+        };
+        let mut reply = message("sounds good @bob");
+        reply.reply_to = Some(quote("first words of a long message\nthat goes on and on and on for a while"));
+        reply.mentions = vec![user("bob")];
+        reply.reactions = vec![
+            ReactionCount { emoji: Emoji::parse("👍").unwrap(), count: 2, me: true },
+            ReactionCount { emoji: Emoji::parse("❤️").unwrap(), count: 1, me: false },
+        ];
+        assert_eq!(
+            message_line(&reply, Some(&user("bob"))),
+            "                  ↪ bob: first words of a long message that goes on and…\n\
+             2026-11-23 08:25  #42 alice: sounds good @bob (mentions you)  👍 2* ❤️ 1"
+        );
+        // Only the mentioned reader sees the mark.
+        assert_eq!(message_body(&reply, Some(&user("carol"))), "sounds good @bob  👍 2* ❤️ 1");
+        assert_eq!(
+            message_lines("08:25 ", &reply, None)[0],
+            "      ↪ bob: first words of a long message that goes on and…"
+        );
+
+        assert_eq!(quote_line(&quote("short")), "↪ bob: short");
+        assert_eq!(quote_line(&quote(&"x".repeat(QUOTE_CHARS))), format!("↪ bob: {}…", "x".repeat(QUOTE_SHOWN)));
+        assert_eq!(quote_line(&Quote { deleted: true, ..quote("") }), "↪ (deleted message)");
+        assert_eq!(quote_line(&quote("")), "↪ bob (no text)");
+        let mut deleted = message("");
+        deleted.deleted = true;
+        deleted.mentions = vec![user("bob")];
+        assert!(!mentions_me(&deleted, Some(&user("bob"))));
     }
 
     #[test]

@@ -141,7 +141,7 @@ pub fn new_client_msg_id() -> ClientMsgId {
 #[cfg(test)]
 mod tests {
     use chat_protocol::ids::MessageId;
-    use chat_protocol::model::{Attachment, ChannelId, UserId};
+    use chat_protocol::model::{Attachment, ChannelId, Emoji, UserId};
 
     use super::*;
 
@@ -160,6 +160,8 @@ mod tests {
             client_msg_id: ClientMsgId::parse("7f3c9a").unwrap(),
             text: "hi".into(),
             attachments: Vec::new(),
+            reply_to: None,
+            mentions: Vec::new(),
         };
         let with_file = ClientFrame::SendMessage {
             channel_id: channel(),
@@ -172,6 +174,16 @@ mod tests {
                 size: 70000,
                 url: None,
             }],
+            reply_to: None,
+            mentions: Vec::new(),
+        };
+        let reply = ClientFrame::SendMessage {
+            channel_id: channel(),
+            client_msg_id: ClientMsgId::parse("7f3c9c").unwrap(),
+            text: "yes @bob".into(),
+            attachments: Vec::new(),
+            reply_to: Some(MessageId::from_u64(MESSAGE)),
+            mentions: vec![UserId::parse("bob").unwrap()],
         };
         let message_id = MessageId::from_u64(MESSAGE);
         let cases = [
@@ -180,6 +192,22 @@ mod tests {
                 with_file,
                 format!(
                     r#"{{"action":"sendMessage","channelId":"{CHANNEL}","clientMsgId":"7f3c9b","text":"","attachments":[{{"key":"uploads/{CHANNEL}/alice/9f2c4e1a7b3d5c60/cat_photo.png","fileName":"cat photo.png","contentType":"image/png","size":70000}}]}}"#
+                ),
+            ),
+            (
+                reply,
+                format!(
+                    r#"{{"action":"sendMessage","channelId":"{CHANNEL}","clientMsgId":"7f3c9c","text":"yes @bob","replyTo":"{MESSAGE}","mentions":["bob"]}}"#
+                ),
+            ),
+            (
+                ClientFrame::AddReaction { channel_id: channel(), message_id, emoji: Emoji::parse("👍").unwrap() },
+                format!(r#"{{"action":"addReaction","channelId":"{CHANNEL}","messageId":"{MESSAGE}","emoji":"👍"}}"#),
+            ),
+            (
+                ClientFrame::RemoveReaction { channel_id: channel(), message_id, emoji: Emoji::parse(":party:").unwrap() },
+                format!(
+                    r#"{{"action":"removeReaction","channelId":"{CHANNEL}","messageId":"{MESSAGE}","emoji":":party:"}}"#
                 ),
             ),
             (
@@ -234,9 +262,21 @@ mod tests {
         assert_eq!(gateway.kind(), "");
 
         // A type newer than this client is kept, not understood.
-        let newer = Received::new(json!({"type": "reaction", "emoji": "+1"}));
+        let newer = Received::new(json!({"type": "poll", "question": "tea?"}));
         assert!(newer.frame.is_none() && newer.gateway_error().is_none());
-        assert_eq!(newer.kind(), "reaction");
-        assert_eq!(newer.raw.to_string(), r#"{"emoji":"+1","type":"reaction"}"#);
+        assert_eq!(newer.kind(), "poll");
+        assert_eq!(newer.raw.to_string(), r#"{"question":"tea?","type":"poll"}"#);
+
+        // A reaction: counts only (`me` is absent from the event).
+        let reaction = Received::new(json!({
+            "type": "reaction", "channelId": CHANNEL, "messageId": MESSAGE.to_string(), "seq": 42,
+            "userId": "bob", "emoji": "👍", "added": true, "changeSeq": 7,
+            "reactions": [{"emoji": "👍", "count": 2}, {"emoji": "❤️", "count": 1}],
+        }));
+        let Some(ServerFrame::Reaction { seq, added, reactions, change_seq, .. }) = &reaction.frame else {
+            panic!("{reaction:?}")
+        };
+        assert_eq!((*seq, *added, *change_seq), (42, true, Some(7)));
+        assert_eq!(crate::show::reaction_counts(reactions), "👍 2 ❤️ 1");
     }
 }

@@ -697,3 +697,235 @@ async fn interactive_group_chat_shows_who_is_online_and_new_invitations() {
     let status = tokio::time::timeout(Duration::from_secs(10), child.wait()).await.expect("chat quits").unwrap();
     assert!(status.success());
 }
+
+/// The `channels` line of `channel` as words: ID KIND MEMBERS MESSAGES [UNREAD [MENTIONS]] NAME.
+fn channel_row(listing: &str, channel: &str) -> Vec<String> {
+    let line = listing.lines().find(|l| l.starts_with(channel)).unwrap_or_else(|| panic!("no {channel}: {listing}"));
+    line.split_whitespace().map(str::to_owned).collect()
+}
+
+#[tokio::test]
+async fn replies_reactions_and_mentions_from_commands_and_scripts() {
+    let stack = Stack::start().await;
+    let alice = Person::new(&stack, "alice");
+    let bob = Person::new(&stack, "bob");
+    let carol = Person::new(&stack, "carol");
+    for person in [&alice, &bob, &carol] {
+        person.sign_up().await;
+    }
+    let members = format!("{},{}", bob.name, carol.name);
+    let out = alice.run(&["--json", "channels", "group", "Team", "--members", &members]).await;
+    assert!(out.ok, "{}", out.stderr);
+    let team = serde_json::from_str::<Value>(&out.stdout).unwrap()["channelId"].as_str().unwrap().to_owned();
+    bob.accept("Team").await;
+    carol.accept("Team").await;
+    let first = "first words of a long message that goes on and on for a good while";
+    let out = alice.run(&["send", "Team", first]).await;
+    assert!(out.ok && out.stdout.contains("as #1"), "{}{}", out.stdout, out.stderr);
+
+    // Bob answers #1 and mentions Alice by her @name (Mallory is no member: no mention).
+    let out = bob.run(&["reply", "Team", "#1", &format!("agreed @{} (cc @mallory)", alice.name)]).await;
+    assert!(out.ok, "{}", out.stderr);
+    assert!(out.stdout.contains("as #2"), "{}", out.stdout);
+    assert!(out.stdout.contains(&format!("a reply to {}'s message", alice.name)), "{}", out.stdout);
+    assert!(out.stdout.trim_end().ends_with(&format!("mentioning {}", alice.name)), "{}", out.stdout);
+    let messages = json_lines(&alice.run(&["--json", "history", "Team"]).await.stdout);
+    let (id1, id2) = (messages[0]["messageId"].as_str().unwrap(), messages[1]["messageId"].as_str().unwrap());
+    assert_eq!(messages[1]["replyTo"]["messageId"], id1, "{}", messages[1]);
+    assert_eq!(messages[1]["replyTo"]["authorId"], alice.name.as_str());
+    assert_eq!(messages[1]["mentions"], serde_json::json!([alice.name]));
+    // --mention names one explicitly; a stranger is refused by the server.
+    let out = carol.run(&["send", "Team", "see above", "--mention", &bob.name]).await;
+    assert!(out.ok && out.stdout.contains(&format!("mentioning {}", bob.name)), "{}{}", out.stdout, out.stderr);
+    let out = carol.run(&["send", "Team", "hello", "--mention", "mallory-nobody"]).await;
+    assert!(!out.ok && out.stderr.contains("invalid_request"), "{}{}", out.stdout, out.stderr);
+
+    // Reactions, naming the message by #seq, by seq and by id; Alice's phone hears them live.
+    let mut alices_phone = stack.connect_with_token(&alice.token()).await;
+    let out = bob.run(&["react", "Team", "#1", "👍"]).await;
+    assert!(out.ok, "{}", out.stderr);
+    assert_eq!(out.stdout.trim(), "reacted 👍 to #1 in Team · 👍 1*");
+    let live = alices_phone.recv_type("reaction").await;
+    assert_eq!(
+        (live["userId"].as_str(), live["emoji"].as_str(), live["added"].as_bool(), live["seq"].as_u64()),
+        (Some(bob.name.as_str()), Some("👍"), Some(true), Some(1)),
+        "{live}"
+    );
+    assert!(carol.run(&["react", "Team", "1", "👍"]).await.ok);
+    let out = carol.run(&["--json", "react", "Team", "1", "❤️"]).await;
+    let answer: Value =
+        serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}{}", out.stdout, out.stderr));
+    assert_eq!(answer["type"], "reaction");
+    assert_eq!(answer["reactions"].as_array().map(Vec::len), Some(2), "{answer}");
+    let out = alice.run(&["react", "Team", id2, "🎉"]).await;
+    assert!(out.ok && out.stdout.starts_with("reacted 🎉 to #2 in Team"), "{}{}", out.stdout, out.stderr);
+    let out = alice.run(&["unreact", "Team", "2", "🎉"]).await;
+    assert_eq!(out.stdout.trim(), "took back 🎉 from #2 in Team (no reactions now)", "{}", out.stderr);
+    let out = alice.run(&["unreact", "Team", "2", "🎉"]).await;
+    assert_eq!(out.stdout.trim(), "you had not reacted 🎉 to #2 in Team (no reactions now)", "{}", out.stderr);
+    let out = alice.run(&["react", "Team", "#9", "👍"]).await;
+    assert!(!out.ok && out.stderr.contains("no message #9 in Team"), "{}", out.stderr);
+
+    // History: the counts after the message (the reader's own marked), a reply after the
+    // start of what it answers, and the mention marked for whom it mentions.
+    let out = bob.run(&["history", "Team"]).await;
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines.len(), 4, "{}", out.stdout);
+    assert!(lines[0].contains(&format!("#1 {}: {first}", alice.name)), "{}", out.stdout);
+    assert!(lines[0].ends_with("👍 2* ❤️ 1") || lines[0].ends_with("❤️ 1 👍 2*"), "{}", out.stdout);
+    assert_eq!(lines[1].trim_start(), format!("↪ {}: first words of a long message that goes on and…", alice.name));
+    assert!(lines[2].ends_with(&format!("#2 {}: agreed @{} (cc @mallory)", bob.name, alice.name)), "{}", out.stdout);
+    assert!(lines[3].ends_with("see above (mentions you)"), "{}", out.stdout);
+    let out = alice.run(&["history", "Team"]).await;
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert!(lines[0].ends_with("👍 2 ❤️ 1") || lines[0].ends_with("❤️ 1 👍 2"), "{}", out.stdout);
+    assert!(lines[2].ends_with("(cc @mallory) (mentions you)"), "{}", out.stdout);
+
+    // Alice's list: two unread messages in Team, one of them mentions her.
+    let out = alice.run(&["channels"]).await;
+    assert!(out.stdout.lines().next().is_some_and(|l| l.contains("UNREAD  MENTIONS")), "{}", out.stdout);
+    assert_eq!(channel_row(&out.stdout, &team)[3..], ["3", "2", "1", "Team"], "{}", out.stdout);
+    let out = alice.run(&["--json", "channels"]).await;
+    let listed = &json_lines(&out.stdout)[0];
+    assert_eq!((listed["unread"].as_u64(), listed["mentions"].as_u64()), (Some(2), Some(1)), "{listed}");
+
+    // A deleted message: the reply's quote says so.
+    assert!(alice.run(&["delete", "Team", "#1"]).await.ok);
+    let out = bob.run(&["history", "Team"]).await;
+    assert_eq!(out.stdout.lines().nth(1).map(str::trim_start), Some("↪ (deleted message)"), "{}", out.stdout);
+
+    // A script: Carol answers #2 mentioning Bob, then reacts to her answer (#4, known from
+    // its ack) and to #2 (looked up), all by seq; a stranger's mention is refused.
+    let script = format!(
+        r##"{{"action":"sendMessage","channelId":"{team}","clientMsgId":"r1","text":"me too @{bob}","replyTo":"#2","mentions":["{bob}"]}}
+{{"waitFor":"ack"}}
+{{"action":"addReaction","channelId":"{team}","messageId":"#4","emoji":"👀"}}
+{{"waitFor":"reaction"}}
+{{"action":"addReaction","channelId":"{team}","messageId":"#2","emoji":"👀"}}
+{{"waitFor":"reaction"}}
+{{"action":"sendMessage","channelId":"{team}","clientMsgId":"r2","text":"psst","mentions":["mallory-nobody"]}}
+"##,
+        bob = bob.name
+    );
+    let out = carol.run_with_input(&["script"], &script).await;
+    assert!(out.ok, "{}{}", out.stdout, out.stderr);
+    let frames = json_lines(&out.stdout);
+    let ack = frames.iter().find(|f| f["type"] == "ack").expect("an ack");
+    assert_eq!(ack["message"]["seq"], 4, "{ack}");
+    assert_eq!(ack["message"]["replyTo"]["messageId"], id2, "{ack}");
+    assert_eq!(ack["message"]["mentions"], serde_json::json!([bob.name]), "{ack}");
+    let reacted: Vec<(u64, bool)> = frames
+        .iter()
+        .filter(|f| f["type"] == "reaction")
+        .map(|f| (f["seq"].as_u64().unwrap(), f["added"].as_bool().unwrap()))
+        .collect();
+    assert_eq!(reacted, [(4, true), (2, true)], "{}", out.stdout);
+    let refused = frames.iter().find(|f| f["type"] == "error").expect("the stranger's mention is refused");
+    assert_eq!((refused["code"].as_str(), refused["clientMsgId"].as_str()), (Some("invalid_request"), Some("r2")));
+    // An unknown seq stops the script before anything is sent.
+    let bad = format!(r##"{{"action":"addReaction","channelId":"{team}","messageId":"#99","emoji":"👀"}}"##);
+    let out = carol.run_with_input(&["script"], &bad).await;
+    assert!(
+        !out.ok && out.stderr.contains(&format!("line 1: \"messageId\": no message #99 in {team}")),
+        "{}",
+        out.stderr
+    );
+
+    let out = bob.run(&["history", "Team"]).await;
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert!(lines.iter().any(|l| l.trim_start() == format!("↪ {}: agreed @{} (cc @mallory)", bob.name, alice.name)));
+    let reply = lines.last().unwrap();
+    assert!(
+        reply.ends_with(&format!("#4 {}: me too @{} (mentions you)  👀 1", carol.name, bob.name)),
+        "{}",
+        out.stdout
+    );
+    assert!(lines.iter().any(|l| l.contains("#2 ") && l.ends_with("👀 1")), "{}", out.stdout);
+}
+
+#[tokio::test]
+async fn interactive_chat_replies_reacts_and_shows_reactions_as_they_come() {
+    let stack = Stack::start().await;
+    let (alice, bob) = signed_up_pair(&stack).await;
+    assert!(alice.run(&["channels", "direct", &bob.name]).await.ok);
+    bob.accept(&alice.name).await;
+    assert!(bob.run(&["send", &alice.name, "lunch at noon?"]).await.ok);
+    let mut bobs_phone = stack.connect_with_token(&bob.token()).await;
+
+    let mut child = alice
+        .command(&["chat", &bob.name])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("chat runs");
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut seen: Vec<String> = Vec::new();
+    // The lines up to the first that `wanted` accepts; fails after 15 s.
+    let mut lines_until = async |wanted: &dyn Fn(&str) -> bool| {
+        let start = seen.len();
+        loop {
+            let line = tokio::time::timeout(Duration::from_secs(15), stdout.next_line())
+                .await
+                .unwrap_or_else(|_| panic!("no such line within 15 s; got {seen:?}"))
+                .unwrap()
+                .expect("chat is still running");
+            seen.push(line.clone());
+            if wanted(&line) {
+                return seen[start..].to_vec();
+            }
+        }
+    };
+
+    let lunch = format!("#1 {}: lunch at noon?", bob.name);
+    lines_until(&|l| l.ends_with(&lunch)).await;
+    lines_until(&|l| l.ends_with(&format!("{} is online", bob.name))).await;
+
+    // Bob reacts elsewhere: the chat tells.
+    assert!(bob.run(&["react", &alice.name, "1", "👍"]).await.ok);
+    let told = format!("{} reacted 👍 to #1 · 👍 1", bob.name);
+    lines_until(&|l| l.trim_start() == told).await;
+
+    // Alice reacts, answers with a mention, and takes her reaction back.
+    stdin.write_all("/react 1 🎉\n".as_bytes()).await.unwrap();
+    let mine = lines_until(&|l| l.contains("you reacted 🎉 to #1")).await;
+    assert!(mine.last().unwrap().contains("🎉 1*") && mine.last().unwrap().contains("👍 1"), "{mine:?}");
+    // Bob's phone heard his own reaction first (from his other device), then Alice's.
+    let live = bobs_phone.recv_type("reaction").await;
+    assert_eq!((live["emoji"].as_str(), live["userId"].as_str()), (Some("👍"), Some(bob.name.as_str())));
+    let live = bobs_phone.recv_type("reaction").await;
+    assert_eq!((live["emoji"].as_str(), live["userId"].as_str()), (Some("🎉"), Some(alice.name.as_str())));
+
+    stdin.write_all(format!("/reply #1 yes @{}\n", bob.name).as_bytes()).await.unwrap();
+    let reply = lines_until(&|l| l.ends_with(&format!("#2 {}: yes @{}", alice.name, bob.name))).await;
+    let quote = format!("↪ {}: lunch at noon?", bob.name);
+    assert_eq!(reply.iter().rev().nth(1).map(|l| l.trim_start()), Some(quote.as_str()), "{reply:?}");
+    let frame = bobs_phone.recv_type("message").await;
+    assert_eq!(frame["message"]["mentions"], serde_json::json!([bob.name]), "{frame}");
+    let (channel, reply_id) =
+        (frame["message"]["channelId"].as_str().unwrap(), frame["message"]["messageId"].as_str().unwrap());
+    assert!(frame["message"]["replyTo"]["messageId"].is_string(), "{frame}");
+
+    // Bob answers the answer and mentions Alice: marked for her, after its quote.
+    bobs_phone
+        .send_json(&serde_json::json!({
+            "action": "sendMessage", "channelId": channel, "clientMsgId": "b2", "text": "great",
+            "replyTo": reply_id, "mentions": [alice.name],
+        }))
+        .await;
+    let answer = lines_until(&|l| l.ends_with(&format!("#3 {}: great (mentions you)", bob.name))).await;
+    let quote = format!("↪ {}: yes @{}", alice.name, bob.name);
+    assert_eq!(answer.iter().rev().nth(1).map(|l| l.trim_start()), Some(quote.as_str()), "{answer:?}");
+
+    stdin.write_all("/unreact #1 🎉\n".as_bytes()).await.unwrap();
+    lines_until(&|l| l.trim_start() == "you took back 🎉 from #1 · 👍 1").await;
+    stdin.write_all("/react 99 👍\n".as_bytes()).await.unwrap();
+    lines_until(&|l| l.ends_with("there is no message #99 here")).await;
+    stdin.write_all(b"/help\n").await.unwrap();
+    lines_until(&|l| l.contains("/reply MESSAGE TEXT")).await;
+
+    stdin.write_all(b"/quit\n").await.unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait()).await.expect("chat quits").unwrap();
+    assert!(status.success());
+}

@@ -63,6 +63,8 @@ pub fn config(table_prefix: &str, token_secret: &str, management_endpoint: Strin
         refresh_token_ttl_s: DEFAULT_REFRESH_TOKEN_TTL_S,
         presence: PresenceSettings::default(),
         sync_max_messages: DEFAULT_SYNC_MAX_MESSAGES,
+        max_reactions_per_message: chat_domain::settings::DEFAULT_MAX_REACTIONS_PER_MESSAGE,
+        push_reactions_to_author: false,
         uploads: UploadSettings::new(uploads_bucket(table_prefix)),
         push: PushSettings::default(),
     }

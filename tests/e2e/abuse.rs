@@ -330,9 +330,13 @@ async fn a_retried_delete_removes_the_files_an_interrupted_one_left() {
         &alice,
         &chat_domain::model::ConnectionId::new("seed"),
         &channel,
-        &chat_domain::model::ClientMsgId::parse("with-file").unwrap(),
-        "see attached".into(),
-        vec![attachment],
+        chat_domain::chat::Draft {
+            attachments: vec![attachment],
+            ..chat_domain::chat::Draft::text(
+                chat_domain::model::ClientMsgId::parse("with-file").unwrap(),
+                "see attached",
+            )
+        },
     )
     .await
     .unwrap();
@@ -381,9 +385,15 @@ async fn a_sync_reads_what_its_limit_allows_however_many_channels_have_news() {
         let id = chat_domain::model::ChannelId::parse(channel.clone()).unwrap();
         let client_id = chat_domain::model::ClientMsgId::parse(format!("m{n}")).unwrap();
         let seed = chat_domain::model::ConnectionId::new("seed");
-        chat_domain::chat::send_message(&stack.app, &alice, &seed, &id, &client_id, "news".into(), vec![])
-            .await
-            .unwrap();
+        chat_domain::chat::send_message(
+            &stack.app,
+            &alice,
+            &seed,
+            &id,
+            chat_domain::chat::Draft::text(client_id, "news"),
+        )
+        .await
+        .unwrap();
     }
     let mut bob = stack.connect("bob").await;
     let (spent, _) = requests_of(&stack, async {

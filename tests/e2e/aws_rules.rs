@@ -89,9 +89,7 @@ async fn a_channel_of_messages_near_128_kb_still_pages_within_lambdas_6_mb() {
             &alice,
             &ConnectionId::new("seed"),
             &channel,
-            &id,
-            text.clone(),
-            vec![],
+            chat_domain::chat::Draft::text(id, text.clone()),
         )
         .await
         .expect("a message under 128 KB on the wire is stored");

@@ -12,6 +12,7 @@ mod history;
 mod media;
 mod observability;
 mod presence;
+mod reactions;
 mod reliability;
 mod sync;
 mod template_routes;

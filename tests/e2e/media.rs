@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 const QUIET: Duration = Duration::from_millis(300);
 
 /// What moto's SNS holds: every platform endpoint with the messages published to it.
-async fn endpoint_messages(token: &str) -> Vec<Value> {
+pub(crate) async fn endpoint_messages(token: &str) -> Vec<Value> {
     let data: Value =
         reqwest::get(format!("{}/moto-api/data.json", e2e::moto::endpoint())).await.unwrap().json().await.unwrap();
     let endpoints = data["sns"]["PlatformEndpoint"].as_array().cloned().unwrap_or_default();

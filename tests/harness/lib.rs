@@ -59,6 +59,8 @@ pub struct StackOptions {
     pub platform_applications: bool,
     /// Presence window, grace and sweep passes (default: the local gateway's).
     pub presence: Option<chat_aws::config::PresenceSettings>,
+    /// `PUSH_REACTIONS_TO_AUTHOR=true`.
+    pub reaction_pushes: bool,
 }
 
 /// Builds the gateway's [`Invoke`] from the stack's functions.
@@ -131,6 +133,7 @@ impl Stack {
         let addr = listener.local_addr().unwrap();
         let mut config = local::config(&prefix, TOKEN_SECRET, local_gateway::management_endpoint(addr, STAGE));
         config.rate_limits = options.rate_limits.unwrap_or(GENEROUS);
+        config.push_reactions_to_author = options.reaction_pushes;
         if let Some(presence) = options.presence {
             config.presence = presence;
         }

@@ -7,6 +7,7 @@ use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxy
 use chat_aws::apigw;
 use chat_domain::limits::{self, Action};
 use chat_domain::protocol::{ClientFrame, ServerFrame};
+use chat_domain::reactions::{self, Reacting};
 use chat_domain::sync::{self, SyncRequest};
 use chat_domain::{App, ChatError, chat, presence};
 use tracing::{Instrument, error};
@@ -38,6 +39,7 @@ async fn dispatch(app: &App, event: &ApiGatewayWebsocketProxyRequest, body: &str
     let action = match &frame {
         Ok(ClientFrame::SendMessage { .. }) => None,
         Ok(ClientFrame::EditMessage { .. } | ClientFrame::DeleteMessage { .. }) => Some(Action::Change),
+        Ok(ClientFrame::AddReaction { .. } | ClientFrame::RemoveReaction { .. }) => Some(Action::React),
         _ => Some(Action::Frame),
     };
     if let Some(action) = action {
@@ -45,9 +47,9 @@ async fn dispatch(app: &App, event: &ApiGatewayWebsocketProxyRequest, body: &str
     }
     let frame = frame?;
     let answer = match frame {
-        ClientFrame::SendMessage { channel_id, client_msg_id, text, attachments } => {
-            let sent =
-                chat::send_message(app, &user, &connection, &channel_id, &client_msg_id, text, attachments).await?;
+        ClientFrame::SendMessage { channel_id, client_msg_id, text, attachments, reply_to, mentions } => {
+            let draft = chat::Draft { client_msg_id, text, attachments, reply_to, mentions };
+            let sent = chat::send_message(app, &user, &connection, &channel_id, draft).await?;
             return Ok(Some(sent.ack));
         }
         ClientFrame::EditMessage { channel_id, message_id, text } => {
@@ -55,6 +57,12 @@ async fn dispatch(app: &App, event: &ApiGatewayWebsocketProxyRequest, body: &str
         }
         ClientFrame::DeleteMessage { channel_id, message_id } => {
             Some(chat::delete_message(app, &user, &connection, &channel_id, message_id).await?)
+        }
+        ClientFrame::AddReaction { channel_id, message_id, emoji } => {
+            Some(reactions::react(app, &user, &connection, &channel_id, message_id, emoji, Reacting::Add).await?)
+        }
+        ClientFrame::RemoveReaction { channel_id, message_id, emoji } => {
+            Some(reactions::react(app, &user, &connection, &channel_id, message_id, emoji, Reacting::Remove).await?)
         }
         ClientFrame::Heartbeat => {
             let device = presence::Device {

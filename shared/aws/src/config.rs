@@ -5,8 +5,8 @@
 use std::env;
 
 pub use chat_domain::settings::{
-    DEFAULT_ACCESS_TOKEN_TTL_S, DEFAULT_REFRESH_TOKEN_TTL_S, DEFAULT_SYNC_MAX_MESSAGES, DEFAULT_UPLOAD_MAX_BYTES,
-    DEFAULT_UPLOAD_TYPES,
+    DEFAULT_ACCESS_TOKEN_TTL_S, DEFAULT_MAX_REACTIONS_PER_MESSAGE, DEFAULT_REFRESH_TOKEN_TTL_S,
+    DEFAULT_SYNC_MAX_MESSAGES, DEFAULT_UPLOAD_MAX_BYTES, DEFAULT_UPLOAD_TYPES,
 };
 pub use chat_domain::settings::{PresenceSettings, RateLimit, RateLimits, Settings, UploadRules};
 
@@ -34,6 +34,7 @@ pub fn rate_limits_from_env() -> Result<RateLimits, ConfigError> {
         sends: rate_limit("RATE_LIMIT_SENDS", d.sends)?,
         connects: rate_limit("RATE_LIMIT_CONNECTS", d.connects)?,
         changes: rate_limit("RATE_LIMIT_CHANGES", d.changes)?,
+        reactions: rate_limit("RATE_LIMIT_REACTIONS", d.reactions)?,
         frames: rate_limit("RATE_LIMIT_FRAMES", d.frames)?,
         reads: rate_limit("RATE_LIMIT_READS", d.reads)?,
         writes: rate_limit("RATE_LIMIT_WRITES", d.writes)?,
@@ -78,6 +79,10 @@ pub struct Config {
     pub presence: PresenceSettings,
     /// Most messages one `sync` answers with; past it the answer says to page on.
     pub sync_max_messages: usize,
+    /// Distinct emoji one message may carry.
+    pub max_reactions_per_message: usize,
+    /// `PUSH_REACTIONS_TO_AUTHOR=true`: a reaction is pushed to an offline author.
+    pub push_reactions_to_author: bool,
     pub uploads: UploadSettings,
     pub push: PushSettings,
 }
@@ -139,6 +144,9 @@ impl Config {
                 sweep_pass_interval_ms: seconds("PRESENCE_SWEEP_PASS_INTERVAL_SECONDS", 10)? * 1000,
             },
             sync_max_messages: seconds("SYNC_MAX_MESSAGES", DEFAULT_SYNC_MAX_MESSAGES as i64)? as usize,
+            max_reactions_per_message: seconds("MAX_REACTIONS_PER_MESSAGE", DEFAULT_MAX_REACTIONS_PER_MESSAGE as i64)?
+                as usize,
+            push_reactions_to_author: flag("PUSH_REACTIONS_TO_AUTHOR")?,
             uploads: UploadSettings {
                 bucket: required("UPLOADS_BUCKET")?,
                 max_bytes: seconds("UPLOAD_MAX_BYTES", DEFAULT_UPLOAD_MAX_BYTES as i64)? as u64,
@@ -164,6 +172,8 @@ impl Config {
             rate_limits: self.rate_limits,
             presence: self.presence,
             sync_max_messages: self.sync_max_messages,
+            max_reactions_per_message: self.max_reactions_per_message,
+            push_reactions_to_author: self.push_reactions_to_author,
             uploads: UploadRules {
                 max_bytes: self.uploads.max_bytes,
                 allowed_types: self.uploads.allowed_types.clone(),
@@ -207,6 +217,15 @@ fn seconds(name: &'static str, default: i64) -> Result<i64, ConfigError> {
             .ok()
             .filter(|s| *s > 0)
             .ok_or(ConfigError::Invalid { name, reason: format!("{text:?} is not a positive number of seconds") }),
+    }
+}
+
+/// `true` or `false` (absent: false).
+fn flag(name: &'static str) -> Result<bool, ConfigError> {
+    match optional(name).as_deref() {
+        None | Some("false") => Ok(false),
+        Some("true") => Ok(true),
+        Some(other) => Err(ConfigError::Invalid { name, reason: format!("{other:?} is neither true nor false") }),
     }
 }
 

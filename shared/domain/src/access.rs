@@ -68,6 +68,20 @@ pub fn may_delete<'a>(roster: &Roster, user: &'a UserId, message: &Message) -> R
     }
 }
 
+/// The members a message may mention: each at most once, every one a member of the
+/// channel (a mention pushes through a mute, so it is only for people in the channel).
+pub fn mentionable(roster: &Roster, mut mentions: Vec<UserId>) -> Result<Vec<UserId>, ChatError> {
+    mentions.sort();
+    mentions.dedup();
+    if let Some(stranger) = mentions.iter().find(|m| roster.member(m).is_none()) {
+        return Err(ChatError::InvalidRequest(format!(
+            "{stranger} is not a member of channel {}; only members can be mentioned",
+            roster.meta.id
+        )));
+    }
+    Ok(mentions)
+}
+
 /// Keys of uploads are `uploads/{channelId}/{userId}/{random}/{file name}`: the channel
 /// and uploader are in the key, which is what makes these checks free.
 pub fn upload_prefix(channel: &ChannelId, user: &UserId) -> String {

@@ -7,7 +7,7 @@ use crate::clock::Clock;
 use crate::error::PortError;
 use crate::ports::{
     BlockStore, ChannelStore, InvitationStore, MediaStore, MessageLog, Poster, PresenceStore, PushService, RateCounter,
-    SessionStore, Tokens, UserStore,
+    ReactionStore, SessionStore, Tokens, UserStore,
 };
 use crate::settings::Settings;
 
@@ -16,6 +16,7 @@ use crate::settings::Settings;
 pub struct Ports {
     pub channels: Arc<dyn ChannelStore>,
     pub messages: Arc<dyn MessageLog>,
+    pub reactions: Arc<dyn ReactionStore>,
     pub presence: Arc<dyn PresenceStore>,
     pub invitations: Arc<dyn InvitationStore>,
     pub blocks: Arc<dyn BlockStore>,
@@ -51,6 +52,10 @@ impl App {
 
     pub fn messages(&self) -> &dyn MessageLog {
         &*self.ports.messages
+    }
+
+    pub fn reactions(&self) -> &dyn ReactionStore {
+        &*self.ports.reactions
     }
 
     pub fn presence(&self) -> &dyn PresenceStore {

@@ -11,7 +11,7 @@ use crate::error::{ChatError, PortError};
 use crate::ids::MessageId;
 use crate::limits::{self, Action};
 use crate::metrics;
-use crate::model::{Attachment, ChannelId, ClientMsgId, ConnectionId, Message, MessageText, UserId};
+use crate::model::{Attachment, ChannelId, ClientMsgId, ConnectionId, Message, MessageText, Quote, UserId};
 use crate::ordering::{Appended, append_next};
 use crate::ports::{ChangeRefused, Roster};
 use crate::presence;
@@ -48,33 +48,70 @@ pub struct Sent {
     pub ack: String,
 }
 
+/// What a sender asks to store.
+#[derive(Debug, Clone)]
+pub struct Draft {
+    pub client_msg_id: ClientMsgId,
+    pub text: String,
+    pub attachments: Vec<Attachment>,
+    /// The message of the channel this one answers.
+    pub reply_to: Option<MessageId>,
+    /// Members the message mentions.
+    pub mentions: Vec<UserId>,
+}
+
+impl Draft {
+    /// A plain text message.
+    pub fn text(client_msg_id: ClientMsgId, text: impl Into<String>) -> Self {
+        Self { client_msg_id, text: text.into(), attachments: Vec::new(), reply_to: None, mentions: Vec::new() }
+    }
+}
+
 /// Stores a message and delivers it to every live connection of every member, except
 /// `origin` (the sending connection, which gets the ack instead).
-#[tracing::instrument(skip(app, text), fields(%sender, %channel_id, %client_msg_id))]
+#[tracing::instrument(skip(app, draft), fields(%sender, %channel_id, client_msg_id = %draft.client_msg_id))]
 pub async fn send_message(
     app: &App,
     sender: &UserId,
     origin: &ConnectionId,
     channel_id: &ChannelId,
-    client_msg_id: &ClientMsgId,
-    text: String,
-    attachments: Vec<Attachment>,
+    draft: Draft,
 ) -> Result<Sent, ChatError> {
     let started = std::time::Instant::now();
+    let Draft { client_msg_id, text, attachments, reply_to, mentions } = draft;
+    let client_msg_id = &client_msg_id;
     // A message with files may have no text.
     let text = if text.trim().is_empty() && !attachments.is_empty() {
         String::new()
     } else {
         MessageText::parse(text)?.into_string()
     };
-    // The limit and the roster need nothing from each other: one round trip for both.
-    let (within_limit, roster) = tokio::join!(
+    // The limit, the roster and the answered message need nothing from each other: one
+    // round trip for all three.
+    let (within_limit, roster, answered) = tokio::join!(
         limits::check(app, Action::Send, sender.as_str()),
         // The same answer whether the channel exists or not: no probing for channel ids.
-        roster_for_member(app, sender, channel_id)
+        roster_for_member(app, sender, channel_id),
+        async {
+            match reply_to {
+                Some(id) => app.messages().get(channel_id, id).await.map(|found| Some((id, found))),
+                None => Ok(None),
+            }
+        }
     );
     within_limit?;
     let roster = roster?;
+    let reply_to = match answered? {
+        None => None,
+        Some((id, None)) => {
+            return Err(ChatError::NotFound(format!("no message {id} in channel {channel_id} to reply to")));
+        }
+        Some((id, Some(answered))) if answered.deleted => {
+            return Err(ChatError::Conflict(format!("message {id} was deleted; it cannot be replied to")));
+        }
+        Some((_, Some(answered))) => Some(Quote::of(&answered)),
+    };
+    let mentions = access::mentionable(&roster, mentions)?;
     let attachments = crate::media::check_attachments(app, sender, channel_id, attachments).await?;
 
     let mut message = Message {
@@ -89,6 +126,9 @@ pub async fn send_message(
         edited_at: None,
         deleted: false,
         change_seq: None,
+        reply_to,
+        mentions,
+        reactions: Vec::new(),
     };
     // The ack (the larger frame) must fit API Gateway's 128 KB message limit; the widest id
     // and seq make this check conservative before anything is stored. Measured, not built.
@@ -109,7 +149,7 @@ pub async fn send_message(
     let live = live.map_err(|err| warn!(error = %err, "presence lookup failed; nobody gets the live event")).ok();
     match appended? {
         Appended::Stored(message) => {
-            let message = crate::media::with_download_urls(app, message).await;
+            let message = crate::media::with_download_urls(app, *message).await;
             metrics::count(metrics::MESSAGES_STORED, 1);
             let frames = MessageFrames::new(client_msg_id, &message);
             let delivering = std::time::Instant::now();
@@ -251,7 +291,7 @@ pub async fn delete_message(
 /// The channel's next change position, for an edit or a deletion about to be written. A
 /// change whose write is then refused leaves its position unused: `sync` steps over such
 /// a gap once it is older than any write can take ([`crate::sync::CHANGE_SETTLE_MS`]).
-async fn claim_change(app: &App, channel: &ChannelId) -> Result<u64, ChatError> {
+pub(crate) async fn claim_change(app: &App, channel: &ChannelId) -> Result<u64, ChatError> {
     app.messages()
         .claim_change(channel, app.now_ms())
         .await?
@@ -268,7 +308,7 @@ fn deleted_frame(message: &Message, change_seq: Option<u64>) -> ServerFrame {
 }
 
 /// A message of the channel, or `not_found`.
-async fn stored_message(app: &App, channel: &ChannelId, id: MessageId) -> Result<Message, ChatError> {
+pub(crate) async fn stored_message(app: &App, channel: &ChannelId, id: MessageId) -> Result<Message, ChatError> {
     app.messages()
         .get(channel, id)
         .await?
@@ -374,6 +414,9 @@ mod tests {
             edited_at: None,
             deleted: true,
             change_seq: None,
+            reply_to: None,
+            mentions: vec![],
+            reactions: vec![],
         }
     }
 

@@ -32,7 +32,8 @@ pub fn check_frame_size(frame_len: usize, message: &Message) -> Result<(), ChatE
 }
 
 /// Posts a new message to every live connection of the channel but the sender's, and,
-/// at the same time, pushes it to members with no live connection who have not muted it.
+/// at the same time, pushes it to members with no live connection who have not muted it
+/// (or whom it mentions).
 /// `frame`: the message's live event. `live`: the members' open connections, read beside
 /// the write (`None`: the read failed).
 pub async fn deliver(
@@ -47,7 +48,8 @@ pub async fn deliver(
     let offline: Vec<UserId> = roster
         .members
         .iter()
-        .filter(|m| m.user_id != message.author_id && !m.muted)
+        // A mention pushes through a mute.
+        .filter(|m| m.user_id != message.author_id && (!m.muted || message.mentions.contains(&m.user_id)))
         .filter(|m| !connections.iter().any(|(user, _)| *user == m.user_id))
         .map(|m| m.user_id.clone())
         .collect();

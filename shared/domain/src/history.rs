@@ -7,7 +7,8 @@ use crate::error::ChatError;
 pub use crate::http::HistoryPage;
 use crate::ids::{Bucket, MessageId};
 use crate::model::{ChannelId, Message, UserId};
-use crate::ports::{ChannelMeta, Order};
+use crate::ports::{ChannelMeta, Order, Reactions};
+use std::collections::{BTreeMap, HashMap};
 
 pub const DEFAULT_PAGE_SIZE: usize = 50;
 pub const MAX_PAGE_SIZE: usize = 100;
@@ -24,7 +25,9 @@ pub struct HistoryQuery {
 }
 
 /// Reads a page of a channel's history, walking only the buckets that hold messages:
-/// one BatchGetItem (meta + membership), then one Query per non-empty bucket visited.
+/// one BatchGetItem (meta + membership), then one Query per non-empty bucket visited; then
+/// the page's reactions (one Query per bucket of the page, once the channel has had any
+/// change) and, when replies in it answer messages outside it, one BatchGetItem for those.
 #[tracing::instrument(skip(app), fields(%user, %channel_id))]
 pub async fn history(
     app: &App,
@@ -68,6 +71,8 @@ pub async fn history(
     }
     let more = messages.len() > limit;
     messages.truncate(limit);
+    let reactions = reactions_in_page(app, &meta, &messages).await?;
+    crate::reading::show(app, user, channel_id, &mut messages, &reactions).await?;
     let mut page = Vec::with_capacity(messages.len());
     let mut page_bytes = 0;
     for message in messages {
@@ -83,6 +88,30 @@ pub async fn history(
     }
     let next_before = if more { page.last().map(|m| m.message_id) } else { None };
     Ok(HistoryPage { messages: page, next_before })
+}
+
+/// The reactions to a page's messages: one Query per bucket the page spans, over the
+/// page's id range (reading only messages that have reactions), and none at all in a
+/// channel that never had a change.
+async fn reactions_in_page(
+    app: &App,
+    meta: &ChannelMeta,
+    page: &[Message],
+) -> Result<HashMap<MessageId, Reactions>, ChatError> {
+    let mut found = HashMap::new();
+    if meta.change_seq == 0 {
+        return Ok(found);
+    }
+    let mut ranges: BTreeMap<Bucket, (MessageId, MessageId)> = BTreeMap::new();
+    for id in page.iter().map(|m| m.message_id) {
+        let range = ranges.entry(id.bucket()).or_insert((id, id));
+        range.0 = range.0.min(id);
+        range.1 = range.1.max(id);
+    }
+    for (bucket, range) in ranges {
+        found.extend(app.reactions().in_range(&meta.id, bucket, range).await?);
+    }
+    Ok(found)
 }
 
 /// The newest `limit` messages of a channel (fewer if it holds fewer), newest first.

@@ -28,6 +28,8 @@ pub mod ordering;
 pub mod ports;
 pub mod presence;
 pub mod push;
+pub mod reactions;
+pub mod reading;
 pub mod settings;
 pub mod sync;
 

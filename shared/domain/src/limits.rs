@@ -3,7 +3,7 @@
 //! - Connects count in the user's presence record, in the very write that records the
 //!   connection ([`connect_quota`]): no write of their own.
 //! - Actions that must hold across every Lambda instance (sends, edits and deletes, HTTP
-//!   changes, upload grants, sign-in, sign-up, refresh) count in the RateLimits table: one
+//!   reactions, HTTP changes, upload grants, sign-in, sign-up, refresh) count in the RateLimits table: one
 //!   UpdateItem each (1 write unit).
 //! - Cheap, frequent frames (`typing`, `markRead`, `heartbeat`, `getPresence`, `sync`) and
 //!   HTTP reads count in the memory of the Lambda instance that serves them: no request at
@@ -23,6 +23,8 @@ pub enum Action {
     Connect,
     /// `editMessage`, `deleteMessage`.
     Change,
+    /// `addReaction`, `removeReaction`.
+    React,
     /// `typing`, `markRead`, `heartbeat`, `getPresence`, `sync`.
     Frame,
     /// HTTP GET routes.
@@ -47,10 +49,11 @@ enum Counting {
 }
 
 impl Action {
-    pub const ALL: [Action; 10] = [
+    pub const ALL: [Action; 11] = [
         Action::Send,
         Action::Connect,
         Action::Change,
+        Action::React,
         Action::Frame,
         Action::Read,
         Action::Write,
@@ -65,6 +68,7 @@ impl Action {
             Action::Send => "send",
             Action::Connect => "connect",
             Action::Change => "change",
+            Action::React => "react",
             Action::Frame => "frame",
             Action::Read => "read",
             Action::Write => "write",
@@ -81,6 +85,7 @@ impl Action {
             Action::Send => "RateLimitedSend",
             Action::Connect => "RateLimitedConnect",
             Action::Change => "RateLimitedChange",
+            Action::React => "RateLimitedReact",
             Action::Frame => "RateLimitedFrame",
             Action::Read => "RateLimitedRead",
             Action::Write => "RateLimitedWrite",
@@ -96,6 +101,7 @@ impl Action {
             Action::Send => limits.sends,
             Action::Connect => limits.connects,
             Action::Change => limits.changes,
+            Action::React => limits.reactions,
             Action::Frame => limits.frames,
             Action::Read => limits.reads,
             Action::Write => limits.writes,

@@ -229,6 +229,7 @@ pub async fn list_channels(app: &App, user: &UserId) -> Result<Vec<ChannelSummar
                 seq: meta.seq,
                 last_message_id: (meta.seq > 0).then_some(meta.last_message_id),
                 unread: position.unread,
+                mentions: position.mentions,
                 muted: membership.muted,
                 last_read_seq: position.read_seq,
                 change_seq: meta.change_seq,
@@ -244,6 +245,8 @@ pub async fn list_channels(app: &App, user: &UserId) -> Result<Vec<ChannelSummar
 struct ReadPosition {
     read_seq: u64,
     unread: u64,
+    /// Of the unread messages, those that mention the member.
+    mentions: u64,
 }
 
 /// Messages a channel's unread count is read from, at most; beyond that the meta's count
@@ -253,15 +256,17 @@ pub const UNREAD_SCAN: usize = 100;
 /// Sending reads a channel up to one's own message. Rather than a write per send, the
 /// member's newest message counts as read here: the newest messages after the stored read
 /// position are read (only for a channel with any), and those after the member's newest
-/// own one that still exist are unread.
+/// own one that still exist are unread; those of them that mention the member are counted
+/// apart (only within the messages read: past [`UNREAD_SCAN`] the count is a floor).
 async fn read_position(app: &App, user: &UserId, meta: &ChannelMeta, read_seq: u64) -> Result<ReadPosition, ChatError> {
-    let stored = ReadPosition { read_seq, unread: meta.unread_after(read_seq) };
+    let stored = ReadPosition { read_seq, unread: meta.unread_after(read_seq), mentions: 0 };
     if stored.unread == 0 {
         return Ok(stored);
     }
     let want = (meta.seq.saturating_sub(read_seq) as usize).min(UNREAD_SCAN);
     let newest = crate::history::newest(app, meta, want).await?;
     let mut unread = 0;
+    let mut mentions = 0;
     // Whether every message after the read position was seen (some seqs may still be on
     // their way): then the count is exact.
     let mut seen_all = newest.len() < want;
@@ -271,16 +276,17 @@ async fn read_position(app: &App, user: &UserId, meta: &ChannelMeta, read_seq: u
             break;
         }
         if &message.author_id == user {
-            return Ok(ReadPosition { read_seq: message.seq, unread });
+            return Ok(ReadPosition { read_seq: message.seq, unread, mentions });
         }
         if !message.deleted {
             unread += 1;
+            mentions += u64::from(message.mentions.contains(user));
         }
         seen_all |= message.seq == read_seq + 1;
     }
     // Otherwise the member's own newest message is further back than a channel list
     // should read: the meta's count stands.
-    Ok(if seen_all { ReadPosition { read_seq, unread } } else { stored })
+    Ok(if seen_all { ReadPosition { read_seq, unread, mentions } } else { ReadPosition { mentions, ..stored } })
 }
 
 #[cfg(test)]

@@ -45,13 +45,13 @@ use crate::clock::{Clock, ManualClock};
 use crate::error::PortError;
 use crate::http::{Invitation, Platform};
 use crate::ids::{Bucket, MessageId};
-use crate::model::{Attachment, ChannelId, ChannelKind, ClientMsgId, ConnectionId, MemberRole, Message, UserId};
+use crate::model::{Attachment, ChannelId, ChannelKind, ClientMsgId, ConnectionId, Emoji, MemberRole, Message, UserId};
 use crate::ports::{
-    AppendOutcome, BlockStore, ChangeRefused, ChannelMeta, ChannelStore, Claim, ConnectQuota, ConnectionClock,
-    CreateChannelError, DEDUPE_WINDOW_S, DeviceRecord, InvitationStore, JoinError, MediaStore, Member, Membership,
-    MembershipChangeError, MessageLog, Notification, Order, PostOutcome, PresenceRecord, PresenceStore, Published,
-    PushMode, PushService, RateCounter, Recorded, Refresh, Roster, Seat, SessionStore, StoredObject, TokenError,
-    Tokens, UploadForm, UserRecord, UserStore, Verified,
+    AppendOutcome, BlockStore, Change, ChangeRefused, Changed, ChannelMeta, ChannelStore, Claim, ConnectQuota,
+    ConnectionClock, CreateChannelError, DEDUPE_WINDOW_S, DeviceRecord, InvitationStore, JoinError, MediaStore, Member,
+    Membership, MembershipChangeError, MessageLog, Notification, Order, PostOutcome, PresenceRecord, PresenceStore,
+    Published, PushMode, PushService, RateCounter, ReactionStore, ReactionWrite, Reactions, Recorded, Refresh, Roster,
+    Seat, SessionStore, StoredObject, TokenError, Tokens, UploadForm, UserRecord, UserStore, Verified,
 };
 use crate::settings::{RateLimit, RateLimits, Settings};
 
@@ -70,6 +70,14 @@ fn refuse_duplicate_keys<T: Eq + Hash>(keys: impl IntoIterator<Item = T>) -> Res
     }
 }
 
+/// What DynamoDB refuses of a BatchGetItem: no keys, more than 100, or one key twice.
+fn refuse_batch(ids: &[MessageId]) -> Result<(), PortError> {
+    if ids.is_empty() || ids.len() > 100 {
+        return Err(PortError::backend("DynamoDB BatchGetItem", "1 to 100 keys per request"));
+    }
+    refuse_duplicate_keys(ids.iter())
+}
+
 /// A failed condition that the adapter does not turn into an answer: an error.
 fn condition_failed(what: &'static str) -> PortError {
     PortError::backend(what, "ConditionalCheckFailedException: the conditional request failed")
@@ -85,6 +93,8 @@ pub struct ChannelTable {
     /// (channel, author, clientMsgId) -> (message id, forgotten after this second).
     dedupe: HashMap<(ChannelId, UserId, ClientMsgId), (MessageId, i64)>,
     messages: BTreeMap<(ChannelId, MessageId), StoredMessage>,
+    /// Each message's reactions, once it had any: (reactions, change position, changed at).
+    reactions: BTreeMap<(ChannelId, MessageId), (Reactions, u64, i64)>,
     /// Each user's inbox of pending invitations; present once one was ever offered.
     inboxes: HashMap<UserId, BTreeMap<ChannelId, Invitation>>,
 }
@@ -168,6 +178,8 @@ impl StoredMessage {
         let mut message = self.message.clone();
         if message.deleted {
             message.attachments.clear();
+            message.reply_to = None;
+            message.mentions.clear();
         }
         message
     }
@@ -503,22 +515,38 @@ impl MessageLog for Messages {
         Ok(Some(channel.meta.change_seq))
     }
 
-    async fn changed_since(
-        &self,
-        channel: &ChannelId,
-        after: u64,
-        limit: usize,
-    ) -> Result<Vec<(Message, i64)>, PortError> {
+    async fn changed_since(&self, channel: &ChannelId, after: u64, limit: usize) -> Result<Vec<Change>, PortError> {
         let table = lock(&self.table);
-        let mut changed: Vec<(Message, i64)> = table
+        let messages = table
             .messages
             .iter()
             .filter(|((c, _), stored)| c == channel && stored.message.change_seq.is_some_and(|s| s > after))
-            .map(|(_, stored)| (stored.as_read(), stored.changed_at))
-            .collect();
-        changed.sort_by_key(|(m, _)| m.change_seq);
+            .map(|(_, stored)| Change {
+                change_seq: stored.message.change_seq.unwrap_or_default(),
+                changed_at: stored.changed_at,
+                what: Changed::Message(Box::new(stored.as_read())),
+            });
+        let reactions = table.reactions.iter().filter(|((c, _), (_, seq, _))| c == channel && *seq > after).map(
+            |((_, id), (reactions, seq, at))| Change {
+                change_seq: *seq,
+                changed_at: *at,
+                what: Changed::Reactions { message_id: *id, reactions: reactions.clone() },
+            },
+        );
+        let mut changed: Vec<Change> = messages.chain(reactions).collect();
+        changed.sort_by_key(|c| c.change_seq);
         changed.truncate(limit);
         Ok(changed)
+    }
+
+    async fn get_many(&self, channel: &ChannelId, ids: &[MessageId]) -> Result<Vec<Message>, PortError> {
+        refuse_batch(ids)?;
+        let table = lock(&self.table);
+        Ok(ids
+            .iter()
+            .filter_map(|id| table.messages.get(&(channel.clone(), *id)))
+            .map(StoredMessage::as_read)
+            .collect())
     }
 
     async fn edit(
@@ -1361,6 +1389,117 @@ impl Tokens for PlainTokens {
     }
 }
 
+/// [`ReactionStore`] over the shared [`ChannelTable`] (reactions sit in the Messages table,
+/// beside the messages, in their own items).
+#[derive(Debug, Clone)]
+pub struct MessageReactions {
+    table: SharedTable,
+}
+
+impl MessageReactions {
+    pub fn new(table: SharedTable) -> Self {
+        Self { table }
+    }
+
+    fn write(
+        &self,
+        message: &Message,
+        change: u64,
+        now_ms: i64,
+        apply: impl FnOnce(&mut Reactions) -> ReactionWrite,
+    ) -> ReactionWrite {
+        let mut table = lock(&self.table);
+        let key = (message.channel_id.clone(), message.message_id);
+        if table.reactions.get(&key).is_some_and(|(_, position, _)| *position >= change) {
+            return ReactionWrite::Outdated;
+        }
+        let mut current = table.reactions.get(&key).map(|(r, _, _)| r.clone()).unwrap_or_default();
+        let written = apply(&mut current);
+        match written {
+            ReactionWrite::Changed(_) => {
+                current.by_emoji.retain(|_, users| !users.is_empty());
+                current.change_seq = change;
+                table.reactions.insert(key, (current.clone(), change, now_ms));
+                ReactionWrite::Changed(current)
+            }
+            other => other,
+        }
+    }
+}
+
+#[async_trait]
+impl ReactionStore for MessageReactions {
+    async fn of(&self, channel: &ChannelId, ids: &[MessageId]) -> Result<HashMap<MessageId, Reactions>, PortError> {
+        refuse_batch(ids)?;
+        let table = lock(&self.table);
+        Ok(ids
+            .iter()
+            .filter_map(|id| table.reactions.get(&(channel.clone(), *id)).map(|(r, _, _)| (*id, r.clone())))
+            .collect())
+    }
+
+    async fn in_range(
+        &self,
+        channel: &ChannelId,
+        bucket: Bucket,
+        (low, high): (MessageId, MessageId),
+    ) -> Result<HashMap<MessageId, Reactions>, PortError> {
+        if low > high {
+            return Err(PortError::backend("DynamoDB Query", "BETWEEN bounds are in the wrong order"));
+        }
+        let table = lock(&self.table);
+        Ok(table
+            .reactions
+            .range((channel.clone(), low)..=(channel.clone(), high))
+            .filter(|((_, id), _)| id.bucket() == bucket)
+            .map(|((_, id), (r, _, _))| (*id, r.clone()))
+            .collect())
+    }
+
+    async fn add(
+        &self,
+        message: &Message,
+        user: &UserId,
+        emoji: &Emoji,
+        max_emoji: usize,
+        change: u64,
+        now_ms: i64,
+    ) -> Result<ReactionWrite, PortError> {
+        Ok(self.write(message, change, now_ms, |reactions| {
+            if reactions.has(emoji, user) {
+                return ReactionWrite::Unchanged(reactions.clone());
+            }
+            if !reactions.by_emoji.contains_key(emoji) && reactions.by_emoji.len() >= max_emoji {
+                return ReactionWrite::TooManyEmoji;
+            }
+            reactions.by_emoji.entry(emoji.clone()).or_default().insert(user.clone());
+            ReactionWrite::Changed(reactions.clone())
+        }))
+    }
+
+    async fn remove(
+        &self,
+        message: &Message,
+        user: &UserId,
+        emoji: &Emoji,
+        change: u64,
+        now_ms: i64,
+    ) -> Result<ReactionWrite, PortError> {
+        Ok(self.write(message, change, now_ms, |reactions| {
+            if !reactions.has(emoji, user) {
+                return ReactionWrite::Unchanged(reactions.clone());
+            }
+            if let Some(users) = reactions.by_emoji.get_mut(emoji) {
+                users.remove(user);
+                if users.is_empty() {
+                    reactions.by_emoji.remove(emoji);
+                }
+            }
+            ReactionWrite::Changed(reactions.clone())
+        }))
+    }
+}
+
 // ---- the world -----------------------------------------------------------------------------
 
 /// Every port in memory around one [`ManualClock`], and the settings apps are built with.
@@ -1375,6 +1514,7 @@ pub struct World {
     pub table: SharedTable,
     pub channels: Arc<Channels>,
     pub messages: Arc<Messages>,
+    pub reactions: Arc<MessageReactions>,
     pub invitations: Arc<Invitations>,
     pub blocks: Arc<Blocks>,
     pub presence: Arc<Presence>,
@@ -1416,6 +1556,7 @@ impl World {
             settings,
             channels: Arc::new(Channels::new(table.clone())),
             messages: Arc::new(Messages::new(table.clone())),
+            reactions: Arc::new(MessageReactions::new(table.clone())),
             invitations: Arc::new(Invitations::new(table.clone())),
             table,
             blocks: Arc::default(),
@@ -1445,6 +1586,7 @@ impl World {
         Ports {
             channels: self.channels.clone(),
             messages: self.messages.clone(),
+            reactions: self.reactions.clone(),
             presence: self.presence.clone(),
             invitations: self.invitations.clone(),
             blocks: self.blocks.clone(),

@@ -22,7 +22,7 @@ use crate::ports::{AppendOutcome, ChannelMeta};
 #[derive(Debug)]
 pub enum Appended {
     /// Stored as the channel's next message, with its id, seq and time.
-    Stored(Message),
+    Stored(Box<Message>),
     /// The author had sent this clientMsgId before: the id it got then.
     Duplicate(MessageId),
 }
@@ -40,7 +40,7 @@ pub async fn append_next(app: &App, mut message: Message, meta: ChannelMeta) -> 
     match app.messages().append(&message, now).await? {
         AppendOutcome::Stored => {
             info!(message_id = %message.message_id, seq = message.seq, "stored");
-            return Ok(Appended::Stored(message));
+            return Ok(Appended::Stored(Box::new(message)));
         }
         AppendOutcome::Duplicate(earlier) => return Ok(Appended::Duplicate(earlier)),
         AppendOutcome::SeqTaken => {}
@@ -53,7 +53,7 @@ pub async fn append_next(app: &App, mut message: Message, meta: ChannelMeta) -> 
     match app.messages().store_claimed(&message, now).await {
         Ok(AppendOutcome::Stored) => {
             info!(message_id = %message.message_id, seq = message.seq, "stored with a claimed seq");
-            Ok(Appended::Stored(message))
+            Ok(Appended::Stored(Box::new(message)))
         }
         Ok(AppendOutcome::Duplicate(earlier)) => {
             // The same clientMsgId committed between our first attempt and the claim (a

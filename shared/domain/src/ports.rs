@@ -5,14 +5,16 @@
 //! author who must still be the author) are parameters of the port's call, because only
 //! the store can check them in the same write.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use async_trait::async_trait;
 
 use crate::error::PortError;
 use crate::http::{Invitation, Platform};
 use crate::ids::{Bucket, MessageId};
-use crate::model::{Attachment, ChannelId, ChannelKind, ConnectionId, MemberRole, Message, UserId};
+use crate::model::{
+    Attachment, ChannelId, ChannelKind, ConnectionId, Emoji, MemberRole, Message, ReactionCount, UserId,
+};
 
 // ---- channels ----------------------------------------------------------------------------
 
@@ -251,6 +253,32 @@ pub enum ChangeRefused {
     NotAuthor,
 }
 
+/// One row of a channel's change feed: a message as it now is after an edit or a
+/// deletion, or a message's reactions as they now are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub what: Changed,
+    /// The channel's change position of the latest change to this row.
+    pub change_seq: u64,
+    /// When that change was made.
+    pub changed_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Changed {
+    Message(Box<Message>),
+    Reactions { message_id: MessageId, reactions: Reactions },
+}
+
+impl Change {
+    pub fn message_id(&self) -> MessageId {
+        match &self.what {
+            Changed::Message(message) => message.message_id,
+            Changed::Reactions { message_id, .. } => *message_id,
+        }
+    }
+}
+
 /// How long a send's clientMsgId is remembered for retries.
 pub const DEDUPE_WINDOW_S: i64 = 24 * 60 * 60;
 
@@ -299,14 +327,11 @@ pub trait MessageLog: Send + Sync {
         change: u64,
         now_ms: i64,
     ) -> Result<Result<Message, ChangeRefused>, PortError>;
-    /// Messages of the channel whose latest change is after `after`, in change order, at
-    /// most `limit`, as they now are, each with the time of its change.
-    async fn changed_since(
-        &self,
-        channel: &ChannelId,
-        after: u64,
-        limit: usize,
-    ) -> Result<Vec<(Message, i64)>, PortError>;
+    /// What changed in the channel after change position `after` (messages edited or
+    /// deleted, and messages' reactions), in change order, at most `limit`, as it now is.
+    async fn changed_since(&self, channel: &ChannelId, after: u64, limit: usize) -> Result<Vec<Change>, PortError>;
+    /// The messages of the channel among `ids` (at most 100; those that exist), in one read.
+    async fn get_many(&self, channel: &ChannelId, ids: &[MessageId]) -> Result<Vec<Message>, PortError>;
     /// The files a deleted message still names.
     async fn files_left(&self, channel: &ChannelId, id: MessageId) -> Result<Vec<Attachment>, PortError>;
     /// Drops a deleted message's file keys once its files are removed.
@@ -320,6 +345,89 @@ pub trait MessageLog: Send + Sync {
         limit: usize,
         order: Order,
     ) -> Result<Vec<Message>, PortError>;
+}
+
+// ---- reactions ---------------------------------------------------------------------------
+
+/// Who reacted to one message with which emoji. Kept apart from the message, so that a
+/// reaction writes units for the reactions, not for the message's text.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Reactions {
+    pub by_emoji: BTreeMap<Emoji, BTreeSet<UserId>>,
+    /// The change position of the latest reaction (0: none yet).
+    pub change_seq: u64,
+}
+
+impl Reactions {
+    pub fn has(&self, emoji: &Emoji, user: &UserId) -> bool {
+        self.by_emoji.get(emoji).is_some_and(|users| users.contains(user))
+    }
+
+    /// Counts per emoji, with `me` set for `reader`'s own (none: a frame for everyone).
+    pub fn counts(&self, reader: Option<&UserId>) -> Vec<ReactionCount> {
+        self.by_emoji
+            .iter()
+            .filter(|(_, users)| !users.is_empty())
+            .map(|(emoji, users)| ReactionCount {
+                emoji: emoji.clone(),
+                count: users.len() as u64,
+                me: reader.is_some_and(|reader| users.contains(reader)),
+            })
+            .collect()
+    }
+}
+
+/// What a reaction write did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReactionWrite {
+    /// Done; the message's reactions now.
+    Changed(Reactions),
+    /// Already so (the reaction was there, or was not): nothing written.
+    Unchanged(Reactions),
+    /// A new emoji, and the message has the most distinct emoji it may have.
+    TooManyEmoji,
+    /// The message's reactions already carry a later change position (a concurrent
+    /// reaction claimed after this one but wrote first): nothing written; claim again.
+    /// So a message's reactions only ever move to a greater position, and the greater
+    /// position always has the newer reactions.
+    Outdated,
+}
+
+/// The reactions to each channel's messages.
+#[async_trait]
+pub trait ReactionStore: Send + Sync {
+    /// The reactions to each of `ids` that has any (at most 100 ids), in one read.
+    async fn of(&self, channel: &ChannelId, ids: &[MessageId]) -> Result<HashMap<MessageId, Reactions>, PortError>;
+    /// The reactions to the messages of one bucket with ids in `[low, high]` (a history
+    /// page's range), in one read of only the messages that have any.
+    async fn in_range(
+        &self,
+        channel: &ChannelId,
+        bucket: Bucket,
+        range: (MessageId, MessageId),
+    ) -> Result<HashMap<MessageId, Reactions>, PortError>;
+    /// Adds `user`'s `emoji` to `message` unless there already, taking change position
+    /// `change` (only past the position the reactions have); a new emoji only while the
+    /// message has fewer than `max_emoji`.
+    async fn add(
+        &self,
+        message: &Message,
+        user: &UserId,
+        emoji: &Emoji,
+        max_emoji: usize,
+        change: u64,
+        now_ms: i64,
+    ) -> Result<ReactionWrite, PortError>;
+    /// Removes `user`'s `emoji` from `message` if there, taking change position `change`
+    /// (only past the position the reactions have).
+    async fn remove(
+        &self,
+        message: &Message,
+        user: &UserId,
+        emoji: &Emoji,
+        change: u64,
+        now_ms: i64,
+    ) -> Result<ReactionWrite, PortError>;
 }
 
 // ---- presence ----------------------------------------------------------------------------

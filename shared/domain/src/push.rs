@@ -112,13 +112,31 @@ enum Outcome {
 
 /// Pushes `message` to `users` (members with no live connection, not muted).
 pub async fn notify(app: &App, users: &[UserId], message: &Message, channel_name: Option<&str>) -> PushReport {
+    publish(app, users, &notification(message, channel_name)).await
+}
+
+/// What a push about a reaction says: who reacted with what, to which message.
+pub fn reaction_notification(
+    reactor: &UserId,
+    emoji: &crate::model::Emoji,
+    message: &Message,
+    channel_name: Option<&str>,
+) -> Notification {
+    let about = notification(message, channel_name);
+    let title = match channel_name {
+        Some(name) => format!("{reactor} reacted {emoji} in {name}"),
+        None => format!("{reactor} reacted {emoji}"),
+    };
+    Notification { title, ..about }
+}
+
+/// Pushes `notification` to each of `users`' enabled devices (or the topic).
+pub async fn publish(app: &App, users: &[UserId], notification: &Notification) -> PushReport {
     let mut report = PushReport::default();
     let mode = app.push().mode();
     if users.is_empty() || mode == PushMode::Off {
         return report;
     }
-    let notification = notification(message, channel_name);
-    let notification = &notification;
     let mut publishes: Vec<futures::future::BoxFuture<'_, Outcome>> = Vec::new();
     if mode == PushMode::Topic {
         for user in users {

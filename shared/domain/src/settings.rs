@@ -36,6 +36,8 @@ pub struct RateLimits {
     pub connects: RateLimit,
     /// `editMessage` and `deleteMessage` per user (each fans out to every member).
     pub changes: RateLimit,
+    /// `addReaction` and `removeReaction` per user (each fans out to every member).
+    pub reactions: RateLimit,
     /// `typing`, `markRead`, `heartbeat`, `getPresence`, `sync`: cheap frames, per user.
     pub frames: RateLimit,
     /// HTTP reads (channel list, history, details, invitations, blocks) per user.
@@ -60,6 +62,7 @@ impl RateLimits {
             sends: limit,
             connects: limit,
             changes: limit,
+            reactions: limit,
             frames: limit,
             reads: limit,
             writes: limit,
@@ -77,6 +80,7 @@ impl Default for RateLimits {
             sends: RateLimit { count: 5, window_ms: 5_000 },
             connects: RateLimit { count: 20, window_ms: 60_000 },
             changes: RateLimit { count: 10, window_ms: 10_000 },
+            reactions: RateLimit { count: 30, window_ms: 10_000 },
             frames: RateLimit { count: 20, window_ms: 10_000 },
             reads: RateLimit { count: 60, window_ms: 60_000 },
             writes: RateLimit { count: 30, window_ms: 60_000 },
@@ -129,6 +133,8 @@ impl Default for UploadRules {
 }
 
 pub const DEFAULT_SYNC_MAX_MESSAGES: usize = 500;
+/// Distinct emoji one message may carry (each member may use every one of them).
+pub const DEFAULT_MAX_REACTIONS_PER_MESSAGE: usize = 20;
 pub const DEFAULT_ACCESS_TOKEN_TTL_S: i64 = 60 * 60;
 pub const DEFAULT_REFRESH_TOKEN_TTL_S: i64 = 30 * 24 * 60 * 60;
 
@@ -138,6 +144,11 @@ pub struct Settings {
     pub presence: PresenceSettings,
     /// Most messages one `sync` answers with; past it the answer says to page on.
     pub sync_max_messages: usize,
+    /// Distinct emoji one message may carry.
+    pub max_reactions_per_message: usize,
+    /// Push a reaction to the message's author when they have no live connection (off:
+    /// reactions are not worth waking a phone for, as most apps decide).
+    pub push_reactions_to_author: bool,
     pub uploads: UploadRules,
     /// Lifetime of access tokens (seconds). Refresh tokens keep a client signed in.
     pub access_token_ttl_s: i64,
@@ -153,6 +164,8 @@ impl Default for Settings {
             rate_limits: RateLimits::default(),
             presence: PresenceSettings::default(),
             sync_max_messages: DEFAULT_SYNC_MAX_MESSAGES,
+            max_reactions_per_message: DEFAULT_MAX_REACTIONS_PER_MESSAGE,
+            push_reactions_to_author: false,
             uploads: UploadRules::default(),
             access_token_ttl_s: DEFAULT_ACCESS_TOKEN_TTL_S,
             refresh_token_ttl_s: DEFAULT_REFRESH_TOKEN_TTL_S,

@@ -2,13 +2,13 @@
 //! channel, or one for all) and gets every newer message of its channels, oldest first,
 //! in `messages` frames posted to it, then a `synced` answer saying how far it got.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use crate::app::App;
 use crate::error::{ChatError, PortError};
 use crate::ids::MessageId;
 use crate::model::{ChannelId, ConnectionId, Message, UserId};
-use crate::ports::{ChannelMeta, Order, PostOutcome};
+use crate::ports::{Change, Changed, ChannelMeta, Order, PostOutcome, Reactions};
 use crate::protocol::{MAX_FRAME_BYTES, ServerFrame, SyncedChannel};
 
 /// Room left in a `messages` frame for its envelope.
@@ -65,10 +65,10 @@ pub async fn sync(
             up_to_change: None,
         };
         if let Some(after) = cursors[&meta.id] {
-            new_messages(app, origin, &meta, after, &mut budget, &mut done).await?;
+            new_messages(app, user, origin, &meta, after, &mut budget, &mut done).await?;
         }
         if let Some(&after) = request.changes.get(&meta.id) {
-            changed_messages(app, origin, &meta, after, &mut budget, &mut done).await?;
+            changed_messages(app, user, origin, &meta, after, &mut budget, &mut done).await?;
         }
         report.push(done);
     }
@@ -76,9 +76,12 @@ pub async fn sync(
     Ok(report)
 }
 
-/// The channel's messages after `after`, within the budget.
+/// The channel's messages after `after`, within the budget. Their reactions come through
+/// the change cursor (a reaction to a message the device has not had yet is a change after
+/// its cursor), so none are read here.
 async fn new_messages(
     app: &App,
+    user: &UserId,
     origin: &ConnectionId,
     meta: &ChannelMeta,
     after: MessageId,
@@ -99,7 +102,8 @@ async fn new_messages(
     }
     let messages = read_after(app, &meta.id, &meta.buckets, after, *budget + 1).await?;
     let complete = messages.len() <= *budget;
-    let messages: Vec<Message> = messages.into_iter().take(*budget).collect();
+    let mut messages: Vec<Message> = messages.into_iter().take(*budget).collect();
+    crate::reading::show(app, user, &meta.id, &mut messages, &HashMap::new()).await?;
     *budget -= messages.len();
     crate::metrics::count(crate::metrics::SYNC_MESSAGES, messages.len() as u64);
     let last = messages.last().map(|m| (m.seq, m.message_id));
@@ -113,10 +117,12 @@ async fn new_messages(
     Ok(())
 }
 
-/// The messages edited or deleted after change position `after`, as they now are, within
-/// the budget; `upToChange` is how far the device may move its change cursor.
+/// The messages edited, deleted or reacted to after change position `after`, as they now
+/// are (reactions included), within the budget; `upToChange` is how far the device may
+/// move its change cursor.
 async fn changed_messages(
     app: &App,
+    user: &UserId,
     origin: &ConnectionId,
     meta: &ChannelMeta,
     after: u64,
@@ -132,29 +138,80 @@ async fn changed_messages(
         done.complete = false;
         return Ok(());
     }
-    let mut changed = app.messages().changed_since(&meta.id, after, *budget + 1).await?;
-    let complete = changed.len() <= *budget;
-    changed.truncate(*budget);
-    *budget -= changed.len();
+    let mut changes = app.messages().changed_since(&meta.id, after, *budget + 1).await?;
+    let complete = changes.len() <= *budget;
+    changes.truncate(*budget);
+    *budget -= changes.len();
     let settled_before = app.now_ms() - CHANGE_SETTLE_MS;
     let mut up_to = after;
-    for (message, changed_at) in &changed {
-        let position = message.change_seq.unwrap_or(up_to);
-        if position == up_to + 1 || *changed_at < settled_before {
-            up_to = position;
+    for change in &changes {
+        if change.change_seq == up_to + 1 || change.changed_at < settled_before {
+            up_to = change.change_seq;
         } else {
             break;
         }
     }
-    let last_found = changed.last().and_then(|(m, _)| m.change_seq).unwrap_or(after);
+    let last_found = changes.last().map(|c| c.change_seq).unwrap_or(after);
     if complete && up_to == last_found && meta.last_change_at < settled_before {
         // Positions after the last change found were refused, lost or changed again.
         up_to = meta.change_seq;
     }
     done.up_to_change = Some(up_to);
     done.complete &= complete;
-    done.sent += changed.len();
-    post_batches(app, origin, &meta.id, changed.into_iter().map(|(m, _)| m).collect()).await
+    let messages = as_they_are(app, user, &meta.id, changes).await?;
+    done.sent += messages.len();
+    post_batches(app, origin, &meta.id, messages).await
+}
+
+/// The changed messages as they now are, each once, in change order: a message whose
+/// reactions changed is read (one batched read for all of them), and so are the reactions
+/// of a message that was edited.
+async fn as_they_are(
+    app: &App,
+    reader: &UserId,
+    channel: &ChannelId,
+    changes: Vec<Change>,
+) -> Result<Vec<Message>, ChatError> {
+    let mut latest: HashMap<MessageId, u64> = HashMap::new();
+    let mut messages: HashMap<MessageId, Message> = HashMap::new();
+    let mut reactions: HashMap<MessageId, Reactions> = HashMap::new();
+    for change in changes {
+        let id = change.message_id();
+        let position = latest.entry(id).or_default();
+        *position = (*position).max(change.change_seq);
+        match change.what {
+            Changed::Message(message) => {
+                messages.insert(id, *message);
+            }
+            Changed::Reactions { reactions: now, .. } => {
+                reactions.insert(id, now);
+            }
+        }
+    }
+    let mut unread: Vec<MessageId> = latest.keys().filter(|id| !messages.contains_key(id)).copied().collect();
+    unread.sort_unstable();
+    for ids in unread.chunks(crate::reading::BATCH_KEYS) {
+        messages.extend(app.messages().get_many(channel, ids).await?.into_iter().map(|m| (m.message_id, m)));
+    }
+    let mut no_reactions_read: Vec<MessageId> = messages
+        .values()
+        .filter(|m| !m.deleted && !reactions.contains_key(&m.message_id))
+        .map(|m| m.message_id)
+        .collect();
+    no_reactions_read.sort_unstable();
+    for ids in no_reactions_read.chunks(crate::reading::BATCH_KEYS) {
+        reactions.extend(app.reactions().of(channel, ids).await?);
+    }
+    let mut ordered: Vec<Message> = messages
+        .into_values()
+        .map(|mut message| {
+            message.change_seq = latest.get(&message.message_id).copied().max(message.change_seq);
+            message
+        })
+        .collect();
+    ordered.sort_by_key(|m| m.change_seq);
+    crate::reading::show(app, reader, channel, &mut ordered, &reactions).await?;
+    Ok(ordered)
 }
 
 /// Up to `limit` messages newer than `after`, oldest first, reading only non-empty buckets.

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use crate::error::{ErrorCode, ProtocolError};
 use crate::ids::MessageId;
-use crate::model::{Attachment, ChannelId, ClientMsgId, Message, UserId};
+use crate::model::{Attachment, ChannelId, ClientMsgId, Emoji, Message, ReactionCount, UserId};
 
 /// API Gateway's limit for one WebSocket message, in either direction (128 KB).
 pub const MAX_FRAME_BYTES: usize = 128 * 1024;
@@ -28,11 +28,21 @@ pub enum ClientFrame {
         /// Files uploaded with an upload grant of this channel (`key` from the grant).
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         attachments: Vec<Attachment>,
+        /// The message of this channel the new one answers.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reply_to: Option<MessageId>,
+        /// Members of the channel the message mentions.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        mentions: Vec<UserId>,
     },
     /// The author replaces a message's text.
     EditMessage { channel_id: ChannelId, message_id: MessageId, text: String },
     /// The author (or a group's owner or admin) deletes a message.
     DeleteMessage { channel_id: ChannelId, message_id: MessageId },
+    /// Adds the caller's reaction with `emoji` to a message (one of each emoji per member).
+    AddReaction { channel_id: ChannelId, message_id: MessageId, emoji: Emoji },
+    /// Takes the caller's reaction with `emoji` back.
+    RemoveReaction { channel_id: ChannelId, message_id: MessageId, emoji: Emoji },
     /// "I am still here": every ~30 s, keeps the user online.
     Heartbeat,
     /// Relayed to the channel's other members, never stored.
@@ -76,8 +86,18 @@ pub enum TypingState {
 }
 
 impl ClientFrame {
-    pub const ACTIONS: &'static [&'static str] =
-        &["sendMessage", "editMessage", "deleteMessage", "heartbeat", "typing", "markRead", "getPresence", "sync"];
+    pub const ACTIONS: &'static [&'static str] = &[
+        "sendMessage",
+        "editMessage",
+        "deleteMessage",
+        "addReaction",
+        "removeReaction",
+        "heartbeat",
+        "typing",
+        "markRead",
+        "getPresence",
+        "sync",
+    ];
 
     /// Parses a frame body: once, when it is a well-formed frame. Anything else is read
     /// again as a JSON value, which tells apart "not JSON", "no such action" and "bad
@@ -128,6 +148,21 @@ pub enum ServerFrame {
         message_id: MessageId,
         seq: u64,
         /// The deletion's change position in the channel.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        change_seq: Option<u64>,
+    },
+    /// A member added or removed a reaction: to every member, and the answer to
+    /// `addReaction` and `removeReaction`. `reactions`: the message's reactions now.
+    Reaction {
+        channel_id: ChannelId,
+        message_id: MessageId,
+        seq: u64,
+        user_id: UserId,
+        emoji: Emoji,
+        added: bool,
+        reactions: Vec<ReactionCount>,
+        /// The reaction's change position in the channel (absent when nothing changed:
+        /// the reaction was already there, or already gone).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         change_seq: Option<u64>,
     },

@@ -174,6 +174,9 @@ pub struct ChannelSummary {
     pub last_message_id: Option<MessageId>,
     /// Messages after the caller's read position (their own messages count as read).
     pub unread: u64,
+    /// Of the unread messages, those that mention the caller.
+    #[serde(default)]
+    pub mentions: u64,
     /// The caller's read position (seq of the newest message they have read).
     pub last_read_seq: u64,
     /// The channel's newest change position (edits and deletions are numbered 1, 2, 3…): a

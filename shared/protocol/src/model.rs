@@ -163,6 +163,91 @@ pub struct Message {
     /// are numbered 1, 2, 3… per channel): what `sync` with `changes` cursors is about.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub change_seq: Option<u64>,
+    /// The message this one answers, as it was when the reply was sent (history and sync
+    /// show it as it now is: deleted, or edited).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<Quote>,
+    /// Members the message mentions: they are pushed even when they muted the channel.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mentions: Vec<UserId>,
+    /// Reactions, one entry per emoji, in history and sync (never stored with the message:
+    /// a reaction writes only its own small item).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reactions: Vec<ReactionCount>,
+}
+
+/// Longest quote of the answered message a reply carries, in characters.
+pub const QUOTE_CHARS: usize = 100;
+
+/// What a reply shows of the message it answers, so a reader needs no second read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Quote {
+    pub message_id: MessageId,
+    pub author_id: UserId,
+    /// The first [`QUOTE_CHARS`] characters of its text; empty once it is deleted.
+    pub text: String,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deleted: bool,
+}
+
+impl Quote {
+    pub fn of(message: &Message) -> Self {
+        Self {
+            message_id: message.message_id,
+            author_id: message.author_id.clone(),
+            text: if message.deleted { String::new() } else { message.text.chars().take(QUOTE_CHARS).collect() },
+            deleted: message.deleted,
+        }
+    }
+}
+
+/// An emoji reaction: 1 to 32 bytes, no spaces or control characters (a single emoji,
+/// with its modifiers and joiners, or a short code such as `:party:`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct Emoji(String);
+
+impl Emoji {
+    pub const MAX_BYTES: usize = 32;
+
+    pub fn parse(raw: impl Into<String>) -> Result<Self, ProtocolError> {
+        let raw = raw.into();
+        if raw.is_empty() || raw.len() > Self::MAX_BYTES || raw.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(ProtocolError::invalid(format!(
+                "emoji must be 1-{} bytes without spaces or control characters",
+                Self::MAX_BYTES
+            )));
+        }
+        Ok(Self(raw))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Emoji {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Emoji {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Self::parse(String::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
+}
+
+/// How many members reacted to a message with one emoji, and whether the reader did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReactionCount {
+    pub emoji: Emoji,
+    pub count: u64,
+    /// The reader is among them (absent in the `reaction` event, which goes to everyone).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub me: bool,
 }
 
 /// A file uploaded to the channel and attached to a message.
@@ -194,6 +279,28 @@ mod tests {
         assert!(ChannelId::parse("x".repeat(65)).is_err());
         assert!(serde_json::from_str::<ClientMsgId>("\"ok-1\"").is_ok());
         assert!(serde_json::from_str::<ClientMsgId>("\"no spaces\"").is_err());
+    }
+
+    #[test]
+    fn emoji_are_short_and_without_spaces() {
+        assert!(Emoji::parse("👍").is_ok());
+        assert!(Emoji::parse("👨‍👩‍👧‍👦").is_ok());
+        assert!(Emoji::parse(":party:").is_ok());
+        assert!(Emoji::parse("").is_err());
+        assert!(Emoji::parse("a b").is_err());
+        assert!(Emoji::parse("x".repeat(33)).is_err());
+    }
+
+    #[test]
+    fn a_quote_keeps_the_first_characters_and_nothing_of_a_deleted_message() {
+        let message: Message = serde_json::from_str(
+            r#"{"channelId":"c","messageId":"7","seq":1,"authorId":"a","text":"TEXT","clientMsgId":"m","createdAt":1}"#,
+        )
+        .unwrap();
+        let long = Message { text: "é".repeat(150), ..message.clone() };
+        assert_eq!(Quote::of(&long).text.chars().count(), QUOTE_CHARS);
+        let deleted = Quote::of(&Message { deleted: true, ..message });
+        assert!(deleted.deleted && deleted.text.is_empty());
     }
 
     #[test]

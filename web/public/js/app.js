@@ -3,7 +3,16 @@
 // into the page as text (textContent), never as HTML.
 
 import { config } from '../config.js';
-import { ChatClient, ChatError } from './chat-protocol.js';
+import {
+  ChatClient,
+  ChatError,
+  REACTION_EMOJI,
+  completeMention,
+  mentionParts,
+  mentionQuery,
+  mentionsIn,
+  quoteOf,
+} from './chat-protocol.js';
 
 const SESSION_KEY = 'chat.session';
 const TOAST_MS = 8000;
@@ -25,8 +34,22 @@ let editing = null;
 let drafts = [];
 /** The message whose Delete was clicked once (a second click deletes it). */
 let armedDelete = null;
+/** The message the next one answers (shown above the composer). */
+let replying = null;
+/** The messageId whose reaction picker is open. */
+let pickerFor = null;
+/** The `@name` being typed in the composer and whom it can be: {start, options, active}. */
+let mentionMenu = null;
 /** Errors of actions the client makes by itself: logged, not shown. */
-const BACKGROUND_ACTIONS = new Set(['markRead', 'typing', 'heartbeat', 'getPresence', 'sync', 'invitations']);
+const BACKGROUND_ACTIONS = new Set([
+  'markRead',
+  'typing',
+  'heartbeat',
+  'getPresence',
+  'sync',
+  'invitations',
+  'members',
+]);
 
 function loadSession() {
   try {
@@ -89,6 +112,9 @@ function leave(message) {
   client?.stop();
   client = null;
   current = null;
+  stopReplying();
+  closeMentionMenu();
+  pickerFor = null;
   renderInvitations();
   renderBlocked();
   showSignIn(message);
@@ -120,6 +146,8 @@ async function enter(c) {
     if (detail.channelId !== current) return;
     renderConversation();
     drawMembers();
+    // The members an `@` being typed can be are known now.
+    if (mentionMenu) updateMentionMenu();
   });
   c.addEventListener('status', ({ detail }) => {
     // Presence was cleared with the connection: the open group's is asked for again.
@@ -183,6 +211,7 @@ function renderChannels() {
     ...list.map((channel) => {
       const title = channelTitle(channel);
       const count = channel.channelId === current ? 0 : channel.unread;
+      const mentions = channel.channelId === current ? 0 : (channel.mentions ?? 0);
       const button = el(
         'button',
         { type: 'button', className: 'channel', onclick: () => select(channel.channelId) },
@@ -199,6 +228,7 @@ function renderChannels() {
               (channel.muted ? ' · muted' : ''),
           }),
         ),
+        mentions ? mentionBadge(mentions) : null,
         count ? badge(count) : null,
       );
       const presence = channel.peer ? client.presence.get(channel.peer)?.status : undefined;
@@ -222,6 +252,17 @@ function badge(count) {
   return node;
 }
 
+/** Unread messages that mention us: `@2`. */
+function mentionBadge(count) {
+  const node = el('span', {
+    className: 'badge mention',
+    textContent: `@${count}`,
+    title: count === 1 ? '1 unread message mentions you' : `${count} unread messages mention you`,
+  });
+  node.dataset.testid = 'mentions';
+  return node;
+}
+
 /** The open channel is read up to its newest message, while the page is visible. */
 function markRead() {
   if (current && client && document.visibilityState === 'visible') client.markRead(current);
@@ -233,6 +274,10 @@ async function select(channelId) {
   if (current && current !== channelId) client.stopTyping(current);
   if (current !== channelId) {
     if (editing) stopEditing();
+    stopReplying();
+    pickerFor = null;
+    mentionMenu = null;
+    renderMentionMenu();
     drafts = [];
     renderDrafts();
   }
@@ -432,42 +477,167 @@ function messageNode(message) {
     'div',
     { className: mine ? 'message mine' : 'message' },
     mine || !message.authorId ? null : el('div', { className: 'author', textContent: message.authorId }),
+    message.replyTo && !message.deleted ? quoteNode(message.replyTo) : null,
     message.deleted
       ? el('div', { className: 'text deleted', textContent: 'This message was deleted' })
-      : el('div', { className: 'text', textContent: message.text }),
+      : textNode(message.text, message.mentions),
     message.deleted ? null : attachmentsNode(message),
+    message.deleted ? null : reactionsNode(message),
     el('div', { className: 'time', textContent: message.editedAt && !message.deleted ? `edited · ${when}` : when }),
   );
-  if (!message.deleted && (mine || manager)) {
+  if (!message.deleted) {
     const actions = el('div', { className: 'actions' });
+    actions.append(action('Reply', 'reply', () => startReplying(message)));
+    actions.append(
+      action(pickerFor === message.messageId ? 'Close' : 'React', 'react', () => {
+        pickerFor = pickerFor === message.messageId ? null : message.messageId;
+        renderMessages();
+      }),
+    );
     if (mine) {
       actions.append(action('Edit', 'edit', () => startEditing(message)));
     }
-    const armed = armedDelete === message.messageId;
-    const remove = action(armed ? 'Delete?' : 'Delete', 'delete', () => {
-      // Two clicks: the first arms the button for a few seconds.
-      if (armed) {
-        armedDelete = null;
-        return client.deleteMessage(message.channelId, message.messageId);
-      }
-      armedDelete = message.messageId;
-      renderMessages();
-      setTimeout(() => {
-        if (armedDelete !== message.messageId) return;
-        armedDelete = null;
+    if (mine || manager) {
+      const armed = armedDelete === message.messageId;
+      const remove = action(armed ? 'Delete?' : 'Delete', 'delete', () => {
+        // Two clicks: the first arms the button for a few seconds.
+        if (armed) {
+          armedDelete = null;
+          return client.deleteMessage(message.channelId, message.messageId);
+        }
+        armedDelete = message.messageId;
         renderMessages();
-      }, 3000);
-    });
-    actions.append(remove);
+        setTimeout(() => {
+          if (armedDelete !== message.messageId) return;
+          armedDelete = null;
+          renderMessages();
+        }, 3000);
+      });
+      actions.append(remove);
+    }
     node.append(actions);
+    if (pickerFor === message.messageId) node.append(pickerNode(message));
   }
   node.dataset.testid = 'message';
+  node.dataset.messageId = message.messageId;
   node.dataset.seq = String(message.seq);
   node.dataset.author = message.authorId ?? '';
   node.dataset.state = 'stored';
   if (message.deleted) node.dataset.deleted = 'true';
   if (message.editedAt) node.dataset.edited = 'true';
+  if (!mine && message.mentions?.includes(client.userId)) node.dataset.mentionsMe = 'true';
   return node;
+}
+
+/** A message's text, with the members it mentions highlighted (as text, never HTML). */
+function textNode(text, mentions = []) {
+  const node = el('div', { className: 'text' });
+  for (const part of mentionParts(text, mentions)) {
+    if (!part.userId) {
+      node.append(part.text);
+      continue;
+    }
+    const mention = el('span', {
+      className: part.userId === client.userId ? 'mention of-me' : 'mention',
+      textContent: part.text,
+    });
+    mention.dataset.testid = 'mention';
+    mention.dataset.userId = part.userId;
+    node.append(mention);
+  }
+  return node;
+}
+
+/** What a reply shows of the message it answers; a click shows that message when loaded. */
+function quoteNode(quote) {
+  const node = el(
+    'div',
+    { className: quote.deleted ? 'quote deleted' : 'quote', title: 'Show the message' },
+    el('span', { className: 'quote-author', textContent: quote.authorId }),
+    el('span', { className: 'quote-text', textContent: quote.deleted ? 'Deleted message' : quote.text || 'A file' }),
+  );
+  node.dataset.testid = 'quote';
+  node.dataset.messageId = quote.messageId;
+  if (quote.deleted) node.dataset.deleted = 'true';
+  node.addEventListener('click', () => {
+    const target = [...$('messages').querySelectorAll('[data-testid="message"]')].find(
+      (m) => m.dataset.messageId === quote.messageId,
+    );
+    if (!target) return;
+    target.scrollIntoView({ block: 'center', behavior: 'smooth' });
+    target.classList.add('flash');
+    setTimeout(() => target.classList.remove('flash'), 1500);
+  });
+  return node;
+}
+
+/** The counts under a message; ours are highlighted, and a click takes ours back or adds
+ * ours with that emoji. */
+function reactionsNode(message) {
+  const reactions = message.reactions ?? [];
+  if (reactions.length === 0) return null;
+  return el(
+    'div',
+    { className: 'reactions' },
+    ...reactions.map((reaction) => {
+      const chip = el(
+        'button',
+        {
+          type: 'button',
+          className: reaction.me ? 'reaction mine' : 'reaction',
+          title: reaction.me
+            ? `You reacted with ${reaction.emoji} (click to take it back)`
+            : `React with ${reaction.emoji}`,
+        },
+        el('span', { className: 'emoji', textContent: reaction.emoji }),
+        el('span', { className: 'count', textContent: String(reaction.count) }),
+      );
+      chip.setAttribute('aria-pressed', String(Boolean(reaction.me)));
+      chip.dataset.testid = 'reaction';
+      chip.dataset.emoji = reaction.emoji;
+      chip.dataset.count = String(reaction.count);
+      if (reaction.me) chip.dataset.mine = 'true';
+      chip.addEventListener('click', () => {
+        try {
+          client.toggleReaction(message, reaction.emoji);
+        } catch (err) {
+          toast(err);
+        }
+      });
+      return chip;
+    }),
+  );
+}
+
+/** The emoji to react to a message with; one we reacted with already is taken back. */
+function pickerNode(message) {
+  const picker = el(
+    'div',
+    { className: 'reaction-picker', role: 'toolbar', ariaLabel: 'React' },
+    ...REACTION_EMOJI.map((emoji) => {
+      const mine = (message.reactions ?? []).some((r) => r.emoji === emoji && r.me);
+      const option = el('button', {
+        type: 'button',
+        className: mine ? 'mine' : '',
+        textContent: emoji,
+        title: mine ? `Take back ${emoji}` : `React with ${emoji}`,
+      });
+      option.dataset.testid = 'reaction-option';
+      option.dataset.emoji = emoji;
+      option.addEventListener('click', () => {
+        pickerFor = null;
+        try {
+          client.toggleReaction(message, emoji);
+        } catch (err) {
+          toast(err);
+        }
+        renderMessages();
+      });
+      return option;
+    }),
+  );
+  picker.dataset.testid = 'reaction-picker';
+  return picker;
 }
 
 function action(label, testid, onclick) {
@@ -536,7 +706,8 @@ function outgoingNode(outgoing) {
   const node = el(
     'div',
     { className: 'message mine' },
-    el('div', { className: 'text', textContent: outgoing.text }),
+    outgoing.replyTo ? quoteNode(outgoing.replyTo) : null,
+    textNode(outgoing.text, outgoing.mentions),
     files ? el('div', { className: 'attachments', textContent: `Files: ${files}` }) : null,
     problem,
   );
@@ -561,17 +732,24 @@ $('composer').addEventListener('submit', (event) => {
     }
     const attachments = drafts.map((d) => d.attachment);
     if (!input.value.trim() && attachments.length === 0) return;
-    client.send(current, input.value, attachments);
+    // Members whose `@userId` is in the text (the completion inserts them so).
+    const mentions = input.value.includes('@') ? mentionsIn(input.value, client.mentionable(current)) : [];
+    const replyTo = replying?.channelId === current ? replying : undefined;
+    client.send(current, input.value, attachments, { replyTo, mentions });
     client.stopTyping(current);
     input.value = '';
     drafts = [];
     renderDrafts();
+    stopReplying();
+    closeMentionMenu();
   } catch (err) {
     toast(err);
   }
 });
 
 function startEditing(message) {
+  stopReplying();
+  closeMentionMenu();
   editing = { channelId: message.channelId, messageId: message.messageId };
   const input = $('composer').text;
   input.value = message.text;
@@ -586,6 +764,26 @@ function stopEditing() {
 }
 
 $('cancel-edit').addEventListener('click', stopEditing);
+
+/** The next message answers `message`: the composer shows what it answers. */
+function startReplying(message) {
+  if (editing) stopEditing();
+  replying = message;
+  $('replying-quote').replaceChildren(quoteNode(quoteOf(message)));
+  $('replying').hidden = false;
+  $('composer').text.focus();
+}
+
+function stopReplying() {
+  replying = null;
+  $('replying').hidden = true;
+  $('replying-quote').replaceChildren();
+}
+
+$('cancel-reply').addEventListener('click', () => {
+  stopReplying();
+  $('composer').text.focus();
+});
 
 $('attach').addEventListener('change', async (event) => {
   const channelId = current;
@@ -635,17 +833,107 @@ $('composer').text.addEventListener('input', (event) => {
   if (!current) return;
   if (event.target.value.trim()) client.typing(current);
   else client.stopTyping(current);
+  updateMentionMenu();
 });
 
 $('composer').text.addEventListener('keydown', (event) => {
+  if (mentionMenu?.options.length && !event.isComposing && mentionKey(event)) {
+    event.preventDefault();
+    return;
+  }
   // Enter sends, Shift+Enter starts a new line.
   if (event.key === 'Enter' && !event.shiftKey && !event.isComposing) {
     event.preventDefault();
     $('composer').requestSubmit();
   } else if (event.key === 'Escape' && editing) {
     stopEditing();
+  } else if (event.key === 'Escape' && replying) {
+    stopReplying();
   }
 });
+
+// The caret moved: maybe into or out of an `@name`.
+$('composer').text.addEventListener('click', () => updateMentionMenu());
+$('composer').text.addEventListener('keyup', (event) => {
+  if (['ArrowLeft', 'ArrowRight', 'Home', 'End'].includes(event.key)) updateMentionMenu();
+});
+$('composer').text.addEventListener('blur', () => closeMentionMenu());
+
+// ------------------------------------------------------------------ mentions
+
+/** Offers the channel's members matching the `@name` at the caret. Not while editing:
+ * an edit changes the text only, not whom the message mentions. */
+function updateMentionMenu() {
+  const input = $('composer').text;
+  const typed =
+    current && client && !editing && input.selectionStart === input.selectionEnd
+      ? mentionQuery(input.value, input.selectionStart)
+      : null;
+  if (!typed) return closeMentionMenu();
+  const query = typed.query.toLowerCase();
+  const options = client
+    .mentionable(current)
+    .filter((userId) => userId.toLowerCase().startsWith(query))
+    .sort()
+    .slice(0, 8);
+  const chosen = mentionMenu?.options[mentionMenu.active];
+  mentionMenu = { start: typed.start, options, active: Math.max(0, options.indexOf(chosen)) };
+  renderMentionMenu();
+}
+
+function closeMentionMenu() {
+  mentionMenu = null;
+  renderMentionMenu();
+}
+
+function renderMentionMenu() {
+  const menu = $('mention-menu');
+  const options = mentionMenu?.options ?? [];
+  menu.hidden = options.length === 0;
+  menu.replaceChildren(
+    ...options.map((userId, i) => {
+      const active = i === mentionMenu.active;
+      const item = el('li', { role: 'option', className: active ? 'active' : '', textContent: `@${userId}` });
+      item.setAttribute('aria-selected', String(active));
+      item.dataset.testid = 'mention-option';
+      item.dataset.userId = userId;
+      // mousedown, not click: the composer keeps the focus (its blur closes the menu).
+      item.addEventListener('mousedown', (event) => {
+        event.preventDefault();
+        pickMention(userId);
+      });
+      return item;
+    }),
+  );
+}
+
+/** Arrows move in the open menu, Enter or Tab picks, Escape closes; answers whether the
+ * key was the menu's. */
+function mentionKey(event) {
+  const count = mentionMenu.options.length;
+  if (event.key === 'ArrowDown' || event.key === 'ArrowUp') {
+    mentionMenu.active = (mentionMenu.active + (event.key === 'ArrowDown' ? 1 : count - 1)) % count;
+    renderMentionMenu();
+  } else if ((event.key === 'Enter' && !event.shiftKey) || event.key === 'Tab') {
+    pickMention(mentionMenu.options[mentionMenu.active]);
+  } else if (event.key === 'Escape') {
+    closeMentionMenu();
+  } else {
+    return false;
+  }
+  return true;
+}
+
+/** Puts `@userId` in place of the `@name` being typed. */
+function pickMention(userId) {
+  const input = $('composer').text;
+  if (!mentionMenu) return;
+  const done = completeMention(input.value, mentionMenu.start, input.selectionStart, userId);
+  input.value = done.text;
+  input.focus();
+  input.setSelectionRange(done.caret, done.caret);
+  closeMentionMenu();
+}
 
 // ------------------------------------------------------------------ members
 

@@ -2,9 +2,10 @@
 // the HTTP API (accounts, channels, history), one WebSocket that reconnects with backoff
 // and sends heartbeats, catch-up with `sync` from the last message seen, ordering by `seq`,
 // an outbox whose sends are retried with the same `clientMsgId` (so a retry never stores a
-// second message), edits and deletions, file uploads (presigned POST straight to S3),
-// unread counts and read receipts (`markRead`), typing, presence, muting, invitations
-// (nobody is added to a channel without accepting), blocking, and signing out.
+// second message), edits and deletions, replies, mentions and reactions, file uploads
+// (presigned POST straight to S3), unread counts and read receipts (`markRead`), typing,
+// presence, muting, invitations (nobody is added to a channel without accepting),
+// blocking, and signing out.
 // docs/PROTOCOL.md describes the wire; this file shows how a client uses it. No DOM here:
 // the UI (app.js) listens to the events of a ChatClient.
 
@@ -20,7 +21,25 @@
  * @property {Attachment[]} [attachments]
  * @property {number} [editedAt]   present once edited
  * @property {boolean} [deleted]   true once deleted: the text and files are gone
- * @property {number} [changeSeq]  present once edited or deleted: the change's position
+ * @property {number} [changeSeq]  present once edited, deleted or reacted to: the latest
+ *                                 change's position
+ * @property {Quote} [replyTo]     present when it answers another message of the channel
+ * @property {string[]} [mentions] members it mentions (`@userId` in the text)
+ * @property {ReactionCount[]} [reactions]  from history and sync only; kept up to date here
+ *                                 from `reaction` frames
+ * @property {number} [reactionsAt] added here: the change position its `reactions` are as of
+ *                                 (and `mineAt`, `meAt`: of their `me`; see Timeline.react)
+ *
+ * @typedef {object} Quote        what a reply shows of the message it answers
+ * @property {string} messageId
+ * @property {string} authorId
+ * @property {string} text         its first 100 characters; "" once deleted
+ * @property {boolean} [deleted]   true once the answered message is deleted
+ *
+ * @typedef {object} ReactionCount
+ * @property {string} emoji
+ * @property {number} count        members who reacted with it
+ * @property {boolean} [me]        true when we are one of them
  *
  * @typedef {object} Attachment
  * @property {string} key
@@ -47,9 +66,11 @@
  * @property {number} seq              messages so far
  * @property {string} [lastMessageId]
  * @property {number} unread           messages after the caller's read position
+ * @property {number} mentions         of those, the ones that mention the caller
  * @property {number} lastReadSeq      the caller's read position
- * @property {number} changeSeq        changes (edits, deletions) so far: where a device that
- *                                     loads the channel now starts its `sync` change cursor
+ * @property {number} changeSeq        changes (edits, deletions, reactions) so far: where a
+ *                                     device that loads the channel now starts its `sync`
+ *                                     change cursor
  * @property {boolean} [muted]         no push notifications for it
  *
  * @typedef {object} Presence
@@ -76,6 +97,8 @@
  * @property {string} channelId
  * @property {string} text
  * @property {Attachment[]} attachments
+ * @property {Quote} [replyTo]         the message it answers (its `messageId` goes out)
+ * @property {string[]} [mentions]
  * @property {'queued'|'sent'|'waiting'|'failed'} state
  * @property {ChatError} [error]       why it is waiting or failed
  * @property {number} createdAt
@@ -108,6 +131,8 @@ const TYPING_IDLE_MS = 4_000;
 /** Invitations are not pushed: they are asked for on every (re)connection, with every
  * channel list, and this often while connected. */
 const INVITATION_POLL_MS = 10_000;
+/** mentionable() reads a channel's member list at most this often. */
+const MEMBERS_REREAD_MS = 5_000;
 /** A direct chat we opened is watched this long for the other person accepting (the
  * channel list is re-read with each invitation poll meanwhile). */
 const WATCH_INVITED_MS = 10 * 60_000;
@@ -140,6 +165,86 @@ export function newClientMsgId() {
 /** Compares decimal id strings without converting them to (imprecise) numbers. */
 export function compareIds(a, b) {
   return a.length - b.length || (a < b ? -1 : a > b ? 1 : 0);
+}
+
+// ------------------------------------------------------------------------ replies, mentions, reactions
+
+/** The emoji a UI offers to react with (the server takes any 1-32 bytes without spaces). */
+export const REACTION_EMOJI = ['👍', '❤️', '😂', '😮', '😢', '🙏'];
+/** How much of the answered message a reply's quote holds, in characters (code points). */
+export const QUOTE_CHARS = 100;
+/** Characters of a user id, and those of them that cannot end a sentence. */
+const USER_ID_CHAR = /[A-Za-z0-9_.-]/;
+const WORD_CHAR = /[A-Za-z0-9_]/;
+
+/** The quote a reply to `message` carries, as the server makes it. @returns {Quote} */
+export function quoteOf(message) {
+  /** @type {Quote} */
+  const quote = {
+    messageId: message.messageId,
+    authorId: message.authorId,
+    text: message.deleted ? '' : [...(message.text ?? '')].slice(0, QUOTE_CHARS).join(''),
+  };
+  if (message.deleted) quote.deleted = true;
+  return quote;
+}
+
+/** The `@name` being typed where the caret is: `{start, query}` (`start`: where its `@`
+ * is), or null when the caret is not in one. */
+export function mentionQuery(text, caret = text.length) {
+  const match = /(?:^|[^A-Za-z0-9_.-])@([A-Za-z0-9_.-]*)$/.exec(text.slice(0, caret));
+  return match ? { start: caret - match[1].length - 1, query: match[1] } : null;
+}
+
+/** `text` with the `@name` typed at `start` (what follows it of the name too) replaced by
+ * `@userId` and a space: `{text, caret}`, the caret after the space. */
+export function completeMention(text, start, caret, userId) {
+  const rest = text.slice(caret).replace(/^[A-Za-z0-9_.-]*/, '');
+  const inserted = `@${userId}` + (/^\s/.test(rest) ? '' : ' ');
+  return { text: text.slice(0, start) + inserted + rest, caret: start + inserted.length };
+}
+
+/** The one of `userIds` whose `@userId` starts at `index` (the longest that fits), or
+ * null. Not after a character of a user id (`mail@bob`), and not followed by one that
+ * goes on with a name: `@bob.` ends a sentence, `@bob.smith` is someone else. */
+function mentionAt(text, index, userIds) {
+  if (text[index] !== '@' || (index > 0 && USER_ID_CHAR.test(text[index - 1]))) return null;
+  let found = null;
+  for (const userId of userIds) {
+    if (!userId || (found && found.length >= userId.length) || !text.startsWith(userId, index + 1)) continue;
+    let end = index + 1 + userId.length;
+    while (end < text.length && (text[end] === '.' || text[end] === '-')) end++;
+    if (end === text.length || !WORD_CHAR.test(text[end])) found = userId;
+  }
+  return found;
+}
+
+/** The members (of `userIds`) that `text` mentions as `@userId`, each once, in order: the
+ * `mentions` of a send. */
+export function mentionsIn(text, userIds) {
+  const found = [];
+  for (let i = text.indexOf('@'); i !== -1; i = text.indexOf('@', i + 1)) {
+    const userId = mentionAt(text, i, userIds);
+    if (userId && !found.includes(userId)) found.push(userId);
+  }
+  return found;
+}
+
+/** `text` cut into plain parts and the mentions of `userIds` in it, to show them apart:
+ * `[{text: 'hi '}, {text: '@bob', userId: 'bob'}, …]`. */
+export function mentionParts(text, userIds = []) {
+  const parts = [];
+  let plain = 0;
+  for (let i = userIds.length ? text.indexOf('@') : -1; i !== -1; i = text.indexOf('@', i + 1)) {
+    const userId = mentionAt(text, i, userIds);
+    if (!userId) continue;
+    if (i > plain) parts.push({ text: text.slice(plain, i) });
+    parts.push({ text: `@${userId}`, userId });
+    plain = i + 1 + userId.length;
+    i = plain - 1;
+  }
+  if (plain < text.length || parts.length === 0) parts.push({ text: text.slice(plain) });
+  return parts;
 }
 
 // ------------------------------------------------------------------------ HTTP API
@@ -383,9 +488,11 @@ export class Timeline {
     /** @type {string|null} cursor for older messages; null when the oldest is loaded */
     this.olderCursor = null;
     this.loaded = false;
-    /** @type {number|null} the change position up to which every edit and deletion of the
-     * channel is applied here: the `changes` cursor of the next `sync`. */
+    /** @type {number|null} the change position up to which every edit, deletion and
+     * reaction of the channel is applied here: the `changes` cursor of the next `sync`. */
     this.changeCursor = null;
+    /** @type {Map<string, number>} messageId -> seq */
+    this.ids = new Map();
   }
 
   /** Whether `seq` is within what is loaded (older messages come from history, as they
@@ -397,17 +504,21 @@ export class Timeline {
     return seq >= oldest;
   }
 
-  /** Adds messages, or newer versions of them (edited, deleted); answers how many changed
-   * the timeline. */
-  add(messages) {
+  /** Adds messages, or newer versions of them (edited, deleted, reacted to); answers how
+   * many changed the timeline. `complete`: they are as they now are, reactions included
+   * (history, sync); otherwise (acks, live events) they carry no reactions, and the
+   * reactions already here stay. */
+  add(messages, { complete = false } = {}) {
     let added = 0;
     for (const m of messages) {
       const known = this.bySeq.get(m.seq);
-      if (!known || Timeline.isNewer(m, known)) {
-        this.bySeq.set(m.seq, known ? { ...known, ...m } : m);
-        added++;
-      }
+      const next = Timeline.merge(known, m, complete);
+      if (next === known) continue;
+      this.bySeq.set(m.seq, next);
+      this.ids.set(next.messageId, m.seq);
+      added++;
     }
+    added += this.requote(messages);
     while (this.bySeq.has(this.contiguousSeq + 1)) {
       this.contiguousSeq++;
       this.contiguousId = this.bySeq.get(this.contiguousSeq).messageId;
@@ -418,14 +529,21 @@ export class Timeline {
   /** The first page: the newest messages, which have no gaps among them. */
   reset(page) {
     this.bySeq.clear();
+    this.ids.clear();
     const newest = page.messages[0];
     const oldest = page.messages[page.messages.length - 1];
     this.contiguousSeq = oldest ? oldest.seq - 1 : 0;
     this.contiguousId = null;
-    this.add(page.messages);
+    this.add(page.messages, { complete: true });
     if (!newest) this.contiguousSeq = 0;
     this.olderCursor = page.nextBefore ?? null;
     this.loaded = true;
+  }
+
+  /** A loaded message by its id. @returns {Message|undefined} */
+  byId(messageId) {
+    const seq = this.ids.get(messageId);
+    return seq === undefined ? undefined : this.bySeq.get(seq);
   }
 
   /** Updates can overtake the message they are about, and history can be older than a
@@ -433,6 +551,85 @@ export class Timeline {
   static isNewer(message, known) {
     if (known.deleted) return false;
     return Boolean(message.deleted) || (message.editedAt ?? 0) > (known.editedAt ?? 0);
+  }
+
+  /** The stored copy of a message once `m` arrived (`known` itself when nothing changed).
+   * Text and deletion follow isNewer(); reactions come only with complete messages, and
+   * only when newer than those here (`reactionsAt`: the change position they are as of,
+   * which live `reaction` frames move too; `mineAt`: the same for `me`, see react()). A
+   * quote shown deleted stays so. */
+  static merge(known, m, complete) {
+    if (!known) return complete ? { ...m, reactionsAt: m.changeSeq ?? 0, mineAt: m.changeSeq ?? 0 } : m;
+    let next = known;
+    if (Timeline.isNewer(m, known)) {
+      const { reactions, reactionsAt, mineAt, meAt } = known;
+      next = { ...known, ...m, reactions, reactionsAt, mineAt, meAt };
+      if (known.changeSeq !== undefined) next.changeSeq = Math.max(known.changeSeq, m.changeSeq ?? 0);
+      if (known.replyTo?.deleted) next.replyTo = known.replyTo;
+    }
+    if (complete && !next.deleted && (m.changeSeq ?? 0) > (known.reactionsAt ?? 0)) {
+      next = { ...next, reactions: m.reactions ?? [], reactionsAt: m.changeSeq, mineAt: m.changeSeq, meAt: undefined };
+    }
+    return next;
+  }
+
+  /** Replies show the message they answer as it is here: a quote comes as the message was
+   * when the reply was sent (live), and the message can be edited or deleted since. Looks
+   * at the replies among `messages` and at those that answer one of `messages` (which
+   * need not be loaded: a deletion of an older one still shows); answers how many quotes
+   * changed. */
+  requote(messages) {
+    const incoming = new Map(messages.map((m) => [m.messageId, m]));
+    let changed = 0;
+    for (const [seq, reply] of this.bySeq) {
+      const quote = reply.replyTo;
+      if (!quote || quote.deleted || !(incoming.has(reply.messageId) || incoming.has(quote.messageId))) continue;
+      const answered = this.byId(quote.messageId) ?? incoming.get(quote.messageId);
+      // A deletion that overtook its message has no text to quote, and needs none.
+      if (!answered || (!answered.deleted && answered.text === undefined)) continue;
+      const now = { ...quoteOf(answered), authorId: quote.authorId };
+      if (now.text === quote.text && Boolean(now.deleted) === Boolean(quote.deleted)) continue;
+      this.bySeq.set(seq, { ...reply, replyTo: now });
+      changed++;
+    }
+    return changed;
+  }
+
+  /** Applies a `reaction` frame (`userId`: us); answers whether the message changed.
+   * Frames can overtake each other: the counts of one older than those here
+   * (`reactionsAt`) are dropped, and so is what an own frame says about `me` for its emoji
+   * when a newer one said it already (`meAt`). An answer without `changeSeq` changed
+   * nothing on the server: it only tells whether we reacted. */
+  react(frame, userId) {
+    const known = this.bySeq.get(frame.seq);
+    if (!known || known.deleted || known.messageId !== frame.messageId) return false;
+    const before = known.reactions ?? [];
+    const next = { ...known };
+    let counts = before;
+    const newer =
+      frame.changeSeq === undefined
+        ? frame.added && !before.some((r) => r.emoji === frame.emoji)
+        : frame.changeSeq > (known.reactionsAt ?? 0);
+    if (newer) {
+      counts = frame.reactions;
+      if (frame.changeSeq !== undefined) {
+        next.reactionsAt = frame.changeSeq;
+        next.changeSeq = Math.max(known.changeSeq ?? 0, frame.changeSeq);
+      }
+    }
+    // The frame goes to every member alike: whether we reacted is kept here.
+    const mine = new Set(before.filter((r) => r.me).map((r) => r.emoji));
+    if (frame.userId === userId) {
+      const said = Math.max(known.mineAt ?? 0, known.meAt?.[frame.emoji] ?? 0);
+      if (frame.changeSeq === undefined || frame.changeSeq > said) {
+        if (frame.added) mine.add(frame.emoji);
+        else mine.delete(frame.emoji);
+        if (frame.changeSeq !== undefined) next.meAt = { ...known.meAt, [frame.emoji]: frame.changeSeq };
+      }
+    }
+    next.reactions = counts.map(({ emoji, count }) => (mine.has(emoji) ? { emoji, count, me: true } : { emoji, count }));
+    this.bySeq.set(frame.seq, next);
+    return JSON.stringify(next.reactions) !== JSON.stringify(before);
   }
 
   hasGap() {
@@ -452,9 +649,9 @@ export class Timeline {
  * A signed-in user's view of the chat: channels, timelines, outbox and one WebSocket.
  *
  * Events (`addEventListener`): `status` ({state: 'connecting'|'open'|'waiting'|'closed',
- * retryInMs?}), `channels` (the list, its unread counts), `timeline` ({channelId}: its
- * messages changed), `message` ({message}: a live one from someone else or another device
- * of ours), `outbox` ({channelId}), `typing` ({channelId}), `receipts` ({channelId}),
+ * retryInMs?}), `channels` (the list, its unread and mention counts), `timeline`
+ * ({channelId}: its messages changed: new ones, edits, deletions, reactions), `message`
+ * ({message}: a live one from someone else or another device of ours), `outbox` ({channelId}), `typing` ({channelId}), `receipts` ({channelId}),
  * `presence` ({userId}), `invitations` (the pending list changed), `blocked` (the list of
  * users we block changed), `members` ({channelId}: its member list was read), `error`
  * ({error: ChatError}), `session` ({session: Session|null}; null means signed out).
@@ -509,6 +706,9 @@ export class ChatClient extends EventTarget {
     this.members = new Map();
     /** Channels whose lists are about to be read again (see #noticeAuthor). */
     this.rereading = new Set();
+    /** @type {Map<string, number>} by channelId: when mentionable() last asked for its
+     * members (ms) */
+    this.membersAskedAt = new Map();
     /** True from signOut() on: the server closing our WebSocket is expected then. */
     this.signingOut = false;
     /** True once signed out on purpose (not because the session ran out). */
@@ -598,6 +798,7 @@ export class ChatClient extends EventTarget {
     const before = this.channels;
     for (const c of channels) {
       c.unread ??= 0;
+      c.mentions ??= 0;
       c.lastReadSeq ??= 0;
     }
     this.channels = new Map(channels.map((c) => [c.channelId, c]));
@@ -692,6 +893,21 @@ export class ChatClient extends EventTarget {
     return view;
   }
 
+  /** Who a message in `channelId` can mention: its members other than us, as last read.
+   * They are read (the `members` event tells) when not read yet, or when the channel
+   * list counts a different number of members (someone joined or left), at most every
+   * few seconds. @returns {string[]} */
+  mentionable(channelId) {
+    const members = this.members.get(channelId);
+    const channel = this.channels.get(channelId);
+    const stale = !members || (channel && members.length !== channel.memberCount);
+    if (stale && channel && Date.now() - (this.membersAskedAt.get(channelId) ?? 0) > MEMBERS_REREAD_MS) {
+      this.membersAskedAt.set(channelId, Date.now());
+      this.loadMembers(channelId).catch((err) => this.#background(err, 'members'));
+    }
+    return (members ?? []).map((m) => m.userId).filter((userId) => userId !== this.userId);
+  }
+
   /** Channels, most recently active first. */
   channelList() {
     return [...this.channels.values()].sort(
@@ -749,14 +965,17 @@ export class ChatClient extends EventTarget {
     const timeline = this.timeline(channelId);
     if (!timeline.olderCursor) return;
     const page = await this.api.history(channelId, { before: timeline.olderCursor, limit: HISTORY_PAGE });
-    timeline.add(page.messages);
+    timeline.add(page.messages, { complete: true });
     timeline.olderCursor = page.nextBefore ?? null;
     this.#emit('timeline', { channelId });
   }
 
   /** Queues a message; it goes out now if connected, else on the next connection.
+   * `replyTo`: the message it answers (of the same channel); `mentions`: the members it
+   * mentions (see mentionsIn(): those whose `@userId` is in the text).
+   * @param {{replyTo?: Message, mentions?: string[]}} [options]
    * @returns {Outgoing} */
-  send(channelId, text, attachments = []) {
+  send(channelId, text, attachments = [], { replyTo, mentions = [] } = {}) {
     const body = text.trim();
     if (!body && attachments.length === 0) {
       throw new ChatError({ code: 'invalid_request', message: 'the message is empty' });
@@ -770,6 +989,8 @@ export class ChatClient extends EventTarget {
       state: 'queued',
       createdAt: Date.now(),
     };
+    if (replyTo) outgoing.replyTo = quoteOf(replyTo);
+    if (mentions.length > 0) outgoing.mentions = [...new Set(mentions)];
     const frameBytes = new TextEncoder().encode(JSON.stringify(this.#sendFrame(outgoing))).length;
     if (body.length > MAX_TEXT_CHARS || frameBytes > MAX_FRAME_BYTES) {
       throw new ChatError({
@@ -792,6 +1013,19 @@ export class ChatClient extends EventTarget {
   /** Deletes a message: ours, or anyone's in a group we own or administer. */
   deleteMessage(channelId, messageId) {
     this.#sendAction({ action: 'deleteMessage', channelId, messageId });
+  }
+
+  /** Adds our reaction with `emoji` to a message, or takes it back (`added` false). The
+   * answer, a `reaction` frame, updates the timeline. */
+  react(channelId, messageId, emoji, added = true) {
+    this.#sendAction({ action: added ? 'addReaction' : 'removeReaction', channelId, messageId, emoji });
+  }
+
+  /** Reacts with `emoji`, or takes our reaction with it back if we reacted with it.
+   * @param {Message} message */
+  toggleReaction(message, emoji) {
+    const mine = (message.reactions ?? []).some((r) => r.emoji === emoji && r.me);
+    this.react(message.channelId, message.messageId, emoji, !mine);
   }
 
   async mute(channelId, muted) {
@@ -1017,8 +1251,12 @@ export class ChatClient extends EventTarget {
       case 'messages': {
         // Part of a `sync` answer: missed messages of one channel, oldest first.
         // Changed messages older than what is loaded wait for their page of history.
+        // Messages come as they now are, reactions included; an older one that was deleted
+        // or edited still shows in the quotes of the replies that are loaded.
         const timeline = this.timeline(frame.channelId);
-        if (timeline.loaded && timeline.add(frame.messages.filter((m) => timeline.holds(m.seq))) > 0) {
+        if (!timeline.loaded) break;
+        const held = frame.messages.filter((m) => timeline.holds(m.seq));
+        if (timeline.add(held, { complete: true }) + timeline.requote(frame.messages) > 0) {
           this.#settleOutbox(frame.messages);
           this.#emit('timeline', { channelId: frame.channelId });
         }
@@ -1040,6 +1278,9 @@ export class ChatClient extends EventTarget {
       case 'messageDeleted':
         this.#onUpdate({ ...frame, deleted: true, text: '', attachments: [] });
         this.#advanceChanges(frame.channelId, frame.changeSeq);
+        break;
+      case 'reaction':
+        this.#onReaction(frame);
         break;
       case 'receipt':
         this.#onReceipt(frame);
@@ -1068,6 +1309,8 @@ export class ChatClient extends EventTarget {
       if (message.seq > channel.seq) {
         channel.seq = message.seq;
         channel.lastMessageId = message.messageId;
+        // A new message (the list counted those before it) that mentions us.
+        if (this.#mentionsMe(message)) channel.mentions = (channel.mentions ?? 0) + 1;
       }
       // Our own messages count as read.
       if (message.authorId === this.userId) this.#readUpTo(channel, message.seq);
@@ -1106,7 +1349,7 @@ export class ChatClient extends EventTarget {
       before = page.nextBefore;
       if (missed.length > MAX_CATCH_UP) return this.#reload(channelId);
     } while (before);
-    if (timeline.add(missed) > 0) {
+    if (timeline.add(missed, { complete: true }) > 0) {
       this.#settleOutbox(missed);
       this.#emit('timeline', { channelId });
     }
@@ -1125,7 +1368,7 @@ export class ChatClient extends EventTarget {
     timeline.changeCursor = changeSeq;
   }
 
-  /** A live change right after the change cursor moves it (one that overtook another, or
+  /** A live change (edit, deletion, reaction) right after the change cursor moves it (one that overtook another, or
    * came while away, waits for the next sync). */
   #advanceChanges(channelId, changeSeq) {
     const timeline = this.timeline(channelId);
@@ -1152,9 +1395,28 @@ export class ChatClient extends EventTarget {
     const known = timeline.bySeq.get(update.seq);
     if (update.deleted && channel && !known?.deleted && update.seq > channel.lastReadSeq && channel.unread > 0) {
       channel.unread--;
+      if (known && this.#mentionsMe(known) && channel.mentions > 0) channel.mentions--;
       this.#emit('channels');
     }
     if (timeline.loaded && timeline.add([update]) > 0) this.#emit('timeline', { channelId: update.channelId });
+  }
+
+  /** A reaction, ours (the answer, or from another device of ours) or someone else's. */
+  #onReaction(frame) {
+    const timeline = this.timeline(frame.channelId);
+    if (!timeline.loaded) return;
+    const here = timeline.bySeq.get(frame.seq)?.messageId === frame.messageId;
+    if (timeline.react(frame, this.userId)) this.#emit('timeline', { channelId: frame.channelId });
+    // A reaction to a message that has not arrived yet waits for the next sync (the cursor
+    // stays); one to a message older than what is loaded comes with its page of history.
+    if (frame.changeSeq !== undefined && (here || !timeline.holds(frame.seq))) {
+      this.#advanceChanges(frame.channelId, frame.changeSeq);
+    }
+  }
+
+  /** @param {Message} message */
+  #mentionsMe(message) {
+    return message.authorId !== this.userId && Boolean(message.mentions?.includes(this.userId));
   }
 
   #sendAction(frame) {
@@ -1167,6 +1429,8 @@ export class ChatClient extends EventTarget {
   #readUpTo(channel, seq) {
     channel.lastReadSeq = Math.max(channel.lastReadSeq ?? 0, seq);
     channel.unread = Math.max(0, channel.seq - channel.lastReadSeq);
+    // Which of the unread ones mention us is not known here: at most all that are left.
+    channel.mentions = Math.min(channel.mentions ?? 0, channel.unread);
     this.#emit('channels');
   }
 
@@ -1261,6 +1525,8 @@ export class ChatClient extends EventTarget {
       text: outgoing.text,
     };
     if (outgoing.attachments.length > 0) frame.attachments = outgoing.attachments;
+    if (outgoing.replyTo) frame.replyTo = outgoing.replyTo.messageId;
+    if (outgoing.mentions) frame.mentions = outgoing.mentions;
     return frame;
   }
 

@@ -3,6 +3,7 @@
 //! | table    | partition key (`pk`)       | sort key                                   |
 //! |----------|----------------------------|--------------------------------------------|
 //! | Messages | `{channelId}#{bucket}`     | `id` (number, the message id)              |
+//! | Messages | `{channelId}#{bucket}#reactions` | `id` (the message id): its reactions  |
 //! | Channels | `{channelId}`              | `sk`: `meta`, `member#{userId}`, `dedupe#{userId}#{clientMsgId}` |
 //! | Channels | `invitations#{userId}`     | `sk`: `inbox` (pending invitations, a capped map) |
 //! | Channels | `blocks#{userId}`          | `sk`: `list` (users they block, a capped set)     |
@@ -62,6 +63,14 @@ pub fn rate_limit_pk(kind: &str, who: &str, window: i64) -> String {
 pub fn message_pk(channel: &ChannelId, bucket: Bucket) -> String {
     format!("{channel}#{}", bucket.0)
 }
+
+/// The partition of a bucket's reactions: one item per message that has any, beside the
+/// messages' own partition, so a history page reads its reactions with one Query.
+pub fn reactions_pk(channel: &ChannelId, bucket: Bucket) -> String {
+    format!("{channel}#{}{REACTIONS_PK_SUFFIX}", bucket.0)
+}
+
+pub const REACTIONS_PK_SUFFIX: &str = "#reactions";
 
 pub fn member_sk(user: &UserId) -> String {
     format!("{MEMBER_SK_PREFIX}{user}")

@@ -12,8 +12,10 @@ use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use chat_domain::PortError;
 use chat_domain::ids::{Bucket, MessageId};
-use chat_domain::model::{Attachment, ChannelId, ClientMsgId, Message, UserId};
-use chat_domain::ports::{AppendOutcome, ChangeRefused, Claim, DEDUPE_WINDOW_S, MessageLog as Log, Order};
+use chat_domain::model::{Attachment, ChannelId, ClientMsgId, Message, Quote, UserId};
+use chat_domain::ports::{
+    AppendOutcome, Change, ChangeRefused, Changed, Claim, DEDUPE_WINDOW_S, MessageLog as Log, Order,
+};
 
 use super::{StoreError, keys};
 
@@ -42,6 +44,11 @@ struct MessageItem {
     change_seq: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     changed_at: Option<i64>,
+    /// A reply's quote of the message it answers, as it was when the reply was sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    reply_to: Option<Quote>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    mentions: Vec<UserId>,
 }
 
 impl MessageItem {
@@ -61,6 +68,8 @@ impl MessageItem {
             deleted: message.deleted,
             change_seq: message.change_seq,
             changed_at: None,
+            reply_to: message.reply_to.clone(),
+            mentions: message.mentions.clone(),
         }
     }
 
@@ -78,6 +87,11 @@ impl MessageItem {
             edited_at: self.edited_at,
             deleted: self.deleted,
             change_seq: self.change_seq,
+            // A deleted message keeps nothing of what it said, nor of what it quoted.
+            reply_to: if self.deleted { None } else { self.reply_to },
+            mentions: if self.deleted { Vec::new() } else { self.mentions },
+            // Kept in their own item (`store::reactions`).
+            reactions: Vec::new(),
         }
     }
 }
@@ -236,25 +250,7 @@ impl MessageLog {
         query: aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder,
         limit: usize,
     ) -> Result<Vec<MessageItem>, StoreError> {
-        let mut found = Vec::new();
-        let mut start_key = None;
-        loop {
-            let out = query
-                .clone()
-                .limit((limit - found.len()).max(1) as i32)
-                .set_exclusive_start_key(start_key)
-                .send()
-                .await
-                .map_err(|e| StoreError::aws("Query", e))?;
-            for item in out.items.unwrap_or_default() {
-                found.push(super::from_item::<MessageItem>(item)?);
-            }
-            start_key = out.last_evaluated_key;
-            if start_key.is_none() || found.len() >= limit {
-                found.truncate(limit);
-                return Ok(found);
-            }
-        }
+        super::query_all(query, limit).await?.into_iter().map(super::from_item::<MessageItem>).collect()
     }
 
     /// One message's item as stored (a consistent read).
@@ -461,12 +457,7 @@ impl Log for MessageLog {
         }
     }
 
-    async fn changed_since(
-        &self,
-        channel: &ChannelId,
-        after: u64,
-        limit: usize,
-    ) -> Result<Vec<(Message, i64)>, PortError> {
+    async fn changed_since(&self, channel: &ChannelId, after: u64, limit: usize) -> Result<Vec<Change>, PortError> {
         let query = self
             .client
             .get()
@@ -476,14 +467,35 @@ impl Log for MessageLog {
             .key_condition_expression("channelId = :channel AND changeSeq > :after")
             .expression_attribute_values(":channel", AttributeValue::S(channel.to_string()))
             .expression_attribute_values(":after", number(after));
-        let items = self.query_items(query, limit).await?;
+        // The index holds changed messages and messages' reactions items.
+        let mut changes = Vec::new();
+        for item in super::query_all(query, limit).await? {
+            if super::reactions::is_reactions_item(&item) {
+                changes.push(super::reactions::change_from_item(item)?);
+                continue;
+            }
+            let item: MessageItem = super::from_item(item)?;
+            let (change_seq, changed_at) = (item.change_seq.unwrap_or(0), item.changed_at.unwrap_or(0));
+            changes.push(Change { what: Changed::Message(Box::new(item.into_message())), change_seq, changed_at });
+        }
+        Ok(changes)
+    }
+
+    async fn get_many(&self, channel: &ChannelId, ids: &[MessageId]) -> Result<Vec<Message>, PortError> {
+        let keys = ids
+            .iter()
+            .map(|id| {
+                std::collections::HashMap::from([
+                    ("pk".to_owned(), AttributeValue::S(keys::message_pk(channel, id.bucket()))),
+                    ("id".to_owned(), number(id.as_u64())),
+                ])
+            })
+            .collect();
+        let items = super::batch_get(self.client.get(), &self.messages_table, keys, None, false).await?;
         Ok(items
             .into_iter()
-            .map(|item| {
-                let changed_at = item.changed_at.unwrap_or(0);
-                (item.into_message(), changed_at)
-            })
-            .collect())
+            .map(|item| super::from_item::<MessageItem>(item).map(MessageItem::into_message))
+            .collect::<Result<_, _>>()?)
     }
 
     async fn edit(
@@ -542,7 +554,7 @@ impl Log for MessageLog {
             // The file keys stay until the files are removed (`forget_files`), so a retry
             // after a crash in between still knows what to remove.
             .update_expression(
-                "SET deleted = :yes, deletedAt = :now, changeSeq = :change, changedAt = :now REMOVE #text",
+                "SET deleted = :yes, deletedAt = :now, changeSeq = :change, changedAt = :now REMOVE #text, replyTo, mentions",
             )
             .expression_attribute_names("#text", "text")
             .expression_attribute_values(":yes", AttributeValue::Bool(true))

@@ -7,6 +7,7 @@ pub mod keys;
 pub mod messages;
 pub mod presence;
 pub mod rate_limits;
+pub mod reactions;
 pub mod sessions;
 pub mod users;
 
@@ -19,6 +20,7 @@ pub use consent::{Blocks, Invitations};
 pub use messages::MessageLog;
 pub use presence::Presence;
 pub use rate_limits::RateCounters;
+pub use reactions::Reactions;
 pub use sessions::Sessions;
 pub use users::Users;
 
@@ -108,6 +110,30 @@ pub(crate) async fn set_in_map(
         }
     }
     Err(StoreError::Contended(format!("could not set {map}.{key}: the item kept changing")))
+}
+
+/// Up to `limit` items a Query finds, page after page.
+pub(crate) async fn query_all(
+    query: aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder,
+    limit: usize,
+) -> Result<Vec<Item>, StoreError> {
+    let mut found = Vec::new();
+    let mut start_key = None;
+    loop {
+        let out = query
+            .clone()
+            .limit((limit - found.len()).max(1) as i32)
+            .set_exclusive_start_key(start_key)
+            .send()
+            .await
+            .map_err(|e| StoreError::aws("Query", e))?;
+        found.extend(out.items.unwrap_or_default());
+        start_key = out.last_evaluated_key;
+        if start_key.is_none() || found.len() >= limit {
+            found.truncate(limit);
+            return Ok(found);
+        }
+    }
 }
 
 /// Reads items by key: one BatchGetItem per 100 keys (its limit), retrying with backoff the

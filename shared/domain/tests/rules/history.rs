@@ -69,8 +69,11 @@ impl MessageLog for CountingLog {
         channel: &ChannelId,
         after: u64,
         limit: usize,
-    ) -> Result<Vec<(Message, i64)>, chat_domain::PortError> {
+    ) -> Result<Vec<chat_domain::ports::Change>, chat_domain::PortError> {
         self.inner.changed_since(channel, after, limit).await
+    }
+    async fn get_many(&self, channel: &ChannelId, ids: &[MessageId]) -> Result<Vec<Message>, chat_domain::PortError> {
+        self.inner.get_many(channel, ids).await
     }
     async fn files_left(&self, channel: &ChannelId, id: MessageId) -> Result<Vec<Attachment>, PortError> {
         self.inner.files_left(channel, id).await

@@ -14,6 +14,7 @@ mod membership;
 mod ordering;
 mod presence;
 mod push;
+mod reactions;
 mod sync;
 mod unread;
 
@@ -114,7 +115,8 @@ pub async fn send_with(
     text: &str,
     attachments: Vec<Attachment>,
 ) -> Result<Sent, chat_domain::ChatError> {
-    chat::send_message(app, &user(name), &conn(origin), channel, client_msg_id, text.to_owned(), attachments).await
+    let draft = chat::Draft { attachments, ..chat::Draft::text(client_msg_id.clone(), text) };
+    chat::send_message(app, &user(name), &conn(origin), channel, draft).await
 }
 
 /// The frames of `kind` (`"message"`, `"presence"`…) delivered to `connection`.

@@ -70,6 +70,9 @@ async fn a_send_that_lost_its_seq_to_another_retries_after_it() {
         edited_at: None,
         deleted: false,
         change_seq: None,
+        reply_to: None,
+        mentions: vec![],
+        reactions: vec![],
     };
     let Appended::Stored(stored) = append_next(&app, message, stale).await.unwrap() else {
         panic!("expected a new message")
@@ -218,8 +221,11 @@ impl chat_domain::ports::MessageLog for RacingLog {
         channel: &ChannelId,
         after: u64,
         limit: usize,
-    ) -> Result<Vec<(Message, i64)>, chat_domain::PortError> {
+    ) -> Result<Vec<chat_domain::ports::Change>, chat_domain::PortError> {
         self.inner.changed_since(channel, after, limit).await
+    }
+    async fn get_many(&self, channel: &ChannelId, ids: &[MessageId]) -> Result<Vec<Message>, chat_domain::PortError> {
+        self.inner.get_many(channel, ids).await
     }
     async fn files_left(
         &self,
@@ -261,6 +267,9 @@ async fn a_retry_that_races_its_original_fills_the_seq_it_claimed_and_answers_th
         edited_at: None,
         deleted: false,
         change_seq: None,
+        reply_to: None,
+        mentions: vec![],
+        reactions: vec![],
     };
     let racing = std::sync::Arc::new(RacingLog {
         inner: world.messages.clone(),
