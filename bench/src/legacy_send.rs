@@ -95,7 +95,7 @@ impl LegacySend {
         let members = roster.member_ids();
         let (appended, live) = tokio::join!(
             self.append_with_retries(message, roster.meta.clone()),
-            chat_domain::connections::live(app, &members)
+            chat_domain::connections::reach(app, &members)
         );
         let message = match appended? {
             Ok(message) => message,

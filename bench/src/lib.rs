@@ -15,6 +15,7 @@ pub mod lambda_events;
 pub mod latency;
 pub mod legacy_send;
 pub mod metering;
+pub mod presence;
 pub mod report;
 pub mod requests;
 pub mod scale;

@@ -33,12 +33,14 @@ enum Part {
     SendPath,
     /// Reactions, replies, mentions, and a device catching up on a channel's changes.
     Changes,
+    /// Lazy presence: a change of a user with 1,000 contacts, 10 watching; a subscription.
+    Presence,
 }
 
 #[derive(Debug, Parser)]
 #[command(about = "Benchmarks of the chat backend on the local stack (moto + local gateway)")]
 struct Args {
-    /// What to run (default: requests latency cpu coldstart; load, abuse, scale, send-path and changes run only when named).
+    /// What to run (default: requests latency cpu coldstart; load, abuse, scale, send-path, changes and presence run only when named).
     parts: Vec<Part>,
     /// Fewer messages and runs: a smoke test of the benchmarks, not figures to keep.
     #[arg(long)]
@@ -191,6 +193,11 @@ async fn main() {
                 };
                 let (table, data) = bench::scale::section(&options, &progress).await;
                 section("scale", table, data);
+            }
+            Part::Presence => {
+                progress("presence: 1,000 contacts, 10 watching");
+                let rows = bench::presence::run().await;
+                section("presence", report::requests_table(&rows), json!(rows));
             }
             Part::Changes => {
                 progress("reactions, replies, mentions and catching up on changes");

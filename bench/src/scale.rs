@@ -17,7 +17,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use chat_domain::connections::ONLINE_SHARDS;
-use chat_domain::presence::MAX_ANNOUNCE_CHANNELS;
+/// The channels whose members a presence change was posted to before presence became lazy
+/// (subscriptions, 2026-11-29): the simulator still prices that contact fan-out, so its
+/// presence figures are an upper bound until it models subscriptions (docs/SCALE.md).
+const MAX_ANNOUNCE_CHANNELS: usize = 20;
 use chat_domain::settings::{PresenceSettings, RateLimits};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};

@@ -2,16 +2,18 @@
 //! read from history), sends go one at a time so they keep the order they were typed in,
 //! a rate-limited send is retried with its clientMsgId, and a lost connection comes back
 //! with backoff and catches up from the last message shown. While it runs it sends
-//! heartbeats (the user is online), marks what it shows as read, tells when the other
-//! person of a direct chat (or a member of a group) comes online or goes offline, and
-//! notes invitations to other channels as they arrive (looked for on connecting and every
-//! 15 s: they are not pushed). Replies, mentions and reactions: see [`LONG_ABOUT`].
+//! heartbeats (the user is online), sends the user's own presence choices again (`chat
+//! status`: the server forgets them), marks what it shows as read, subscribes to the
+//! presence of the other person of a direct chat (or the members of a group) and tells
+//! their changes (online, idle, dnd, offline, and their custom status), and notes
+//! invitations to other channels as they arrive (looked for on connecting and every 15 s:
+//! they are not pushed). Replies, mentions and reactions: see [`LONG_ABOUT`].
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::time::Duration;
 
 use chat_protocol::ErrorCode;
-use chat_protocol::frames::{ClientFrame, ErrorBody, PresenceView, ServerFrame, Status};
+use chat_protocol::frames::{ClientFrame, CustomStatus, ErrorBody, PresenceView, ServerFrame, Status};
 use chat_protocol::http::ChannelSummary;
 use chat_protocol::ids::MessageId;
 use chat_protocol::model::{ChannelId, ChannelKind, ClientMsgId, Emoji, Message, UserId};
@@ -21,7 +23,7 @@ use tokio::sync::mpsc;
 use crate::Endpoints;
 use crate::api::{Api, Error};
 use crate::commands::{self, MessageRef};
-use crate::session::Store;
+use crate::session::{self, Store};
 use crate::show::{self, display_text, kind_name};
 use crate::socket::{self, Incoming, Received, Socket};
 use crate::term::{self, Screen};
@@ -32,6 +34,8 @@ const HEARTBEAT: Duration = Duration::from_secs(30);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// Past this many missed messages, show only the newest ones.
 const MAX_CATCH_UP: usize = 500;
+/// How often the presence subscription is renewed (the server keeps one for 10 minutes).
+const PRESENCE_RENEWAL: Duration = Duration::from_secs(5 * 60);
 /// How often pending invitations are looked for while connected.
 const INVITATION_POLL: Duration = Duration::from_secs(15);
 /// The close code of a socket the server ended on purpose (as when the session is signed out).
@@ -46,6 +50,10 @@ Messages show as `HH:MM #seq author: text`. A reply comes after the start of the
 answers (`↪ alice: first words…`, or `↪ (deleted message)`); `(mentions you)` marks a
 message that mentions you; reactions follow the text (`👍 2* ❤️ 1`, `*`: yours), and
 reactions as they come are told (`bob reacted 👍 to #12`).
+
+Presence: the other person of a direct chat (or the members of a group) as they change:
+`bob is online`, `idle`, `dnd (do not disturb)` or `offline`, with their custom status
+(`· 📅 In a meeting (until 14:30 UTC)`). Set your own with `chat status`.
 
 A line you type is sent as a message; `@username` in it mentions that member of the
 channel. Commands (MESSAGE: #12 or 12, its seq, or its id):
@@ -67,6 +75,20 @@ struct Outgoing {
     mentions: Vec<UserId>,
 }
 
+/// What the chat last told of someone's presence.
+#[derive(Clone, PartialEq)]
+struct Seen {
+    status: Status,
+    /// Only while it shows.
+    custom: Option<CustomStatus>,
+}
+
+impl Seen {
+    fn of(view: &PresenceView, now_ms: i64) -> Self {
+        Self { status: view.status, custom: show::shown_custom_status(view, now_ms).cloned() }
+    }
+}
+
 struct Chat<'a> {
     api: &'a Api,
     store: &'a mut Store,
@@ -82,10 +104,11 @@ struct Chat<'a> {
     retry_at: Option<tokio::time::Instant>,
     /// Messages of others shown since the last `markRead`.
     unread_shown: bool,
-    /// The other person of a direct chat: online?
-    peer_online: Option<bool>,
-    /// A group's other members: online? (Filled by the answer to `getPresence`.)
-    members_online: Option<BTreeMap<UserId, bool>>,
+    /// The other person of a direct chat: their presence as last told.
+    peer: Option<Seen>,
+    /// A group's other members: their presence as last told. (Filled by the first answer
+    /// to `subscribePresence`.)
+    members: Option<BTreeMap<UserId, Seen>>,
     /// Channels of the invitations already noted.
     invitations_noted: HashSet<ChannelId>,
     /// The ids of the messages shown, by seq: what `/react 12` names.
@@ -121,8 +144,8 @@ pub async fn run(
         in_flight: false,
         retry_at: None,
         unread_shown: false,
-        peer_online: None,
-        members_online: None,
+        peer: None,
+        members: None,
         invitations_noted: HashSet::new(),
         shown: BTreeMap::new(),
         mine: HashMap::new(),
@@ -174,14 +197,10 @@ pub async fn run(
         attempt = 0;
         was_connected = true;
         chat.in_flight = false;
-        // Presence is answered for direct peers by user id, for a group by its channel.
-        let question = match chat.channel.peer.clone() {
-            Some(peer) if chat.channel.kind == ChannelKind::Direct => {
-                ClientFrame::GetPresence { user_ids: vec![peer], channel_id: None }
-            }
-            _ => ClientFrame::GetPresence { user_ids: Vec::new(), channel_id: Some(chat.channel.channel_id.clone()) },
-        };
-        socket.send(&question).await?;
+        // The user's own choices first (the server may have forgotten them); then, as a new
+        // connection has no subscriptions, subscribe (again).
+        socket.restore_presence(&chat.store.presence_choices()).await?;
+        socket.send(&chat.presence_subscription()).await?;
         chat.check_invitations().await;
         chat.pump(&mut socket).await?;
         match chat.session(&mut socket, &mut lines).await? {
@@ -460,6 +479,7 @@ impl Chat<'_> {
     ) -> Result<End, Error> {
         let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + HEARTBEAT, HEARTBEAT);
         let mut invitations = tokio::time::interval_at(tokio::time::Instant::now() + INVITATION_POLL, INVITATION_POLL);
+        let mut renewal = tokio::time::interval_at(tokio::time::Instant::now() + PRESENCE_RENEWAL, PRESENCE_RENEWAL);
         loop {
             if self.unread_shown
                 && let Some(last) = self.last_id
@@ -473,7 +493,13 @@ impl Chat<'_> {
             let retry = self.retry_at;
             tokio::select! {
                 _ = heartbeat.tick() => {
-                    if let Err(err) = socket.send(&ClientFrame::Heartbeat).await {
+                    if let Err(err) = socket.send(&ClientFrame::Heartbeat { idle: false }).await {
+                        return Ok(End::Lost(err.to_string()));
+                    }
+                }
+                _ = renewal.tick() => {
+                    // Answered by a `presenceState`: only what changed is told.
+                    if let Err(err) = socket.send(&self.presence_subscription()).await {
                         return Ok(End::Lost(err.to_string()));
                     }
                 }
@@ -515,53 +541,84 @@ impl Chat<'_> {
         }
     }
 
-    /// Says when the other person of a direct chat, or a member of a group, comes online
-    /// or goes offline.
-    fn presence(&mut self, view: &PresenceView) {
-        let user = &view.user_id;
-        let online = view.status == Status::Online;
-        if self.channel.kind == ChannelKind::Direct {
-            if self.channel.peer.as_ref() != Some(user) || self.peer_online == Some(online) {
-                return;
+    /// Live presence of the other person of a direct chat (by user id, as direct peers are
+    /// answered), or of a group's members (by its channel).
+    fn presence_subscription(&self) -> ClientFrame {
+        match self.channel.peer.clone() {
+            Some(peer) if self.channel.kind == ChannelKind::Direct => {
+                ClientFrame::SubscribePresence { user_ids: vec![peer], channel_id: None }
             }
-            self.peer_online = Some(online);
-        } else {
-            // Members known from the group's presence answer; others are not of this channel.
-            let Some(members) = self.members_online.as_mut() else { return };
-            match members.get_mut(user) {
-                Some(known) if *known != online => *known = online,
-                _ => return,
-            }
-        }
-        match view.last_seen {
-            _ if online => self.note(&format!("  {user} is online")),
-            Some(ms) => self.note(&format!("  {user} is offline (last seen {} UTC)", term::format_time(ms))),
-            None => self.note(&format!("  {user} is offline")),
+            _ => ClientFrame::SubscribePresence {
+                user_ids: Vec::new(),
+                channel_id: Some(self.channel.channel_id.clone()),
+            },
         }
     }
 
-    /// The answer to `getPresence`: a direct peer, or a group's members (who is online
-    /// is said once, then changes as they come).
+    /// Tells how the other person of a direct chat, or a member of a group, changed: their
+    /// status, or only their custom status. `joined`: a member the group's list did not have
+    /// yet (from a renewed subscription's answer) is taken in.
+    fn presence(&mut self, view: &PresenceView, joined: bool) {
+        let user = &view.user_id;
+        let now = session::now_ms();
+        let seen = Seen::of(view, now);
+        let before = if self.channel.kind == ChannelKind::Direct {
+            if self.channel.peer.as_ref() != Some(user) || self.peer.as_ref() == Some(&seen) {
+                return;
+            }
+            self.peer.replace(seen.clone())
+        } else {
+            // Members known from the group's presence answer; others are not of this channel.
+            let Some(members) = self.members.as_mut() else { return };
+            match members.get_mut(user) {
+                Some(known) if *known != seen => Some(std::mem::replace(known, seen.clone())),
+                None if joined && *user != self.me => {
+                    members.insert(user.clone(), seen.clone());
+                    None
+                }
+                _ => return,
+            }
+        };
+        match before {
+            Some(before) if before.status == seen.status => match &seen.custom {
+                Some(custom) => self.note(&format!("  {user}'s status: {}", show::custom_status(custom, now))),
+                // Cleared, or lapsed.
+                None => self.note(&format!("  {user}'s status: cleared")),
+            },
+            _ => self.note(&format!("  {}", show::presence_line(view, now))),
+        }
+    }
+
+    /// The answer to `subscribePresence`: a direct peer, or a group's members (who is
+    /// online, and the custom statuses, are said once; then changes as they come).
     fn presence_state(&mut self, users: &[PresenceView]) {
-        if self.channel.kind == ChannelKind::Direct || self.members_online.is_some() {
+        if self.channel.kind == ChannelKind::Direct || self.members.is_some() {
             for user in users {
-                self.presence(user);
+                self.presence(user, true);
             }
             return;
         }
-        let me = self.store.session.as_ref().map(|s| s.user_id.clone());
-        let members: BTreeMap<UserId, bool> = users
+        let now = session::now_ms();
+        let others: Vec<&PresenceView> = users.iter().filter(|u| u.user_id != self.me).collect();
+        let online: Vec<String> = others
             .iter()
-            .map(|u| (u.user_id.clone(), u.status == Status::Online))
-            .filter(|(user, _)| Some(user) != me.as_ref())
+            .filter_map(|u| match u.status {
+                Status::Online => Some(u.user_id.to_string()),
+                Status::Idle | Status::Dnd => Some(format!("{} ({})", u.user_id, show::status_name(u.status))),
+                Status::Offline => None,
+            })
             .collect();
-        let online: Vec<&str> = members.iter().filter(|(_, online)| **online).map(|(u, _)| u.as_str()).collect();
         if online.is_empty() {
             self.note("  nobody else here is online");
         } else {
             self.note(&format!("  online: {}", online.join(", ")));
         }
-        self.members_online = Some(members);
+        for user in &others {
+            if let Some(custom) = show::shown_custom_status(user, now) {
+                self.note(&format!("  {}'s status: {}", user.user_id, show::custom_status(custom, now)));
+            }
+        }
+        self.members = Some(others.iter().map(|u| (u.user_id.clone(), Seen::of(u, now))).collect());
     }
 
     /// Whether an `error` frame answers the send at the head of the outbox.
@@ -677,7 +734,7 @@ impl Chat<'_> {
             }
             ServerFrame::MessageDeleted { seq, .. } => self.note(&format!("  message #{seq} was deleted")),
             event @ ServerFrame::Reaction { .. } => self.reaction(event),
-            ServerFrame::Presence(view) => self.presence(&view),
+            ServerFrame::Presence(view) => self.presence(&view, false),
             ServerFrame::PresenceState { users } => self.presence_state(&users),
             // Typing, receipts and sync answers are not for this client.
             ServerFrame::Typing { .. }

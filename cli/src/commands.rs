@@ -1,4 +1,4 @@
-//! The one-shot commands: accounts, channels, send, reply, react, history.
+//! The one-shot commands: accounts, channels, send, reply, react, history, status.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -6,14 +6,15 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use chat_protocol::ErrorCode;
-use chat_protocol::frames::ServerFrame;
+use chat_protocol::frames::{ChosenState, CustomStatus, LastSeenTo, ServerFrame, Status};
 use chat_protocol::http::{
     BlockList, BlockRequest, ChannelSummary, ChannelView, DirectWith, Invitation, NewGroup, NewMembers, SignOutRequest,
 };
 use chat_protocol::ids::MessageId;
 use chat_protocol::model::{ChannelId, ChannelKind, ClientMsgId, Emoji, MemberRole, UserId};
 use chat_protocol::{ProtocolError, frames::ClientFrame};
-use clap::{Args, Subcommand};
+use clap::builder::{PossibleValuesParser, TypedValueParser};
+use clap::{ArgGroup, Args, Subcommand};
 use http::Method;
 use serde::de::IntoDeserializer;
 use serde::{Deserialize, Serialize};
@@ -21,7 +22,7 @@ use serde_json::{Value, json};
 
 use crate::Endpoints;
 use crate::api::{Api, Error};
-use crate::session::Store;
+use crate::session::{self, PresenceChoices, Store};
 use crate::show::{self, kind_name, role_name};
 use crate::socket::{self, Incoming, Received, Socket};
 use crate::term::{self, Progress};
@@ -115,6 +116,31 @@ pub struct ReactionArgs {
     /// One emoji (👍, ❤️, 🎉…) or a short code such as `:party:`.
     #[arg(value_parser = emoji)]
     pub emoji: Emoji,
+}
+
+#[derive(Args)]
+#[command(group(ArgGroup::new("custom").args(["text", "emoji"]).multiple(true)))]
+pub struct StatusArgs {
+    /// Your state on all your devices: `online` (online or idle, as you use them), `dnd`
+    /// (do not disturb: no pushes) or `invisible` (you look offline; everything else works).
+    #[arg(value_parser = wire_values::<ChosenState>(&["online", "dnd", "invisible"]))]
+    pub state: Option<ChosenState>,
+    /// A custom status shown with your presence (at most 100 characters).
+    #[arg(long)]
+    pub text: Option<String>,
+    /// An emoji shown with it (📅, :palm:…).
+    #[arg(long, value_parser = emoji)]
+    pub emoji: Option<Emoji>,
+    /// The custom status lapses after this long: 90s, 30m, 1h, 2h30m, 1d.
+    #[arg(long = "for", value_name = "DURATION", value_parser = duration, requires = "custom")]
+    pub lasts: Option<Duration>,
+    /// Clear the custom status.
+    #[arg(long, conflicts_with_all = ["text", "emoji", "lasts"])]
+    pub clear: bool,
+    /// Who sees when you were last online: `contacts` (people you share a channel with)
+    /// or `nobody`.
+    #[arg(long, value_parser = wire_values::<LastSeenTo>(&["contacts", "nobody"]))]
+    pub last_seen: Option<LastSeenTo>,
 }
 
 /// A user id argument (`chat block bob`), checked as the protocol checks it.
@@ -224,6 +250,50 @@ pub fn mentioned(text: &str, members: &[UserId], me: Option<&UserId>) -> Vec<Use
 /// A role argument: `owner`, `admin` or `member`, as the protocol names them.
 fn member_role(raw: &str) -> Result<MemberRole, serde::de::value::Error> {
     MemberRole::deserialize(raw.into_deserializer())
+}
+
+/// An argument that is one of the protocol's names for a `T` (`dnd`, `nobody`…); the
+/// names are listed in `--help` and in the error for any other word.
+fn wire_values<T>(names: &'static [&'static str]) -> impl TypedValueParser<Value = T>
+where
+    T: for<'de> Deserialize<'de> + Clone + Send + Sync + 'static,
+{
+    PossibleValuesParser::new(names.iter().copied())
+        .try_map(|name| T::deserialize(IntoDeserializer::<serde::de::value::Error>::into_deserializer(name.as_str())))
+}
+
+/// The longest `--for` of a custom status.
+const MAX_STATUS_FOR: Duration = Duration::from_secs(366 * 86_400);
+
+/// A duration argument: numbers with units, `90s`, `30m`, `1h`, `2h30m`, `1d`.
+pub fn duration(raw: &str) -> Result<Duration, String> {
+    let bad = || format!("\"{raw}\" is not a duration: say 90s, 30m, 1h, 2h30m or 1d");
+    let mut seconds: u64 = 0;
+    let mut digits = String::new();
+    for c in raw.trim().chars() {
+        if c.is_ascii_digit() {
+            digits.push(c);
+            continue;
+        }
+        let unit = match c.to_ascii_lowercase() {
+            's' => 1,
+            'm' => 60,
+            'h' => 3_600,
+            'd' => 86_400,
+            _ => return Err(bad()),
+        };
+        let count: u64 = digits.parse().map_err(|_| bad())?;
+        digits.clear();
+        seconds = count.checked_mul(unit).and_then(|s| s.checked_add(seconds)).ok_or_else(bad)?;
+    }
+    if !digits.is_empty() || seconds == 0 {
+        return Err(bad());
+    }
+    let lasts = Duration::from_secs(seconds);
+    if lasts > MAX_STATUS_FOR {
+        return Err(format!("\"{raw}\" is too long: a custom status lasts at most 366 days"));
+    }
+    Ok(lasts)
 }
 
 pub async fn authenticate(
@@ -586,6 +656,7 @@ pub async fn send(api: &Api, endpoints: &Endpoints, store: &mut Store, draft: Dr
     }
     let token = store.access_token(api).await?;
     let mut socket = Socket::connect(&endpoints.ws, &token, &endpoints.tls).await?;
+    socket.restore_presence(&store.presence_choices()).await?;
     let client_msg_id = socket::new_client_msg_id();
     let frame = ClientFrame::SendMessage {
         channel_id: channel.channel_id.clone(),
@@ -681,6 +752,7 @@ pub async fn change(
     };
     let token = store.access_token(api).await?;
     let mut socket = Socket::connect(&endpoints.ws, &token, &endpoints.tls).await?;
+    socket.restore_presence(&store.presence_choices()).await?;
     socket.send(&frame).await?;
     let edit = text.is_some();
     let answer = wait_for(&mut socket, |f| match f {
@@ -728,6 +800,7 @@ pub async fn react(
     };
     let token = store.access_token(api).await?;
     let mut socket = Socket::connect(&endpoints.ws, &token, &endpoints.tls).await?;
+    socket.restore_presence(&store.presence_choices()).await?;
     socket.send(&frame).await?;
     let answer = wait_for(&mut socket, |f| match f {
         ServerFrame::Reaction { message_id: id, user_id, emoji: e, added, .. } => {
@@ -765,6 +838,116 @@ pub async fn react(
         println!("{said} · {counts}");
     }
     Ok(())
+}
+
+/// `chat status`: sets the state and who sees the last-seen time (`setPresence`), then the
+/// custom status (`setStatus`), each waiting for its answer (the user as others now see
+/// them), and prints the last answer. The choices are kept in the session file and sent
+/// with every later connection ([`PresenceChoices`]); those kept already go with these.
+/// With nothing to send, `getPresence` about the user answers.
+pub async fn status(
+    api: &Api,
+    endpoints: &Endpoints,
+    store: &mut Store,
+    args: StatusArgs,
+    json: bool,
+) -> Result<(), Error> {
+    let StatusArgs { state, text, emoji, lasts, clear, last_seen } = args;
+    let now = session::now_ms();
+    let kept = store.presence_choices().kept(now);
+    let custom_status = if clear || text.is_some() || emoji.is_some() {
+        // Checked as the server checks it, before connecting; without text or emoji it is
+        // cleared.
+        let expires_at = lasts.map(|d| now + d.as_millis() as i64);
+        let custom = CustomStatus::parse(text, emoji, expires_at).map_err(|e| Error::Usage(e.to_string()))?;
+        Some(custom)
+    } else {
+        None
+    };
+    let chosen = PresenceChoices {
+        state: state.or(kept.state),
+        last_seen: last_seen.or(kept.last_seen),
+        custom_status: custom_status.clone().unwrap_or_else(|| kept.custom_status.clone()),
+    };
+    let mut frames: Vec<(&str, ClientFrame)> = Vec::new();
+    if chosen.state.is_some() || chosen.last_seen.is_some() {
+        frames.push(("setPresence", ClientFrame::SetPresence { state: chosen.state, last_seen: chosen.last_seen }));
+    }
+    match (&custom_status, &chosen.custom_status) {
+        // Cleared: said even when nothing was kept (another device may have set one).
+        (Some(None), _) => {
+            frames.push(("setStatus", ClientFrame::SetStatus { text: None, emoji: None, expires_at: None }))
+        }
+        (_, Some(CustomStatus { text, emoji, expires_at })) => frames.push((
+            "setStatus",
+            ClientFrame::SetStatus { text: text.clone(), emoji: emoji.clone(), expires_at: *expires_at },
+        )),
+        _ => {}
+    }
+    let me = store.user_id()?.clone();
+    if frames.is_empty() {
+        frames.push(("getPresence", ClientFrame::GetPresence { user_ids: vec![me.clone()], channel_id: None }));
+    }
+    let token = store.access_token(api).await?;
+    let mut socket = Socket::connect(&endpoints.ws, &token, &endpoints.tls).await?;
+    let mut view = None;
+    for (action, frame) in frames {
+        socket.send(&frame).await?;
+        // This connection subscribed to nobody: a `presence` about the user answers.
+        let answer = wait_for(&mut socket, |f| match f {
+            ServerFrame::Presence(view) => action != "getPresence" && view.user_id == me,
+            ServerFrame::PresenceState { .. } => action == "getPresence",
+            ServerFrame::Error(body) => body.action.as_deref() == Some(action),
+            _ => false,
+        })
+        .await?;
+        match answer.frame {
+            Some(ServerFrame::Presence(presence)) => view = Some((presence, answer.raw)),
+            Some(ServerFrame::PresenceState { users }) => {
+                let Some(presence) = users.into_iter().find(|u| u.user_id == me) else {
+                    return Err(Error::Usage("the server's answer says nothing of you".into()));
+                };
+                let raw = serde_json::to_value(ServerFrame::Presence(presence.clone())).expect("frames serialise");
+                view = Some((presence, raw));
+            }
+            Some(ServerFrame::Error(body)) => return Err(Error::from_frame(&body)),
+            _ => return Err(Error::from_frame(&answer.gateway_error().expect("wait_for answers errors"))),
+        }
+    }
+    socket.close().await;
+    let chosen = chosen.kept(now);
+    store.set_presence_choices(chosen.clone())?;
+    let (view, raw) = view.expect("every frame sent was answered");
+    if json {
+        println!("{raw}");
+        return Ok(());
+    }
+    println!("{}", own_presence_line(&view, &chosen, session::now_ms()));
+    match last_seen {
+        Some(LastSeenTo::Contacts) => println!("when you were last online is shown to your contacts"),
+        Some(LastSeenTo::Nobody) => println!("when you were last online is shown to nobody"),
+        None => {}
+    }
+    Ok(())
+}
+
+/// `you appear dnd (do not disturb) to others · 📅 In a meeting`: the user's own presence
+/// as others see it, given the `chosen` presence. While a connection is open (this
+/// command's) offline means invisible, which hides the custom status.
+fn own_presence_line(view: &chat_protocol::frames::PresenceView, chosen: &PresenceChoices, now: i64) -> String {
+    let invisible = view.status == Status::Offline || chosen.state == Some(ChosenState::Invisible);
+    let mut line = format!("you appear {} to others", show::status_phrase(view.status));
+    if invisible {
+        line.push_str(" (invisible)");
+    }
+    match (show::shown_custom_status(view, now), &chosen.custom_status) {
+        (Some(custom), _) => line.push_str(&format!(" · {}", show::custom_status(custom, now))),
+        (None, Some(hidden)) if invisible => {
+            line.push_str(&format!(" · {} (hidden while invisible)", show::custom_status(hidden, now)))
+        }
+        (None, _) => line.push_str(" · no custom status"),
+    }
+    line
 }
 
 pub async fn history(api: &Api, store: &mut Store, args: HistoryArgs, json: bool) -> Result<(), Error> {
@@ -867,5 +1050,83 @@ mod tests {
         assert!(member_role("boss").unwrap_err().to_string().contains("unknown variant `boss`"));
         assert_eq!(user_id("bob").unwrap().as_str(), "bob");
         assert!(user_id("bob smith").is_err());
+    }
+
+    #[test]
+    fn durations_read_with_their_units() {
+        assert_eq!(duration("90s").unwrap(), Duration::from_secs(90));
+        assert_eq!(duration("30m").unwrap(), Duration::from_secs(1_800));
+        assert_eq!(duration("1h").unwrap(), Duration::from_secs(3_600));
+        assert_eq!(duration("2h30m").unwrap(), Duration::from_secs(9_000));
+        assert_eq!(duration("1d").unwrap(), Duration::from_secs(86_400));
+        for bad in ["", "1", "h", "0m", "1w", "1.5h", "-1h", "99999999999999999999d"] {
+            assert!(duration(bad).unwrap_err().contains("is not a duration"), "{bad}");
+        }
+        assert!(duration("400d").unwrap_err().contains("at most 366 days"));
+    }
+
+    /// `chat status` as its arguments read: states and last-seen audiences by their wire
+    /// names, `--for` only with something to show, `--clear` alone.
+    #[test]
+    fn status_arguments_read_as_the_protocol_names_them() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            args: StatusArgs,
+        }
+        let parse =
+            |args: &[&str]| Cli::try_parse_from(std::iter::once("status").chain(args.iter().copied())).map(|c| c.args);
+        let dnd = parse(&["dnd", "--last-seen", "nobody"]).unwrap();
+        assert_eq!((dnd.state, dnd.last_seen), (Some(ChosenState::Dnd), Some(LastSeenTo::Nobody)));
+        assert_eq!(parse(&["invisible"]).unwrap().state, Some(ChosenState::Invisible));
+        assert_eq!(parse(&["online"]).unwrap().state, Some(ChosenState::Online));
+        let meeting = parse(&["--text", "In a meeting", "--emoji", "📅", "--for", "1h"]).unwrap();
+        assert_eq!(meeting.text.as_deref(), Some("In a meeting"));
+        assert_eq!(meeting.lasts, Some(Duration::from_secs(3_600)));
+        assert!(parse(&["--clear"]).unwrap().clear);
+        let busy = parse(&["busy"]).err().unwrap().to_string();
+        assert!(busy.contains("online") && busy.contains("dnd") && busy.contains("invisible"), "{busy}");
+        assert!(parse(&["--for", "1h"]).is_err());
+        assert!(parse(&["--clear", "--text", "x"]).is_err());
+        assert!(parse(&["--last-seen", "everyone"]).is_err());
+        assert!(parse(&["--emoji", "two words"]).is_err());
+    }
+
+    #[test]
+    fn your_own_presence_reads_as_others_see_it() {
+        use chat_protocol::frames::PresenceView;
+        let now = 1_795_422_301_353;
+        let view = |status, custom_status| PresenceView {
+            user_id: user_id("alice").unwrap(),
+            status,
+            last_seen: Some(now),
+            custom_status,
+        };
+        let nothing = PresenceChoices::default();
+        assert_eq!(
+            own_presence_line(&view(Status::Online, None), &nothing, now),
+            "you appear online to others · no custom status"
+        );
+        // Offline with this command's connection open: invisible (perhaps chosen elsewhere).
+        assert_eq!(
+            own_presence_line(&view(Status::Offline, None), &nothing, now),
+            "you appear offline to others (invisible) · no custom status"
+        );
+        let meeting = CustomStatus {
+            text: Some("In a meeting".into()),
+            emoji: Some(Emoji::parse("📅").unwrap()),
+            expires_at: Some(now + 3_600_000),
+        };
+        assert_eq!(
+            own_presence_line(&view(Status::Dnd, Some(meeting.clone())), &nothing, now),
+            "you appear dnd (do not disturb) to others · 📅 In a meeting (until 09:25 UTC)"
+        );
+        let invisible =
+            PresenceChoices { state: Some(ChosenState::Invisible), last_seen: None, custom_status: Some(meeting) };
+        assert_eq!(
+            own_presence_line(&view(Status::Offline, None), &invisible, now),
+            "you appear offline to others (invisible) · 📅 In a meeting (until 09:25 UTC) (hidden while invisible)"
+        );
     }
 }

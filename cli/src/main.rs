@@ -1,7 +1,8 @@
 //! `chat`: a command-line client of the serverless chat. Accounts, channels, invitations
 //! (nobody joins a channel without accepting) and blocking, history, an interactive chat
-//! (`chat chat bob`) with replies, mentions and reactions, and a scripted mode that reads JSON actions line by line and prints
-//! every server frame as a JSON line (`chat script < actions.jsonl`).
+//! (`chat chat bob`) with replies, mentions, reactions and the others' presence, your own
+//! presence and custom status (`chat status`), and a scripted mode that reads JSON actions
+//! line by line and prints every server frame as a JSON line (`chat script < actions.jsonl`).
 
 mod api;
 mod chat;
@@ -159,6 +160,20 @@ enum Command {
     /// answers (`↪ alice: …`); `(mentions you)` marks those that mention you; the reactions
     /// follow (`👍 2* ❤️ 1`, `*`: yours).
     History(commands::HistoryArgs),
+    /// Your presence as others see it; set your state (online, dnd, invisible), a custom
+    /// status, and who sees when you were last online.
+    ///
+    /// `chat status` shows how others see you and your custom status; `chat status dnd`
+    /// (or `invisible`, or `online` again) sets your state on all your devices; `chat status
+    /// --text "In a meeting" --emoji 📅 --for 1h` sets a custom status (`--clear` clears
+    /// it); `--last-seen nobody` (or `contacts`) says who sees when you were last online.
+    /// They combine: `chat status dnd --text "Focus"`. People in a chat with you see the
+    /// changes as they happen.
+    ///
+    /// The server forgets these choices about 2 hours after you were last connected: this
+    /// device keeps them (in the session file) and every `chat` that connects sends them
+    /// again first (but `chat script`, which sends only what it reads).
+    Status(commands::StatusArgs),
     /// Read JSON actions, one per line, from FILE or stdin; print every server frame as a
     /// JSON line. Details: `chat script --help`.
     #[command(long_about = script::LONG_ABOUT)]
@@ -240,6 +255,7 @@ async fn run(cli: Cli) -> Result<ExitCode, Error> {
             commands::change(&api, &endpoints, &mut store, &channel, message, None, json).await?
         }
         Command::History(args) => commands::history(&api, &mut store, args, json).await?,
+        Command::Status(args) => commands::status(&api, &endpoints, &mut store, args, json).await?,
         Command::Script(args) => return script::run(&api, &endpoints, &mut store, args).await,
     }
     Ok(ExitCode::SUCCESS)

@@ -36,6 +36,10 @@ Actions:
       from the text; they must be members of the channel)
   {\"action\": \"addReaction\", \"channelId\": \"…\", \"messageId\": \"#1\", \"emoji\": \"👍\"}
       react (removeReaction takes it back); the answer is a \"reaction\" frame
+  {\"action\": \"setStatus\", \"text\": \"In a meeting\", \"emoji\": \"📅\"}
+      your custom status (setPresence sets your state: {\"state\": \"dnd\"}); the answer is
+      a \"presence\" frame about you. {\"action\": \"subscribePresence\", \"userIds\": […]} is
+      answered by \"presenceState\", then \"presence\" frames as they change (10 minutes)
   {\"http\": \"GET\", \"path\": \"/channels\"}     {\"http\": \"POST\", \"path\": \"…\", \"body\": {…}}
       an HTTP API call as the signed-in user; prints {\"type\": \"http\", \"status\": …, \"body\": …}
   {\"sleep\": 500}
@@ -45,7 +49,7 @@ Actions:
 
 At the end of the input it waits until every send (every frame with a clientMsgId) has
 its answer, an ack or an error, then --linger seconds more: other actions (reactions,
-heartbeat, typing, markRead, sync, getPresence) answer with frames of their own or nothing,
+heartbeat, typing, markRead, sync, getPresence, subscribePresence) answer with frames of their own or nothing,
 so use waitFor (such as {\"waitFor\": \"reaction\"}) or --linger for them. Exit status: 0
 when every send was answered, 1 otherwise, 2 for a line that is not a valid action (or
 names a #seq its channel does not have).

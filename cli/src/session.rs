@@ -1,9 +1,10 @@
-//! The signed-in session, kept in a file (mode 0600) between commands: tokens, and the
-//! endpoints it belongs to.
+//! The signed-in session, kept in a file (mode 0600) between commands: tokens, the
+//! endpoints it belongs to, and the presence choices made with `chat status`.
 
 use std::path::{Path, PathBuf};
 
 use chat_protocol::ErrorCode;
+use chat_protocol::frames::{ChosenState, ClientFrame, CustomStatus, LastSeenTo};
 use chat_protocol::model::UserId;
 use serde::{Deserialize, Serialize};
 
@@ -27,6 +28,53 @@ pub struct Session {
     pub api_url: Option<String>,
     #[serde(default)]
     pub ws_url: Option<String>,
+    #[serde(default, skip_serializing_if = "PresenceChoices::is_default")]
+    pub presence: PresenceChoices,
+}
+
+/// The presence choices made with `chat status` on this device. The server forgets them
+/// about 2 hours after the user was last connected, so every connection sends them again
+/// first ([`PresenceChoices::frames`]). The defaults (online, last seen shown to contacts,
+/// no custom status) are not kept.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PresenceChoices {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<ChosenState>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_seen: Option<LastSeenTo>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom_status: Option<CustomStatus>,
+}
+
+impl PresenceChoices {
+    pub fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
+
+    /// What is kept of these choices: the defaults are dropped, and a custom status past
+    /// its `expiresAt`.
+    pub fn kept(self, now_ms: i64) -> Self {
+        Self {
+            state: self.state.filter(|s| *s != ChosenState::Online),
+            last_seen: self.last_seen.filter(|l| *l != LastSeenTo::Contacts),
+            custom_status: self.custom_status.filter(|c| c.shows_at(now_ms)),
+        }
+    }
+
+    /// The frames that tell the server these choices again (none for the defaults; a
+    /// custom status that lapsed is not sent).
+    pub fn frames(&self, now_ms: i64) -> Vec<ClientFrame> {
+        let kept = self.clone().kept(now_ms);
+        let mut frames = Vec::new();
+        if kept.state.is_some() || kept.last_seen.is_some() {
+            frames.push(ClientFrame::SetPresence { state: kept.state, last_seen: kept.last_seen });
+        }
+        if let Some(CustomStatus { text, emoji, expires_at }) = kept.custom_status {
+            frames.push(ClientFrame::SetStatus { text, emoji, expires_at });
+        }
+        frames
+    }
 }
 
 impl Session {
@@ -41,6 +89,7 @@ impl Session {
             refresh_expires_at_ms: now + answer.refresh_expires_in * 1000,
             api_url: None,
             ws_url: None,
+            presence: PresenceChoices::default(),
         }
     }
 }
@@ -112,6 +161,29 @@ impl Store {
         Ok(())
     }
 
+    /// The session as the file has it now when it is this user's (another `chat` may have
+    /// saved newer tokens or presence choices since this one loaded it).
+    fn on_disk(&self) -> Option<Session> {
+        let user = &self.session.as_ref()?.user_id;
+        Store::load(self.path.clone()).ok()?.session.filter(|s| s.user_id == *user)
+    }
+
+    /// The presence choices of this session, as last saved by any `chat`.
+    pub fn presence_choices(&self) -> PresenceChoices {
+        match self.on_disk() {
+            Some(saved) => saved.presence,
+            None => self.session.as_ref().map(|s| s.presence.clone()).unwrap_or_default(),
+        }
+    }
+
+    /// Keeps the presence choices (written into the file as it is now, so that tokens
+    /// another `chat` saved meanwhile are not lost).
+    pub fn set_presence_choices(&mut self, choices: PresenceChoices) -> Result<(), Error> {
+        let mut session = self.on_disk().or_else(|| self.session.clone()).ok_or(Error::NotSignedIn)?;
+        session.presence = choices;
+        self.set(session)
+    }
+
     pub fn user_id(&self) -> Result<&UserId, Error> {
         self.session.as_ref().map(|s| &s.user_id).ok_or(Error::NotSignedIn)
     }
@@ -135,7 +207,12 @@ impl Store {
     /// the file is gone (`chat signout`), this session is over here too.
     pub async fn refresh(&mut self, api: &Api) -> Result<(), Error> {
         let mut old = self.session.clone().ok_or(Error::NotSignedIn)?;
-        match Store::load(self.path.clone())?.session {
+        let on_disk = Store::load(self.path.clone())?.session;
+        // The presence choices as saved last (perhaps by another `chat`) go on.
+        if let Some(saved) = on_disk.as_ref().filter(|s| s.user_id == old.user_id) {
+            old.presence = saved.presence.clone();
+        }
+        match on_disk {
             None => {
                 self.session = None;
                 return Err(Error::NotSignedIn);
@@ -153,6 +230,7 @@ impl Store {
             Ok(mut fresh) => {
                 fresh.api_url = old.api_url;
                 fresh.ws_url = old.ws_url;
+                fresh.presence = old.presence;
                 self.set(fresh)
             }
             Err(err) if err.code() == Some(ErrorCode::Unauthorized) => {
@@ -161,5 +239,61 @@ impl Store {
             }
             Err(err) => Err(err),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chat_protocol::model::Emoji;
+
+    use super::*;
+
+    #[test]
+    fn presence_choices_are_kept_and_sent_again_without_the_defaults() {
+        let now = 1_795_422_301_353;
+        let meeting = |expires_at| CustomStatus {
+            text: Some("In a meeting".into()),
+            emoji: Some(Emoji::parse("📅").unwrap()),
+            expires_at,
+        };
+        let defaults = PresenceChoices {
+            state: Some(ChosenState::Online),
+            last_seen: Some(LastSeenTo::Contacts),
+            custom_status: Some(meeting(Some(now - 1))),
+        };
+        assert!(defaults.clone().kept(now).is_default());
+        assert!(defaults.frames(now).is_empty());
+
+        let chosen = PresenceChoices {
+            state: Some(ChosenState::Dnd),
+            last_seen: None,
+            custom_status: Some(meeting(Some(now + 60_000))),
+        };
+        assert_eq!(chosen.clone().kept(now), chosen);
+        assert_eq!(
+            chosen.frames(now),
+            [
+                ClientFrame::SetPresence { state: Some(ChosenState::Dnd), last_seen: None },
+                ClientFrame::SetStatus {
+                    text: Some("In a meeting".into()),
+                    emoji: Some(Emoji::parse("📅").unwrap()),
+                    expires_at: Some(now + 60_000),
+                },
+            ]
+        );
+        // Lapsed meanwhile: the state alone.
+        assert_eq!(chosen.frames(now + 60_000).len(), 1);
+
+        // In the session file: absent while default, camelCase otherwise; older files read.
+        let file = r#"{"userId":"alice","accessToken":"a","refreshToken":"r","expiresAtMs":1,"refreshExpiresAtMs":2}"#;
+        let mut session: Session = serde_json::from_str(file).unwrap();
+        assert!(session.presence.is_default());
+        assert!(!serde_json::to_string(&session).unwrap().contains("presence"));
+        session.presence = PresenceChoices { last_seen: Some(LastSeenTo::Nobody), ..chosen };
+        let saved = serde_json::to_value(&session).unwrap();
+        assert_eq!(saved["presence"]["state"], "dnd");
+        assert_eq!(saved["presence"]["lastSeen"], "nobody");
+        assert_eq!(saved["presence"]["customStatus"]["text"], "In a meeting");
+        assert_eq!(serde_json::from_value::<Session>(saved).unwrap().presence, session.presence);
     }
 }

@@ -1,6 +1,7 @@
 //! How the protocol's values read in the CLI's text output (the types themselves are the
 //! protocol crate's: `chat_protocol`).
 
+use chat_protocol::frames::{CustomStatus, PresenceView, Status};
 use chat_protocol::model::{ChannelKind, MemberRole, Message, QUOTE_CHARS, Quote, ReactionCount, UserId};
 
 use crate::term;
@@ -116,6 +117,65 @@ pub fn role_name(role: MemberRole) -> &'static str {
     }
 }
 
+/// `online`, `idle`, `dnd` or `offline`, as on the wire.
+pub fn status_name(status: Status) -> &'static str {
+    match status {
+        Status::Online => "online",
+        Status::Idle => "idle",
+        Status::Dnd => "dnd",
+        Status::Offline => "offline",
+    }
+}
+
+/// A status as a sentence goes on after "bob is": `online`, `dnd (do not disturb)`…
+pub fn status_phrase(status: Status) -> &'static str {
+    match status {
+        Status::Dnd => "dnd (do not disturb)",
+        other => status_name(other),
+    }
+}
+
+/// The custom status of a presence if it still shows at `now_ms` (one that lapsed is
+/// not shown, whatever the frame carries).
+pub fn shown_custom_status(view: &PresenceView, now_ms: i64) -> Option<&CustomStatus> {
+    view.custom_status.as_ref().filter(|c| c.shows_at(now_ms) && (c.text.is_some() || c.emoji.is_some()))
+}
+
+/// `📅 In a meeting (until 14:30 UTC)`: a custom status on one line (the date is given
+/// when it lapses on another day than `now_ms`).
+pub fn custom_status(status: &CustomStatus, now_ms: i64) -> String {
+    let mut shown: Vec<String> = Vec::new();
+    if let Some(emoji) = &status.emoji {
+        shown.push(emoji.to_string());
+    }
+    if let Some(text) = &status.text {
+        shown.push(text.split_whitespace().collect::<Vec<_>>().join(" "));
+    }
+    let mut line = shown.join(" ");
+    if let Some(at) = status.expires_at {
+        let (until, today) = (term::format_time(at), term::format_time(now_ms));
+        let until = if until[..10] == today[..10] { &until[11..] } else { until.as_str() };
+        line.push_str(&format!(" (until {until} UTC)"));
+    }
+    line
+}
+
+/// `bob is dnd (do not disturb) · 📅 In a meeting`, `bob is offline (last seen …)`: a
+/// user's presence as one line (without the user: `is …`, to follow a name).
+pub fn presence_line(view: &PresenceView, now_ms: i64) -> String {
+    let mut line = format!("{} is {}", view.user_id, status_phrase(view.status));
+    if view.status == Status::Offline
+        && let Some(ms) = view.last_seen
+    {
+        line.push_str(&format!(" (last seen {} UTC)", term::format_time(ms)));
+    }
+    if let Some(custom) = shown_custom_status(view, now_ms) {
+        line.push_str(" · ");
+        line.push_str(&custom_status(custom, now_ms));
+    }
+    line
+}
+
 #[cfg(test)]
 mod tests {
     use chat_protocol::ids::MessageId;
@@ -214,5 +274,38 @@ mod tests {
         for role in [MemberRole::Owner, MemberRole::Admin, MemberRole::Member] {
             assert_eq!(serde_json::to_value(role).unwrap(), role_name(role));
         }
+        for status in [Status::Online, Status::Idle, Status::Dnd, Status::Offline] {
+            assert_eq!(serde_json::to_value(status).unwrap(), status_name(status));
+        }
+    }
+
+    #[test]
+    fn presence_reads_with_its_custom_status() {
+        // 2026-11-23 08:25 UTC.
+        let now = 1_795_422_301_353;
+        let hour = 3_600_000;
+        let view =
+            |status, custom_status| PresenceView { user_id: user("bob"), status, last_seen: None, custom_status };
+        let meeting = |expires_at| CustomStatus {
+            text: Some("In a\n meeting".into()),
+            emoji: Some(Emoji::parse("📅").unwrap()),
+            expires_at,
+        };
+        assert_eq!(presence_line(&view(Status::Online, None), now), "bob is online");
+        assert_eq!(presence_line(&view(Status::Idle, None), now), "bob is idle");
+        assert_eq!(
+            presence_line(&view(Status::Dnd, Some(meeting(Some(now + hour)))), now),
+            "bob is dnd (do not disturb) · 📅 In a meeting (until 09:25 UTC)"
+        );
+        // Another day: the date too. Lapsed: not shown.
+        assert_eq!(custom_status(&meeting(Some(now + 24 * hour)), now), "📅 In a meeting (until 2026-11-24 08:25 UTC)");
+        assert_eq!(presence_line(&view(Status::Online, Some(meeting(Some(now - 1)))), now), "bob is online");
+        let emoji_only = CustomStatus { text: None, emoji: Some(Emoji::parse(":palm:").unwrap()), expires_at: None };
+        assert_eq!(custom_status(&emoji_only, now), ":palm:");
+        let text_only = CustomStatus { text: Some("lunch".into()), emoji: None, expires_at: None };
+        assert_eq!(custom_status(&text_only, now), "lunch");
+        let mut offline = view(Status::Offline, None);
+        offline.last_seen = Some(now);
+        assert_eq!(presence_line(&offline, now), "bob is offline (last seen 2026-11-23 08:25 UTC)");
     }
 }

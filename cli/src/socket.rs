@@ -14,6 +14,7 @@ use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 
 use crate::api::Error;
+use crate::session::{self, PresenceChoices};
 
 pub struct Socket {
     inner: WebSocketStream<MaybeTlsStream<TcpStream>>,
@@ -92,6 +93,16 @@ impl Socket {
         self.send_text(serde_json::to_string(frame).expect("client frames serialise")).await
     }
 
+    /// Tells the server again the presence choices kept on this device (it forgets them
+    /// about 2 hours after the user was last connected): the first thing a connection
+    /// sends. Their answers, `presence` frames about the user, are for the caller to skip.
+    pub async fn restore_presence(&mut self, choices: &PresenceChoices) -> Result<(), Error> {
+        for frame in choices.frames(session::now_ms()) {
+            self.send(&frame).await?;
+        }
+        Ok(())
+    }
+
     /// Sends any JSON as a frame, as it is (`chat script`).
     pub async fn send_raw(&mut self, frame: &Value) -> Result<(), Error> {
         self.send_text(frame.to_string()).await
@@ -140,6 +151,7 @@ pub fn new_client_msg_id() -> ClientMsgId {
 
 #[cfg(test)]
 mod tests {
+    use chat_protocol::frames::{ChosenState, LastSeenTo, Status};
     use chat_protocol::ids::MessageId;
     use chat_protocol::model::{Attachment, ChannelId, Emoji, UserId};
 
@@ -218,7 +230,33 @@ mod tests {
                 ClientFrame::DeleteMessage { channel_id: channel(), message_id },
                 format!(r#"{{"action":"deleteMessage","channelId":"{CHANNEL}","messageId":"{MESSAGE}"}}"#),
             ),
-            (ClientFrame::Heartbeat, r#"{"action":"heartbeat"}"#.to_owned()),
+            (ClientFrame::Heartbeat { idle: false }, r#"{"action":"heartbeat"}"#.to_owned()),
+            (ClientFrame::Heartbeat { idle: true }, r#"{"action":"heartbeat","idle":true}"#.to_owned()),
+            (
+                ClientFrame::SetPresence { state: Some(ChosenState::Dnd), last_seen: None },
+                r#"{"action":"setPresence","state":"dnd"}"#.to_owned(),
+            ),
+            (
+                ClientFrame::SetPresence { state: Some(ChosenState::Invisible), last_seen: Some(LastSeenTo::Nobody) },
+                r#"{"action":"setPresence","state":"invisible","lastSeen":"nobody"}"#.to_owned(),
+            ),
+            (
+                ClientFrame::SetStatus {
+                    text: Some("In a meeting".into()),
+                    emoji: Some(Emoji::parse("📅").unwrap()),
+                    expires_at: Some(1_795_425_901_353),
+                },
+                r#"{"action":"setStatus","text":"In a meeting","emoji":"📅","expiresAt":1795425901353}"#.to_owned(),
+            ),
+            (ClientFrame::SetStatus { text: None, emoji: None, expires_at: None }, r#"{"action":"setStatus"}"#.to_owned()),
+            (
+                ClientFrame::SubscribePresence { user_ids: Vec::new(), channel_id: Some(channel()) },
+                format!(r#"{{"action":"subscribePresence","channelId":"{CHANNEL}"}}"#),
+            ),
+            (
+                ClientFrame::SubscribePresence { user_ids: vec![UserId::parse("bob").unwrap()], channel_id: None },
+                r#"{"action":"subscribePresence","userIds":["bob"]}"#.to_owned(),
+            ),
             (
                 ClientFrame::MarkRead { channel_id: channel(), message_id },
                 format!(r#"{{"action":"markRead","channelId":"{CHANNEL}","messageId":"{MESSAGE}"}}"#),
@@ -278,5 +316,20 @@ mod tests {
         };
         assert_eq!((*seq, *added, *change_seq), (42, true, Some(7)));
         assert_eq!(crate::show::reaction_counts(reactions), "👍 2 ❤️ 1");
+
+        // Presence: the four states, and a custom status.
+        let presence = Received::new(json!({
+            "type": "presence", "userId": "bob", "status": "dnd", "lastSeen": 1_795_422_301_353_i64,
+            "customStatus": {"text": "In a meeting", "emoji": "📅", "expiresAt": 1_795_425_901_353_i64},
+        }));
+        let Some(ServerFrame::Presence(view)) = &presence.frame else { panic!("{presence:?}") };
+        assert_eq!(view.status, Status::Dnd);
+        let custom = view.custom_status.as_ref().unwrap();
+        assert_eq!((custom.text.as_deref(), custom.expires_at), (Some("In a meeting"), Some(1_795_425_901_353)));
+        let state = Received::new(json!({"type": "presenceState", "users": [
+            {"userId": "bob", "status": "idle"}, {"userId": "carol", "status": "offline"},
+        ]}));
+        let Some(ServerFrame::PresenceState { users }) = &state.frame else { panic!("{state:?}") };
+        assert_eq!(users.iter().map(|u| u.status).collect::<Vec<_>>(), [Status::Idle, Status::Offline]);
     }
 }

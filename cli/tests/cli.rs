@@ -929,3 +929,161 @@ async fn interactive_chat_replies_reacts_and_shows_reactions_as_they_come() {
     let status = tokio::time::timeout(Duration::from_secs(10), child.wait()).await.expect("chat quits").unwrap();
     assert!(status.success());
 }
+
+/// `chat chat CHANNEL` running as someone, read line by line.
+struct RunningChat {
+    child: tokio::process::Child,
+    stdin: tokio::process::ChildStdin,
+    stdout: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+    seen: Vec<String>,
+}
+
+impl RunningChat {
+    fn start(person: &Person, channel: &str) -> Self {
+        let mut child = person
+            .command(&["chat", channel])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("chat runs");
+        let stdin = child.stdin.take().unwrap();
+        let stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+        Self { child, stdin, stdout, seen: Vec::new() }
+    }
+
+    /// The next line `wanted` accepts (the lines before it are passed over); fails after 15 s.
+    async fn line(&mut self, wanted: impl Fn(&str) -> bool) -> String {
+        loop {
+            let line = tokio::time::timeout(Duration::from_secs(15), self.stdout.next_line())
+                .await
+                .unwrap_or_else(|_| panic!("no such line within 15 s; got {:?}", self.seen))
+                .unwrap()
+                .expect("chat is still running");
+            self.seen.push(line.clone());
+            if wanted(&line) {
+                return line;
+            }
+        }
+    }
+
+    async fn quit(mut self) {
+        self.stdin.write_all(b"/quit\n").await.unwrap();
+        let status = tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await.expect("chat quits");
+        assert!(status.unwrap().success());
+    }
+}
+
+#[tokio::test]
+async fn status_sets_dnd_invisible_and_a_custom_status_that_the_other_persons_chat_shows() {
+    let stack = Stack::start().await;
+    let (alice, bob) = signed_up_pair(&stack).await;
+    assert!(alice.run(&["channels", "direct", &bob.name]).await.ok);
+    bob.accept(&alice.name).await;
+
+    // Refused before anything is sent: a text over 100 characters, --for with nothing to
+    // show, a state that does not exist.
+    let out = bob.run(&["status", "--text", &"x".repeat(101)]).await;
+    assert!(!out.ok && out.stderr.contains("the limit is 100"), "{}{}", out.stdout, out.stderr);
+    let out = bob.run(&["status", "--for", "1h"]).await;
+    assert!(!out.ok && out.stderr.contains("--text"), "{}", out.stderr);
+    let out = bob.run(&["status", "busy"]).await;
+    assert!(!out.ok && out.stderr.contains("dnd"), "{}", out.stderr);
+
+    // Bob's phone keeps him connected. Plain `chat status`: how others see him.
+    let _bobs_phone = stack.connect_with_token(&bob.token()).await;
+    let out = bob.run(&["status"]).await;
+    assert_eq!(out.stdout.trim(), "you appear online to others · no custom status", "{}", out.stderr);
+    let out = bob.run(&["status", "dnd"]).await;
+    assert_eq!(out.stdout.trim(), "you appear dnd (do not disturb) to others · no custom status", "{}", out.stderr);
+    // Kept on this device, to be sent again after connecting (the server forgets).
+    assert_eq!(bob.saved_session()["presence"], serde_json::json!({"state": "dnd"}));
+    let before = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    let out = bob.run(&["status", "--text", "In a meeting", "--emoji", "📅", "--for", "1h"]).await;
+    let meeting = "you appear dnd (do not disturb) to others · 📅 In a meeting (until ";
+    assert!(out.ok && out.stdout.starts_with(meeting), "{}{}", out.stdout, out.stderr);
+    let out = bob.run(&["--json", "status"]).await;
+    let view: Value = serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}{}", out.stdout, out.stderr));
+    assert_eq!(
+        (view["type"].as_str(), view["userId"].as_str(), view["status"].as_str()),
+        (Some("presence"), Some(bob.name.as_str()), Some("dnd")),
+        "{view}"
+    );
+    let custom = &view["customStatus"];
+    assert_eq!((custom["text"].as_str(), custom["emoji"].as_str()), (Some("In a meeting"), Some("📅")), "{view}");
+    let expires_at = custom["expiresAt"].as_i64().expect("it lapses");
+    assert!((before + 3_600_000..before + 3_660_000).contains(&expires_at), "{expires_at} vs {before}");
+
+    // Alice's chat shows him so, then his changes as they happen (she is subscribed).
+    let mut chat = RunningChat::start(&alice, &bob.name);
+    let shown = format!("{} is dnd (do not disturb) · 📅 In a meeting (until ", bob.name);
+    chat.line(|l| l.trim_start().starts_with(&shown)).await;
+
+    // Invisible: offline to everyone else, though his phone is still connected.
+    let out = bob.run(&["status", "invisible"]).await;
+    assert!(out.stdout.starts_with("you appear offline to others (invisible)"), "{}{}", out.stdout, out.stderr);
+    let offline = format!("{} is offline", bob.name);
+    chat.line(|l| l.trim_start().starts_with(&offline)).await;
+
+    // Online again, and the custom status cleared (two frames, two changes).
+    let out = bob.run(&["status", "online", "--clear"]).await;
+    assert_eq!(out.stdout.trim(), "you appear online to others · no custom status", "{}", out.stderr);
+    assert!(bob.saved_session().get("presence").is_none(), "{}", bob.saved_session());
+    let online = format!("{} is online", bob.name);
+    chat.line(|l| l.trim_start().starts_with(&online)).await;
+    let cleared = format!("{}'s status: cleared", bob.name);
+    chat.line(|l| l.trim() == cleared).await;
+
+    // A custom status alone: told as such.
+    assert!(bob.run(&["status", "--emoji", "🌴"]).await.ok);
+    let palm = format!("{}'s status: 🌴", bob.name);
+    chat.line(|l| l.trim() == palm).await;
+
+    // Who sees when he was last online.
+    let out = bob.run(&["status", "--last-seen", "nobody"]).await;
+    assert!(out.ok, "{}", out.stderr);
+    assert_eq!(
+        out.stdout.lines().collect::<Vec<_>>(),
+        ["you appear online to others · 🌴", "when you were last online is shown to nobody"],
+        "{}",
+        out.stdout
+    );
+    chat.quit().await;
+}
+
+#[tokio::test]
+async fn group_chat_shows_members_states_and_custom_statuses_as_they_change() {
+    let stack = Stack::start().await;
+    let alice = Person::new(&stack, "alice");
+    let bob = Person::new(&stack, "bob");
+    let carol = Person::new(&stack, "carol");
+    for person in [&alice, &bob, &carol] {
+        person.sign_up().await;
+    }
+    let members = format!("{},{}", bob.name, carol.name);
+    assert!(alice.run(&["channels", "group", "Team", "--members", &members]).await.ok);
+    bob.accept("Team").await;
+    carol.accept("Team").await;
+    let _bobs_phone = stack.connect_with_token(&bob.token()).await;
+    let _carols_phone = stack.connect_with_token(&carol.token()).await;
+    assert!(carol.run(&["status", "dnd", "--text", "Focus time"]).await.ok);
+
+    let mut chat = RunningChat::start(&alice, "Team");
+    let online = chat.line(|l| l.trim_start().starts_with("online: ")).await;
+    assert!(online.contains(&format!("{} (dnd)", carol.name)), "{online}");
+    assert!(online.contains(&bob.name) && !online.contains(&format!("{} (", bob.name)), "{online}");
+    let focus = format!("{}'s status: Focus time", carol.name);
+    chat.line(|l| l.trim() == focus).await;
+
+    // Bob goes invisible, Carol back online; Bob's custom status is told as it is set.
+    assert!(bob.run(&["status", "invisible"]).await.ok);
+    let offline = format!("{} is offline", bob.name);
+    chat.line(|l| l.trim_start().starts_with(&offline)).await;
+    assert!(carol.run(&["status", "online"]).await.ok);
+    let carol_online = format!("{} is online · Focus time", carol.name);
+    chat.line(|l| l.trim() == carol_online).await;
+    assert!(carol.run(&["status", "--text", "Lunch", "--emoji", "🥪", "--for", "30m"]).await.ok);
+    let lunch = format!("{}'s status: 🥪 Lunch (until ", carol.name);
+    chat.line(|l| l.trim_start().starts_with(&lunch)).await;
+    chat.quit().await;
+}

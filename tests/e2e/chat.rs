@@ -210,7 +210,7 @@ async fn a_connection_that_vanished_without_disconnect_is_dropped_on_the_next_se
     let bob_id = UserId::parse("bob").unwrap();
     let ghost = ConnectionId::new("Gh0stC0nnect1d=");
     let now = stack.app.now_ms();
-    chat_domain::connections::beat(&stack.app, &bob_id, &ghost, None, now + 3_600_000, None).await.unwrap();
+    chat_domain::connections::beat(&stack.app, &bob_id, &ghost, None, now + 3_600_000, false, None).await.unwrap();
     let live = chat_domain::connections::live(&stack.app, std::slice::from_ref(&bob_id)).await.unwrap();
     assert_eq!(live.len(), 2);
 

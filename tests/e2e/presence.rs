@@ -14,19 +14,32 @@ async fn stack_at(clock: &ManualClock) -> Stack {
     Stack::start_with(StackOptions { clock: Some(clock.clone()), ..Default::default() }).await
 }
 
+/// Subscribes `client` to presence (`what`: `userIds` or `channelId`); answers the state.
+async fn subscribe(client: &mut e2e::Client, what: Value) -> Value {
+    let mut frame = json!({"action": "subscribePresence"});
+    frame.as_object_mut().unwrap().extend(what.as_object().unwrap().clone());
+    client.send_json(&frame).await;
+    client.recv_type("presenceState").await
+}
+
 fn presence_of(frame: &Value) -> (String, String) {
     assert_eq!(frame["type"], "presence", "{frame}");
     (frame["userId"].as_str().unwrap().to_owned(), frame["status"].as_str().unwrap().to_owned())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn contacts_see_bob_come_online_and_go_offline_with_his_last_device() {
+async fn subscribers_see_bob_come_online_and_go_offline_with_his_last_device() {
     let clock = ManualClock::starting_at(T0);
     let stack = stack_at(&clock).await;
     stack.create_channel("dm", &["alice", "bob"]).await;
     stack.create_channel("elsewhere", &["carol", "dave"]).await;
+    stack.create_channel("team", &["bob", "carol", "erin"]).await;
     let mut alice = stack.connect("alice").await.receiving_presence();
     let mut carol = stack.connect("carol").await.receiving_presence();
+    // alice watches bob; carol shares a group with him but watches only dave.
+    let answer = subscribe(&mut alice, json!({"channelId": "dm"})).await;
+    assert_eq!(answer["users"].as_array().unwrap().len(), 2, "{answer}");
+    subscribe(&mut carol, json!({"channelId": "elsewhere"})).await;
 
     let bob_phone = stack.connect("bob").await;
     assert_eq!(presence_of(&alice.recv().await), ("bob".into(), "online".into()));
@@ -84,6 +97,7 @@ async fn bob_goes_offline_when_his_heartbeats_stop_without_a_disconnect() {
     let stack = stack_at(&clock).await;
     stack.create_channel("dm", &["alice", "bob"]).await;
     let mut alice = stack.connect("alice").await.receiving_presence();
+    subscribe(&mut alice, json!({"channelId": "dm"})).await;
     let mut bob = stack.connect("bob").await.receiving_presence();
     assert_eq!(presence_of(&alice.recv().await), ("bob".into(), "online".into()));
 
@@ -290,6 +304,7 @@ async fn the_sweep_runs_its_passes_only_while_someone_may_go_offline() {
     assert_eq!(chat_domain::presence::sweep(&stack.app).await.passes, 1);
 
     let mut alice = stack.connect("alice").await.receiving_presence();
+    subscribe(&mut alice, json!({"channelId": "dm-sweep"})).await;
     let _bob = stack.connect("bob").await;
     assert_eq!(presence_of(&alice.recv().await), ("bob".into(), "online".into()));
     // Both online, their deadlines a window ahead: still one pass.
@@ -312,4 +327,102 @@ async fn the_sweep_runs_its_passes_only_while_someone_may_go_offline() {
     let report = chat_domain::presence::sweep(&stack.app).await;
     assert_eq!((report.passes, report.went_offline), (1, 1));
     assert_eq!(presence_of(&alice.recv().await), ("bob".into(), "offline".into()));
+}
+
+/// What `client` is answered about `user`.
+async fn asked(client: &mut e2e::Client, user: &str) -> Value {
+    client.send_json(&json!({"action": "getPresence", "channelId": "dm", "userIds": [user]})).await;
+    client.recv_type("presenceState").await["users"][0].clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_dnd_invisible_and_a_custom_status_reach_bobs_subscribers_and_nobody_else() {
+    let clock = ManualClock::starting_at(T0);
+    let stack = stack_at(&clock).await;
+    stack.create_channel("dm", &["alice", "bob"]).await;
+    stack.create_channel("team", &["bob", "carol", "dave"]).await;
+    let mut bob = stack.connect("bob").await.receiving_presence();
+    let mut alice = stack.connect("alice").await.receiving_presence();
+    let mut carol = stack.connect("carol").await.receiving_presence();
+    let watched = subscribe(&mut alice, json!({"channelId": "dm", "userIds": ["bob"]})).await;
+    assert_eq!(watched["users"][0]["status"], "online", "{watched}");
+
+    // No input on bob's only device for a while: idle; input again: online.
+    bob.send_json(&json!({"action": "heartbeat", "idle": true})).await;
+    assert_eq!(presence_of(&alice.recv().await), ("bob".into(), "idle".into()));
+    bob.send_json(&json!({"action": "heartbeat"})).await;
+    assert_eq!(presence_of(&alice.recv().await), ("bob".into(), "online".into()));
+
+    // Do not disturb, answered with what others see.
+    bob.send_json(&json!({"action": "setPresence", "state": "dnd"})).await;
+    assert_eq!(bob.recv_type("presence").await["status"], "dnd");
+    assert_eq!(presence_of(&alice.recv().await), ("bob".into(), "dnd".into()));
+
+    // A custom status for 2 seconds.
+    let until = T0 + 2_000;
+    bob.send_json(&json!({"action": "setStatus", "text": "In a meeting", "emoji": "📅", "expiresAt": until})).await;
+    let answer = bob.recv_type("presence").await;
+    assert_eq!(answer["customStatus"], json!({"text": "In a meeting", "emoji": "📅", "expiresAt": until}));
+    assert_eq!(alice.recv().await["customStatus"]["text"], "In a meeting");
+    clock.advance(2_000);
+    assert_eq!(asked(&mut alice, "bob").await.get("customStatus"), None, "lapsed");
+
+    // Invisible: exactly what a user who went offline at that moment looks like.
+    bob.send_json(&json!({"action": "setStatus", "text": "hiding"})).await;
+    bob.recv_type("presence").await;
+    alice.recv().await;
+    clock.advance(1_000);
+    bob.send_json(&json!({"action": "setPresence", "state": "invisible"})).await;
+    let seen = bob.recv_type("presence").await;
+    let gone = json!({"userId": "bob", "status": "offline", "lastSeen": T0 + 3_000});
+    let mut told = alice.recv().await;
+    told.as_object_mut().unwrap().remove("type");
+    assert_eq!(told, gone);
+    assert_eq!(seen.get("customStatus"), None, "an invisible user shows no status");
+    assert_eq!(asked(&mut alice, "bob").await, gone);
+    bob.send_json(&json!({"action": "heartbeat"})).await;
+    alice.expect_silence(QUIET).await;
+
+    // carol shares a group with bob but never subscribed: she heard none of it.
+    carol.expect_silence(Duration::from_millis(10)).await;
+    // Bad input changes nothing.
+    bob.send_json(&json!({"action": "setStatus", "text": "x".repeat(101)})).await;
+    assert_eq!(bob.recv_type("error").await["code"], "too_large");
+    bob.send_json(&json!({"action": "setPresence"})).await;
+    assert_eq!(bob.recv_type("error").await["code"], "invalid_request");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn do_not_disturb_stops_pushes_but_not_live_messages() {
+    let stack = Stack::start_with(StackOptions { platform_applications: true, ..Default::default() }).await;
+    stack.create_channel("dm", &["alice", "bob"]).await;
+    let token = format!("bob-phone-{}", rand::random::<u32>());
+    let (status, _) =
+        stack.post("/devices", Some(&stack.token("bob")), &json!({"platform": "fcm", "token": token})).await;
+    assert_eq!(status, 200);
+    let mut alice = stack.connect("alice").await;
+    let mut bob = stack.connect("bob").await.receiving_presence();
+    bob.send_json(&json!({"action": "setPresence", "state": "dnd"})).await;
+    bob.recv_type("presence").await;
+    alice.send_message("dm", "m1", "live anyway").await;
+    alice.recv_type("ack").await;
+    assert_eq!(bob.recv_type("message").await["message"]["text"], "live anyway");
+
+    bob.close().await;
+    stack.wait_for_open_connections(1).await;
+    alice
+        .send_json(&json!({"action": "sendMessage", "channelId": "dm", "clientMsgId": "m2", "text": "@bob urgent",
+                            "mentions": ["bob"]}))
+        .await;
+    alice.recv_type("ack").await;
+    assert!(crate::media::endpoint_messages(&token).await.is_empty(), "no push in dnd, not for a mention either");
+
+    let mut bob = stack.connect("bob").await.receiving_presence();
+    bob.send_json(&json!({"action": "setPresence", "state": "online"})).await;
+    bob.recv_type("presence").await;
+    bob.close().await;
+    stack.wait_for_open_connections(1).await;
+    alice.send_message("dm", "m3", "and now?").await;
+    alice.recv_type("ack").await;
+    assert_eq!(crate::media::endpoint_messages(&token).await.len(), 1, "pushed again");
 }

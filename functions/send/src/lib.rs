@@ -64,13 +64,26 @@ async fn dispatch(app: &App, event: &ApiGatewayWebsocketProxyRequest, body: &str
         ClientFrame::RemoveReaction { channel_id, message_id, emoji } => {
             Some(reactions::react(app, &user, &connection, &channel_id, message_id, emoji, Reacting::Remove).await?)
         }
-        ClientFrame::Heartbeat => {
+        ClientFrame::Heartbeat { idle } => {
             let device = presence::Device {
                 connection: &connection,
                 session: apigw::ws_session(event),
                 lifetime_left_ms: apigw::ws_lifetime_left_ms(event),
             };
-            presence::heartbeat(app, &user, &device).await?;
+            presence::heartbeat(app, &user, &device, idle).await?;
+            None
+        }
+        ClientFrame::SetPresence { state, last_seen } => {
+            Some(ServerFrame::Presence(presence::set_presence(app, &user, state, last_seen).await?))
+        }
+        ClientFrame::SetStatus { text, emoji, expires_at } => {
+            Some(ServerFrame::Presence(presence::set_status(app, &user, text, emoji, expires_at).await?))
+        }
+        ClientFrame::SubscribePresence { user_ids, channel_id } => Some(ServerFrame::PresenceState {
+            users: presence::subscribe(app, &user, &connection, user_ids, channel_id.as_ref()).await?,
+        }),
+        ClientFrame::UnsubscribePresence { user_ids } => {
+            presence::unsubscribe(app, &connection, user_ids).await?;
             None
         }
         ClientFrame::Typing { channel_id, state } => {

@@ -7,7 +7,7 @@ use crate::clock::Clock;
 use crate::error::PortError;
 use crate::ports::{
     BlockStore, ChannelStore, InvitationStore, MediaStore, MessageLog, Poster, PresenceStore, PushService, RateCounter,
-    ReactionStore, SessionStore, Tokens, UserStore,
+    ReactionStore, SessionStore, SubscriptionStore, Tokens, UserStore,
 };
 use crate::settings::Settings;
 
@@ -18,6 +18,7 @@ pub struct Ports {
     pub messages: Arc<dyn MessageLog>,
     pub reactions: Arc<dyn ReactionStore>,
     pub presence: Arc<dyn PresenceStore>,
+    pub subscriptions: Arc<dyn SubscriptionStore>,
     pub invitations: Arc<dyn InvitationStore>,
     pub blocks: Arc<dyn BlockStore>,
     pub users: Arc<dyn UserStore>,
@@ -60,6 +61,10 @@ impl App {
 
     pub fn presence(&self) -> &dyn PresenceStore {
         &*self.ports.presence
+    }
+
+    pub fn subscriptions(&self) -> &dyn SubscriptionStore {
+        &*self.ports.subscriptions
     }
 
     pub fn invitations(&self) -> &dyn InvitationStore {

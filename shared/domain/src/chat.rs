@@ -144,7 +144,7 @@ pub async fn send_message(
     let members = roster.member_ids();
     let storing = std::time::Instant::now();
     let (appended, live) =
-        tokio::join!(append_next(app, message, roster.meta.clone()), crate::connections::live(app, &members));
+        tokio::join!(append_next(app, message, roster.meta.clone()), crate::connections::reach(app, &members));
     metrics::duration(metrics::SEND_STORE_MS, storing);
     let live = live.map_err(|err| warn!(error = %err, "presence lookup failed; nobody gets the live event")).ok();
     match appended? {

@@ -8,12 +8,15 @@
 //! the overdue ones per shard). Stores may delete expired records late (DynamoDB's TTL
 //! takes hours to days): every rule here checks the clocks itself.
 
+use std::collections::HashSet;
+
 use tracing::warn;
 
 use crate::app::App;
 use crate::error::PortError;
 use crate::model::{ConnectionId, UserId};
 use crate::ports::{ConnectQuota, ConnectionClock, PresenceRecord, Recorded};
+use crate::protocol::{ChosenState, LastSeenTo, PresenceView, Status};
 
 /// Partitions of the online users' deadlines, so one busy key does not carry every user.
 pub const ONLINE_SHARDS: u32 = 4;
@@ -40,13 +43,54 @@ pub fn is_online(record: Option<&PresenceRecord>, now_ms: i64) -> bool {
     record.and_then(|r| r.deadline).is_some_and(|deadline| deadline > now_ms)
 }
 
+/// What others see of a user whose record is `record`, `online` or not (by its deadline,
+/// or by what was announced): `invisible` is offline with the last-seen of when they went
+/// invisible; `dnd` as chosen; `idle` when every beating connection
+/// said so; a last-seen only for those who show it; a custom status only while present.
+pub fn view(user: &UserId, record: Option<&PresenceRecord>, online: bool, now_ms: i64, window_ms: i64) -> PresenceView {
+    let Some(record) = record else {
+        return PresenceView { user_id: user.clone(), status: Status::Offline, last_seen: None, custom_status: None };
+    };
+    let choice = &record.choice;
+    let invisible = choice.state == Some(ChosenState::Invisible);
+    let beating: Vec<&ConnectionClock> =
+        record.conns.values().filter(|c| is_open(c, now_ms) && c.beat > now_ms - window_ms).collect();
+    let status = if !online || invisible {
+        Status::Offline
+    } else if choice.state == Some(ChosenState::Dnd) {
+        Status::Dnd
+    } else if !beating.is_empty() && beating.iter().all(|c| c.idle) {
+        Status::Idle
+    } else {
+        Status::Online
+    };
+    let last_seen = match choice.last_seen_to {
+        Some(LastSeenTo::Nobody) => None,
+        _ if invisible => choice.hidden_since.or(record.last_seen),
+        _ => record.last_seen,
+    };
+    // Shown with a present user only: an invisible one then looks exactly offline.
+    let custom_status =
+        if status == Status::Offline { None } else { choice.custom.clone().filter(|c| c.shows_at(now_ms)) };
+    PresenceView { user_id: user.clone(), status, last_seen, custom_status }
+}
+
 /// What recording a beat found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Beat {
-    /// Contacts had not been told the user is online.
-    pub came_online: bool,
+    /// What others saw of the user before (by what was announced), and see now.
+    pub was: PresenceView,
+    pub now: PresenceView,
     /// The user's other connections that were open.
     pub live_others: usize,
+}
+
+/// Where a message can reach its members: their open connections, and who among them chose
+/// not to be disturbed (no pushes).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Reach {
+    pub connections: Vec<(UserId, ConnectionId)>,
+    pub do_not_disturb: HashSet<UserId>,
 }
 
 /// Records that `connection` is alive now (a connect or a heartbeat): it gets messages
@@ -59,17 +103,21 @@ pub async fn beat(
     connection: &ConnectionId,
     session: Option<&str>,
     until_ms: i64,
+    idle: bool,
     quota: Option<ConnectQuota>,
 ) -> Result<Option<Beat>, PortError> {
     let now = app.now_ms();
     let window = app.settings.presence.window_ms;
-    let clock = ConnectionClock { until: until_ms, beat: now, sid: session.map(str::to_owned) };
-    let recorded = app
-        .presence()
-        .record_beat(user, connection, &clock, now + window, shard_of(user), until_ms / 1000 + 1, quota)
-        .await?;
+    let clock = ConnectionClock { until: until_ms, beat: now, sid: session.map(str::to_owned), idle };
+    let (deadline, shard) = (now + window, shard_of(user));
+    let recorded =
+        app.presence().record_beat(user, connection, &clock, deadline, shard, until_ms / 1000 + 1, quota).await?;
     let Recorded::Beat(old) = recorded else { return Ok(None) };
-    let came_online = old.as_ref().is_none_or(|o| o.online_shard.is_none());
+    let was = view(user, old.as_ref(), old.as_ref().is_some_and(|o| o.online_shard.is_some()), now, window);
+    let mut after = old.clone().unwrap_or_default();
+    after.conns.insert(connection.to_string(), clock);
+    (after.deadline, after.online_shard, after.last_seen) = (Some(deadline), Some(shard), Some(now));
+    let now_shown = view(user, Some(&after), true, now, window);
     let others = |open: bool| -> Vec<String> {
         old.iter()
             .flat_map(|o| o.conns.iter())
@@ -81,7 +129,7 @@ pub async fn beat(
     if !expired.is_empty() {
         app.presence().remove_connections(user, &expired).await?;
     }
-    Ok(Some(Beat { came_online, live_others: others(true).len() }))
+    Ok(Some(Beat { was, now: now_shown, live_others: others(true).len() }))
 }
 
 /// Forgets a connection (`$disconnect`, or a post that answered Gone). When it was the
@@ -113,17 +161,26 @@ pub async fn forget_quietly(app: &App, user: &UserId, connection: &ConnectionId)
 
 /// The open connections of `users` (one read per 100 users, never one per user).
 pub async fn live(app: &App, users: &[UserId]) -> Result<Vec<(UserId, ConnectionId)>, PortError> {
+    Ok(reach(app, users).await?.connections)
+}
+
+/// The open connections of `users`, and who of them chose do-not-disturb, from the same
+/// read.
+pub async fn reach(app: &App, users: &[UserId]) -> Result<Reach, PortError> {
     let now = app.now_ms();
-    let mut live = Vec::new();
+    let mut reach = Reach::default();
     for record in app.presence().connections(users).await? {
         let Some(user) = record.user_id else { continue };
+        if record.choice.state == Some(ChosenState::Dnd) {
+            reach.do_not_disturb.insert(user.clone());
+        }
         for (connection, clock) in record.conns {
             if is_open(&clock, now) {
-                live.push((user.clone(), ConnectionId::new(connection)));
+                reach.connections.push((user.clone(), ConnectionId::new(connection)));
             }
         }
     }
-    Ok(live)
+    Ok(reach)
 }
 
 /// The open connections of one user with the session each was opened with.

@@ -33,23 +33,24 @@ pub fn check_frame_size(frame_len: usize, message: &Message) -> Result<(), ChatE
 
 /// Posts a new message to every live connection of the channel but the sender's, and,
 /// at the same time, pushes it to members with no live connection who have not muted it
-/// (or whom it mentions).
-/// `frame`: the message's live event. `live`: the members' open connections, read beside
-/// the write (`None`: the read failed).
+/// (or whom it mentions), unless they chose do-not-disturb.
+/// `frame`: the message's live event. `live`: the members' open connections and who is in
+/// do-not-disturb, read beside the write (`None`: the read failed).
 pub async fn deliver(
     app: &App,
     roster: &Roster,
     origin: &ConnectionId,
     message: &Message,
     frame: &str,
-    live: Option<Vec<(UserId, ConnectionId)>>,
+    live: Option<connections::Reach>,
 ) {
-    let Some(connections) = live else { return };
+    let Some(connections::Reach { connections, do_not_disturb }) = live else { return };
     let offline: Vec<UserId> = roster
         .members
         .iter()
-        // A mention pushes through a mute.
+        // A mention pushes through a mute, not through do-not-disturb.
         .filter(|m| m.user_id != message.author_id && (!m.muted || message.mentions.contains(&m.user_id)))
+        .filter(|m| !do_not_disturb.contains(&m.user_id))
         .filter(|m| !connections.iter().any(|(user, _)| *user == m.user_id))
         .map(|m| m.user_id.clone())
         .collect();

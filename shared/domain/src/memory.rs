@@ -47,11 +47,12 @@ use crate::http::{Invitation, Platform};
 use crate::ids::{Bucket, MessageId};
 use crate::model::{Attachment, ChannelId, ChannelKind, ClientMsgId, ConnectionId, Emoji, MemberRole, Message, UserId};
 use crate::ports::{
-    AppendOutcome, BlockStore, Change, ChangeRefused, Changed, ChannelMeta, ChannelStore, Claim, ConnectQuota,
-    ConnectionClock, CreateChannelError, DEDUPE_WINDOW_S, DeviceRecord, InvitationStore, JoinError, MediaStore, Member,
-    Membership, MembershipChangeError, MessageLog, Notification, Order, PostOutcome, PresenceRecord, PresenceStore,
-    Published, PushMode, PushService, RateCounter, ReactionStore, ReactionWrite, Reactions, Recorded, Refresh, Roster,
-    Seat, SessionStore, StoredObject, TokenError, Tokens, UploadForm, UserRecord, UserStore, Verified,
+    AppendOutcome, BlockStore, Change, ChangeRefused, Changed, ChannelMeta, ChannelStore, ChoiceChange, Claim,
+    ConnectQuota, ConnectionClock, CreateChannelError, DEDUPE_WINDOW_S, DeviceRecord, InvitationStore, JoinError,
+    MediaStore, Member, Membership, MembershipChangeError, MessageLog, Notification, Order, PostOutcome,
+    PresenceRecord, PresenceStore, Published, PushMode, PushService, RateCounter, ReactionStore, ReactionWrite,
+    Reactions, Recorded, Refresh, Roster, Seat, SessionStore, StoredObject, SubscriptionStore, TokenError, Tokens,
+    UploadForm, UserRecord, UserStore, Verified, Watcher,
 };
 use crate::settings::{RateLimit, RateLimits, Settings};
 
@@ -819,28 +820,40 @@ impl PresenceStore for Presence {
     async fn connections(&self, users: &[UserId]) -> Result<Vec<PresenceRecord>, PortError> {
         refuse_duplicate_keys(users)?;
         let records = lock(&self.records);
-        // Projected as the adapter reads them: the user and the connections.
+        // Projected as the adapter reads them: the user, the connections and the choice.
         Ok(users
             .iter()
             .filter_map(|user| records.get(user))
-            .map(|r| PresenceRecord { user_id: r.user_id.clone(), conns: r.conns.clone(), ..PresenceRecord::default() })
+            .map(|r| PresenceRecord {
+                user_id: r.user_id.clone(),
+                conns: r.conns.clone(),
+                choice: r.choice.clone(),
+                ..PresenceRecord::default()
+            })
             .collect())
     }
 
     async fn statuses(&self, users: &[UserId]) -> Result<Vec<PresenceRecord>, PortError> {
         refuse_duplicate_keys(users)?;
         let records = lock(&self.records);
-        // Projected: the user, the deadline and last seen.
+        // Everything but the connections' sessions.
         Ok(users
             .iter()
             .filter_map(|user| records.get(user))
-            .map(|r| PresenceRecord {
-                user_id: r.user_id.clone(),
-                deadline: r.deadline,
-                last_seen: r.last_seen,
-                ..PresenceRecord::default()
+            .map(|r| {
+                let mut r = r.clone();
+                r.conns.values_mut().for_each(|c| c.sid = None);
+                r
             })
             .collect())
+    }
+
+    async fn choose(&self, user: &UserId, change: &ChoiceChange) -> Result<Option<PresenceRecord>, PortError> {
+        let mut records = lock(&self.records);
+        let Some(record) = records.get_mut(user) else { return Ok(None) };
+        let before = record.clone();
+        record.choice.apply(change);
+        Ok(Some(before))
     }
 
     async fn overdue(&self, shard: u32, until_ms: i64) -> Result<Vec<(UserId, i64)>, PortError> {
@@ -858,15 +871,48 @@ impl PresenceStore for Presence {
         Ok(!self.overdue(shard, until_ms).await?.is_empty())
     }
 
-    async fn mark_offline(&self, user: &UserId, deadline: i64) -> Result<Option<Option<i64>>, PortError> {
+    async fn mark_offline(&self, user: &UserId, deadline: i64) -> Result<Option<PresenceRecord>, PortError> {
         let mut records = lock(&self.records);
         match records.get_mut(user) {
             Some(record) if record.online_shard.is_some() && record.deadline == Some(deadline) => {
                 record.online_shard = None;
-                Ok(Some(record.last_seen))
+                Ok(Some(record.clone()))
             }
             _ => Ok(None),
         }
+    }
+}
+
+/// [`SubscriptionStore`]: per watched user, the subscribed connections.
+#[derive(Debug, Default)]
+pub struct Subscriptions {
+    watchers: Mutex<HashMap<UserId, BTreeMap<String, Watcher>>>,
+}
+
+#[async_trait]
+impl SubscriptionStore for Subscriptions {
+    async fn subscribe(&self, watched: &UserId, watcher: &Watcher, cap: usize) -> Result<bool, PortError> {
+        let mut all = lock(&self.watchers);
+        let watchers = all.entry(watched.clone()).or_default();
+        let key = watcher.connection.to_string();
+        if !watchers.contains_key(&key) && watchers.len() >= cap {
+            return Ok(false);
+        }
+        watchers.insert(key, watcher.clone());
+        Ok(true)
+    }
+
+    async fn unsubscribe(&self, watched: &UserId, connections: &[ConnectionId]) -> Result<(), PortError> {
+        if let Some(watchers) = lock(&self.watchers).get_mut(watched) {
+            for connection in connections {
+                watchers.remove(connection.as_str());
+            }
+        }
+        Ok(())
+    }
+
+    async fn watchers(&self, watched: &UserId) -> Result<Vec<Watcher>, PortError> {
+        Ok(lock(&self.watchers).get(watched).map(|w| w.values().cloned().collect()).unwrap_or_default())
     }
 }
 
@@ -1518,6 +1564,7 @@ pub struct World {
     pub invitations: Arc<Invitations>,
     pub blocks: Arc<Blocks>,
     pub presence: Arc<Presence>,
+    pub subscriptions: Arc<Subscriptions>,
     pub users: Arc<Users>,
     pub sessions: Arc<Sessions>,
     pub counters: Arc<Counters>,
@@ -1561,6 +1608,7 @@ impl World {
             table,
             blocks: Arc::default(),
             presence: Arc::default(),
+            subscriptions: Arc::default(),
             users: Arc::default(),
             sessions: Arc::default(),
             counters: Arc::default(),
@@ -1588,6 +1636,7 @@ impl World {
             messages: self.messages.clone(),
             reactions: self.reactions.clone(),
             presence: self.presence.clone(),
+            subscriptions: self.subscriptions.clone(),
             invitations: self.invitations.clone(),
             blocks: self.blocks.clone(),
             users: self.users.clone(),

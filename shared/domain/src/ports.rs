@@ -15,6 +15,7 @@ use crate::ids::{Bucket, MessageId};
 use crate::model::{
     Attachment, ChannelId, ChannelKind, ConnectionId, Emoji, MemberRole, Message, ReactionCount, UserId,
 };
+use crate::protocol::{ChosenState, CustomStatus, LastSeenTo};
 
 // ---- channels ----------------------------------------------------------------------------
 
@@ -442,6 +443,47 @@ pub struct ConnectionClock {
     /// The session (signed-in device) the connection was opened with.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sid: Option<String>,
+    /// Its last heartbeat said nobody had used the device for a while.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub idle: bool,
+}
+
+/// What a user chose about their presence, kept in their presence record.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PresenceChoice {
+    /// `None`: automatic (online or idle).
+    pub state: Option<ChosenState>,
+    pub last_seen_to: Option<LastSeenTo>,
+    /// While invisible: the last-seen time others are shown (when they went invisible).
+    pub hidden_since: Option<i64>,
+    pub custom: Option<CustomStatus>,
+}
+
+impl PresenceChoice {
+    pub fn apply(&mut self, change: &ChoiceChange) {
+        if let Some(state) = change.state {
+            self.state = state;
+        }
+        if let Some(to) = change.last_seen_to {
+            self.last_seen_to = to;
+        }
+        if let Some(since) = change.hidden_since {
+            self.hidden_since = since;
+        }
+        if let Some(custom) = &change.custom {
+            self.custom = custom.clone();
+        }
+    }
+}
+
+/// A change to a [`PresenceChoice`]: each `Some` replaces the stored value (`Some(None)`
+/// removes it).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChoiceChange {
+    pub state: Option<Option<ChosenState>>,
+    pub last_seen_to: Option<Option<LastSeenTo>>,
+    pub hidden_since: Option<Option<i64>>,
+    pub custom: Option<Option<CustomStatus>>,
 }
 
 /// A user's presence record: their open connections and what contacts were told.
@@ -455,6 +497,7 @@ pub struct PresenceRecord {
     /// Present while contacts have been told the user is online.
     pub online_shard: Option<u32>,
     pub last_seen: Option<i64>,
+    pub choice: PresenceChoice,
 }
 
 /// A user's connects counted in their presence record, by the connect's own write: at most
@@ -503,15 +546,42 @@ pub trait PresenceStore: Send + Sync {
     async fn move_deadline(&self, user: &UserId, deadline: i64, now_ms: i64, seen: i64) -> Result<bool, PortError>;
     /// The records of `users` that exist, with their connections.
     async fn connections(&self, users: &[UserId]) -> Result<Vec<PresenceRecord>, PortError>;
-    /// The records of `users` that exist, with deadline and last seen only.
+    /// The records of `users` that exist, with deadline, last seen and choice, and their
+    /// connections' beats (not their sessions).
     async fn statuses(&self, users: &[UserId]) -> Result<Vec<PresenceRecord>, PortError>;
+    /// Changes what the user chose, in their record if they have one (they are connected);
+    /// answers the record as it was (`None`: no record, nothing written).
+    async fn choose(&self, user: &UserId, change: &ChoiceChange) -> Result<Option<PresenceRecord>, PortError>;
     /// Users announced online in `shard` whose deadline is at or before `until_ms`.
     async fn overdue(&self, shard: u32, until_ms: i64) -> Result<Vec<(UserId, i64)>, PortError>;
     /// Whether any user announced online in `shard` has a deadline at or before `until_ms`.
     async fn any_due_by(&self, shard: u32, until_ms: i64) -> Result<bool, PortError>;
-    /// Records that contacts are told `user` is offline, unless the deadline moved since
-    /// it was `deadline`. Answers `Some(last seen)` when this call made the change.
-    async fn mark_offline(&self, user: &UserId, deadline: i64) -> Result<Option<Option<i64>>, PortError>;
+    /// Records that subscribers are told `user` is offline, unless the deadline moved since
+    /// it was `deadline`. Answers the record as it now is when this call made the change.
+    async fn mark_offline(&self, user: &UserId, deadline: i64) -> Result<Option<PresenceRecord>, PortError>;
+}
+
+/// A connection subscribed to a user's presence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Watcher {
+    pub user: UserId,
+    pub connection: ConnectionId,
+    /// When the subscription lapses unless renewed (ms).
+    pub until: i64,
+}
+
+/// Who watches whose presence: per watched user, the connections subscribed to them, so a
+/// change finds its audience with one keyed read, whatever the user's number of contacts.
+#[async_trait]
+pub trait SubscriptionStore: Send + Sync {
+    /// Subscribes `watcher`'s `connection` to `watched` until `until_ms`, unless `watched`
+    /// already has `cap` subscribed connections (lapsed ones do not count once pruned).
+    /// Answers whether it is subscribed.
+    async fn subscribe(&self, watched: &UserId, watcher: &Watcher, cap: usize) -> Result<bool, PortError>;
+    /// Ends the subscriptions of `connections` to `watched`.
+    async fn unsubscribe(&self, watched: &UserId, connections: &[ConnectionId]) -> Result<(), PortError>;
+    /// The connections subscribed to `watched` (lapsed ones included: the caller checks).
+    async fn watchers(&self, watched: &UserId) -> Result<Vec<Watcher>, PortError>;
 }
 
 // ---- consent -----------------------------------------------------------------------------

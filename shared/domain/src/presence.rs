@@ -1,25 +1,32 @@
-//! Who is online: connects and heartbeats keep a user online, and contacts are told when
-//! that changes. Going offline is noticed by a sweep (a scheduled function in AWS, a timer
-//! in the local gateway) over the users whose deadline passed, so a user whose device just
-//! vanished (no `$disconnect`) goes offline for everyone within the presence window plus
-//! one sweep interval.
+//! Who is online, idle, not to be disturbed or offline: connects and heartbeats keep a user
+//! online (a heartbeat may say the device is idle), the user chooses `dnd` or `invisible`
+//! and a custom status, and the connections subscribed to a user are told when what they
+//! see changes (lazy presence: nobody else is, so a change costs the same whatever the
+//! user's number of contacts). Going offline is noticed by a sweep (a scheduled function in
+//! AWS, a timer in the local gateway) over the users whose deadline passed, so a user whose
+//! device just vanished (no `$disconnect`) goes offline for its subscribers within the
+//! presence window plus one sweep interval.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 
 use futures::StreamExt;
 use tracing::{info, warn};
 
 use crate::app::App;
 use crate::connections::{self, ONLINE_SHARDS};
-use crate::delivery::fan_out;
+use crate::delivery::post_all;
 use crate::error::ChatError;
 use crate::model::{ChannelId, ConnectionId, MAX_CHANNEL_MEMBERS, UserId};
-use crate::protocol::ServerFrame;
+use crate::ports::{ChoiceChange, PresenceRecord, Watcher};
+use crate::protocol::{ChosenState, CustomStatus, LastSeenTo, ServerFrame};
 pub use crate::protocol::{PresenceView, Status};
 
-/// A presence change reaches the members of at most this many of the user's channels (the
-/// most recently active ones); clients ask with `getPresence` for anyone else.
-pub const MAX_ANNOUNCE_CHANNELS: usize = 20;
+/// A subscription lapses this long after it was made, unless made again.
+pub const SUBSCRIPTION_MS: i64 = 10 * 60 * 1000;
+
+/// Connections subscribed to one user at once, at most (only people who share a channel
+/// with the user may subscribe; this bounds the record of them).
+pub const MAX_WATCHERS: usize = 500;
 
 /// Open connections one user may hold (devices and tabs); one more is refused.
 pub const MAX_CONNECTIONS_PER_USER: usize = 10;
@@ -28,7 +35,7 @@ pub const MAX_CONNECTIONS_PER_USER: usize = 10;
 /// write (over it: refused, nothing recorded).
 pub async fn connected(app: &App, user: &UserId, device: &Device<'_>) -> Result<(), ChatError> {
     let (quota, retry_after_ms) = crate::limits::connect_quota(app);
-    let Some(live_others) = beat(app, user, device, Some(quota)).await? else {
+    let Some(live_others) = beat(app, user, device, false, Some(quota)).await? else {
         crate::metrics::count(crate::limits::Action::Connect.metric(), 1);
         return Err(ChatError::RateLimited { retry_after_ms });
     };
@@ -41,9 +48,9 @@ pub async fn connected(app: &App, user: &UserId, device: &Device<'_>) -> Result<
     Ok(())
 }
 
-/// A device says it is still there (clients send one every ~30 s).
-pub async fn heartbeat(app: &App, user: &UserId, device: &Device<'_>) -> Result<(), ChatError> {
-    beat(app, user, device, None).await.map(|_| ())
+/// A device says it is still there (clients send one every ~30 s), and whether it is idle.
+pub async fn heartbeat(app: &App, user: &UserId, device: &Device<'_>, idle: bool) -> Result<(), ChatError> {
+    beat(app, user, device, idle, None).await.map(|_| ())
 }
 
 /// One open connection as its events describe it.
@@ -61,18 +68,133 @@ async fn beat(
     app: &App,
     user: &UserId,
     device: &Device<'_>,
+    idle: bool,
     quota: Option<crate::ports::ConnectQuota>,
 ) -> Result<Option<usize>, ChatError> {
     let now = app.now_ms();
     let until = now + device.lifetime_left_ms;
-    let Some(beat) = connections::beat(app, user, device.connection, device.session, until, quota).await? else {
+    let Some(beat) = connections::beat(app, user, device.connection, device.session, until, idle, quota).await? else {
         return Ok(None);
     };
-    if beat.came_online {
-        info!(%user, "online");
-        announce(app, user, Status::Online, Some(now)).await;
+    if changed(&beat.was, &beat.now) {
+        info!(%user, status = ?beat.now.status, "presence changed");
+        announce(app, &beat.now).await;
     }
     Ok(Some(beat.live_others))
+}
+
+/// Whether subscribers see something new (a last-seen that moves with every beat is not).
+fn changed(was: &PresenceView, now: &PresenceView) -> bool {
+    was.status != now.status || was.custom_status != now.custom_status
+}
+
+/// What the user's subscribers see of them now, from their record.
+async fn own_view(app: &App, record: Option<&PresenceRecord>, user: &UserId) -> PresenceView {
+    let now = app.now_ms();
+    connections::view(user, record, connections::is_online(record, now), now, app.settings.presence.window_ms)
+}
+
+/// Records a change of the user's choice and tells subscribers when what they see changes;
+/// answers what they see now.
+async fn choose(app: &App, user: &UserId, mut change: ChoiceChange) -> Result<PresenceView, ChatError> {
+    let going_invisible = change.state == Some(Some(ChosenState::Invisible));
+    let Some(before) = app.presence().choose(user, &change).await? else {
+        return Err(ChatError::Conflict("connect first: presence is kept while a device is connected".into()));
+    };
+    let was_invisible = before.choice.state == Some(ChosenState::Invisible);
+    if going_invisible && !was_invisible {
+        // Others are shown this as the last time they saw the user.
+        change.hidden_since = Some(Some(app.now_ms()));
+        app.presence().choose(user, &ChoiceChange { hidden_since: change.hidden_since, ..Default::default() }).await?;
+    }
+    let mut after = before.clone();
+    after.choice.apply(&change);
+    let (was, now) = (own_view(app, Some(&before), user).await, own_view(app, Some(&after), user).await);
+    if changed(&was, &now) {
+        announce(app, &now).await;
+    }
+    Ok(now)
+}
+
+/// The user chooses their state for all their devices, and who sees their last-seen.
+pub async fn set_presence(
+    app: &App,
+    user: &UserId,
+    state: Option<ChosenState>,
+    last_seen: Option<LastSeenTo>,
+) -> Result<PresenceView, ChatError> {
+    if state.is_none() && last_seen.is_none() {
+        return Err(ChatError::InvalidRequest("setPresence needs `state` or `lastSeen`".into()));
+    }
+    let change = ChoiceChange {
+        // Stored only when it is not the default.
+        state: state.map(|s| (s != ChosenState::Online).then_some(s)),
+        last_seen_to: last_seen.map(|to| (to != LastSeenTo::Contacts).then_some(to)),
+        hidden_since: state.filter(|s| *s != ChosenState::Invisible).map(|_| None),
+        custom: None,
+    };
+    choose(app, user, change).await
+}
+
+/// The user sets (or, with neither text nor emoji, clears) their custom status.
+pub async fn set_status(
+    app: &App,
+    user: &UserId,
+    text: Option<String>,
+    emoji: Option<crate::model::Emoji>,
+    expires_at: Option<i64>,
+) -> Result<PresenceView, ChatError> {
+    if expires_at.is_some_and(|at| at <= app.now_ms()) {
+        return Err(ChatError::InvalidRequest("expiresAt is in the past".into()));
+    }
+    let custom = CustomStatus::parse(text, emoji, expires_at)?;
+    choose(app, user, ChoiceChange { custom: Some(custom), ..Default::default() }).await
+}
+
+/// Subscribes `origin` to the presence of `users` (or of `channel`'s members): answers
+/// their presence as `getPresence` does, and keeps a subscription for each the asker may
+/// see, for [`SUBSCRIPTION_MS`].
+pub async fn subscribe(
+    app: &App,
+    asker: &UserId,
+    origin: &ConnectionId,
+    users: Vec<UserId>,
+    channel: Option<&ChannelId>,
+) -> Result<Vec<PresenceView>, ChatError> {
+    let (asked, shown) = visible(app, asker, users, channel).await?;
+    let watcher = Watcher { user: asker.clone(), connection: origin.clone(), until: app.now_ms() + SUBSCRIPTION_MS };
+    let targets: Vec<UserId> = shown.iter().filter(|u| *u != asker).cloned().collect();
+    let writes: Vec<Result<bool, crate::error::PortError>> = futures::stream::iter(targets)
+        .map(|user| {
+            let watcher = watcher.clone();
+            async move { app.subscriptions().subscribe(&user, &watcher, MAX_WATCHERS).await }
+        })
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    for written in writes {
+        written?;
+    }
+    views(app, asked, &shown).await
+}
+
+/// Ends `origin`'s subscriptions to `users`.
+pub async fn unsubscribe(app: &App, origin: &ConnectionId, users: Vec<UserId>) -> Result<(), ChatError> {
+    if users.len() > MAX_CHANNEL_MEMBERS {
+        return Err(ChatError::InvalidRequest(format!("at most {MAX_CHANNEL_MEMBERS} users at a time")));
+    }
+    let writes: Vec<Result<(), crate::error::PortError>> = futures::stream::iter(crate::consent::distinct(users))
+        .map(|user| {
+            let origin = origin.clone();
+            async move { app.subscriptions().unsubscribe(&user, std::slice::from_ref(&origin)).await }
+        })
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    for written in writes {
+        written?;
+    }
+    Ok(())
 }
 
 /// Closes the user's open connections of one session, or all of them (`None`), through
@@ -163,9 +285,13 @@ async fn sweep_once(app: &App) -> usize {
     futures::stream::iter(overdue)
         .map(|(user, deadline)| async move {
             match app.presence().mark_offline(&user, deadline).await {
-                Ok(Some(last_seen)) => {
+                Ok(Some(record)) => {
                     info!(%user, "offline");
-                    announce(app, &user, Status::Offline, last_seen).await;
+                    // Someone invisible has looked offline all along.
+                    if record.choice.state != Some(ChosenState::Invisible) {
+                        let window = app.settings.presence.window_ms;
+                        announce(app, &connections::view(&user, Some(&record), false, app.now_ms(), window)).await;
+                    }
                     1
                 }
                 Ok(None) => 0,
@@ -180,43 +306,39 @@ async fn sweep_once(app: &App) -> usize {
         .await
 }
 
-/// The users who share a channel with `user` (in the most recently active channels),
-/// except those `user` blocks.
-async fn contacts(app: &App, user: &UserId) -> Result<Vec<UserId>, ChatError> {
-    let (channels, blocks) = (app.channels(), app.blocks());
-    let (memberships, blocked) = futures::try_join!(channels.memberships(user), blocks.of(user))?;
-    let ids: Vec<_> = memberships.into_iter().map(|m| m.channel_id).collect();
-    let mut metas = app.channels().metas(&ids).await?;
-    metas.sort_by_key(|m| std::cmp::Reverse(m.last_message_id));
-    let rosters: Vec<_> = futures::stream::iter(metas.into_iter().take(MAX_ANNOUNCE_CHANNELS))
-        .map(|meta| async move { app.channels().roster(&meta.id).await })
-        .buffer_unordered(8)
-        .collect()
-        .await;
-    let mut contacts = BTreeSet::new();
-    for roster in rosters {
-        if let Some(roster) = roster? {
-            contacts.extend(roster.member_ids().into_iter().filter(|m| m != user && !blocked.contains(m)));
-        }
-    }
-    Ok(contacts.into_iter().collect())
-}
-
-async fn announce(app: &App, user: &UserId, status: Status, last_seen: Option<i64>) {
-    let metric = match status {
-        Status::Online => crate::metrics::PRESENCE_ONLINE,
+/// Tells the connections subscribed to the user what they now see: one read of the
+/// subscriptions and, when there are any, one of the user's block list (people they block
+/// are not told), whatever the user's number of contacts. Lapsed subscriptions go.
+async fn announce(app: &App, view: &PresenceView) {
+    let metric = match view.status {
         Status::Offline => crate::metrics::PRESENCE_OFFLINE,
+        _ => crate::metrics::PRESENCE_ONLINE,
     };
     crate::metrics::count(metric, 1);
-    let contacts = match contacts(app, user).await {
-        Ok(contacts) => contacts,
-        Err(err) => {
-            warn!(%user, error = %err, "could not find whom to tell about a presence change");
-            return;
-        }
+    let user = &view.user_id;
+    let watchers = match app.subscriptions().watchers(user).await {
+        Ok(watchers) => watchers,
+        Err(err) => return warn!(%user, error = %err, "could not read who watches a user's presence"),
     };
-    let frame = ServerFrame::Presence(PresenceView { user_id: user.clone(), status, last_seen }).to_json();
-    fan_out(app, &contacts, None, &frame).await;
+    let now = app.now_ms();
+    let (current, lapsed): (Vec<Watcher>, Vec<Watcher>) = watchers.into_iter().partition(|w| w.until > now);
+    if !lapsed.is_empty() {
+        let lapsed: Vec<ConnectionId> = lapsed.into_iter().map(|w| w.connection).collect();
+        if let Err(err) = app.subscriptions().unsubscribe(user, &lapsed).await {
+            warn!(%user, error = %err, "could not drop lapsed presence subscriptions");
+        }
+    }
+    if current.is_empty() {
+        return;
+    }
+    let blocked = match app.blocks().of(user).await {
+        Ok(blocked) => blocked,
+        Err(err) => return warn!(%user, error = %err, "could not read a block list; nobody is told"),
+    };
+    let targets: Vec<(UserId, ConnectionId)> =
+        current.into_iter().filter(|w| !blocked.contains(&w.user)).map(|w| (w.user, w.connection)).collect();
+    let frame = ServerFrame::Presence(view.clone()).to_json();
+    post_all(app, targets, None, &frame).await;
 }
 
 /// The presence of up to 100 users, for a client opening a channel or a contact list:
@@ -229,6 +351,19 @@ pub async fn states(
     users: Vec<UserId>,
     channel: Option<&ChannelId>,
 ) -> Result<Vec<PresenceView>, ChatError> {
+    let (asked, shown) = visible(app, asker, users, channel).await?;
+    views(app, asked, &shown).await
+}
+
+/// Whom the asker asks about (`users`, or `channel`'s members), and which of them they may
+/// see: people who share the channel (for `users`: a direct channel) with them and do not
+/// block them, and themselves.
+async fn visible(
+    app: &App,
+    asker: &UserId,
+    users: Vec<UserId>,
+    channel: Option<&ChannelId>,
+) -> Result<(Vec<UserId>, Vec<UserId>), ChatError> {
     if users.len() > MAX_CHANNEL_MEMBERS {
         return Err(ChatError::InvalidRequest(format!("ask for at most {MAX_CHANNEL_MEMBERS} users at a time")));
     }
@@ -255,18 +390,22 @@ pub async fn states(
     if asked.contains(asker) {
         shown.push(asker.clone());
     }
+    Ok((asked, shown))
+}
+
+/// The presence of each of `asked`: as others see them for those `shown`, and as an
+/// unknown user (offline, never seen) for the rest.
+async fn views(app: &App, asked: Vec<UserId>, shown: &[UserId]) -> Result<Vec<PresenceView>, ChatError> {
     let now = app.now_ms();
+    let window = app.settings.presence.window_ms;
     let mut known: HashMap<UserId, PresenceView> = HashMap::new();
-    for record in app.presence().statuses(&shown).await? {
+    for record in app.presence().statuses(shown).await? {
         let Some(user) = record.user_id.clone() else { continue };
         let online = connections::is_online(Some(&record), now);
-        let status = if online { Status::Online } else { Status::Offline };
-        known.insert(user.clone(), PresenceView { user_id: user, status, last_seen: record.last_seen });
+        known.insert(user.clone(), connections::view(&user, Some(&record), online, now, window));
     }
     Ok(asked
         .into_iter()
-        .map(|user| {
-            known.remove(&user).unwrap_or(PresenceView { user_id: user, status: Status::Offline, last_seen: None })
-        })
+        .map(|user| known.remove(&user).unwrap_or_else(|| connections::view(&user, None, false, now, window)))
         .collect())
 }

@@ -91,15 +91,17 @@ const MAX_CLAIMS: usize = 5;
 /// they have no live connection and have not muted the channel.
 async fn tell(app: &App, roster: &Roster, origin: &ConnectionId, message: &Message, frame: &ServerFrame) {
     let ServerFrame::Reaction { user_id: reactor, emoji, added, .. } = frame else { return };
-    let live = match crate::connections::live(app, &roster.member_ids()).await {
-        Ok(live) => live,
-        Err(err) => return warn!(error = %err, "presence lookup failed; nobody gets the reaction event"),
-    };
+    let crate::connections::Reach { connections: live, do_not_disturb } =
+        match crate::connections::reach(app, &roster.member_ids()).await {
+            Ok(reach) => reach,
+            Err(err) => return warn!(error = %err, "presence lookup failed; nobody gets the reaction event"),
+        };
     let author = &message.author_id;
     let push_author = app.settings.push_reactions_to_author
         && *added
         && author != reactor
         && roster.member(author).is_some_and(|m| !m.muted)
+        && !do_not_disturb.contains(author)
         && !live.iter().any(|(user, _)| user == author);
     let notification = push::reaction_notification(reactor, emoji, message, roster.meta.name.as_deref());
     let to_push = if push_author { vec![author.clone()] } else { Vec::new() };

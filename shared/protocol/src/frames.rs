@@ -43,8 +43,43 @@ pub enum ClientFrame {
     AddReaction { channel_id: ChannelId, message_id: MessageId, emoji: Emoji },
     /// Takes the caller's reaction with `emoji` back.
     RemoveReaction { channel_id: ChannelId, message_id: MessageId, emoji: Emoji },
-    /// "I am still here": every ~30 s, keeps the user online.
-    Heartbeat,
+    /// "I am still here": every ~30 s, keeps the user online. `idle`: nobody has used this
+    /// device for a while (the web client: 5 minutes); a user whose every device is idle is
+    /// shown `idle`.
+    Heartbeat {
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        idle: bool,
+    },
+    /// The user's chosen state for all their devices, and who sees when they were last
+    /// online. Either may be left out.
+    SetPresence {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        state: Option<ChosenState>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        last_seen: Option<LastSeenTo>,
+    },
+    /// A custom status shown with the user's presence; without `text` and `emoji` it is
+    /// cleared.
+    SetStatus {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        text: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        emoji: Option<Emoji>,
+        /// When it lapses (ms since the epoch).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        expires_at: Option<i64>,
+    },
+    /// Live presence of `userIds` (or of the members of `channelId`) on this connection:
+    /// answered like `getPresence`, then a `presence` frame whenever one of them changes,
+    /// for 10 minutes (subscribe again to renew) or until the connection ends.
+    SubscribePresence {
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        user_ids: Vec<UserId>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        channel_id: Option<ChannelId>,
+    },
+    /// Ends this connection's subscriptions to `userIds`.
+    UnsubscribePresence { user_ids: Vec<UserId> },
     /// Relayed to the channel's other members, never stored.
     Typing { channel_id: ChannelId, state: TypingState },
     /// "I have read up to this message" (only ever moves forward).
@@ -93,6 +128,10 @@ impl ClientFrame {
         "addReaction",
         "removeReaction",
         "heartbeat",
+        "setPresence",
+        "setStatus",
+        "subscribePresence",
+        "unsubscribePresence",
         "typing",
         "markRead",
         "getPresence",
@@ -166,7 +205,8 @@ pub enum ServerFrame {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         change_seq: Option<u64>,
     },
-    /// A contact came online or went offline.
+    /// A user this connection subscribed to changed state or custom status (and the
+    /// answer to `setPresence` and `setStatus`: the user as others now see them).
     Presence(PresenceView),
     /// The answer to `getPresence`.
     PresenceState { users: Vec<PresenceView> },
@@ -185,11 +225,83 @@ pub enum ServerFrame {
     Error(ErrorBody),
 }
 
+/// What others see of a user.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     Online,
+    /// Online, but every device has been idle for a while.
+    Idle,
+    /// Online and not to be disturbed: no pushes.
+    Dnd,
     Offline,
+}
+
+/// The state a user chooses for all their devices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChosenState {
+    /// Online or idle, as the devices are used.
+    Online,
+    Dnd,
+    /// Looks offline to everyone else; everything else works.
+    Invisible,
+}
+
+/// Who sees when a user was last online.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LastSeenTo {
+    /// The people who may see the user's presence at all (they share a channel).
+    Contacts,
+    Nobody,
+}
+
+/// A short text and an emoji shown with a user's presence.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CustomStatus {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub emoji: Option<Emoji>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<i64>,
+}
+
+impl CustomStatus {
+    /// Longest custom status text, in characters.
+    pub const MAX_TEXT_CHARS: usize = 100;
+
+    /// A status from its parts: `None` when it says nothing (it is cleared).
+    pub fn parse(
+        text: Option<String>,
+        emoji: Option<Emoji>,
+        expires_at: Option<i64>,
+    ) -> Result<Option<Self>, ProtocolError> {
+        let text = text.filter(|t| !t.trim().is_empty());
+        if let Some(text) = &text {
+            let chars = text.chars().count();
+            if chars > Self::MAX_TEXT_CHARS {
+                return Err(ProtocolError::too_large(format!(
+                    "a custom status has {chars} characters; the limit is {}",
+                    Self::MAX_TEXT_CHARS
+                )));
+            }
+            if text.chars().any(char::is_control) {
+                return Err(ProtocolError::invalid("a custom status is one line without control characters"));
+            }
+        }
+        if text.is_none() && emoji.is_none() {
+            return Ok(None);
+        }
+        Ok(Some(Self { text, emoji, expires_at }))
+    }
+
+    /// Whether it still shows at `now_ms`.
+    pub fn shows_at(&self, now_ms: i64) -> bool {
+        self.expires_at.is_none_or(|at| at > now_ms)
+    }
 }
 
 /// One user's presence, as frames carry it.
@@ -200,6 +312,8 @@ pub struct PresenceView {
     pub status: Status,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_seen: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom_status: Option<CustomStatus>,
 }
 
 /// How far a `sync` got in one channel.
@@ -325,7 +439,11 @@ mod tests {
         let ClientFrame::SendMessage { channel_id, text, .. } = frame else { panic!("{frame:?}") };
         assert_eq!(channel_id.as_str(), "c1");
         assert_eq!(text, "hi");
-        assert_eq!(ClientFrame::parse(r#"{"action":"heartbeat"}"#).unwrap(), ClientFrame::Heartbeat);
+        assert_eq!(ClientFrame::parse(r#"{"action":"heartbeat"}"#).unwrap(), ClientFrame::Heartbeat { idle: false });
+        assert_eq!(
+            ClientFrame::parse(r#"{"action":"heartbeat","idle":true}"#).unwrap(),
+            ClientFrame::Heartbeat { idle: true }
+        );
         let sync = ClientFrame::parse(r#"{"action":"sync","channels":{"c1":"42"},"after":7}"#).unwrap();
         let ClientFrame::Sync { channels, after, limit, .. } = sync else { panic!() };
         assert_eq!(channels[&ChannelId::parse("c1").unwrap()].as_u64(), 42);

@@ -17,7 +17,10 @@ use std::fmt::Debug;
 use std::sync::OnceLock;
 
 use chat_protocol::ErrorCode;
-use chat_protocol::frames::{ClientFrame, ErrorBody, PresenceView, ServerFrame, Status, SyncedChannel, TypingState};
+use chat_protocol::frames::{
+    ChosenState, ClientFrame, CustomStatus, ErrorBody, LastSeenTo, PresenceView, ServerFrame, Status, SyncedChannel,
+    TypingState,
+};
 use chat_protocol::http::{
     BlockList, BlockRequest, ChannelList, ChannelSummary, ChannelView, Credentials, DeviceList, DeviceView, DirectWith,
     DownloadUrl, HistoryPage, Invitation, InvitationList, MemberView, Mute, NewDevice, NewGroup, NewMembers, Platform,
@@ -544,8 +547,21 @@ fn reaction_count(full: bool) -> ReactionCount {
     ReactionCount { emoji: emoji(), count: 2, me: full }
 }
 
+fn custom_status(full: bool) -> CustomStatus {
+    CustomStatus {
+        text: full.then(|| "in a meeting".into()),
+        emoji: full.then(emoji),
+        expires_at: full.then_some(1_795_425_900_000),
+    }
+}
+
 fn presence_view(full: bool) -> PresenceView {
-    PresenceView { user_id: user("bob"), status: Status::Offline, last_seen: full.then_some(1_795_422_301_353) }
+    PresenceView {
+        user_id: user("bob"),
+        status: if full { Status::Idle } else { Status::Offline },
+        last_seen: full.then_some(1_795_422_301_353),
+        custom_status: full.then(|| custom_status(true)),
+    }
 }
 
 fn synced_channel(full: bool) -> SyncedChannel {
@@ -679,7 +695,25 @@ fn client_json(frame: &ClientFrame) -> Value {
                 ("emoji", Some(to_json(emoji))),
             ],
         ),
-        ClientFrame::Heartbeat => ("heartbeat", vec![]),
+        ClientFrame::Heartbeat { idle } => ("heartbeat", vec![("idle", Some(to_json(idle)))]),
+        ClientFrame::SetPresence { state, last_seen } => {
+            ("setPresence", vec![("state", state.as_ref().map(to_json)), ("lastSeen", last_seen.as_ref().map(to_json))])
+        }
+        ClientFrame::SetStatus { text, emoji, expires_at } => (
+            "setStatus",
+            vec![
+                ("text", text.as_ref().map(to_json)),
+                ("emoji", emoji.as_ref().map(to_json)),
+                ("expiresAt", expires_at.as_ref().map(to_json)),
+            ],
+        ),
+        ClientFrame::SubscribePresence { user_ids, channel_id } => (
+            "subscribePresence",
+            vec![("userIds", Some(to_json(user_ids))), ("channelId", channel_id.as_ref().map(to_json))],
+        ),
+        ClientFrame::UnsubscribePresence { user_ids } => {
+            ("unsubscribePresence", vec![("userIds", Some(to_json(user_ids)))])
+        }
         ClientFrame::Typing { channel_id, state } => {
             ("typing", vec![("channelId", Some(to_json(channel_id))), ("state", Some(to_json(state)))])
         }
@@ -994,6 +1028,7 @@ fn asyncapi_shared_schemas_match_their_types() {
         ("Quote", Case::new(doc, "Quote", quote(true), Some(quote(false)))),
         ("ReactionCount", Case::new(doc, "ReactionCount", reaction_count(true), Some(reaction_count(false)))),
         ("PresenceView", Case::new(doc, "PresenceView", presence_view(true), Some(presence_view(false)))),
+        ("CustomStatus", Case::new(doc, "CustomStatus", custom_status(true), Some(custom_status(false)))),
         ("SyncedChannel", Case::new(doc, "SyncedChannel", synced_channel(true), Some(synced_channel(false)))),
     ];
     for case in cases(&mut report, doc, list) {
@@ -1007,6 +1042,8 @@ fn asyncapi_shared_schemas_match_their_types() {
     check_value_schema::<Emoji>(&mut report, doc, "Emoji", None);
     check_value_schema::<TypingState>(&mut report, doc, "TypingState", Some(json!("noSuchState")));
     check_value_schema::<Status>(&mut report, doc, "Status", Some(json!("noSuchStatus")));
+    check_value_schema::<ChosenState>(&mut report, doc, "ChosenState", Some(json!("noSuchState")));
+    check_value_schema::<LastSeenTo>(&mut report, doc, "LastSeenTo", Some(json!("noSuchAudience")));
     check_value_schema::<ErrorCode>(&mut report, doc, "ErrorCode", Some(json!("no_such_code")));
     report.finish("asyncapi_shared_schemas_match_their_types");
 }

@@ -6,16 +6,23 @@ import { config } from '../config.js';
 import {
   ChatClient,
   ChatError,
+  IDLE_AFTER_MS,
   REACTION_EMOJI,
   completeMention,
   mentionParts,
   mentionQuery,
   mentionsIn,
   quoteOf,
+  shownStatus,
 } from './chat-protocol.js';
 
 const SESSION_KEY = 'chat.session';
+/** Our chosen state and custom status, per user: sent again after every connect. */
+const MINE_KEY = 'chat.presence.';
 const TOAST_MS = 8000;
+/** How long without input makes this device idle: 5 minutes, or `?idleAfterMs=` (at
+ * least a second; the browser tests use a few). */
+const IDLE_MS = Math.max(1000, Number(new URLSearchParams(location.search).get('idleAfterMs')) || IDLE_AFTER_MS);
 
 const $ = (id) => document.getElementById(id);
 const el = (tag, props = {}, ...children) => {
@@ -46,6 +53,8 @@ const BACKGROUND_ACTIONS = new Set([
   'typing',
   'heartbeat',
   'getPresence',
+  'subscribePresence',
+  'unsubscribePresence',
   'sync',
   'invitations',
   'members',
@@ -62,6 +71,20 @@ function loadSession() {
 function saveSession(session) {
   if (session) localStorage.setItem(SESSION_KEY, JSON.stringify(session));
   else localStorage.removeItem(SESSION_KEY);
+}
+
+/** What `userId` chose on this device before: {chosen, customStatus}. */
+function loadMine(userId) {
+  try {
+    return JSON.parse(localStorage.getItem(MINE_KEY + userId) ?? 'null') ?? {};
+  } catch {
+    return {};
+  }
+}
+
+function saveMine(c) {
+  if (!c.userId) return;
+  localStorage.setItem(MINE_KEY + c.userId, JSON.stringify({ chosen: c.chosen, customStatus: c.customStatus }));
 }
 
 // ------------------------------------------------------------------ sign in
@@ -99,6 +122,7 @@ function newClient(session) {
     webSocketUrl: config.webSocketUrl,
     session,
     storedSession: loadSession,
+    idleAfterMs: IDLE_MS,
   });
   c.addEventListener('session', ({ detail }) => {
     saveSession(detail.session);
@@ -117,6 +141,7 @@ function leave(message) {
   pickerFor = null;
   renderInvitations();
   renderBlocked();
+  $('my-status').open = false;
   showSignIn(message);
 }
 
@@ -137,6 +162,10 @@ async function enter(c) {
     renderChannels();
     renderMemberPresence();
   });
+  c.addEventListener('me', () => {
+    saveMine(c);
+    renderMe();
+  });
   c.addEventListener('invitations', () => renderInvitations());
   c.addEventListener('blocked', () => {
     renderBlocked();
@@ -149,10 +178,6 @@ async function enter(c) {
     // The members an `@` being typed can be are known now.
     if (mentionMenu) updateMentionMenu();
   });
-  c.addEventListener('status', ({ detail }) => {
-    // Presence was cleared with the connection: the open group's is asked for again.
-    if (detail.state === 'open' && client?.channels.get(current)?.kind === 'group') client.askChannelPresence(current);
-  });
   c.addEventListener('error', ({ detail }) => {
     if (BACKGROUND_ACTIONS.has(detail.error.action)) console.warn('chat:', detail.error);
     else toast(detail.error);
@@ -161,6 +186,8 @@ async function enter(c) {
   $('chat').hidden = false;
   $('me').textContent = c.userId;
   $('my-avatar').textContent = c.userId.slice(0, 1).toUpperCase();
+  c.restoreMine(loadMine(c.userId));
+  renderMe();
   renderConversation();
   renderInvitations();
   renderBlocked();
@@ -173,9 +200,12 @@ async function signOut(everywhere) {
   if (!c) return;
   const buttons = [$('signout'), $('signout-everywhere')];
   for (const button of buttons) button.disabled = true;
+  const userId = c.userId;
   try {
     // The client's `session` event (null) brings back the sign-in form.
     const problem = await c.signOut({ everywhere });
+    // Nothing of the user stays in this browser.
+    localStorage.removeItem(MINE_KEY + userId);
     if (problem) toast(problem);
   } catch (err) {
     toast(err);
@@ -197,6 +227,96 @@ window.addEventListener('storage', (event) => {
 
 $('reconnect').addEventListener('click', () => client?.reconnectNow());
 window.addEventListener('online', () => client?.reconnectNow());
+
+// ------------------------------------------------------------------ our presence
+
+/** Near our name: the state we chose, our custom status, and a dot for how we look
+ * (idle: this device has not been used for a while). */
+function renderMe() {
+  const chosen = client?.chosen.state ?? 'online';
+  $('my-state').value = chosen;
+  $('my-avatar').dataset.presence = chosen === 'online' && client?.idle ? 'idle' : chosen;
+  $('my-state').title = client?.me ? `Others see you as ${STATUS_WORDS[client.me.status] ?? client.me.status}` : 'Your presence';
+  const status = shownStatus(client?.customStatus);
+  const summary = $('my-status-summary');
+  summary.replaceChildren(...(status ? customStatusParts(status) : ['Set a status']));
+  summary.title = status ? statusTitle(status) : 'Set a custom status';
+  summary.dataset.set = String(Boolean(status));
+  const form = $('status-form');
+  form.hideLastSeen.checked = client?.chosen.lastSeen === 'nobody';
+  // The closed editor holds our status, to open with it.
+  if (!$('my-status').open) {
+    form.emoji.value = status?.emoji ?? '';
+    form.text.value = status?.text ?? '';
+    form.clear.value = 'never';
+  }
+}
+
+$('my-state').addEventListener('change', (event) => {
+  try {
+    client?.choosePresence({ state: event.target.value });
+  } catch (err) {
+    toast(err);
+    renderMe();
+  }
+});
+
+$('my-status').addEventListener('toggle', (event) => {
+  if (event.target.open) $('status-form').text.focus();
+  else renderMe();
+});
+
+$('status-form').addEventListener('submit', (event) => {
+  event.preventDefault();
+  const form = event.target;
+  try {
+    client.setCustomStatus({
+      text: form.text.value,
+      emoji: form.emoji.value,
+      expiresAt: clearAt(form.clear.value),
+    });
+    $('my-status').open = false;
+    renderMe();
+  } catch (err) {
+    toast(err);
+  }
+});
+
+$('status-clear').addEventListener('click', () => {
+  try {
+    client.setCustomStatus({});
+    $('my-status').open = false;
+    renderMe();
+  } catch (err) {
+    toast(err);
+  }
+});
+
+$('status-form').hideLastSeen.addEventListener('change', (event) => {
+  try {
+    client?.choosePresence({ lastSeen: event.target.checked ? 'nobody' : 'contacts' });
+  } catch (err) {
+    toast(err);
+  }
+});
+
+/** When a custom status set now lapses: `never` (undefined), `today` (at midnight), or a
+ * number of milliseconds from now. */
+function clearAt(choice) {
+  if (choice === 'today') {
+    const midnight = new Date();
+    midnight.setHours(24, 0, 0, 0);
+    return midnight.getTime();
+  }
+  const ms = Number(choice);
+  return choice !== 'never' && ms > 0 ? Date.now() + ms : undefined;
+}
+
+// Any input means this device is in use; none for a while makes it idle.
+for (const type of ['keydown', 'pointerdown', 'pointermove', 'wheel', 'touchstart']) {
+  document.addEventListener(type, () => client?.noteActivity(), { capture: true, passive: true });
+}
+window.addEventListener('focus', () => client?.noteActivity());
 
 // ------------------------------------------------------------------ channels
 
@@ -220,6 +340,7 @@ function renderChannels() {
           'span',
           { className: 'channel-text' },
           el('span', { className: 'channel-name', textContent: title }),
+          channel.peer ? customStatusNode(client.presence.get(channel.peer)) : null,
           el('span', {
             className: 'channel-meta',
             textContent:
@@ -240,6 +361,15 @@ function renderChannels() {
     }),
   );
   if (current) renderConversation();
+  watchPresence();
+}
+
+/** The server tells us about the presence of the people we subscribed to: the direct
+ * chats' other people (the channel list shows them) and the open group's members. */
+function watchPresence() {
+  if (!client) return;
+  const open = current ? client.channels.get(current) : null;
+  client.showPresence({ userIds: client.directPeers(), channelIds: open?.kind === 'group' ? [current] : [] });
 }
 
 function memberCount(count) {
@@ -286,8 +416,7 @@ async function select(channelId) {
   renderChannels();
   renderConversation();
   if (client.channels.get(channelId)?.kind === 'group') {
-    // Its members, and their presence (asked for by the group: by user, the server answers
-    // only for people we share a direct chat with).
+    // Its members (their presence is subscribed to by the group: see watchPresence).
     client.loadMembers(channelId).catch((err) => console.warn('chat: members', err));
   }
   try {
@@ -354,6 +483,7 @@ function renderConversation() {
   $('mute-toggle').hidden = !channel;
   $('mute-toggle').textContent = channel?.muted ? 'Unmute' : 'Mute';
   $('mute-toggle').title = channel?.muted ? 'Get push notifications again' : 'No push notifications for this chat';
+  const peer = channel?.kind === 'direct' ? client.presence.get(channel.peer) : undefined;
   if (!current) {
     $('title').textContent = 'No chat selected';
     $('subtitle').textContent = '';
@@ -362,9 +492,15 @@ function renderConversation() {
     $('subtitle').textContent = channel
       ? channel.kind === 'group'
         ? groupText(channel)
-        : presenceText(client.presence.get(channel.peer))
+        : presenceText(peer)
       : '';
   }
+  if (peer) $('subtitle').dataset.presence = peer.status;
+  else delete $('subtitle').dataset.presence;
+  $('subtitle').title = peer?.status === 'offline' && peer.lastSeen ? new Date(peer.lastSeen).toLocaleString() : '';
+  const status = peer ? shownStatus(peer.customStatus) : null;
+  $('peer-status').hidden = !status;
+  $('peer-status').replaceChildren(...(status ? customStatusParts(status) : []));
   renderMessages();
   renderTyping();
 }
@@ -374,7 +510,7 @@ function groupText(channel) {
   const known = client.members.get(channel.channelId);
   const count = known?.length ?? channel.memberCount;
   const others = known?.filter((m) => m.userId !== client.userId) ?? [];
-  const online = others.filter((m) => client.presence.get(m.userId)?.status === 'online');
+  const online = others.filter((m) => isOnline(client.presence.get(m.userId)?.status));
   return `Group · ${memberCount(count)}` + (others.length ? ` · ${online.length} online` : '');
 }
 
@@ -408,10 +544,39 @@ $('block-toggle').addEventListener('click', async (event) => {
   }
 });
 
+const STATUS_WORDS = { online: 'online', idle: 'idle', dnd: 'do not disturb', offline: 'offline' };
+
+/** Idle and do-not-disturb people are online too. */
+function isOnline(status) {
+  return status === 'online' || status === 'idle' || status === 'dnd';
+}
+
 function presenceText(presence) {
   if (!presence) return 'Direct chat';
-  if (presence.status === 'online') return 'online';
+  if (presence.status !== 'offline' && STATUS_WORDS[presence.status]) return STATUS_WORDS[presence.status];
   return presence.lastSeen ? `last seen ${timeFormat.format(new Date(presence.lastSeen))}` : 'offline';
+}
+
+/** A custom status as text: its emoji, then its text. */
+function customStatusParts(status) {
+  const parts = [];
+  if (status.emoji) parts.push(el('span', { className: 'status-emoji', textContent: status.emoji }));
+  if (status.text) parts.push(el('span', { className: 'status-text', textContent: status.text }));
+  return parts;
+}
+
+/** Someone's custom status where their presence is shown (null when they have none). */
+function customStatusNode(presence) {
+  const status = shownStatus(presence?.customStatus);
+  if (!status) return null;
+  const node = el('span', { className: 'custom-status', title: statusTitle(status) }, ...customStatusParts(status));
+  node.dataset.testid = 'custom-status';
+  return node;
+}
+
+function statusTitle(status) {
+  const words = [status.emoji, status.text].filter(Boolean).join(' ');
+  return status.expiresAt ? `${words} (until ${new Date(status.expiresAt).toLocaleString()})` : words;
 }
 
 function renderTyping() {
@@ -1012,13 +1177,16 @@ function drawMembers() {
   $('add-member-form').hidden = !manager;
 }
 
-/** The online dots of the open member list, as presence changes. */
+/** The presence dots and custom statuses of the open member list, as presence changes. */
 function renderMemberPresence() {
   for (const item of $('member-list').querySelectorAll('[data-testid="member"]')) {
     const userId = item.dataset.userId;
-    const status = userId !== client?.userId ? client?.presence.get(userId)?.status : undefined;
-    if (status) item.dataset.presence = status;
+    const presence = userId !== client?.userId ? client?.presence.get(userId) : undefined;
+    if (presence) item.dataset.presence = presence.status;
     else delete item.dataset.presence;
+    item.querySelector('[data-testid="custom-status"]')?.remove();
+    const status = customStatusNode(presence);
+    if (status) item.firstElementChild.after(status);
   }
 }
 

@@ -4,8 +4,9 @@
 // an outbox whose sends are retried with the same `clientMsgId` (so a retry never stores a
 // second message), edits and deletions, replies, mentions and reactions, file uploads
 // (presigned POST straight to S3), unread counts and read receipts (`markRead`), typing,
-// presence, muting, invitations (nobody is added to a channel without accepting),
-// blocking, and signing out.
+// presence (subscriptions to the users on screen, idle devices, a chosen state such as do
+// not disturb or invisible, custom statuses), muting, invitations (nobody is added to a
+// channel without accepting), blocking, and signing out.
 // docs/PROTOCOL.md describes the wire; this file shows how a client uses it. No DOM here:
 // the UI (app.js) listens to the events of a ChatClient.
 
@@ -74,8 +75,20 @@
  * @property {boolean} [muted]         no push notifications for it
  *
  * @typedef {object} Presence
- * @property {'online'|'offline'} status
+ * @property {'online'|'idle'|'dnd'|'offline'} status   idle: online, every device unused
+ *                                     for a while; dnd: online, do not disturb
  * @property {number} [lastSeen]       milliseconds since the epoch
+ * @property {CustomStatus} [customStatus]  gone here once it expires
+ *
+ * @typedef {object} CustomStatus    a short text and an emoji shown with a user's presence
+ * @property {string} [text]           one line, at most 100 characters
+ * @property {string} [emoji]          1-32 bytes without spaces
+ * @property {number} [expiresAt]      milliseconds since the epoch; shown until then
+ *
+ * @typedef {object} ChosenPresence  what the user chose for all their devices
+ * @property {'online'|'dnd'|'invisible'} state   online: online or idle, as the devices are
+ *                                     used; invisible: looks offline to everyone else
+ * @property {'contacts'|'nobody'} [lastSeen]   who sees when the user was last online
  *
  * @typedef {object} Invitation     an entry of GET /invitations: someone asks us to join
  * @property {string} channelId
@@ -128,6 +141,18 @@ const TYPING_RENEW_MS = 3_000;
 const TYPING_SHOWN_MS = 5_000;
 /** Typing stops by itself after this long without a keystroke. */
 const TYPING_IDLE_MS = 4_000;
+/** Presence subscriptions last 10 minutes on the server: renewed this often while the
+ * users are shown. */
+const PRESENCE_RENEW_MS = 5 * 60_000;
+/** At most this many users in one `subscribePresence`, `unsubscribePresence` or
+ * `getPresence`. */
+const PRESENCE_BATCH = 100;
+/** A device nobody used for this long says so in its heartbeats (`idle: true`). */
+export const IDLE_AFTER_MS = 5 * 60_000;
+/** The states a user can choose (`setPresence`). */
+export const PRESENCE_STATES = ['online', 'dnd', 'invisible'];
+/** The longest custom status text, in characters (code points). */
+export const MAX_STATUS_CHARS = 100;
 /** Invitations are not pushed: they are asked for on every (re)connection, with every
  * channel list, and this often while connected. */
 const INVITATION_POLL_MS = 10_000;
@@ -245,6 +270,54 @@ export function mentionParts(text, userIds = []) {
   }
   if (plain < text.length || parts.length === 0) parts.push({ text: text.slice(plain) });
   return parts;
+}
+
+// ------------------------------------------------------------------------ presence
+
+/** A custom status as it shows at `now`: null once it has expired, or when it says nothing.
+ * @param {CustomStatus|null|undefined} customStatus
+ * @returns {CustomStatus|null} */
+export function shownStatus(customStatus, now = Date.now()) {
+  if (!customStatus || (!customStatus.text && !customStatus.emoji)) return null;
+  if (customStatus.expiresAt !== undefined && customStatus.expiresAt !== null && customStatus.expiresAt <= now) return null;
+  return customStatus;
+}
+
+/** `fields` without the ones that are undefined. */
+function compact(fields) {
+  return Object.fromEntries(Object.entries(fields).filter(([, value]) => value !== undefined));
+}
+
+/** The `setStatus` frame for a custom status, checked as the server checks it: the text one
+ * line of at most MAX_STATUS_CHARS characters (blank: none), the emoji 1-32 bytes without
+ * spaces. Without text and emoji it clears the status. Throws a ChatError (`too_large`,
+ * `invalid_request`) otherwise. */
+export function statusFrame({ text, emoji, expiresAt } = {}) {
+  const frame = { action: 'setStatus' };
+  const line = (text ?? '').trim();
+  if (line) {
+    const chars = [...line].length;
+    if (chars > MAX_STATUS_CHARS) {
+      throw new ChatError({
+        code: 'too_large',
+        message: `a custom status has ${chars} characters; the limit is ${MAX_STATUS_CHARS}`,
+      });
+    }
+    if (/[\u0000-\u001f\u007f-\u009f]/.test(line)) {
+      throw new ChatError({ code: 'invalid_request', message: 'a custom status is one line' });
+    }
+    frame.text = line;
+  }
+  const symbol = (emoji ?? '').trim();
+  if (symbol) {
+    const bytes = new TextEncoder().encode(symbol).length;
+    if (bytes > 32 || /\s/.test(symbol)) {
+      throw new ChatError({ code: 'invalid_request', message: 'an emoji is 1-32 bytes without spaces' });
+    }
+    frame.emoji = symbol;
+  }
+  if ((frame.text || frame.emoji) && Number.isFinite(expiresAt)) frame.expiresAt = Math.round(expiresAt);
+  return frame;
 }
 
 // ------------------------------------------------------------------------ HTTP API
@@ -652,15 +725,22 @@ export class Timeline {
  * retryInMs?}), `channels` (the list, its unread and mention counts), `timeline`
  * ({channelId}: its messages changed: new ones, edits, deletions, reactions), `message`
  * ({message}: a live one from someone else or another device of ours), `outbox` ({channelId}), `typing` ({channelId}), `receipts` ({channelId}),
- * `presence` ({userId}), `invitations` (the pending list changed), `blocked` (the list of
- * users we block changed), `members` ({channelId}: its member list was read), `error`
- * ({error: ChatError}), `session` ({session: Session|null}; null means signed out).
+ * `presence` ({userId}; none: everyone's was forgotten), `me` (our chosen state, custom
+ * status, idleness, or how others see us changed), `invitations` (the pending list
+ * changed), `blocked` (the list of users we block changed), `members` ({channelId}: its
+ * member list was read), `error` ({error: ChatError}), `session` ({session: Session|null};
+ * null means signed out).
+ *
+ * Presence is not pushed by itself: the server tells a connection about the users it
+ * subscribed to. Tell the client whom the UI shows with showPresence(); it subscribes,
+ * renews, unsubscribes and subscribes again after every reconnect.
  */
 export class ChatClient extends EventTarget {
   /** @param {{apiBaseUrl: string, webSocketUrl: string, session?: Session|null,
-   *           storedSession?: () => Session|null}} options  `storedSession`: the session as
-   *   persisted now, when tabs share it (see Tokens) */
-  constructor({ apiBaseUrl, webSocketUrl, session = null, storedSession }) {
+   *           storedSession?: () => Session|null, idleAfterMs?: number}} options
+   *   `storedSession`: the session as persisted now, when tabs share it (see Tokens);
+   *   `idleAfterMs`: how long without noteActivity() makes this device idle */
+  constructor({ apiBaseUrl, webSocketUrl, session = null, storedSession, idleAfterMs = IDLE_AFTER_MS }) {
     super();
     this.webSocketUrl = webSocketUrl;
     this.tokens = new Tokens((s) => this.#emit('session', { session: s }), storedSession);
@@ -680,8 +760,31 @@ export class ChatClient extends EventTarget {
     this.failedOpens = 0;
     this.timers = new Set();
     this.running = false;
-    /** @type {Map<string, Presence>} by userId */
+    /** @type {Map<string, Presence>} by userId: of the users shown (see showPresence) */
     this.presence = new Map();
+    /** Whose presence the UI shows: users, and channels whose members it shows. */
+    this.shownUsers = new Set();
+    this.shownChannels = new Set();
+    /** What this connection subscribed to (cleared with each new connection). */
+    this.subscribedUsers = new Set();
+    this.subscribedChannels = new Set();
+    this.presenceRenew = null;
+    /** @type {ChosenPresence} ours, sent again after each connect unless plain online */
+    this.chosen = { state: 'online' };
+    /** @type {CustomStatus|null} ours, sent again after each connect while it shows */
+    this.customStatus = null;
+    /** The custom status before the last change (back to it when the server refuses). */
+    this.customStatusBefore = null;
+    /** Changes made while not connected, sent on the next connection. */
+    this.chosenUnsent = false;
+    this.statusUnsent = false;
+    /** @type {Presence|null} how others see us (the answers to setPresence, setStatus) */
+    this.me = null;
+    /** This device: unused for idleAfterMs (heartbeats say `idle: true`). */
+    this.idleAfterMs = idleAfterMs;
+    this.idle = false;
+    this.lastActivity = Date.now();
+    this.idleTimer = null;
     /** @type {Map<string, Map<string, number>>} channelId -> userId -> until (ms) */
     this.typists = new Map();
     /** @type {Map<string, Map<string, number>>} channelId -> userId -> seq read up to */
@@ -733,6 +836,7 @@ export class ChatClient extends EventTarget {
   /** Loads the channel list and keeps a WebSocket open until stop(). */
   async start() {
     this.running = true;
+    this.noteActivity();
     await this.refreshChannels().catch((err) => this.#report(err));
     this.refreshBlocked().catch((err) => this.#report(err));
     clearInterval(this.invitationPoll);
@@ -747,6 +851,9 @@ export class ChatClient extends EventTarget {
     clearTimeout(this.reconnectTimer);
     clearInterval(this.heartbeat);
     clearInterval(this.invitationPoll);
+    clearInterval(this.presenceRenew);
+    clearTimeout(this.idleTimer);
+    this.idleTimer = null;
     if (this.socket) {
       const socket = this.socket;
       this.socket = null;
@@ -809,10 +916,6 @@ export class ChatClient extends EventTarget {
       this.presence.delete(c.peer);
     }
     this.#emit('channels');
-    // Presence changes reach people who share a channel; a new contact's is asked for.
-    // Someone who has not accepted our direct chat yet always looks offline: not asked.
-    const peers = channels.filter((c) => c.peer && c.memberCount >= 2 && !this.presence.has(c.peer));
-    this.askPresence(peers.map((c) => c.peer).slice(0, 100));
     return channels;
   }
 
@@ -881,11 +984,14 @@ export class ChatClient extends EventTarget {
   }
 
   /** Reads a channel's members (whom we invited and who now shows up there is no longer
-   * counted as invited), and asks for their presence. */
+   * counted as invited). A shown channel (see showPresence) with new members is
+   * subscribed to again, which covers them. */
   async loadMembers(channelId) {
     const view = await this.api.channel(channelId);
+    const before = this.members.get(channelId);
     this.members.set(channelId, view.members);
-    this.askChannelPresence(channelId);
+    const joined = before && view.members.some((m) => !before.some((b) => b.userId === m.userId));
+    if (joined && this.subscribedChannels.has(channelId)) this.#subscribeChannel(channelId);
     const invited = this.invited.get(channelId);
     for (const member of view.members) invited?.users.delete(member.userId);
     if (invited?.users.size === 0) this.invited.delete(channelId);
@@ -1123,18 +1229,202 @@ export class ChatClient extends EventTarget {
     return [...(this.reads.get(channelId) ?? new Map())].filter(([, read]) => read >= seq).map(([user]) => user);
   }
 
-  /** Asks for the presence of users (answered by a `presenceState` frame). The server
-   * answers only for people we share a direct chat with (anyone else looks offline): ask
-   * for a group's members with askChannelPresence(). */
+  /** Asks once for the presence of users (answered by a `presenceState` frame; nothing
+   * follows: use showPresence() for presence that stays up to date). Anyone we share no
+   * channel with looks offline. */
   askPresence(userIds) {
     if (this.state !== 'open' || userIds.length === 0) return;
-    this.socket.send(JSON.stringify({ action: 'getPresence', userIds }));
+    for (let i = 0; i < userIds.length; i += PRESENCE_BATCH) {
+      this.socket.send(JSON.stringify({ action: 'getPresence', userIds: userIds.slice(i, i + PRESENCE_BATCH) }));
+    }
   }
 
   /** Asks for the presence of a channel's members (answered by a `presenceState` frame). */
   askChannelPresence(channelId) {
     if (this.state !== 'open') return;
     this.socket.send(JSON.stringify({ action: 'getPresence', channelId }));
+  }
+
+  /** The other people of our direct chats who accepted them (someone who has not yet
+   * always looks offline): whose presence a channel list shows. */
+  directPeers() {
+    const peers = new Set();
+    for (const c of this.channels.values()) if (c.kind === 'direct' && c.peer && c.memberCount >= 2) peers.add(c.peer);
+    return [...peers];
+  }
+
+  /**
+   * Tells whose presence the UI shows now: `userIds`, and the members of `channelIds`.
+   * Those are subscribed to (`subscribePresence`: their presence now, then every change),
+   * renewed every few minutes and subscribed to again after every reconnect; whoever is
+   * no longer shown is unsubscribed from and forgotten. Call it whenever that changes;
+   * calling it again with the same people sends nothing.
+   * @param {{userIds?: string[], channelIds?: string[]}} shown
+   */
+  showPresence({ userIds = [], channelIds = [] } = {}) {
+    const users = new Set(userIds.filter((u) => u && u !== this.userId));
+    const channels = new Set(channelIds.filter(Boolean));
+    const gone = new Set([...this.shownUsers].filter((u) => !users.has(u)));
+    for (const channelId of this.shownChannels) {
+      if (channels.has(channelId)) continue;
+      this.subscribedChannels.delete(channelId);
+      for (const member of this.members.get(channelId) ?? []) gone.add(member.userId);
+    }
+    this.shownUsers = users;
+    this.shownChannels = channels;
+    for (const userId of gone) if (userId === this.userId || this.#shows(userId)) gone.delete(userId);
+    if (gone.size > 0) {
+      for (const userId of gone) {
+        this.presence.delete(userId);
+        this.subscribedUsers.delete(userId);
+      }
+      this.#sendBatches('unsubscribePresence', [...gone]);
+    }
+    this.#subscribeShown();
+  }
+
+  /** Whether the UI shows `userId`'s presence (by user, or as a member of a channel). */
+  #shows(userId) {
+    if (this.shownUsers.has(userId)) return true;
+    for (const channelId of this.shownChannels) {
+      if (this.members.get(channelId)?.some((m) => m.userId === userId)) return true;
+    }
+    return false;
+  }
+
+  /** Subscribes to whoever is shown and not subscribed to on this connection yet. */
+  #subscribeShown() {
+    if (this.state !== 'open') return;
+    const users = [...this.shownUsers].filter((u) => !this.subscribedUsers.has(u));
+    for (const userId of users) this.subscribedUsers.add(userId);
+    this.#sendBatches('subscribePresence', users);
+    for (const channelId of this.shownChannels) {
+      if (!this.subscribedChannels.has(channelId)) this.#subscribeChannel(channelId);
+    }
+  }
+
+  #subscribeChannel(channelId) {
+    if (this.state !== 'open') return;
+    this.subscribedChannels.add(channelId);
+    this.socket.send(JSON.stringify({ action: 'subscribePresence', channelId }));
+  }
+
+  /** Subscriptions lapse after 10 minutes: every one is made again. */
+  #renewPresence() {
+    this.subscribedUsers.clear();
+    this.subscribedChannels.clear();
+    this.#subscribeShown();
+  }
+
+  #sendBatches(action, userIds) {
+    if (this.state !== 'open' || userIds.length === 0) return;
+    for (let i = 0; i < userIds.length; i += PRESENCE_BATCH) {
+      this.socket.send(JSON.stringify({ action, userIds: userIds.slice(i, i + PRESENCE_BATCH) }));
+    }
+  }
+
+  /**
+   * Chooses our state for all our devices (`online`: online or idle as they are used;
+   * `dnd`: do not disturb, no pushes; `invisible`: looks offline to everyone else), and/or
+   * who sees when we were last online. Answered with a `presence` frame about us as others
+   * now see us (`me`). The server forgets the choice a while after our last connection:
+   * it is sent again after every connect unless it is plain online (persist `chosen` on
+   * the `me` event and hand it to restoreMine() on the next start).
+   * @param {{state?: 'online'|'dnd'|'invisible', lastSeen?: 'contacts'|'nobody'}} choice
+   */
+  choosePresence({ state, lastSeen } = {}) {
+    if (state !== undefined && !PRESENCE_STATES.includes(state)) {
+      throw new ChatError({ code: 'invalid_request', message: `unknown state "${state}"` });
+    }
+    if (lastSeen !== undefined && lastSeen !== 'contacts' && lastSeen !== 'nobody') {
+      throw new ChatError({ code: 'invalid_request', message: `lastSeen is "contacts" or "nobody"` });
+    }
+    this.chosen = { ...this.chosen, ...(state && { state }), ...(lastSeen && { lastSeen }) };
+    this.#emit('me');
+    if (this.state === 'open') this.#sendChosen();
+    else this.chosenUnsent = true;
+  }
+
+  /**
+   * Sets our custom status (`text`, `emoji`, both optional; `expiresAt`: ms since the
+   * epoch), or clears it when it has neither. Checked here as the server checks it
+   * (see statusFrame()); answered with a `presence` frame about us. Sent again after every
+   * connect while it shows; it disappears by itself when it expires.
+   * @param {CustomStatus} status
+   */
+  setCustomStatus({ text, emoji, expiresAt } = {}) {
+    const frame = statusFrame({ text, emoji, expiresAt });
+    this.customStatusBefore = this.customStatus;
+    const said = frame.text || frame.emoji;
+    this.#adoptStatus(said ? compact({ text: frame.text, emoji: frame.emoji, expiresAt: frame.expiresAt }) : null);
+    if (this.state === 'open') this.#sendStatus();
+    else this.statusUnsent = true;
+  }
+
+  /** What an earlier session of this user chose (as `chosen` and `customStatus` were, e.g.
+   * from storage): sent once connected. Call before start(). An expired status is dropped.
+   * @param {{chosen?: ChosenPresence, customStatus?: CustomStatus|null}} mine */
+  restoreMine({ chosen, customStatus } = {}) {
+    if (chosen && PRESENCE_STATES.includes(chosen.state)) {
+      const lastSeen = chosen.lastSeen === 'nobody' || chosen.lastSeen === 'contacts' ? chosen.lastSeen : undefined;
+      this.chosen = { state: chosen.state, ...(lastSeen && { lastSeen }) };
+    }
+    this.#adoptStatus(shownStatus(customStatus));
+  }
+
+  /** Our custom status here, until it expires. */
+  #adoptStatus(status) {
+    this.customStatus = status;
+    this.#emit('me');
+    const expiresAt = status?.expiresAt;
+    if (expiresAt === undefined) return;
+    this.#later(() => {
+      if (this.customStatus !== status) return;
+      this.customStatus = null;
+      this.#emit('me');
+    }, Math.max(0, expiresAt - Date.now()) + 50);
+  }
+
+  #sendChosen() {
+    const { state, lastSeen } = this.chosen;
+    this.socket.send(JSON.stringify({ action: 'setPresence', state, ...(lastSeen && { lastSeen }) }));
+    this.chosenUnsent = false;
+  }
+
+  #sendStatus() {
+    const status = shownStatus(this.customStatus);
+    this.socket.send(JSON.stringify(statusFrame(status ?? {})));
+    this.statusUnsent = false;
+  }
+
+  /** Call on every input of the user (keys, pointer, touch, focus): a device unused for
+   * idleAfterMs turns idle (its heartbeats say so, the first at once); the next input ends
+   * that with a heartbeat at once. */
+  noteActivity() {
+    this.lastActivity = Date.now();
+    if (this.idle) {
+      this.idle = false;
+      this.#sendHeartbeat();
+      this.#emit('me');
+    }
+    if (!this.idleTimer && this.running) this.#watchIdle(this.idleAfterMs);
+  }
+
+  #watchIdle(ms) {
+    this.idleTimer = setTimeout(() => {
+      this.idleTimer = null;
+      if (!this.running) return;
+      const left = this.lastActivity + this.idleAfterMs - Date.now();
+      if (left > 0) return this.#watchIdle(left);
+      this.idle = true;
+      this.#sendHeartbeat();
+      this.#emit('me');
+    }, ms);
+  }
+
+  #sendHeartbeat() {
+    if (this.state !== 'open' || this.socket?.readyState !== WebSocket.OPEN) return;
+    this.socket.send(JSON.stringify(this.idle ? { action: 'heartbeat', idle: true } : { action: 'heartbeat' }));
   }
 
   // ---------------------------------------------------------------- the WebSocket
@@ -1168,8 +1458,27 @@ export class ChatClient extends EventTarget {
       this.#setState('open');
       clearInterval(this.heartbeat);
       this.heartbeat = setInterval(() => {
-        if (this.socket === socket && socket.readyState === WebSocket.OPEN) socket.send('{"action":"heartbeat"}');
+        if (this.socket === socket) this.#sendHeartbeat();
       }, HEARTBEAT_MS);
+      // Connecting counts as a heartbeat of a device in use; our choices may have been
+      // forgotten by the server, or made while away.
+      if (this.idle) this.#sendHeartbeat();
+      if (this.chosenUnsent || this.chosen.state !== 'online' || this.chosen.lastSeen === 'nobody') this.#sendChosen();
+      // (Not one about to expire: the server refuses an `expiresAt` in the past.)
+      if (this.statusUnsent || shownStatus(this.customStatus, Date.now() + 2000)) {
+        this.customStatusBefore = this.customStatus;
+        this.#sendStatus();
+      }
+      // Subscriptions end with the connection: the shown users' are made again.
+      this.subscribedUsers.clear();
+      this.subscribedChannels.clear();
+      this.presence.clear();
+      this.#subscribeShown();
+      this.#emit('presence', {});
+      clearInterval(this.presenceRenew);
+      this.presenceRenew = setInterval(() => {
+        if (this.socket === socket) this.#renewPresence();
+      }, PRESENCE_RENEW_MS);
       for (const outgoing of this.outbox.values()) if (outgoing.state === 'sent') outgoing.state = 'queued';
       for (const channelId of new Set([...this.outbox.values()].map((o) => o.channelId))) this.#pump(channelId);
       this.#resync();
@@ -1179,6 +1488,7 @@ export class ChatClient extends EventTarget {
       if (this.socket !== socket) return;
       this.socket = null;
       clearInterval(this.heartbeat);
+      clearInterval(this.presenceRenew);
       if (!opened) this.failedOpens++;
       for (const outgoing of this.outbox.values()) if (outgoing.state === 'sent') outgoing.state = 'queued';
       // Signing out: the server ends our connections on purpose.
@@ -1201,13 +1511,11 @@ export class ChatClient extends EventTarget {
     this.reconnectTimer = setTimeout(() => this.#connect(), delay);
   }
 
-  /** After (re)connecting: new channels, unread counts, presence of direct peers, and the
-   * missed messages of every loaded channel in one `sync` (`messages` frames, then `synced`;
-   * a channel it could not complete is read from history). */
+  /** After (re)connecting: new channels, unread counts, and the missed messages of every
+   * loaded channel in one `sync` (`messages` frames, then `synced`; a channel it could not
+   * complete is read from history). */
   async #resync() {
     try {
-      // Presence may have changed while we were away: ask again for every direct peer.
-      this.presence.clear();
       await this.refreshChannels();
       const cursors = {};
       const changes = {};
@@ -1460,9 +1768,26 @@ export class ChatClient extends EventTarget {
     this.#emit('typing', { channelId });
   }
 
-  #setPresence({ userId, status, lastSeen }) {
-    this.presence.set(userId, { status, lastSeen });
+  /** A user's presence (from a `presence` or `presenceState` frame); a custom status goes
+   * when it expires. About us: how others now see us. */
+  #setPresence({ userId, status, lastSeen, customStatus }) {
+    const shown = shownStatus(customStatus);
+    /** @type {Presence} */
+    const presence = compact({ status, lastSeen, customStatus: shown ?? undefined });
+    if (userId === this.userId) {
+      this.me = presence;
+      this.#emit('me');
+    }
+    this.presence.set(userId, presence);
     this.#emit('presence', { userId });
+    if (shown?.expiresAt === undefined) return;
+    this.#later(() => {
+      if (this.presence.get(userId) !== presence) return;
+      const { customStatus: _expired, ...rest } = presence;
+      this.presence.set(userId, rest);
+      if (userId === this.userId) this.me = rest;
+      this.#emit('presence', { userId });
+    }, Math.max(0, shown.expiresAt - Date.now()) + 50);
   }
 
   #sendTyping(channelId, state) {
@@ -1471,6 +1796,13 @@ export class ChatClient extends EventTarget {
 
   /** @param {ChatError} error */
   #onError(error) {
+    if (error.action === 'setStatus') {
+      // Refused: ours is what it was before.
+      this.#adoptStatus(shownStatus(this.customStatusBefore));
+    } else if (error.action === 'subscribePresence' && error.code === 'rate_limited') {
+      // Not subscribed: everyone shown is subscribed to again in a moment.
+      this.#later(() => this.#renewPresence(), error.retryAfterMs ?? 2000);
+    }
     const outgoing = error.clientMsgId ? this.outbox.get(error.clientMsgId) : undefined;
     if (outgoing) {
       outgoing.error = error;

@@ -8,6 +8,7 @@
 //! | Channels | `invitations#{userId}`     | `sk`: `inbox` (pending invitations, a capped map) |
 //! | Channels | `blocks#{userId}`          | `sk`: `list` (users they block, a capped set)     |
 //! | Presence | `userId`                   | — (attributes `c#{connectionId}` per connection) |
+//! | Presence | `watchers#{userId}`        | — (attributes `w#{connectionId}` per subscribed connection) |
 //! | Users    | `user#{userId}`, `refresh#{sha256 of token}`, `sessions#{userId}` | —   |
 //! | RateLimits | `{kind}#{userId}#{window}` | —                                          |
 
@@ -31,6 +32,11 @@ pub const CONNECTION_ATTRIBUTE_PREFIX: &str = "c#";
 pub const INBOX_SK: &str = "inbox";
 pub const BLOCKS_SK: &str = "list";
 pub const BLOCKS_PK_PREFIX: &str = "blocks#";
+
+/// The Presence item of the connections subscribed to `user`'s presence.
+pub fn watchers_key(user: &UserId) -> String {
+    format!("watchers#{user}")
+}
 
 pub fn invitations_pk(user: &UserId) -> String {
     format!("invitations#{user}")

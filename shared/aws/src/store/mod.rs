@@ -9,6 +9,7 @@ pub mod presence;
 pub mod rate_limits;
 pub mod reactions;
 pub mod sessions;
+pub mod subscriptions;
 pub mod users;
 
 use aws_sdk_dynamodb::error::SdkError;
@@ -22,6 +23,7 @@ pub use presence::Presence;
 pub use rate_limits::RateCounters;
 pub use reactions::Reactions;
 pub use sessions::Sessions;
+pub use subscriptions::Subscriptions;
 pub use users::Users;
 
 /// A DynamoDB item as the SDK holds it.

@@ -18,7 +18,10 @@ use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 use chat_domain::PortError;
 use chat_domain::model::{ConnectionId, UserId};
-use chat_domain::ports::{ConnectQuota, ConnectionClock, PresenceRecord, PresenceStore, Recorded};
+use chat_domain::ports::{
+    ChoiceChange, ConnectQuota, ConnectionClock, PresenceChoice, PresenceRecord, PresenceStore, Recorded,
+};
+use chat_domain::protocol::{ChosenState, CustomStatus, LastSeenTo};
 use serde::Deserialize;
 
 use super::{Item, StoreError, is_condition_failure, keys};
@@ -36,6 +39,15 @@ struct PresenceItem {
     last_seen: Option<i64>,
     #[serde(default)]
     connects: Option<ConnectCount>,
+    /// What the user chose (absent: the defaults).
+    #[serde(default)]
+    state: Option<ChosenState>,
+    #[serde(default)]
+    last_seen_to: Option<LastSeenTo>,
+    #[serde(default)]
+    hidden_since: Option<i64>,
+    #[serde(default)]
+    custom: Option<CustomStatus>,
 }
 
 /// The connects of one limit window.
@@ -66,6 +78,12 @@ fn record_of(item: Item) -> Result<PresenceRecord, StoreError> {
         deadline: item.deadline,
         online_shard: item.online_shard,
         last_seen: item.last_seen,
+        choice: PresenceChoice {
+            state: item.state,
+            last_seen_to: item.last_seen_to,
+            hidden_since: item.hidden_since,
+            custom: item.custom,
+        },
     })
 }
 
@@ -249,7 +267,56 @@ impl PresenceStore for Presence {
     }
 
     async fn statuses(&self, users: &[UserId]) -> Result<Vec<PresenceRecord>, PortError> {
-        Ok(self.batch_get(users, Some("userId, deadline, lastSeen")).await?)
+        // Whole items: whether the user is idle is in their connections' attributes, whose
+        // names a projection cannot list.
+        let mut records = self.batch_get(users, None).await?;
+        records.iter_mut().flat_map(|r| r.conns.values_mut()).for_each(|c| c.sid = None);
+        Ok(records)
+    }
+
+    async fn choose(&self, user: &UserId, change: &ChoiceChange) -> Result<Option<PresenceRecord>, PortError> {
+        let mut sets = Vec::new();
+        let mut removes = Vec::new();
+        let mut request = self.update_of(user).condition_expression("attribute_exists(userId)");
+        // Placeholders for every name: `state` is one of DynamoDB's reserved words.
+        let mut put = |name: &str, value: Option<AttributeValue>| {
+            request = request.clone().expression_attribute_names(format!("#{name}"), name);
+            match value {
+                Some(value) => {
+                    sets.push(format!("#{name} = :{name}"));
+                    request = request.clone().expression_attribute_values(format!(":{name}"), value);
+                }
+                None => removes.push(format!("#{name}")),
+            }
+        };
+        if let Some(state) = change.state {
+            put("state", state.map(super::to_value).transpose()?);
+        }
+        if let Some(to) = change.last_seen_to {
+            put("lastSeenTo", to.map(super::to_value).transpose()?);
+        }
+        if let Some(since) = change.hidden_since {
+            put("hiddenSince", since.map(n));
+        }
+        if let Some(custom) = &change.custom {
+            put("custom", custom.as_ref().map(super::to_value).transpose()?);
+        }
+        let mut expression = String::new();
+        if !sets.is_empty() {
+            expression.push_str(&format!("SET {}", sets.join(", ")));
+        }
+        if !removes.is_empty() {
+            expression.push_str(&format!(" REMOVE {}", removes.join(", ")));
+        }
+        if expression.is_empty() {
+            return Err(PortError::backend("DynamoDB UpdateItem", "nothing to change"));
+        }
+        let result = request.update_expression(expression.trim()).return_values(ReturnValue::AllOld).send().await;
+        match result {
+            Ok(out) => Ok(out.attributes.map(record_of).transpose()?),
+            Err(err) if is_condition_failure(&err) => Ok(None),
+            Err(err) => Err(StoreError::aws("UpdateItem", err).into()),
+        }
     }
 
     async fn overdue(&self, shard: u32, until_ms: i64) -> Result<Vec<(UserId, i64)>, PortError> {
@@ -276,7 +343,7 @@ impl PresenceStore for Presence {
         Ok(out.count > 0)
     }
 
-    async fn mark_offline(&self, user: &UserId, deadline: i64) -> Result<Option<Option<i64>>, PortError> {
+    async fn mark_offline(&self, user: &UserId, deadline: i64) -> Result<Option<PresenceRecord>, PortError> {
         let result = self
             .update_of(user)
             .update_expression("REMOVE onlineShard")
@@ -286,10 +353,7 @@ impl PresenceStore for Presence {
             .send()
             .await;
         match result {
-            Ok(out) => {
-                let record = out.attributes.map(record_of).transpose()?;
-                Ok(Some(record.and_then(|r| r.last_seen)))
-            }
+            Ok(out) => Ok(out.attributes.map(record_of).transpose()?),
             Err(err) if is_condition_failure(&err) => Ok(None),
             Err(err) => Err(StoreError::aws("UpdateItem", err).into()),
         }

@@ -13,6 +13,7 @@ mod media;
 mod membership;
 mod ordering;
 mod presence;
+mod presence_states;
 mod push;
 mod reactions;
 mod sync;

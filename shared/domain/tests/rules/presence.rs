@@ -1,8 +1,10 @@
-//! Presence: connects and heartbeats keep a user online; contacts hear when that changes,
-//! the last device leaving only after the grace (a reconnect within it is never heard),
-//! a silent device after the presence window, through the sweep. Only people who share a
-//! channel (for names asked directly: a direct channel) and do not block the asker see a
-//! user's state; anyone else looks like an unknown user.
+//! Presence: connects and heartbeats keep a user online; the connections subscribed to them
+//! hear when that changes, the last device leaving only after the grace (a reconnect within
+//! it is never heard), a silent device after the presence window, through the sweep. Only
+//! people who share a channel (for names asked directly: a direct channel) and do not block
+//! the asker see a user's state or may subscribe to it; anyone else looks like an unknown
+//! user. States (idle, dnd, invisible), custom status and last-seen privacy are in
+//! `presence_states.rs`.
 
 use chat_domain::chat;
 use chat_domain::consent;
@@ -16,11 +18,12 @@ use crate::*;
 const WINDOW: i64 = 60_000;
 const GRACE: i64 = 5_000;
 
-/// alice (a1, watching) and bob share a direct channel.
+/// alice (a1, subscribed to bob) and bob share a direct channel.
 async fn pair() -> (World, App) {
     let (world, app) = world_with(&["alice", "bob", "carol"]).await;
     direct(&app, "alice", "bob").await;
     connect(&app, "alice", "a1").await;
+    watch(&app, "alice", "a1", &["bob"]).await;
     world.poster.clear();
     (world, app)
 }
@@ -38,6 +41,12 @@ fn heard(world: &World) -> Vec<(String, Value)> {
 fn connections_online(world: &World, name: &str) -> bool {
     use chat_domain::clock::Clock;
     chat_domain::connections::is_online(world.presence.record(&user(name)).as_ref(), world.clock.now_ms())
+}
+
+/// `name`'s connection `connection` subscribes to `others`' presence.
+pub async fn watch(app: &App, name: &str, connection: &str, others: &[&str]) {
+    let others = others.iter().map(|o| user(o)).collect();
+    presence::subscribe(app, &user(name), &conn(connection), others, None).await.unwrap();
 }
 
 fn statuses(views: &[PresenceView]) -> Vec<(String, Status, Option<i64>)> {
@@ -61,12 +70,41 @@ async fn a_second_device_is_not_announced_again() {
 }
 
 #[tokio::test]
-async fn only_contacts_hear_of_a_user_coming_online() {
+async fn only_subscribed_connections_hear_of_a_user_coming_online() {
     let (world, app) = pair().await;
     connect(&app, "carol", "c1").await;
+    // alice's second device did not subscribe.
+    connect(&app, "alice", "a2").await;
     connect(&app, "bob", "b1").await;
     assert!(frames(&world, "c1", "presence").is_empty());
+    assert!(frames(&world, "a2", "presence").is_empty());
     assert_eq!(heard(&world).len(), 1);
+}
+
+#[tokio::test]
+async fn a_subscription_lapses_unless_renewed_and_ends_when_asked() {
+    let (world, app) = pair().await;
+    world.clock.advance(presence::SUBSCRIPTION_MS);
+    connect(&app, "bob", "b1").await;
+    assert!(heard(&world).is_empty(), "lapsed");
+    watch(&app, "alice", "a1", &["bob"]).await;
+    world.clock.advance(WINDOW);
+    presence::sweep(&app).await;
+    assert_eq!(heard(&world).len(), 1, "renewed: the offline is heard");
+    presence::unsubscribe(&app, &conn("a1"), vec![user("bob")]).await.unwrap();
+    connect(&app, "bob", "b2").await;
+    assert_eq!(heard(&world).len(), 1, "ended");
+}
+
+#[tokio::test]
+async fn only_people_who_may_see_a_user_are_subscribed_to_them() {
+    let (world, app) = pair().await;
+    connect(&app, "carol", "c1").await;
+    let answer = presence::subscribe(&app, &user("carol"), &conn("c1"), vec![user("bob")], None).await.unwrap();
+    assert_eq!(statuses(&answer), vec![("bob".to_owned(), Status::Offline, None)], "an unknown user to carol");
+    connect(&app, "bob", "b1").await;
+    assert!(frames(&world, "c1", "presence").is_empty());
+    assert!(app.subscriptions().watchers(&user("bob")).await.unwrap().iter().all(|w| w.user == user("alice")));
 }
 
 #[tokio::test]
@@ -113,7 +151,7 @@ async fn a_heartbeat_moves_the_deadline_on() {
     let (world, app) = pair().await;
     connect(&app, "bob", "b1").await;
     world.clock.advance(WINDOW / 2);
-    presence::heartbeat(&app, &user("bob"), &device(&conn("b1"))).await.unwrap();
+    presence::heartbeat(&app, &user("bob"), &device(&conn("b1")), false).await.unwrap();
     world.clock.advance(WINDOW / 2);
     presence::sweep(&app).await;
     assert_eq!(heard(&world).len(), 1, "still online");
@@ -130,11 +168,11 @@ async fn a_heartbeat_between_the_disconnect_and_the_sweep_wins() {
     connect(&app, "bob", "b2").await;
     // b2 falls silent (still open); b1 keeps beating, then leaves: bob is due after the grace.
     world.clock.advance(WINDOW);
-    presence::heartbeat(&app, &user("bob"), &device(&conn("b1"))).await.unwrap();
+    presence::heartbeat(&app, &user("bob"), &device(&conn("b1")), false).await.unwrap();
     chat::disconnect(&app, &user("bob"), &conn("b1")).await.unwrap();
     assert_eq!(world.presence.record(&user("bob")).unwrap().deadline, Some(app.now_ms() + GRACE));
     world.clock.advance(GRACE / 2);
-    presence::heartbeat(&app, &user("bob"), &device(&conn("b2"))).await.unwrap();
+    presence::heartbeat(&app, &user("bob"), &device(&conn("b2")), false).await.unwrap();
     world.clock.advance(GRACE);
     presence::sweep(&app).await;
     assert_eq!(heard(&world).len(), 1, "only the first online");
@@ -150,7 +188,7 @@ async fn the_sweep_does_not_take_offline_a_user_who_beat_after_it_read_the_deadl
     let overdue = app.presence().overdue(shard, app.now_ms()).await.unwrap();
     let (_, read) = overdue.into_iter().find(|(u, _)| *u == user("bob")).expect("bob is due");
     assert_eq!(read, World::START_MS + WINDOW);
-    presence::heartbeat(&app, &user("bob"), &device(&conn("b1"))).await.unwrap();
+    presence::heartbeat(&app, &user("bob"), &device(&conn("b1")), false).await.unwrap();
     assert_eq!(app.presence().mark_offline(&user("bob"), read).await.unwrap(), None);
     presence::sweep(&app).await;
     assert_eq!(heard(&world).len(), 1, "only the first online");
@@ -174,6 +212,7 @@ async fn without_a_grace_the_last_device_leaving_is_announced_at_once() {
     let app = world.app();
     direct(&app, "alice", "bob").await;
     connect(&app, "alice", "a1").await;
+    watch(&app, "alice", "a1", &["bob"]).await;
     connect(&app, "bob", "b1").await;
     chat::disconnect(&app, &user("bob"), &conn("b1")).await.unwrap();
     assert_eq!(heard(&world).last().unwrap().0, "offline");
@@ -324,7 +363,7 @@ async fn one_sweep_takes_offline_everyone_overdue_in_every_shard_and_tells_each_
     let mut all: Vec<&str> = names.iter().map(String::as_str).collect();
     all.push("watcher");
     let (world, app) = world_with(&all).await;
-    group(&world, &app, "watcher", &all[..40]).await;
+    let team = group(&world, &app, "watcher", &all[..40]).await;
     for name in &all[..40] {
         connect(&app, name, &format!("{name}-phone")).await;
     }
@@ -332,9 +371,10 @@ async fn one_sweep_takes_offline_everyone_overdue_in_every_shard_and_tells_each_
         all[..40].iter().map(|n| chat_domain::connections::shard_of(&user(n))).collect();
     assert_eq!(shards.len() as u32, chat_domain::connections::ONLINE_SHARDS, "every shard has someone");
     connect(&app, "watcher", "w1").await;
+    presence::subscribe(&app, &user("watcher"), &conn("w1"), vec![], Some(&team)).await.unwrap();
     world.poster.clear();
     world.clock.advance(WINDOW);
-    presence::heartbeat(&app, &user("watcher"), &device(&conn("w1"))).await.unwrap();
+    presence::heartbeat(&app, &user("watcher"), &device(&conn("w1")), false).await.unwrap();
     let report = presence::sweep(&app).await;
     assert_eq!(report.went_offline, 40);
     let offline: Vec<Value> =
