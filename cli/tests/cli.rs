@@ -326,47 +326,23 @@ async fn interactive_chat_shows_incoming_messages_and_sends_typed_lines() {
     assert!(bob.run(&["send", &alice.name, "are you there?"]).await.ok);
     let mut bobs_phone = stack.connect_with_token(&bob.token()).await;
 
-    let mut child = alice
-        .command(&["chat", &bob.name])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("chat runs");
-    let mut stdin = child.stdin.take().unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut seen = Vec::new();
-    // The lines up to the first that ends with `end`; fails after 15 s.
-    let mut lines_until = async |end: &str| {
-        let start = seen.len();
-        loop {
-            let line = tokio::time::timeout(Duration::from_secs(15), stdout.next_line())
-                .await
-                .unwrap_or_else(|_| panic!("no line ending with {end:?} within 15 s; got {seen:?}"))
-                .unwrap()
-                .expect("chat is still running");
-            seen.push(line.clone());
-            if line.ends_with(end) {
-                return seen[start..].to_vec();
-            }
-        }
-    };
+    let mut chat = RunningChat::start(&alice, &bob.name);
 
     // Without a terminal the screen is plain lines: the header, then the history.
-    let first = lines_until(&format!("{}: are you there?", bob.name)).await;
+    let first = chat.lines_until(|l| l.ends_with(&format!("{}: are you there?", bob.name))).await;
     assert!(first[0].contains(&bob.name), "{first:?}");
     assert_eq!(first.len(), 2, "{first:?}");
     // Bob is connected, and the chat says so (presence).
-    lines_until(&format!("{} is online", bob.name)).await;
+    chat.line(|l| l.ends_with(&format!("{} is online", bob.name))).await;
 
-    stdin.write_all(b"yes, here\n").await.unwrap();
+    chat.type_line("yes, here").await;
     let frame = bobs_phone.recv_type("message").await;
     assert_eq!(frame["message"]["text"], "yes, here");
-    lines_until(&format!("{}: yes, here", alice.name)).await;
+    chat.line(|l| l.ends_with(&format!("{}: yes, here", alice.name))).await;
 
     // What the chat shows is marked read: Bob's phone gets the receipt.
     bobs_phone.send_message(frame["message"]["channelId"].as_str().unwrap(), "b2", "great").await;
-    lines_until(&format!("{}: great", bob.name)).await;
+    chat.line(|l| l.ends_with(&format!("{}: great", bob.name))).await;
     loop {
         let receipt = bobs_phone.recv_type("receipt").await;
         assert_eq!(receipt["userId"].as_str(), Some(alice.name.as_str()));
@@ -374,10 +350,7 @@ async fn interactive_chat_shows_incoming_messages_and_sends_typed_lines() {
             break;
         }
     }
-
-    stdin.write_all(b"/quit\n").await.unwrap();
-    let status = tokio::time::timeout(Duration::from_secs(10), child.wait()).await.expect("chat quits").unwrap();
-    assert!(status.success());
+    chat.quit().await;
 }
 
 #[tokio::test]
@@ -852,44 +825,20 @@ async fn interactive_chat_replies_reacts_and_shows_reactions_as_they_come() {
     assert!(bob.run(&["send", &alice.name, "lunch at noon?"]).await.ok);
     let mut bobs_phone = stack.connect_with_token(&bob.token()).await;
 
-    let mut child = alice
-        .command(&["chat", &bob.name])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("chat runs");
-    let mut stdin = child.stdin.take().unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut seen: Vec<String> = Vec::new();
-    // The lines up to the first that `wanted` accepts; fails after 15 s.
-    let mut lines_until = async |wanted: &dyn Fn(&str) -> bool| {
-        let start = seen.len();
-        loop {
-            let line = tokio::time::timeout(Duration::from_secs(15), stdout.next_line())
-                .await
-                .unwrap_or_else(|_| panic!("no such line within 15 s; got {seen:?}"))
-                .unwrap()
-                .expect("chat is still running");
-            seen.push(line.clone());
-            if wanted(&line) {
-                return seen[start..].to_vec();
-            }
-        }
-    };
+    let mut chat = RunningChat::start(&alice, &bob.name);
 
     let lunch = format!("#1 {}: lunch at noon?", bob.name);
-    lines_until(&|l| l.ends_with(&lunch)).await;
-    lines_until(&|l| l.ends_with(&format!("{} is online", bob.name))).await;
+    chat.lines_until(|l| l.ends_with(&lunch)).await;
+    chat.lines_until(|l| l.ends_with(&format!("{} is online", bob.name))).await;
 
     // Bob reacts elsewhere: the chat tells.
     assert!(bob.run(&["react", &alice.name, "1", "👍"]).await.ok);
     let told = format!("{} reacted 👍 to #1 · 👍 1", bob.name);
-    lines_until(&|l| l.trim_start() == told).await;
+    chat.lines_until(|l| l.trim_start() == told).await;
 
     // Alice reacts, answers with a mention, and takes her reaction back.
-    stdin.write_all("/react 1 🎉\n".as_bytes()).await.unwrap();
-    let mine = lines_until(&|l| l.contains("you reacted 🎉 to #1")).await;
+    chat.type_line("/react 1 🎉").await;
+    let mine = chat.lines_until(|l| l.contains("you reacted 🎉 to #1")).await;
     assert!(mine.last().unwrap().contains("🎉 1*") && mine.last().unwrap().contains("👍 1"), "{mine:?}");
     // Bob's phone heard his own reaction first (from his other device), then Alice's.
     let live = bobs_phone.recv_type("reaction").await;
@@ -897,8 +846,8 @@ async fn interactive_chat_replies_reacts_and_shows_reactions_as_they_come() {
     let live = bobs_phone.recv_type("reaction").await;
     assert_eq!((live["emoji"].as_str(), live["userId"].as_str()), (Some("🎉"), Some(alice.name.as_str())));
 
-    stdin.write_all(format!("/reply #1 yes @{}\n", bob.name).as_bytes()).await.unwrap();
-    let reply = lines_until(&|l| l.ends_with(&format!("#2 {}: yes @{}", alice.name, bob.name))).await;
+    chat.type_line(&format!("/reply #1 yes @{}", bob.name)).await;
+    let reply = chat.lines_until(|l| l.ends_with(&format!("#2 {}: yes @{}", alice.name, bob.name))).await;
     let quote = format!("↪ {}: lunch at noon?", bob.name);
     assert_eq!(reply.iter().rev().nth(1).map(|l| l.trim_start()), Some(quote.as_str()), "{reply:?}");
     let frame = bobs_phone.recv_type("message").await;
@@ -914,20 +863,18 @@ async fn interactive_chat_replies_reacts_and_shows_reactions_as_they_come() {
             "replyTo": reply_id, "mentions": [alice.name],
         }))
         .await;
-    let answer = lines_until(&|l| l.ends_with(&format!("#3 {}: great (mentions you)", bob.name))).await;
+    let answer = chat.lines_until(|l| l.ends_with(&format!("#3 {}: great (mentions you)", bob.name))).await;
     let quote = format!("↪ {}: yes @{}", alice.name, bob.name);
     assert_eq!(answer.iter().rev().nth(1).map(|l| l.trim_start()), Some(quote.as_str()), "{answer:?}");
 
-    stdin.write_all("/unreact #1 🎉\n".as_bytes()).await.unwrap();
-    lines_until(&|l| l.trim_start() == "you took back 🎉 from #1 · 👍 1").await;
-    stdin.write_all("/react 99 👍\n".as_bytes()).await.unwrap();
-    lines_until(&|l| l.ends_with("there is no message #99 here")).await;
-    stdin.write_all(b"/help\n").await.unwrap();
-    lines_until(&|l| l.contains("/reply MESSAGE TEXT")).await;
+    chat.type_line("/unreact #1 🎉").await;
+    chat.lines_until(|l| l.trim_start() == "you took back 🎉 from #1 · 👍 1").await;
+    chat.type_line("/react 99 👍").await;
+    chat.lines_until(|l| l.ends_with("there is no message #99 here")).await;
+    chat.type_line("/help").await;
+    chat.lines_until(|l| l.contains("/reply MESSAGE TEXT")).await;
 
-    stdin.write_all(b"/quit\n").await.unwrap();
-    let status = tokio::time::timeout(Duration::from_secs(10), child.wait()).await.expect("chat quits").unwrap();
-    assert!(status.success());
+    chat.quit().await;
 }
 
 /// `chat chat CHANNEL` running as someone, read line by line.
@@ -954,6 +901,12 @@ impl RunningChat {
 
     /// The next line `wanted` accepts (the lines before it are passed over); fails after 15 s.
     async fn line(&mut self, wanted: impl Fn(&str) -> bool) -> String {
+        self.lines_until(wanted).await.pop().expect("the line it waited for")
+    }
+
+    /// The lines read up to and with the first that `wanted` accepts; fails after 15 s.
+    async fn lines_until(&mut self, wanted: impl Fn(&str) -> bool) -> Vec<String> {
+        let start = self.seen.len();
         loop {
             let line = tokio::time::timeout(Duration::from_secs(15), self.stdout.next_line())
                 .await
@@ -962,9 +915,13 @@ impl RunningChat {
                 .expect("chat is still running");
             self.seen.push(line.clone());
             if wanted(&line) {
-                return line;
+                return self.seen[start..].to_vec();
             }
         }
+    }
+
+    async fn type_line(&mut self, line: &str) {
+        self.stdin.write_all(format!("{line}\n").as_bytes()).await.unwrap();
     }
 
     async fn quit(mut self) {

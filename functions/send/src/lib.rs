@@ -40,6 +40,7 @@ async fn dispatch(app: &App, event: &ApiGatewayWebsocketProxyRequest, body: &str
         Ok(ClientFrame::SendMessage { .. }) => None,
         Ok(ClientFrame::EditMessage { .. } | ClientFrame::DeleteMessage { .. }) => Some(Action::Change),
         Ok(ClientFrame::AddReaction { .. } | ClientFrame::RemoveReaction { .. }) => Some(Action::React),
+        Ok(ClientFrame::SubscribePresence { .. }) => Some(Action::Subscribe),
         _ => Some(Action::Frame),
     };
     if let Some(action) = action {

@@ -36,6 +36,7 @@ pub fn rate_limits_from_env() -> Result<RateLimits, ConfigError> {
         changes: rate_limit("RATE_LIMIT_CHANGES", d.changes)?,
         reactions: rate_limit("RATE_LIMIT_REACTIONS", d.reactions)?,
         frames: rate_limit("RATE_LIMIT_FRAMES", d.frames)?,
+        subscribes: rate_limit("RATE_LIMIT_SUBSCRIBES", d.subscribes)?,
         reads: rate_limit("RATE_LIMIT_READS", d.reads)?,
         writes: rate_limit("RATE_LIMIT_WRITES", d.writes)?,
         uploads: rate_limit("RATE_LIMIT_UPLOADS", d.uploads)?,

@@ -25,8 +25,11 @@ pub enum Action {
     Change,
     /// `addReaction`, `removeReaction`.
     React,
-    /// `typing`, `markRead`, `heartbeat`, `getPresence`, `sync`.
+    /// `typing`, `markRead`, `heartbeat`, `getPresence`, `sync`, `setPresence`,
+    /// `setStatus`, `unsubscribePresence`.
     Frame,
+    /// `subscribePresence` (up to 100 writes each).
+    Subscribe,
     /// HTTP GET routes.
     Read,
     /// HTTP routes that change something.
@@ -49,12 +52,13 @@ enum Counting {
 }
 
 impl Action {
-    pub const ALL: [Action; 11] = [
+    pub const ALL: [Action; 12] = [
         Action::Send,
         Action::Connect,
         Action::Change,
         Action::React,
         Action::Frame,
+        Action::Subscribe,
         Action::Read,
         Action::Write,
         Action::Upload,
@@ -70,6 +74,7 @@ impl Action {
             Action::Change => "change",
             Action::React => "react",
             Action::Frame => "frame",
+            Action::Subscribe => "subscribe",
             Action::Read => "read",
             Action::Write => "write",
             Action::Upload => "upload",
@@ -87,6 +92,7 @@ impl Action {
             Action::Change => "RateLimitedChange",
             Action::React => "RateLimitedReact",
             Action::Frame => "RateLimitedFrame",
+            Action::Subscribe => "RateLimitedSubscribe",
             Action::Read => "RateLimitedRead",
             Action::Write => "RateLimitedWrite",
             Action::Upload => "RateLimitedUpload",
@@ -103,6 +109,7 @@ impl Action {
             Action::Change => limits.changes,
             Action::React => limits.reactions,
             Action::Frame => limits.frames,
+            Action::Subscribe => limits.subscribes,
             Action::Read => limits.reads,
             Action::Write => limits.writes,
             Action::Upload => limits.uploads,
@@ -114,7 +121,7 @@ impl Action {
 
     fn counting(self) -> Counting {
         match self {
-            Action::Frame | Action::Read => Counting::Local,
+            Action::Frame | Action::Subscribe | Action::Read => Counting::Local,
             _ => Counting::Shared,
         }
     }

@@ -40,6 +40,8 @@ pub struct RateLimits {
     pub reactions: RateLimit,
     /// `typing`, `markRead`, `heartbeat`, `getPresence`, `sync`: cheap frames, per user.
     pub frames: RateLimit,
+    /// `subscribePresence`: each writes one item per user subscribed to (up to 100).
+    pub subscribes: RateLimit,
     /// HTTP reads (channel list, history, details, invitations, blocks) per user.
     pub reads: RateLimit,
     /// HTTP changes (groups, members, invitations, blocks, mute, devices, sign-out) per user.
@@ -64,6 +66,7 @@ impl RateLimits {
             changes: limit,
             reactions: limit,
             frames: limit,
+            subscribes: limit,
             reads: limit,
             writes: limit,
             uploads: limit,
@@ -82,6 +85,7 @@ impl Default for RateLimits {
             changes: RateLimit { count: 10, window_ms: 10_000 },
             reactions: RateLimit { count: 30, window_ms: 10_000 },
             frames: RateLimit { count: 20, window_ms: 10_000 },
+            subscribes: RateLimit { count: 20, window_ms: 60_000 },
             reads: RateLimit { count: 60, window_ms: 60_000 },
             writes: RateLimit { count: 30, window_ms: 60_000 },
             uploads: RateLimit { count: 30, window_ms: 60 * 60_000 },

@@ -103,10 +103,20 @@ async fn a_local_refusal_says_when_its_window_ends() {
 #[tokio::test]
 async fn writes_count_in_the_shared_counters() {
     let (world, app, _c) = limited(5, 60_000).await;
-    for action in [Action::Change, Action::Write, Action::Upload, Action::Connect] {
+    for action in [Action::Change, Action::React, Action::Write, Action::Upload, Action::Connect] {
         check(&app, action, "alice").await.unwrap();
     }
-    assert_eq!(world.counters.total(), 4);
+    assert_eq!(world.counters.total(), 5);
+}
+
+#[tokio::test]
+async fn presence_subscriptions_have_their_own_count_apart_from_cheap_frames() {
+    let (_world, app, _c) = limited(2, 60_000).await;
+    for _ in 0..2 {
+        check(&app, Action::Subscribe, "alice").await.unwrap();
+    }
+    retry_after(check(&app, Action::Subscribe, "alice").await);
+    check(&app, Action::Frame, "alice").await.unwrap();
 }
 
 #[tokio::test]
