@@ -170,9 +170,9 @@ enum Command {
     /// They combine: `chat status dnd --text "Focus"`. People in a chat with you see the
     /// changes as they happen.
     ///
-    /// The server forgets these choices about 2 hours after you were last connected: this
-    /// device keeps them (in the session file) and every `chat` that connects sends them
-    /// again first (but `chat script`, which sends only what it reads).
+    /// The server keeps these choices 90 days after your last choice or heartbeat; this
+    /// device keeps them too (in the session file) and every `chat` that connects sends
+    /// them again first (but `chat script`, which sends only what it reads).
     Status(commands::StatusArgs),
     /// Read JSON actions, one per line, from FILE or stdin; print every server frame as a
     /// JSON line. Details: `chat script --help`.

@@ -493,12 +493,15 @@ def round_trip(gateway, stage, moto):
     else:
         step("message to offline bob stored (MessagesTable); its push went to the topic (not read back: --moto is off)")
 
+    # Presence is lazy: alice's connection subscribes to the channel's members first.
+    alice_ws.send({"action": "subscribePresence", "channelId": channel_id})
+    alice_ws.recv_until("alice's presence subscription", lambda f: f.get("type") in ("presenceState", "error"))
     bob_ws = WebSocket(f"{ws_base}?token={urllib.parse.quote(bob_token)}")
     alice_ws.recv_until(
         "presence: bob online",
         lambda f: f.get("type") == "presence" and f.get("userId") == bob and f.get("status") == "online",
     )
-    step("bob connected; alice is told he is online")
+    step("bob connected; alice, subscribed to the channel's presence, is told he is online")
 
     attachment = {"key": grant["key"], "fileName": "hello.txt", "contentType": "text/plain", "size": len(content)}
     live_text = f"here is the file {suffix}"

@@ -848,7 +848,12 @@ impl PresenceStore for Presence {
             .collect())
     }
 
-    async fn choose(&self, user: &UserId, change: &ChoiceChange) -> Result<Option<PresenceRecord>, PortError> {
+    async fn choose(
+        &self,
+        user: &UserId,
+        change: &ChoiceChange,
+        _keep_until_s: i64,
+    ) -> Result<Option<PresenceRecord>, PortError> {
         let mut records = lock(&self.records);
         let Some(record) = records.get_mut(user) else { return Ok(None) };
         let before = record.clone();

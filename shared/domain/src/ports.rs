@@ -549,9 +549,16 @@ pub trait PresenceStore: Send + Sync {
     /// The records of `users` that exist, with deadline, last seen and choice, and their
     /// connections' beats (not their sessions).
     async fn statuses(&self, users: &[UserId]) -> Result<Vec<PresenceRecord>, PortError>;
-    /// Changes what the user chose, in their record if they have one (they are connected);
-    /// answers the record as it was (`None`: no record, nothing written).
-    async fn choose(&self, user: &UserId, change: &ChoiceChange) -> Result<Option<PresenceRecord>, PortError>;
+    /// Changes what the user chose, in their record if they have one (they are connected),
+    /// and keeps the record until `keep_until_s` at least, and from then on
+    /// [`crate::presence::CHOICES_KEPT_S`] past each beat, whatever its connections'
+    /// expiry; answers the record as it was (`None`: no record, nothing written).
+    async fn choose(
+        &self,
+        user: &UserId,
+        change: &ChoiceChange,
+        keep_until_s: i64,
+    ) -> Result<Option<PresenceRecord>, PortError>;
     /// Users announced online in `shard` whose deadline is at or before `until_ms`.
     async fn overdue(&self, shard: u32, until_ms: i64) -> Result<Vec<(UserId, i64)>, PortError>;
     /// Whether any user announced online in `shard` has a deadline at or before `until_ms`.

@@ -24,6 +24,10 @@ pub use crate::protocol::{PresenceView, Status};
 /// A subscription lapses this long after it was made, unless made again.
 pub const SUBSCRIPTION_MS: i64 = 10 * 60 * 1000;
 
+/// How long a user's choices (state, last-seen, custom status) are kept after they last
+/// changed one, connected or not.
+pub const CHOICES_KEPT_S: i64 = 90 * 24 * 60 * 60;
+
 /// Connections subscribed to one user at once, at most (only people who share a channel
 /// with the user may subscribe; this bounds the record of them).
 pub const MAX_WATCHERS: usize = 500;
@@ -98,14 +102,16 @@ async fn own_view(app: &App, record: Option<&PresenceRecord>, user: &UserId) -> 
 /// answers what they see now.
 async fn choose(app: &App, user: &UserId, mut change: ChoiceChange) -> Result<PresenceView, ChatError> {
     let going_invisible = change.state == Some(Some(ChosenState::Invisible));
-    let Some(before) = app.presence().choose(user, &change).await? else {
+    let keep_until_s = app.now_ms() / 1000 + CHOICES_KEPT_S;
+    let Some(before) = app.presence().choose(user, &change, keep_until_s).await? else {
         return Err(ChatError::Conflict("connect first: presence is kept while a device is connected".into()));
     };
     let was_invisible = before.choice.state == Some(ChosenState::Invisible);
     if going_invisible && !was_invisible {
         // Others are shown this as the last time they saw the user.
         change.hidden_since = Some(Some(app.now_ms()));
-        app.presence().choose(user, &ChoiceChange { hidden_since: change.hidden_since, ..Default::default() }).await?;
+        let hidden = ChoiceChange { hidden_since: change.hidden_since, ..Default::default() };
+        app.presence().choose(user, &hidden, keep_until_s).await?;
     }
     let mut after = before.clone();
     after.choice.apply(&change);

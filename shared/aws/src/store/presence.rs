@@ -185,10 +185,13 @@ impl PresenceStore for Presence {
                 .expression_attribute_values(":shard", n(shard))
                 .expression_attribute_values(":now", n(clock.beat))
                 .expression_attribute_values(":ttl", n(ttl_s))
+                .expression_attribute_values(":zero", n(0))
                 .return_values(ReturnValue::AllOld)
         };
-        const SET: &str =
-            "SET #conn = :clock, deadline = :deadline, onlineShard = :shard, lastSeen = :now, #ttl = :ttl";
+        // The item lives as long as its last connection may, and `keepFor` longer once it
+        // holds choices (`choose`).
+        const SET: &str = "SET #conn = :clock, deadline = :deadline, onlineShard = :shard, lastSeen = :now, \
+                           #ttl = if_not_exists(keepFor, :zero) + :ttl";
         let before = |attributes: Option<Item>| -> Result<Recorded, PortError> {
             let old = attributes.filter(|a| !a.is_empty()).map(record_of).transpose()?;
             Ok(Recorded::Beat(old))
@@ -274,10 +277,22 @@ impl PresenceStore for Presence {
         Ok(records)
     }
 
-    async fn choose(&self, user: &UserId, change: &ChoiceChange) -> Result<Option<PresenceRecord>, PortError> {
-        let mut sets = Vec::new();
+    async fn choose(
+        &self,
+        user: &UserId,
+        change: &ChoiceChange,
+        keep_until_s: i64,
+    ) -> Result<Option<PresenceRecord>, PortError> {
+        // The item outlives its connections while it holds choices: it expires
+        // `keepFor` after the latest choice or beat (`record_beat` adds it to the TTL).
+        let mut sets = vec!["keepFor = :keepFor".to_owned(), "#ttl = :keep".to_owned()];
         let mut removes = Vec::new();
-        let mut request = self.update_of(user).condition_expression("attribute_exists(userId)");
+        let mut request = self
+            .update_of(user)
+            .condition_expression("attribute_exists(userId)")
+            .expression_attribute_names("#ttl", "ttl")
+            .expression_attribute_values(":keep", n(keep_until_s))
+            .expression_attribute_values(":keepFor", n(chat_domain::presence::CHOICES_KEPT_S));
         // Placeholders for every name: `state` is one of DynamoDB's reserved words.
         let mut put = |name: &str, value: Option<AttributeValue>| {
             request = request.clone().expression_attribute_names(format!("#{name}"), name);
@@ -301,15 +316,9 @@ impl PresenceStore for Presence {
         if let Some(custom) = &change.custom {
             put("custom", custom.as_ref().map(super::to_value).transpose()?);
         }
-        let mut expression = String::new();
-        if !sets.is_empty() {
-            expression.push_str(&format!("SET {}", sets.join(", ")));
-        }
+        let mut expression = format!("SET {}", sets.join(", "));
         if !removes.is_empty() {
             expression.push_str(&format!(" REMOVE {}", removes.join(", ")));
-        }
-        if expression.is_empty() {
-            return Err(PortError::backend("DynamoDB UpdateItem", "nothing to change"));
         }
         let result = request.update_expression(expression.trim()).return_values(ReturnValue::AllOld).send().await;
         match result {
