@@ -93,7 +93,7 @@ fn changed(was: &PresenceView, now: &PresenceView) -> bool {
 }
 
 /// What the user's subscribers see of them now, from their record.
-async fn own_view(app: &App, record: Option<&PresenceRecord>, user: &UserId) -> PresenceView {
+fn own_view(app: &App, record: Option<&PresenceRecord>, user: &UserId) -> PresenceView {
     let now = app.now_ms();
     connections::view(user, record, connections::is_online(record, now), now, app.settings.presence.window_ms)
 }
@@ -104,7 +104,7 @@ async fn choose(app: &App, user: &UserId, mut change: ChoiceChange) -> Result<Pr
     let going_invisible = change.state == Some(Some(ChosenState::Invisible));
     let keep_until_s = app.now_ms() / 1000 + CHOICES_KEPT_S;
     let Some(before) = app.presence().choose(user, &change, keep_until_s).await? else {
-        return Err(ChatError::Conflict("connect first: presence is kept while a device is connected".into()));
+        return Err(ChatError::Conflict("connect first: a presence choice needs a connected device".into()));
     };
     let was_invisible = before.choice.state == Some(ChosenState::Invisible);
     if going_invisible && !was_invisible {
@@ -115,7 +115,7 @@ async fn choose(app: &App, user: &UserId, mut change: ChoiceChange) -> Result<Pr
     }
     let mut after = before.clone();
     after.choice.apply(&change);
-    let (was, now) = (own_view(app, Some(&before), user).await, own_view(app, Some(&after), user).await);
+    let (was, now) = (own_view(app, Some(&before), user), own_view(app, Some(&after), user));
     if changed(&was, &now) {
         announce(app, &now).await;
     }
