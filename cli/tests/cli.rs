@@ -34,6 +34,14 @@ async fn signed_up_pair(stack: &Stack) -> (Person, Person) {
     (alice, bob)
 }
 
+/// Alice, Bob and Carol, each signed up on a device of their own.
+async fn signed_up_trio(stack: &Stack) -> (Person, Person, Person) {
+    let (alice, bob) = signed_up_pair(stack).await;
+    let carol = Person::new(stack, "carol");
+    carol.sign_up().await;
+    (alice, bob, carol)
+}
+
 impl Person {
     fn new(stack: &Stack, prefix: &str) -> Self {
         let name = format!("{prefix}-{:06x}", rand::random::<u32>() & 0xff_ffff);
@@ -623,12 +631,7 @@ async fn rate_limited_send_is_reported_readably() {
 #[tokio::test]
 async fn interactive_group_chat_shows_who_is_online_and_new_invitations() {
     let stack = Stack::start().await;
-    let alice = Person::new(&stack, "alice");
-    let bob = Person::new(&stack, "bob");
-    let carol = Person::new(&stack, "carol");
-    for person in [&alice, &bob, &carol] {
-        person.sign_up().await;
-    }
+    let (alice, bob, carol) = signed_up_trio(&stack).await;
     assert!(alice.run(&["channels", "group", "Team", "--members", &bob.name]).await.ok);
     bob.accept("Team").await;
     // Bob shares no direct channel with Alice: only asking by the group shows him online.
@@ -680,12 +683,7 @@ fn channel_row(listing: &str, channel: &str) -> Vec<String> {
 #[tokio::test]
 async fn replies_reactions_and_mentions_from_commands_and_scripts() {
     let stack = Stack::start().await;
-    let alice = Person::new(&stack, "alice");
-    let bob = Person::new(&stack, "bob");
-    let carol = Person::new(&stack, "carol");
-    for person in [&alice, &bob, &carol] {
-        person.sign_up().await;
-    }
+    let (alice, bob, carol) = signed_up_trio(&stack).await;
     let members = format!("{},{}", bob.name, carol.name);
     let out = alice.run(&["--json", "channels", "group", "Team", "--members", &members]).await;
     assert!(out.ok, "{}", out.stderr);
@@ -1011,12 +1009,7 @@ async fn status_sets_dnd_invisible_and_a_custom_status_that_the_other_persons_ch
 #[tokio::test]
 async fn group_chat_shows_members_states_and_custom_statuses_as_they_change() {
     let stack = Stack::start().await;
-    let alice = Person::new(&stack, "alice");
-    let bob = Person::new(&stack, "bob");
-    let carol = Person::new(&stack, "carol");
-    for person in [&alice, &bob, &carol] {
-        person.sign_up().await;
-    }
+    let (alice, bob, carol) = signed_up_trio(&stack).await;
     let members = format!("{},{}", bob.name, carol.name);
     assert!(alice.run(&["channels", "group", "Team", "--members", &members]).await.ok);
     bob.accept("Team").await;

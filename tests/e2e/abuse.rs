@@ -134,7 +134,16 @@ async fn user_names_cannot_be_enumerated_through_channel_routes() {
 /// Limits of 3 per 10 s for everything but sending and connecting.
 fn tight() -> RateLimits {
     let three = RateLimit { count: 3, window_ms: 10_000 };
-    RateLimits { changes: three, frames: three, reads: three, writes: three, uploads: three, ..GENEROUS }
+    RateLimits {
+        changes: three,
+        reactions: three,
+        subscribes: three,
+        frames: three,
+        reads: three,
+        writes: three,
+        uploads: three,
+        ..GENEROUS
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -206,6 +215,25 @@ async fn every_action_and_route_has_a_limit() {
         edits.push(alice.recv().await);
     }
     assert_eq!(edits.iter().filter(|a| a["code"] == "rate_limited").count(), 1, "{edits:?}");
+    // Reactions and presence subscriptions each have their own count (each reaction fans
+    // out; each subscribe writes one item per user).
+    for (kind, answered, frames) in [
+        (
+            "reactions",
+            "reaction",
+            ["👍", "❤️", "😂", "🎉"]
+                .map(|e| json!({"action": "addReaction", "channelId": "dm", "messageId": id, "emoji": e})),
+        ),
+        ("subscriptions", "presenceState", [(); 4].map(|_| json!({"action": "subscribePresence", "channelId": "dm"}))),
+    ] {
+        let mut answers = Vec::new();
+        for frame in &frames {
+            alice.send_json(frame).await;
+            answers.push(alice.recv().await);
+        }
+        assert_eq!(answers.iter().filter(|a| a["type"] == answered).count(), 3, "{kind}: {answers:?}");
+        assert_eq!(answers[3]["code"], "rate_limited", "{kind}: {answers:?}");
+    }
 
     let alice_token = stack.token("alice");
     for (method, path, body) in [

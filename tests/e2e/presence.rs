@@ -329,6 +329,21 @@ async fn the_sweep_runs_its_passes_only_while_someone_may_go_offline() {
     assert_eq!(presence_of(&alice.recv().await), ("bob".into(), "offline".into()));
 }
 
+/// The expiry (TTL, s) of `user`'s Presence item, read from the table.
+async fn presence_ttl(stack: &Stack, user: &str) -> i64 {
+    let dynamo = aws_sdk_dynamodb::Client::new(&e2e::sdk_config().await);
+    let item = dynamo
+        .get_item()
+        .table_name(&stack.config.tables.presence)
+        .key("userId", aws_sdk_dynamodb::types::AttributeValue::S(user.into()))
+        .send()
+        .await
+        .unwrap()
+        .item
+        .expect("the user has a presence item");
+    item["ttl"].as_n().unwrap().parse().unwrap()
+}
+
 fn now_s() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
 }
@@ -409,31 +424,12 @@ async fn do_not_disturb_stops_pushes_but_not_live_messages() {
     bob.send_json(&json!({"action": "setPresence", "state": "dnd"})).await;
     bob.recv_type("presence").await;
     // The choice outlives the connections: the item is kept 90 days past each beat.
-    let dynamo = aws_sdk_dynamodb::Client::new(&e2e::sdk_config().await);
-    let item = dynamo
-        .get_item()
-        .table_name(&stack.config.tables.presence)
-        .key("userId", aws_sdk_dynamodb::types::AttributeValue::S("bob".into()))
-        .send()
-        .await
-        .unwrap()
-        .item
-        .unwrap();
-    let ttl: i64 = item["ttl"].as_n().unwrap().parse().unwrap();
+    let ttl = presence_ttl(&stack, "bob").await;
     let now_s = now_s();
     assert!(ttl > now_s + chat_domain::presence::CHOICES_KEPT_S - 60, "ttl {ttl}, now {now_s}");
     bob.send_json(&json!({"action": "heartbeat"})).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let item = dynamo
-        .get_item()
-        .table_name(&stack.config.tables.presence)
-        .key("userId", aws_sdk_dynamodb::types::AttributeValue::S("bob".into()))
-        .send()
-        .await
-        .unwrap()
-        .item
-        .unwrap();
-    let after_beat: i64 = item["ttl"].as_n().unwrap().parse().unwrap();
+    let after_beat = presence_ttl(&stack, "bob").await;
     assert!(after_beat >= ttl, "a beat never shortens it: {after_beat} < {ttl}");
     alice.send_message("dm", "m1", "live anyway").await;
     alice.recv_type("ack").await;
