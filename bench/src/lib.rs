@@ -8,6 +8,7 @@
 pub mod abuse;
 pub mod aws_http;
 pub mod baseline;
+pub mod calls;
 pub mod changes;
 pub mod coldstart;
 pub mod cpu;

@@ -35,12 +35,14 @@ enum Part {
     Changes,
     /// Lazy presence: a change of a user with 1,000 contacts, 10 watching; a subscription.
     Presence,
+    /// Calls: set-up (ring, answer, first signal), ending, declined, missed, pushed.
+    Calls,
 }
 
 #[derive(Debug, Parser)]
 #[command(about = "Benchmarks of the chat backend on the local stack (moto + local gateway)")]
 struct Args {
-    /// What to run (default: requests latency cpu coldstart; load, abuse, scale, send-path, changes and presence run only when named).
+    /// What to run (default: requests latency cpu coldstart; load, abuse, scale, send-path, changes, presence and calls run only when named).
     parts: Vec<Part>,
     /// Fewer messages and runs: a smoke test of the benchmarks, not figures to keep.
     #[arg(long)]
@@ -198,6 +200,11 @@ async fn main() {
                 progress("presence: 1,000 contacts, 10 watching");
                 let rows = bench::presence::run().await;
                 section("presence", report::requests_table(&rows), json!(rows));
+            }
+            Part::Calls => {
+                progress("calls: set-up, ending, declined, missed, pushed");
+                let rows = bench::calls::run().await;
+                section("calls", report::requests_table(&rows), json!(rows));
             }
             Part::Changes => {
                 progress("reactions, replies, mentions and catching up on changes");

@@ -13,6 +13,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::time::Duration;
 
 use chat_protocol::ErrorCode;
+use chat_protocol::calls::{CallOutcome, Media};
 use chat_protocol::frames::{ClientFrame, CustomStatus, ErrorBody, PresenceView, ServerFrame, Status};
 use chat_protocol::http::ChannelSummary;
 use chat_protocol::ids::MessageId;
@@ -736,6 +737,23 @@ impl Chat<'_> {
             event @ ServerFrame::Reaction { .. } => self.reaction(event),
             ServerFrame::Presence(view) => self.presence(&view, false),
             ServerFrame::PresenceState { users } => self.presence_state(&users),
+            // Calls are answered in the web client; the terminal says who is calling.
+            ServerFrame::IncomingCall { call, .. } => {
+                let media = if call.media == Media::Video { "video" } else { "voice" };
+                self.note(&format!(
+                    "  {} is calling you ({media}); answer on a device with a microphone",
+                    call.caller_id
+                ));
+            }
+            ServerFrame::CallEnded { call }
+                if call.outcome == Some(CallOutcome::Missed) && call.caller_id != self.me =>
+            {
+                self.note(&format!("  missed call from {}", call.caller_id));
+            }
+            ServerFrame::CallStarted { .. }
+            | ServerFrame::CallAccepted { .. }
+            | ServerFrame::CallEnded { .. }
+            | ServerFrame::CallSignal { .. } => {}
             // Typing, receipts and sync answers are not for this client.
             ServerFrame::Typing { .. }
             | ServerFrame::Receipt { .. }

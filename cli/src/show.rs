@@ -1,6 +1,7 @@
 //! How the protocol's values read in the CLI's text output (the types themselves are the
 //! protocol crate's: `chat_protocol`).
 
+use chat_protocol::calls::{CallEntry, CallOutcome, Media};
 use chat_protocol::frames::{CustomStatus, PresenceView, Status};
 use chat_protocol::model::{ChannelKind, MemberRole, Message, QUOTE_CHARS, Quote, ReactionCount, UserId};
 
@@ -15,6 +16,9 @@ pub fn display_text(message: &Message) -> String {
     if message.deleted {
         return "(deleted)".into();
     }
+    if let Some(call) = &message.call {
+        return call_entry(call);
+    }
     let mut text = message.text.clone();
     for file in &message.attachments {
         if !text.is_empty() {
@@ -26,6 +30,24 @@ pub fn display_text(message: &Message) -> String {
         text.push_str(" (edited)");
     }
     text
+}
+
+/// `📞 missed voice call`, `📞 video call · 1:05`: what a call entry says.
+pub fn call_entry(call: &CallEntry) -> String {
+    let media = match call.media {
+        Media::Audio => "voice call",
+        Media::Video => "video call",
+    };
+    match (call.outcome, call.duration_ms) {
+        (CallOutcome::Answered, Some(ms)) => {
+            let seconds = ms.max(0) / 1000;
+            format!("📞 {media} · {}:{:02}", seconds / 60, seconds % 60)
+        }
+        (CallOutcome::Answered, None) => format!("📞 {media}"),
+        (CallOutcome::Missed, _) => format!("📞 missed {media}"),
+        (CallOutcome::Declined, _) => format!("📞 declined {media}"),
+        (CallOutcome::Busy, _) => format!("📞 missed {media} (busy)"),
+    }
 }
 
 /// Whether `message` mentions `me` (a deleted one no longer does).
@@ -199,11 +221,29 @@ mod tests {
             reply_to: None,
             mentions: Vec::new(),
             reactions: Vec::new(),
+            call: None,
         }
     }
 
     fn user(name: &str) -> UserId {
         UserId::parse(name).unwrap()
+    }
+
+    #[test]
+    fn call_entries_say_how_the_call_went() {
+        let entry = |media, outcome, duration_ms| CallEntry {
+            call_id: chat_protocol::model::CallId::parse("call-1").unwrap(),
+            media,
+            outcome,
+            duration_ms,
+        };
+        let mut call = message("");
+        call.call = Some(entry(Media::Video, CallOutcome::Answered, Some(65_400)));
+        assert_eq!(display_text(&call), "📞 video call · 1:05");
+        call.call = Some(entry(Media::Audio, CallOutcome::Missed, None));
+        assert_eq!(display_text(&call), "📞 missed voice call");
+        call.call = Some(entry(Media::Audio, CallOutcome::Declined, None));
+        assert_eq!(display_text(&call), "📞 declined voice call");
     }
 
     #[test]

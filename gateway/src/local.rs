@@ -65,6 +65,7 @@ pub fn config(table_prefix: &str, token_secret: &str, management_endpoint: Strin
         sync_max_messages: DEFAULT_SYNC_MAX_MESSAGES,
         max_reactions_per_message: chat_domain::settings::DEFAULT_MAX_REACTIONS_PER_MESSAGE,
         push_reactions_to_author: false,
+        calls: Default::default(),
         uploads: UploadSettings::new(uploads_bucket(table_prefix)),
         push: PushSettings::default(),
     }

@@ -134,6 +134,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             config.push.topic_arn = topic;
             // As the functions read them in Lambda: defaults, or `RATE_LIMIT_*` variables.
             config.rate_limits = chat_aws::config::rate_limits_from_env()?;
+            config.calls = chat_aws::config::calls_from_env()?;
             config.validate()?;
             let clock: Arc<dyn Clock> = Arc::new(SystemClock);
             let admin = Arc::new(chat_aws::wire::app(&config, &sdk, clock.clone(), None));

@@ -138,6 +138,8 @@ fn tight() -> RateLimits {
         changes: three,
         reactions: three,
         subscribes: three,
+        calls: three,
+        signals: three,
         frames: three,
         reads: three,
         writes: three,
@@ -233,6 +235,26 @@ async fn every_action_and_route_has_a_limit() {
         }
         assert_eq!(answers.iter().filter(|a| a["type"] == answered).count(), 3, "{kind}: {answers:?}");
         assert_eq!(answers[3]["code"], "rate_limited", "{kind}: {answers:?}");
+    }
+    // Calls and call signals too: refused past their own counts, whatever the answer
+    // before (a second call while in one is a conflict; a signal for no call, not found).
+    let call = json!({"action": "startCall", "channelId": "dm", "media": "audio"});
+    let signal = json!({"action": "callSignal", "callId": "call-none", "signal": {"type": "offer"}});
+    for (kind, frame) in [("calls", call), ("signals", signal)] {
+        let mut codes = Vec::new();
+        for _ in 0..4 {
+            alice.send_json(&frame).await;
+            let answer = loop {
+                let answer = alice.recv().await;
+                // The first call's answer; frames about it are not answers.
+                if answer["type"] != "message" {
+                    break answer;
+                }
+            };
+            codes.push(answer["code"].as_str().or(answer["type"].as_str()).unwrap().to_owned());
+        }
+        assert!(!codes[..3].contains(&"rate_limited".to_owned()), "{kind}: {codes:?}");
+        assert_eq!(codes[3], "rate_limited", "{kind}: {codes:?}");
     }
 
     let alice_token = stack.token("alice");

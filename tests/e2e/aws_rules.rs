@@ -35,12 +35,14 @@ async fn a_call_outside_the_functions_policy_is_refused_as_aws_refuses_it() {
     assert_eq!(denial.need.action, "dynamodb:GetItem");
     assert!(denial.need.resource.ends_with(&format!("table/{}", stack.config.tables.messages)));
 
-    // Nor may it post to a connection: the Management API checks execute-api:ManageConnections.
+    // HistoryFunction may not post to a connection: the Management API checks
+    // execute-api:ManageConnections.
     let _alice = stack.connect("alice").await;
     let alice_id = UserId::parse("alice").unwrap();
     let live = chat_domain::connections::live(&stack.app, &[alice_id]).await.unwrap();
     let connection = live[0].1.clone();
-    let outcome = disconnect.poster().post(&connection, "{}").await;
+    let history = stack.functions.apps.get(Function::History);
+    let outcome = history.poster().post(&connection, "{}").await;
     assert!(matches!(&outcome, PostOutcome::Failed(e) if e.contains("AccessDeniedException")), "{outcome:?}");
     assert_eq!(iam.denials().pop().unwrap().need.action, "execute-api:ManageConnections");
 

@@ -5,6 +5,7 @@ mod abuse;
 mod accounts;
 mod aws_rules;
 mod bad_input;
+mod calls;
 mod channels;
 mod chat;
 mod fuzz;

@@ -309,7 +309,7 @@ async fn the_author_edits_and_deletes_and_everyone_sees_it() {
     bob.expect_silence(QUIET).await;
 }
 
-async fn unread_of(stack: &Stack, user: &str, channel: &str) -> u64 {
+pub(crate) async fn unread_of(stack: &Stack, user: &str, channel: &str) -> u64 {
     let (_, list) = stack.get("/channels", Some(&stack.token(user))).await;
     list["channels"].as_array().unwrap().iter().find(|c| c["channelId"] == channel).unwrap()["unread"].as_u64().unwrap()
 }

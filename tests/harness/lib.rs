@@ -61,6 +61,8 @@ pub struct StackOptions {
     pub presence: Option<chat_aws::config::PresenceSettings>,
     /// `PUSH_REACTIONS_TO_AUTHOR=true`.
     pub reaction_pushes: bool,
+    /// Ring time and ICE servers of calls (default: 30 s, none).
+    pub calls: Option<chat_aws::config::CallSettings>,
 }
 
 /// Builds the gateway's [`Invoke`] from the stack's functions.
@@ -134,6 +136,9 @@ impl Stack {
         let mut config = local::config(&prefix, TOKEN_SECRET, local_gateway::management_endpoint(addr, STAGE));
         config.rate_limits = options.rate_limits.unwrap_or(GENEROUS);
         config.push_reactions_to_author = options.reaction_pushes;
+        if let Some(calls) = options.calls {
+            config.calls = calls;
+        }
         if let Some(presence) = options.presence {
             config.presence = presence;
         }

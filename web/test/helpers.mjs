@@ -2,7 +2,7 @@
 // that scripts/web-test.sh started (GATEWAY_URL), people who sign up through the page, and
 // screenshots of every page of a test that failed (web/test-results/, ignored by git).
 
-import { after, before, test } from 'node:test';
+import { after, test } from 'node:test';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -35,12 +35,60 @@ export const LAUNCH = {
   ],
 };
 
-let browser;
-before(async () => {
-  browser = await chromium.launch(LAUNCH);
-});
+/** Chromium flags a test file adds to LAUNCH's for its own browser (see useBrowserArgs). */
+let extraArgs = [];
+
+/** Launches this file's browser with `args` too: call at the top of a test file, before its
+ * tests (every test file runs in a process of its own, with a browser of its own). */
+export function useBrowserArgs(args) {
+  extraArgs = args;
+}
+
+const FEATURE_SWITCHES = ['--disable-features=', '--enable-features='];
+
+/** LAUNCH plus the file's own flags. Chromium keeps only the last --disable-features (and
+ * --enable-features), and Playwright passes its own lists: a file's features are added to
+ * those (read off the command of a browser launched for that alone), not put instead. */
+async function launchOptions() {
+  const own = extraArgs.filter((arg) => FEATURE_SWITCHES.some((name) => arg.startsWith(name)));
+  const args = [...LAUNCH.args, ...extraArgs.filter((arg) => !own.includes(arg))];
+  if (own.length === 0) return { ...LAUNCH, args };
+  const defaults = await playwrightArgs();
+  const replaced = [];
+  for (const name of FEATURE_SWITCHES) {
+    const added = own.filter((arg) => arg.startsWith(name));
+    if (added.length === 0) continue;
+    const theirs = defaults.filter((arg) => arg.startsWith(name));
+    replaced.push(...theirs);
+    const features = [...theirs, ...added].flatMap((arg) => arg.slice(name.length).split(',')).filter(Boolean);
+    args.push(name + [...new Set(features)].join(','));
+  }
+  return { ...LAUNCH, ignoreDefaultArgs: replaced, args };
+}
+
+/** The arguments Playwright launches Chromium with (those of a browser server started and
+ * stopped for that; it listens on 127.0.0.1 meanwhile). */
+async function playwrightArgs() {
+  const server = await chromium.launchServer({ ...LAUNCH, host: '127.0.0.1', port: 0 });
+  try {
+    return server.process().spawnargs;
+  } finally {
+    await server.close();
+  }
+}
+
+/** This file's browser, launched by its first test (not in a `before` hook: Node runs a
+ * top-level one as soon as it is registered, before the test file said which flags it
+ * needs). */
+let browser = null;
+function theBrowser() {
+  browser ??= launchOptions().then((options) => chromium.launch(options));
+  return browser;
+}
 after(async () => {
-  await browser?.close();
+  // A launch that failed made its test fail already.
+  const launched = await browser?.catch(() => null);
+  await launched?.close();
 });
 
 /** A name nobody has taken yet (usernames are 3-32 of a-z 0-9 _ . -). */
@@ -62,7 +110,7 @@ export function browserTest(name, body, options = {}) {
     const contexts = [];
     const pages = [];
     const person = async (prefix, options = {}) => {
-      const context = await browser.newContext({ viewport: { width: 1100, height: 720 } });
+      const context = await (await theBrowser()).newContext({ viewport: { width: 1100, height: 720 } });
       contexts.push(context);
       context.setDefaultTimeout(TIMEOUT);
       const page = await context.newPage();
@@ -170,10 +218,20 @@ export function storedSession(page) {
   return page.evaluate(() => JSON.parse(localStorage.getItem('chat.session') ?? 'null'));
 }
 
-/** Opens the channel listed under `title` in the sidebar. */
+/** Opens the channel listed under `title` in the sidebar. The list is drawn anew whenever
+ * the channels or someone's presence change (often right after a page loads): a click whose
+ * button was replaced between pressing and releasing is lost, and is made again. */
 export async function openChannel(page, title) {
-  await page.getByTestId('channel-item').filter({ hasText: title }).click();
-  await page.getByTestId('channel-title').filter({ hasText: title }).waitFor();
+  const opened = page.getByTestId('channel-title').filter({ hasText: title });
+  const deadline = Date.now() + TIMEOUT;
+  for (;;) {
+    await page.getByTestId('channel-item').filter({ hasText: title }).click();
+    try {
+      return await opened.waitFor({ timeout: 2000 });
+    } catch (err) {
+      if (Date.now() > deadline) throw err;
+    }
+  }
 }
 
 export async function send(page, text) {

@@ -1,6 +1,7 @@
 //! Every client action on an open connection (`sendMessage`, `editMessage`,
 //! `deleteMessage`, `heartbeat`, `typing`, `markRead`, `getPresence`, `sync`, and
-//! `$default` for frames with no known action).
+//! `startCall`, `acceptCall`, `declineCall`, `endCall`, `callSignal`, and `$default` for
+//! frames with no known action).
 //! An answer, when the action has one, goes back to the caller as the route response.
 
 use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
@@ -9,7 +10,7 @@ use chat_domain::limits::{self, Action};
 use chat_domain::protocol::{ClientFrame, ServerFrame};
 use chat_domain::reactions::{self, Reacting};
 use chat_domain::sync::{self, SyncRequest};
-use chat_domain::{App, ChatError, chat, presence};
+use chat_domain::{App, ChatError, calling, chat, presence};
 use tracing::{Instrument, error};
 
 pub async fn handle(app: &App, event: ApiGatewayWebsocketProxyRequest) -> ApiGatewayProxyResponse {
@@ -41,6 +42,8 @@ async fn dispatch(app: &App, event: &ApiGatewayWebsocketProxyRequest, body: &str
         Ok(ClientFrame::EditMessage { .. } | ClientFrame::DeleteMessage { .. }) => Some(Action::Change),
         Ok(ClientFrame::AddReaction { .. } | ClientFrame::RemoveReaction { .. }) => Some(Action::React),
         Ok(ClientFrame::SubscribePresence { .. }) => Some(Action::Subscribe),
+        Ok(ClientFrame::StartCall { .. }) => Some(Action::Call),
+        Ok(ClientFrame::CallSignal { .. }) => Some(Action::Signal),
         _ => Some(Action::Frame),
     };
     if let Some(action) = action {
@@ -100,6 +103,16 @@ async fn dispatch(app: &App, event: &ApiGatewayWebsocketProxyRequest, body: &str
         ClientFrame::Sync { channels, after, limit, changes } => {
             let request = SyncRequest { channels, after, limit, changes };
             Some(ServerFrame::Synced { channels: sync::sync(app, &user, &connection, request).await? })
+        }
+        ClientFrame::StartCall { channel_id, media } => {
+            Some(calling::start(app, &user, &connection, &channel_id, media).await?)
+        }
+        ClientFrame::AcceptCall { call_id } => Some(calling::accept(app, &user, &connection, &call_id).await?),
+        ClientFrame::DeclineCall { call_id } => Some(calling::decline(app, &user, &connection, &call_id).await?),
+        ClientFrame::EndCall { call_id } => Some(calling::end(app, &user, &connection, &call_id).await?),
+        ClientFrame::CallSignal { call_id, signal } => {
+            calling::signal(app, &user, &connection, &call_id, signal).await?;
+            None
         }
     };
     Ok(answer.map(|frame| frame.to_json()))

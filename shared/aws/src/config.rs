@@ -5,10 +5,13 @@
 use std::env;
 
 pub use chat_domain::settings::{
+    CallSettings, DEFAULT_CALL_RING_MS, DEFAULT_TURN_CREDENTIAL_TTL_S, PresenceSettings, RateLimit, RateLimits,
+    Settings, UploadRules,
+};
+pub use chat_domain::settings::{
     DEFAULT_ACCESS_TOKEN_TTL_S, DEFAULT_MAX_REACTIONS_PER_MESSAGE, DEFAULT_REFRESH_TOKEN_TTL_S,
     DEFAULT_SYNC_MAX_MESSAGES, DEFAULT_UPLOAD_MAX_BYTES, DEFAULT_UPLOAD_TYPES,
 };
-pub use chat_domain::settings::{PresenceSettings, RateLimit, RateLimits, Settings, UploadRules};
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ConfigError {
@@ -37,12 +40,26 @@ pub fn rate_limits_from_env() -> Result<RateLimits, ConfigError> {
         reactions: rate_limit("RATE_LIMIT_REACTIONS", d.reactions)?,
         frames: rate_limit("RATE_LIMIT_FRAMES", d.frames)?,
         subscribes: rate_limit("RATE_LIMIT_SUBSCRIBES", d.subscribes)?,
+        calls: rate_limit("RATE_LIMIT_CALLS", d.calls)?,
+        signals: rate_limit("RATE_LIMIT_SIGNALS", d.signals)?,
         reads: rate_limit("RATE_LIMIT_READS", d.reads)?,
         writes: rate_limit("RATE_LIMIT_WRITES", d.writes)?,
         uploads: rate_limit("RATE_LIMIT_UPLOADS", d.uploads)?,
         sign_ins: rate_limit("RATE_LIMIT_SIGN_INS", d.sign_ins)?,
         sign_ups: rate_limit("RATE_LIMIT_SIGN_UPS", d.sign_ups)?,
         refreshes: rate_limit("RATE_LIMIT_REFRESHES", d.refreshes)?,
+    })
+}
+
+/// How long calls ring and which ICE servers they use: `CALL_RING_SECONDS`, `STUN_URLS`,
+/// `TURN_URLS`, `TURN_SECRET`, `TURN_CREDENTIAL_TTL_SECONDS`.
+pub fn calls_from_env() -> Result<CallSettings, ConfigError> {
+    Ok(CallSettings {
+        ring_ms: seconds("CALL_RING_SECONDS", DEFAULT_CALL_RING_MS / 1000)? * 1000,
+        stun_urls: list("STUN_URLS"),
+        turn_urls: list("TURN_URLS"),
+        turn_secret: optional("TURN_SECRET"),
+        turn_credential_ttl_s: seconds("TURN_CREDENTIAL_TTL_SECONDS", DEFAULT_TURN_CREDENTIAL_TTL_S)?,
     })
 }
 
@@ -84,6 +101,7 @@ pub struct Config {
     pub max_reactions_per_message: usize,
     /// `PUSH_REACTIONS_TO_AUTHOR=true`: a reaction is pushed to an offline author.
     pub push_reactions_to_author: bool,
+    pub calls: CallSettings,
     pub uploads: UploadSettings,
     pub push: PushSettings,
 }
@@ -148,6 +166,7 @@ impl Config {
             max_reactions_per_message: seconds("MAX_REACTIONS_PER_MESSAGE", DEFAULT_MAX_REACTIONS_PER_MESSAGE as i64)?
                 as usize,
             push_reactions_to_author: flag("PUSH_REACTIONS_TO_AUTHOR")?,
+            calls: calls_from_env()?,
             uploads: UploadSettings {
                 bucket: required("UPLOADS_BUCKET")?,
                 max_bytes: seconds("UPLOAD_MAX_BYTES", DEFAULT_UPLOAD_MAX_BYTES as i64)? as u64,
@@ -175,6 +194,7 @@ impl Config {
             sync_max_messages: self.sync_max_messages,
             max_reactions_per_message: self.max_reactions_per_message,
             push_reactions_to_author: self.push_reactions_to_author,
+            calls: self.calls.clone(),
             uploads: UploadRules {
                 max_bytes: self.uploads.max_bytes,
                 allowed_types: self.uploads.allowed_types.clone(),
@@ -196,6 +216,12 @@ impl Config {
             return Err(ConfigError::Invalid {
                 name: "MANAGEMENT_ENDPOINT",
                 reason: "must be an http(s) URL including the stage".into(),
+            });
+        }
+        if !self.calls.turn_urls.is_empty() && self.calls.turn_secret.is_none() {
+            return Err(ConfigError::Invalid {
+                name: "TURN_SECRET",
+                reason: "TURN_URLS are set: their credentials are made with this secret".into(),
             });
         }
         Ok(())
@@ -262,6 +288,13 @@ fn seconds_or_zero(name: &'static str, default: i64) -> Result<i64, ConfigError>
 
 fn required(name: &'static str) -> Result<String, ConfigError> {
     optional(name).ok_or(ConfigError::Missing(name))
+}
+
+/// A comma-separated list (empty when unset).
+fn list(name: &'static str) -> Vec<String> {
+    optional(name)
+        .map(|text| text.split(',').map(|t| t.trim().to_owned()).filter(|t| !t.is_empty()).collect())
+        .unwrap_or_default()
 }
 
 fn optional(name: &'static str) -> Option<String> {

@@ -27,15 +27,30 @@ fn sns_key(platform: Platform) -> &'static str {
 }
 
 /// The platform's own payload for `notification`.
+/// An incoming call travels at high priority, with the call (the app rings with it).
 fn platform_payload(platform: Platform, n: &Notification) -> serde_json::Value {
-    let data = json!({ "channelId": n.channel_id, "messageId": n.message_id });
+    let mut data = json!({ "channelId": n.channel_id, "messageId": n.message_id });
+    if let Some(call) = &n.call {
+        data["type"] = json!("call");
+        // FCM data values are strings.
+        data["call"] = json!(serde_json::to_string(call).expect("calls serialise"));
+    }
     match platform {
+        Platform::Fcm if n.call.is_some() => json!({ "priority": "high", "time_to_live": 30, "data": data }),
         Platform::Fcm => json!({ "notification": { "title": n.title, "body": n.body }, "data": data }),
-        Platform::Apns | Platform::ApnsSandbox => json!({
-            "aps": { "alert": { "title": n.title, "body": n.body }, "sound": "default" },
-            "channelId": n.channel_id,
-            "messageId": n.message_id,
-        }),
+        Platform::Apns | Platform::ApnsSandbox => {
+            let sound = if n.call.is_some() { "ringtone.caf" } else { "default" };
+            let mut payload = json!({
+                "aps": { "alert": { "title": n.title, "body": n.body }, "sound": sound },
+                "channelId": n.channel_id,
+                "messageId": n.message_id,
+            });
+            if let Some(call) = &n.call {
+                payload["aps"]["interruption-level"] = json!("time-sensitive");
+                payload["call"] = json!(call);
+            }
+            payload
+        }
     }
 }
 
@@ -121,7 +136,10 @@ impl PushService for SnsPush {
 
     async fn publish_to_topic(&self, user: &UserId, n: &Notification) -> Result<(), PortError> {
         let topic = self.settings.topic_arn.as_deref().ok_or(PortError::Unconfigured("PUSH_TOPIC_ARN"))?;
-        let data = json!({ "channelId": n.channel_id, "messageId": n.message_id });
+        let mut data = json!({ "channelId": n.channel_id, "messageId": n.message_id });
+        if let Some(call) = &n.call {
+            data["call"] = json!(call);
+        }
         let text = json!({ "title": n.title, "body": n.body, "data": data }).to_string();
         let attribute = MessageAttributeValue::builder()
             .data_type("String")

@@ -19,7 +19,7 @@ use crate::notify::Notifier;
 use crate::s3::S3Files;
 use crate::sns::SnsPush;
 use crate::store::{
-    Blocks, Channels, Invitations, MessageLog, Presence, RateCounters, Reactions, Sessions, Subscriptions, Users,
+    Blocks, Calls, Channels, Invitations, MessageLog, Presence, RateCounters, Reactions, Sessions, Subscriptions, Users,
 };
 use crate::tokens::TokenKeys;
 use crate::xray::XrayCalls;
@@ -84,6 +84,7 @@ pub fn app(config: &Config, sdk: &SdkConfig, clock: Arc<dyn Clock>, counter: Opt
         reactions: Arc::new(Reactions::new(dynamo.clone(), &tables.messages)),
         presence: Arc::new(Presence::new(dynamo.clone(), &tables.presence)),
         subscriptions: Arc::new(Subscriptions::new(dynamo.clone(), &tables.presence)),
+        calls: Arc::new(Calls::new(dynamo.clone(), &tables.presence)),
         invitations: Arc::new(Invitations::new(dynamo.clone(), &tables.channels)),
         blocks: Arc::new(Blocks::new(dynamo.clone(), &tables.channels)),
         users: Arc::new(Users::new(dynamo.clone(), &tables.users)),

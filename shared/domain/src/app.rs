@@ -6,8 +6,8 @@ use std::sync::Arc;
 use crate::clock::Clock;
 use crate::error::PortError;
 use crate::ports::{
-    BlockStore, ChannelStore, InvitationStore, MediaStore, MessageLog, Poster, PresenceStore, PushService, RateCounter,
-    ReactionStore, SessionStore, SubscriptionStore, Tokens, UserStore,
+    BlockStore, CallStore, ChannelStore, InvitationStore, MediaStore, MessageLog, Poster, PresenceStore, PushService,
+    RateCounter, ReactionStore, SessionStore, SubscriptionStore, Tokens, UserStore,
 };
 use crate::settings::Settings;
 
@@ -19,6 +19,7 @@ pub struct Ports {
     pub reactions: Arc<dyn ReactionStore>,
     pub presence: Arc<dyn PresenceStore>,
     pub subscriptions: Arc<dyn SubscriptionStore>,
+    pub calls: Arc<dyn CallStore>,
     pub invitations: Arc<dyn InvitationStore>,
     pub blocks: Arc<dyn BlockStore>,
     pub users: Arc<dyn UserStore>,
@@ -65,6 +66,10 @@ impl App {
 
     pub fn subscriptions(&self) -> &dyn SubscriptionStore {
         &*self.ports.subscriptions
+    }
+
+    pub fn calls(&self) -> &dyn CallStore {
+        &*self.ports.calls
     }
 
     pub fn invitations(&self) -> &dyn InvitationStore {

@@ -31,8 +31,16 @@ pub async fn connect(app: &App, user: &UserId, device: &presence::Device<'_>) ->
     Ok(())
 }
 
+/// `$disconnect`: forgets the connection, and ends the call it took part in.
 pub async fn disconnect(app: &App, user: &UserId, connection: &ConnectionId) -> Result<(), ChatError> {
-    presence::disconnected(app, user, connection).await?;
+    let (forgotten, call) = tokio::join!(
+        presence::disconnected(app, user, connection),
+        crate::calling::connection_closed(app, user, connection)
+    );
+    if let Err(err) = call {
+        warn!(%user, %connection, error = %err, "could not end the connection's call");
+    }
+    forgotten?;
     info!(%user, %connection, "disconnected");
     Ok(())
 }
@@ -129,6 +137,7 @@ pub async fn send_message(
         reply_to,
         mentions,
         reactions: Vec::new(),
+        call: None,
     };
     // The ack (the larger frame) must fit API Gateway's 128 KB message limit; the widest id
     // and seq make this check conservative before anything is stored. Measured, not built.
@@ -417,6 +426,7 @@ mod tests {
             reply_to: None,
             mentions: vec![],
             reactions: vec![],
+            call: None,
         }
     }
 

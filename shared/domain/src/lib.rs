@@ -12,6 +12,7 @@
 pub mod access;
 pub mod accounts;
 pub mod app;
+pub mod calling;
 pub mod chat;
 pub mod clock;
 pub mod connections;
@@ -35,5 +36,5 @@ pub mod sync;
 
 pub use app::App;
 pub use chat_protocol::frames as protocol;
-pub use chat_protocol::{http, ids, model};
+pub use chat_protocol::{calls, http, ids, model};
 pub use error::{ChatError, ErrorCode, PortError};

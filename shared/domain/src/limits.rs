@@ -30,6 +30,10 @@ pub enum Action {
     Frame,
     /// `subscribePresence` (up to 100 writes each).
     Subscribe,
+    /// `startCall` (rings every device of the callee, may push).
+    Call,
+    /// `callSignal` (an offer, an answer and a few dozen ICE candidates per call).
+    Signal,
     /// HTTP GET routes.
     Read,
     /// HTTP routes that change something.
@@ -52,13 +56,15 @@ enum Counting {
 }
 
 impl Action {
-    pub const ALL: [Action; 12] = [
+    pub const ALL: [Action; 14] = [
         Action::Send,
         Action::Connect,
         Action::Change,
         Action::React,
         Action::Frame,
         Action::Subscribe,
+        Action::Call,
+        Action::Signal,
         Action::Read,
         Action::Write,
         Action::Upload,
@@ -75,6 +81,8 @@ impl Action {
             Action::React => "react",
             Action::Frame => "frame",
             Action::Subscribe => "subscribe",
+            Action::Call => "call",
+            Action::Signal => "signal",
             Action::Read => "read",
             Action::Write => "write",
             Action::Upload => "upload",
@@ -93,6 +101,8 @@ impl Action {
             Action::React => "RateLimitedReact",
             Action::Frame => "RateLimitedFrame",
             Action::Subscribe => "RateLimitedSubscribe",
+            Action::Call => "RateLimitedCall",
+            Action::Signal => "RateLimitedSignal",
             Action::Read => "RateLimitedRead",
             Action::Write => "RateLimitedWrite",
             Action::Upload => "RateLimitedUpload",
@@ -110,6 +120,8 @@ impl Action {
             Action::React => limits.reactions,
             Action::Frame => limits.frames,
             Action::Subscribe => limits.subscribes,
+            Action::Call => limits.calls,
+            Action::Signal => limits.signals,
             Action::Read => limits.reads,
             Action::Write => limits.writes,
             Action::Upload => limits.uploads,
@@ -121,7 +133,7 @@ impl Action {
 
     fn counting(self) -> Counting {
         match self {
-            Action::Frame | Action::Subscribe | Action::Read => Counting::Local,
+            Action::Frame | Action::Subscribe | Action::Signal | Action::Read => Counting::Local,
             _ => Counting::Shared,
         }
     }

@@ -41,18 +41,21 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use async_trait::async_trait;
 
 use crate::app::{App, Ports};
+use crate::calls::CallState;
 use crate::clock::{Clock, ManualClock};
 use crate::error::PortError;
 use crate::http::{Invitation, Platform};
 use crate::ids::{Bucket, MessageId};
-use crate::model::{Attachment, ChannelId, ChannelKind, ClientMsgId, ConnectionId, Emoji, MemberRole, Message, UserId};
+use crate::model::{
+    Attachment, CallId, ChannelId, ChannelKind, ClientMsgId, ConnectionId, Emoji, MemberRole, Message, UserId,
+};
 use crate::ports::{
-    AppendOutcome, BlockStore, Change, ChangeRefused, Changed, ChannelMeta, ChannelStore, ChoiceChange, Claim,
-    ConnectQuota, ConnectionClock, CreateChannelError, DEDUPE_WINDOW_S, DeviceRecord, InvitationStore, JoinError,
-    MediaStore, Member, Membership, MembershipChangeError, MessageLog, Notification, Order, PostOutcome,
-    PresenceRecord, PresenceStore, Published, PushMode, PushService, RateCounter, ReactionStore, ReactionWrite,
-    Reactions, Recorded, Refresh, Roster, Seat, SessionStore, StoredObject, SubscriptionStore, TokenError, Tokens,
-    UploadForm, UserRecord, UserStore, Verified, Watcher,
+    AppendOutcome, BlockStore, CallRecord, CallStart, CallStore, Change, ChangeRefused, Changed, ChannelMeta,
+    ChannelStore, ChoiceChange, Claim, ConnectQuota, ConnectionClock, CreateChannelError, DEDUPE_WINDOW_S,
+    DeviceRecord, InCall, InvitationStore, JoinError, MediaStore, Member, Membership, MembershipChangeError,
+    MessageLog, Notification, Order, PostOutcome, PresenceRecord, PresenceStore, Published, PushMode, PushService,
+    RateCounter, ReactionStore, ReactionWrite, Reactions, Recorded, Refresh, Roster, Seat, SessionStore, StoredObject,
+    SubscriptionStore, TokenError, Tokens, UploadForm, UserRecord, UserStore, Verified, Watcher,
 };
 use crate::settings::{RateLimit, RateLimits, Settings};
 
@@ -921,6 +924,97 @@ impl SubscriptionStore for Subscriptions {
     }
 }
 
+// ---- calls ---------------------------------------------------------------------------------
+
+/// [`CallStore`]: calls and each user's mark of the call they are in.
+#[derive(Debug, Default)]
+pub struct Calls {
+    state: Mutex<CallsState>,
+}
+
+#[derive(Debug, Default)]
+struct CallsState {
+    calls: HashMap<CallId, CallRecord>,
+    marks: HashMap<UserId, InCall>,
+}
+
+impl Calls {
+    /// Every call stored, for tests.
+    pub fn all(&self) -> Vec<CallRecord> {
+        lock(&self.state).calls.values().cloned().collect()
+    }
+
+    /// `user`'s mark, for tests.
+    pub fn mark(&self, user: &UserId) -> Option<InCall> {
+        lock(&self.state).marks.get(user).cloned()
+    }
+}
+
+impl CallsState {
+    fn busy(&self, user: &UserId, call: &CallId, now_ms: i64) -> bool {
+        self.marks.get(user).is_some_and(|m| m.call_id != *call && m.until > now_ms)
+    }
+
+    fn mark(&mut self, record: &CallRecord, until: i64) {
+        let call = &record.call;
+        for (user, connection) in [
+            (&call.caller_id, Some(record.caller_connection.clone())),
+            (&call.callee_id, record.callee_connection.clone()),
+        ] {
+            self.marks.insert(user.clone(), InCall { call_id: call.call_id.clone(), connection, until });
+        }
+    }
+}
+
+#[async_trait]
+impl CallStore for Calls {
+    async fn start(&self, record: &CallRecord, now_ms: i64) -> Result<CallStart, PortError> {
+        let mut state = lock(&self.state);
+        let call = &record.call;
+        if state.busy(&call.caller_id, &call.call_id, now_ms) {
+            return Ok(CallStart::CallerBusy);
+        }
+        if state.busy(&call.callee_id, &call.call_id, now_ms) {
+            return Ok(CallStart::CalleeBusy);
+        }
+        state.calls.insert(call.call_id.clone(), record.clone());
+        state.mark(record, call.ring_until);
+        Ok(CallStart::Started)
+    }
+
+    async fn get(&self, call: &CallId) -> Result<Option<CallRecord>, PortError> {
+        Ok(lock(&self.state).calls.get(call).cloned())
+    }
+
+    async fn advance(&self, next: &CallRecord, from: CallState, marks_until: i64) -> Result<bool, PortError> {
+        let mut state = lock(&self.state);
+        match state.calls.get_mut(&next.call.call_id) {
+            Some(stored) if stored.call.state == from => *stored = next.clone(),
+            _ => return Ok(false),
+        }
+        state.mark(next, marks_until);
+        Ok(true)
+    }
+
+    async fn finish(&self, ended: &CallRecord, from: CallState) -> Result<bool, PortError> {
+        let mut state = lock(&self.state);
+        match state.calls.get_mut(&ended.call.call_id) {
+            Some(stored) if stored.call.state == from => *stored = ended.clone(),
+            _ => return Ok(false),
+        }
+        for user in [&ended.call.caller_id, &ended.call.callee_id] {
+            if state.marks.get(user).is_some_and(|m| m.call_id == ended.call.call_id) {
+                state.marks.remove(user);
+            }
+        }
+        Ok(true)
+    }
+
+    async fn in_call(&self, user: &UserId) -> Result<Option<InCall>, PortError> {
+        Ok(lock(&self.state).marks.get(user).cloned())
+    }
+}
+
 // ---- accounts and devices ----------------------------------------------------------------
 
 /// [`UserStore`]: accounts and each user's push devices.
@@ -1570,6 +1664,7 @@ pub struct World {
     pub blocks: Arc<Blocks>,
     pub presence: Arc<Presence>,
     pub subscriptions: Arc<Subscriptions>,
+    pub calls: Arc<Calls>,
     pub users: Arc<Users>,
     pub sessions: Arc<Sessions>,
     pub counters: Arc<Counters>,
@@ -1614,6 +1709,7 @@ impl World {
             blocks: Arc::default(),
             presence: Arc::default(),
             subscriptions: Arc::default(),
+            calls: Arc::default(),
             users: Arc::default(),
             sessions: Arc::default(),
             counters: Arc::default(),
@@ -1642,6 +1738,7 @@ impl World {
             reactions: self.reactions.clone(),
             presence: self.presence.clone(),
             subscriptions: self.subscriptions.clone(),
+            calls: self.calls.clone(),
             invitations: self.invitations.clone(),
             blocks: self.blocks.clone(),
             users: self.users.clone(),

@@ -9,11 +9,12 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use async_trait::async_trait;
 
+use crate::calls::CallState;
 use crate::error::PortError;
 use crate::http::{Invitation, Platform};
 use crate::ids::{Bucket, MessageId};
 use crate::model::{
-    Attachment, ChannelId, ChannelKind, ConnectionId, Emoji, MemberRole, Message, ReactionCount, UserId,
+    Attachment, CallId, ChannelId, ChannelKind, ConnectionId, Emoji, MemberRole, Message, ReactionCount, UserId,
 };
 use crate::protocol::{ChosenState, CustomStatus, LastSeenTo};
 
@@ -591,6 +592,55 @@ pub trait SubscriptionStore: Send + Sync {
     async fn watchers(&self, watched: &UserId) -> Result<Vec<Watcher>, PortError>;
 }
 
+// ---- calls -------------------------------------------------------------------------------
+
+/// A call as stored: what frames show, and the two devices taking part.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallRecord {
+    pub call: crate::calls::Call,
+    /// The device the caller called from: the only one of theirs in the call.
+    pub caller_connection: ConnectionId,
+    /// The callee's device that accepted.
+    pub callee_connection: Option<ConnectionId>,
+}
+
+/// What starting a call found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallStart {
+    Started,
+    /// The caller is in another call: nothing was written.
+    CallerBusy,
+    /// The callee is in another call: nothing was written.
+    CalleeBusy,
+}
+
+/// A user's place in a call: which one, the device they take part from (none while it
+/// rings), and until when the mark holds unless renewed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InCall {
+    pub call_id: CallId,
+    pub connection: Option<ConnectionId>,
+    pub until: i64,
+}
+
+/// Calls, and who is in one: each change of a call is conditional on the state it leaves,
+/// so two devices answering at once cannot both win, and a user is in one call at a time.
+#[async_trait]
+pub trait CallStore: Send + Sync {
+    /// Stores a ringing call and marks both users as in it until it stops ringing, all or
+    /// nothing: a user whose mark of another call holds at `now_ms` refuses it.
+    async fn start(&self, record: &CallRecord, now_ms: i64) -> Result<CallStart, PortError>;
+    async fn get(&self, call: &CallId) -> Result<Option<CallRecord>, PortError>;
+    /// Replaces a call still in state `from` by `next`, and marks both users as in it, from
+    /// the devices `next` names, until `marks_until`. `false`: it was not in `from` any more.
+    async fn advance(&self, next: &CallRecord, from: CallState, marks_until: i64) -> Result<bool, PortError>;
+    /// Replaces a call still in state `from` by `ended`, and takes both users out of it.
+    /// `false`: it was not in `from` any more.
+    async fn finish(&self, ended: &CallRecord, from: CallState) -> Result<bool, PortError>;
+    /// The call `user` is marked as in (the caller checks `until`).
+    async fn in_call(&self, user: &UserId) -> Result<Option<InCall>, PortError>;
+}
+
 // ---- consent -----------------------------------------------------------------------------
 
 /// Each user's inbox of pending invitations.
@@ -720,6 +770,9 @@ pub struct Notification {
     pub body: String,
     pub channel_id: ChannelId,
     pub message_id: MessageId,
+    /// An incoming call: sent at high priority, with the call for the app to ring with
+    /// (`message_id` is then the channel's latest message, for opening the conversation).
+    pub call: Option<crate::calls::Call>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -91,7 +91,7 @@ pub fn notification(message: &Message, channel_name: Option<&str>) -> Notificati
     if body.trim().is_empty() && !message.attachments.is_empty() {
         body = format!("sent {} file(s)", message.attachments.len());
     }
-    Notification { title, body, channel_id: message.channel_id.clone(), message_id: message.message_id }
+    Notification { title, body, channel_id: message.channel_id.clone(), message_id: message.message_id, call: None }
 }
 
 /// What one round of pushes did.

@@ -42,6 +42,10 @@ pub struct RateLimits {
     pub frames: RateLimit,
     /// `subscribePresence`: each writes one item per user subscribed to (up to 100).
     pub subscribes: RateLimit,
+    /// `startCall` per user (each rings every device of the callee, and may push).
+    pub calls: RateLimit,
+    /// `callSignal` per user: an offer, an answer and a few dozen ICE candidates a call.
+    pub signals: RateLimit,
     /// HTTP reads (channel list, history, details, invitations, blocks) per user.
     pub reads: RateLimit,
     /// HTTP changes (groups, members, invitations, blocks, mute, devices, sign-out) per user.
@@ -67,6 +71,8 @@ impl RateLimits {
             reactions: limit,
             frames: limit,
             subscribes: limit,
+            calls: limit,
+            signals: limit,
             reads: limit,
             writes: limit,
             uploads: limit,
@@ -86,6 +92,8 @@ impl Default for RateLimits {
             reactions: RateLimit { count: 30, window_ms: 10_000 },
             frames: RateLimit { count: 20, window_ms: 10_000 },
             subscribes: RateLimit { count: 20, window_ms: 60_000 },
+            calls: RateLimit { count: 10, window_ms: 60_000 },
+            signals: RateLimit { count: 100, window_ms: 10_000 },
             reads: RateLimit { count: 60, window_ms: 60_000 },
             writes: RateLimit { count: 30, window_ms: 60_000 },
             uploads: RateLimit { count: 30, window_ms: 60 * 60_000 },
@@ -142,6 +150,48 @@ pub const DEFAULT_MAX_REACTIONS_PER_MESSAGE: usize = 20;
 pub const DEFAULT_ACCESS_TOKEN_TTL_S: i64 = 60 * 60;
 pub const DEFAULT_REFRESH_TOKEN_TTL_S: i64 = 30 * 24 * 60 * 60;
 
+/// Calls: how long they ring, and the ICE servers their devices are given.
+#[derive(Clone, PartialEq, Eq)]
+pub struct CallSettings {
+    pub ring_ms: i64,
+    /// `stun:` URLs, given as they are.
+    pub stun_urls: Vec<String>,
+    /// `turn:`/`turns:` URLs, given with credentials made from `turn_secret`.
+    pub turn_urls: Vec<String>,
+    /// The secret shared with the TURN server (coturn's `static-auth-secret`).
+    pub turn_secret: Option<String>,
+    /// How long a TURN credential is valid.
+    pub turn_credential_ttl_s: i64,
+}
+
+pub const DEFAULT_CALL_RING_MS: i64 = 30_000;
+pub const DEFAULT_TURN_CREDENTIAL_TTL_S: i64 = 4 * 60 * 60;
+
+impl Default for CallSettings {
+    fn default() -> Self {
+        Self {
+            ring_ms: DEFAULT_CALL_RING_MS,
+            stun_urls: Vec::new(),
+            turn_urls: Vec::new(),
+            turn_secret: None,
+            turn_credential_ttl_s: DEFAULT_TURN_CREDENTIAL_TTL_S,
+        }
+    }
+}
+
+// Hand-written: the TURN secret is never logged.
+impl std::fmt::Debug for CallSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallSettings")
+            .field("ring_ms", &self.ring_ms)
+            .field("stun_urls", &self.stun_urls)
+            .field("turn_urls", &self.turn_urls)
+            .field("turn_secret", &self.turn_secret.as_ref().map(|_| "<redacted>"))
+            .field("turn_credential_ttl_s", &self.turn_credential_ttl_s)
+            .finish()
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
     pub rate_limits: RateLimits,
@@ -154,6 +204,7 @@ pub struct Settings {
     /// reactions are not worth waking a phone for, as most apps decide).
     pub push_reactions_to_author: bool,
     pub uploads: UploadRules,
+    pub calls: CallSettings,
     /// Lifetime of access tokens (seconds). Refresh tokens keep a client signed in.
     pub access_token_ttl_s: i64,
     pub refresh_token_ttl_s: i64,
@@ -171,6 +222,7 @@ impl Default for Settings {
             max_reactions_per_message: DEFAULT_MAX_REACTIONS_PER_MESSAGE,
             push_reactions_to_author: false,
             uploads: UploadRules::default(),
+            calls: CallSettings::default(),
             access_token_ttl_s: DEFAULT_ACCESS_TOKEN_TTL_S,
             refresh_token_ttl_s: DEFAULT_REFRESH_TOKEN_TTL_S,
             limit_scope: String::new(),

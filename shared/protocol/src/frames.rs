@@ -7,9 +7,10 @@ use serde_json::Value;
 
 use std::collections::BTreeMap;
 
+use crate::calls::{Call, IceServer, Media, Signal};
 use crate::error::{ErrorCode, ProtocolError};
 use crate::ids::MessageId;
-use crate::model::{Attachment, ChannelId, ClientMsgId, Emoji, Message, ReactionCount, UserId};
+use crate::model::{Attachment, CallId, ChannelId, ClientMsgId, Emoji, Message, ReactionCount, UserId};
 
 /// API Gateway's limit for one WebSocket message, in either direction (128 KB).
 pub const MAX_FRAME_BYTES: usize = 128 * 1024;
@@ -111,6 +112,18 @@ pub enum ClientFrame {
         #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
         changes: BTreeMap<ChannelId, u64>,
     },
+    /// Calls the other member of a direct channel: every live device of theirs rings
+    /// (`incomingCall`), the offline ones get a push.
+    StartCall { channel_id: ChannelId, media: Media },
+    /// The callee's device answers; the callee's other devices stop ringing.
+    AcceptCall { call_id: CallId },
+    /// The callee's device refuses a ringing call.
+    DeclineCall { call_id: CallId },
+    /// The caller cancels a ringing call (or its ring time passed), or either side hangs up.
+    EndCall { call_id: CallId },
+    /// WebRTC signalling for the other side of an answered call, relayed as it is (a JSON
+    /// object, checked by [`Signal::parse`]).
+    CallSignal { call_id: CallId, signal: Value },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -136,6 +149,11 @@ impl ClientFrame {
         "markRead",
         "getPresence",
         "sync",
+        "startCall",
+        "acceptCall",
+        "declineCall",
+        "endCall",
+        "callSignal",
     ];
 
     /// Parses a frame body: once, when it is a well-formed frame. Anything else is read
@@ -221,6 +239,24 @@ pub enum ServerFrame {
     Messages { channel_id: ChannelId, messages: Vec<Message> },
     /// The end of a `sync` answer.
     Synced { channels: Vec<SyncedChannel> },
+    /// The answer to `startCall`: the callee's devices are ringing.
+    CallStarted { call: Call, ice_servers: Vec<IceServer> },
+    /// To every live device of the callee: ring until `call.ringUntil`.
+    IncomingCall { call: Call, ice_servers: Vec<IceServer> },
+    /// A device of the callee answered: to the caller's device, the callee's other devices
+    /// (they stop ringing), and as the answer to `acceptCall` (with the ICE servers, for a
+    /// device that answers from a push and never got `incomingCall`).
+    CallAccepted {
+        call: Call,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        ice_servers: Vec<IceServer>,
+    },
+    /// The call is over (`call.outcome` says how): to every device taking part or ringing,
+    /// and the answer to `declineCall` and `endCall` (and to `startCall` when the callee is
+    /// busy).
+    CallEnded { call: Call },
+    /// Signalling from the other side of the call.
+    CallSignal { call_id: CallId, signal: Signal },
     /// The answer to any frame that failed; nothing was stored.
     Error(ErrorBody),
 }

@@ -5,6 +5,7 @@
 //! The functions, the local gateway, the CLI, the bench and the tests all use these types;
 //! docs/asyncapi.yaml and docs/openapi.yaml are checked against them (tests/protocol_docs.rs).
 
+pub mod calls;
 pub mod error;
 pub mod frames;
 pub mod http;

@@ -73,6 +73,10 @@ key_safe_id!(
     /// The client's own id for a send, so a retried send is recognised.
     ClientMsgId, "clientMsgId", 64
 );
+key_safe_id!(
+    /// A voice or video call (made by the server when it starts).
+    CallId, "callId", 64
+);
 
 /// An API Gateway connection id. Opaque: AWS makes them (base64, so `=`, `/`, `+` occur).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -174,6 +178,9 @@ pub struct Message {
     /// a reaction writes only its own small item).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub reactions: Vec<ReactionCount>,
+    /// A call entry: the channel's record of a call that ended (then `text` is empty).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call: Option<crate::calls::CallEntry>,
 }
 
 /// Longest quote of the answered message a reply carries, in characters.

@@ -17,6 +17,7 @@ use std::fmt::Debug;
 use std::sync::OnceLock;
 
 use chat_protocol::ErrorCode;
+use chat_protocol::calls::{Call, CallEntry, CallOutcome, CallState, IceServer, Media, Signal};
 use chat_protocol::frames::{
     ChosenState, ClientFrame, CustomStatus, ErrorBody, LastSeenTo, PresenceView, ServerFrame, Status, SyncedChannel,
     TypingState,
@@ -28,7 +29,7 @@ use chat_protocol::http::{
 };
 use chat_protocol::ids::MessageId;
 use chat_protocol::model::{
-    Attachment, ChannelId, ChannelKind, ClientMsgId, Emoji, MemberRole, Message, Quote, ReactionCount, UserId,
+    Attachment, CallId, ChannelId, ChannelKind, ClientMsgId, Emoji, MemberRole, Message, Quote, ReactionCount, UserId,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -527,7 +528,51 @@ fn message(full: bool) -> Message {
         reply_to: full.then(|| quote(true)),
         mentions: if full { vec![user("bob")] } else { Vec::new() },
         reactions: if full { vec![reaction_count(true)] } else { Vec::new() },
+        call: full.then(|| call_entry(true)),
     }
+}
+
+fn call_id() -> CallId {
+    CallId::parse("call-5d2c9e0b4a7f1e3c6b8d0a2f").unwrap()
+}
+
+fn call_entry(full: bool) -> CallEntry {
+    CallEntry {
+        call_id: call_id(),
+        media: if full { Media::Video } else { Media::Audio },
+        outcome: if full { CallOutcome::Answered } else { CallOutcome::Missed },
+        duration_ms: full.then_some(65_000),
+    }
+}
+
+fn call(full: bool) -> Call {
+    Call {
+        call_id: call_id(),
+        channel_id: channel(),
+        caller_id: user("alice"),
+        callee_id: user("bob"),
+        media: if full { Media::Video } else { Media::Audio },
+        state: if full { CallState::Ended } else { CallState::Ringing },
+        started_at: 1_795_422_301_353,
+        ring_until: 1_795_422_331_353,
+        answered_at: full.then_some(1_795_422_305_000),
+        ended_at: full.then_some(1_795_422_370_000),
+        outcome: full.then_some(CallOutcome::Answered),
+        ended_by: full.then(|| user("bob")),
+        duration_ms: full.then_some(65_000),
+    }
+}
+
+fn ice_server(full: bool) -> IceServer {
+    IceServer {
+        urls: vec!["turn:turn.example.com:3478?transport=udp".into()],
+        username: full.then(|| "1795436701:alice".into()),
+        credential: full.then(|| "d8soP47RbdIKLDUOpnJPVQyq5Ts=".into()),
+    }
+}
+
+fn signal() -> Signal {
+    Signal::parse(json!({"type": "offer", "sdp": "v=0"})).unwrap()
 }
 
 fn emoji() -> Emoji {
@@ -628,6 +673,20 @@ fn server_samples() -> Vec<(ServerFrame, ServerFrame)> {
             messages: if full { vec![message(true)] } else { Vec::new() },
         }),
         both(&|full| ServerFrame::Synced { channels: if full { vec![synced_channel(true)] } else { Vec::new() } }),
+        both(&|full| ServerFrame::CallStarted {
+            call: call(full),
+            ice_servers: if full { vec![ice_server(true), ice_server(false)] } else { Vec::new() },
+        }),
+        both(&|full| ServerFrame::IncomingCall {
+            call: call(full),
+            ice_servers: if full { vec![ice_server(true)] } else { Vec::new() },
+        }),
+        both(&|full| ServerFrame::CallAccepted {
+            call: call(full),
+            ice_servers: if full { vec![ice_server(true)] } else { Vec::new() },
+        }),
+        both(&|full| ServerFrame::CallEnded { call: call(full) }),
+        both(&|_| ServerFrame::CallSignal { call_id: call_id(), signal: signal() }),
         both(&|full| ServerFrame::Error(error_body(full))),
     ]
 }
@@ -648,6 +707,11 @@ fn server_type(frame: &ServerFrame) -> &'static str {
         ServerFrame::Receipt { .. } => "receipt",
         ServerFrame::Messages { .. } => "messages",
         ServerFrame::Synced { .. } => "synced",
+        ServerFrame::CallStarted { .. } => "callStarted",
+        ServerFrame::IncomingCall { .. } => "incomingCall",
+        ServerFrame::CallAccepted { .. } => "callAccepted",
+        ServerFrame::CallEnded { .. } => "callEnded",
+        ServerFrame::CallSignal { .. } => "callSignal",
         ServerFrame::Error(_) => "error",
     }
 }
@@ -732,6 +796,15 @@ fn client_json(frame: &ClientFrame) -> Value {
                 ("changes", Some(to_json(changes))),
             ],
         ),
+        ClientFrame::StartCall { channel_id, media } => {
+            ("startCall", vec![("channelId", Some(to_json(channel_id))), ("media", Some(to_json(media)))])
+        }
+        ClientFrame::AcceptCall { call_id } => ("acceptCall", vec![("callId", Some(to_json(call_id)))]),
+        ClientFrame::DeclineCall { call_id } => ("declineCall", vec![("callId", Some(to_json(call_id)))]),
+        ClientFrame::EndCall { call_id } => ("endCall", vec![("callId", Some(to_json(call_id)))]),
+        ClientFrame::CallSignal { call_id, signal } => {
+            ("callSignal", vec![("callId", Some(to_json(call_id))), ("signal", Some(to_json(signal)))])
+        }
     };
     let mut object = Map::new();
     object.insert("action".into(), action.into());

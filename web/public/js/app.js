@@ -15,6 +15,7 @@ import {
   quoteOf,
   shownStatus,
 } from './chat-protocol.js';
+import { Calls, callText, formatDuration } from './calls.js';
 
 const SESSION_KEY = 'chat.session';
 /** Our chosen state and custom status, per user: sent again after every connect. */
@@ -33,6 +34,10 @@ const el = (tag, props = {}, ...children) => {
 
 /** @type {ChatClient|null} */
 let client = null;
+/** @type {Calls|null} the calls of `client` */
+let calls = null;
+/** Ticks the in-call timer while a call lasts. */
+let callTicker = null;
 /** @type {string|null} */
 let current = null;
 /** The message being edited in the composer: {channelId, messageId}. */
@@ -58,6 +63,9 @@ const BACKGROUND_ACTIONS = new Set([
   'sync',
   'invitations',
   'members',
+  // The WebRTC side sends these by itself (calls.js logs their failures).
+  'callSignal',
+  'endCall',
 ]);
 
 function loadSession() {
@@ -133,6 +141,9 @@ function newClient(session) {
 
 /** Back to the sign-in form: the client stops, nothing of the session stays on screen. */
 function leave(message) {
+  calls?.close();
+  calls = null;
+  renderCall();
   client?.stop();
   client = null;
   current = null;
@@ -148,7 +159,13 @@ function leave(message) {
 async function enter(c) {
   client = c;
   current = null;
-  c.addEventListener('status', ({ detail }) => renderStatus(detail));
+  calls = new Calls(c);
+  calls.addEventListener('change', () => renderCall());
+  calls.addEventListener('notice', ({ detail }) => notice(detail.text));
+  c.addEventListener('status', ({ detail }) => {
+    renderStatus(detail);
+    renderCallButtons();
+  });
   c.addEventListener('channels', () => renderChannels());
   c.addEventListener('timeline', ({ detail }) => {
     if (detail.channelId !== current) return;
@@ -476,6 +493,7 @@ function renderConversation() {
   $('composer').hidden = !current;
   $('members-toggle').hidden = channel?.kind !== 'group';
   renderBlockToggle(channel);
+  renderCallButtons();
   const invited = channel ? client.invitedTo(channel.channelId) : [];
   $('invited').hidden = invited.length === 0;
   $('invited').textContent = invited.length ? `invited: ${invited.join(', ')}` : '';
@@ -611,7 +629,7 @@ function renderMessages() {
   const mine = messages.filter((m) => m.authorId === client.userId).reverse();
   const seenMessage = mine.find((m) => client.readersOf(current, m.seq).length > 0);
   for (const message of messages) {
-    const node = messageNode(message);
+    const node = message.call && !message.deleted ? callEntryNode(message) : messageNode(message);
     if (message === seenMessage) {
       const readers = client.readersOf(current, message.seq);
       const seen = el('div', {
@@ -692,6 +710,38 @@ function messageNode(message) {
   if (message.editedAt) node.dataset.edited = 'true';
   if (!mine && message.mentions?.includes(client.userId)) node.dataset.mentionsMe = 'true';
   return node;
+}
+
+/** The entry a call left in the conversation: how it went, and who called whom. */
+function callEntryNode(message) {
+  const call = message.call;
+  const outgoing = message.authorId === client.userId;
+  const when = message.createdAt ? timeFormat.format(new Date(message.createdAt)) : '';
+  const node = el(
+    'div',
+    { className: `message call-entry ${call.outcome ?? ''}${outgoing ? ' mine' : ''}` },
+    el(
+      'div',
+      { className: 'call-line' },
+      el('span', { className: 'call-icon' }, callIcon(call.media)),
+      el('span', { className: 'call-text', textContent: callText(call) }),
+    ),
+    el('div', { className: 'time', textContent: `${outgoing ? 'Outgoing' : 'Incoming'} · ${when}` }),
+  );
+  node.dataset.testid = 'call-entry';
+  node.dataset.outcome = call.outcome ?? '';
+  node.dataset.media = call.media ?? '';
+  node.dataset.callId = call.callId ?? '';
+  node.dataset.messageId = message.messageId;
+  node.dataset.seq = String(message.seq);
+  node.dataset.author = message.authorId ?? '';
+  node.dataset.state = 'stored';
+  return node;
+}
+
+/** The phone or camera of the header's call buttons (no emoji font needed). */
+function callIcon(media) {
+  return $(media === 'video' ? 'call-video' : 'call-audio').querySelector('svg').cloneNode(true);
 }
 
 /** A message's text, with the members it mentions highlighted (as text, never HTML). */
@@ -1098,6 +1148,155 @@ function pickMention(userId) {
   input.focus();
   input.setSelectionRange(done.caret, done.caret);
   closeMentionMenu();
+}
+
+// ------------------------------------------------------------------ calls
+
+/** The voice and video call buttons of a direct chat (none in groups); disabled while the
+ * other person has not joined, is blocked, while we are in a call or offline. */
+function renderCallButtons() {
+  const channel = current ? client?.channels.get(current) : null;
+  const peer = channel?.kind === 'direct' ? channel.peer : null;
+  const why = !peer
+    ? ''
+    : channel.memberCount < 2
+      ? `${peer} has not joined this chat yet`
+      : client.blocked.includes(peer)
+        ? `You block ${peer}`
+        : calls?.busy
+          ? 'You are in a call'
+          : client.state !== 'open'
+            ? 'Not connected'
+            : '';
+  for (const [id, what] of [
+    ['call-audio', 'Voice call'],
+    ['call-video', 'Video call'],
+  ]) {
+    const button = $(id);
+    button.hidden = !peer;
+    button.disabled = Boolean(why);
+    button.title = why || `${what} with ${peer}`;
+  }
+}
+
+for (const [id, media] of [
+  ['call-audio', 'audio'],
+  ['call-video', 'video'],
+]) {
+  $(id).addEventListener('click', async () => {
+    if (!current || !calls) return;
+    try {
+      await calls.start(current, media);
+    } catch (err) {
+      toast(err);
+    }
+  });
+}
+
+$('call-accept').addEventListener('click', async () => {
+  const ringing = calls?.ringing;
+  if (!ringing) return;
+  try {
+    await calls.accept(ringing.call.callId);
+  } catch (err) {
+    toast(err);
+  }
+});
+
+$('call-decline').addEventListener('click', () => {
+  const ringing = calls?.ringing;
+  if (!ringing) return;
+  try {
+    calls.decline(ringing.call.callId);
+  } catch (err) {
+    toast(err);
+  }
+});
+
+$('call-cancel').addEventListener('click', () => calls?.hangUp());
+$('call-hangup').addEventListener('click', () => calls?.hangUp());
+$('call-mute').addEventListener('click', () => calls?.active && calls.setMuted(!calls.active.muted));
+$('call-camera').addEventListener('click', () => calls?.active && calls.setCameraOff(!calls.active.cameraOff));
+
+/** For the browser tests: the call's peer connection, to read its statistics. */
+window.__chatCall = { pc: () => calls?.pc ?? null };
+
+function mediaWords(media) {
+  return media === 'video' ? 'video call' : 'voice call';
+}
+
+/** The call screens: a call ringing here, ours ringing out, or the call we are in. */
+function renderCall() {
+  const ringing = calls?.ringing ?? null;
+  const outgoing = calls?.outgoing ?? null;
+  const active = calls?.active ?? null;
+
+  $('incoming-call').hidden = !ringing || Boolean(active);
+  if (ringing) {
+    const caller = ringing.call.callerId;
+    $('incoming-caller').textContent = caller;
+    $('incoming-avatar').textContent = caller.slice(0, 1).toUpperCase();
+    $('incoming-media').textContent = `Incoming ${mediaWords(ringing.call.media)}`;
+    $('incoming-call').dataset.media = ringing.call.media;
+    $('call-accept').disabled = ringing.accepting;
+    $('call-decline').disabled = ringing.accepting;
+  }
+
+  $('outgoing-call').hidden = !outgoing;
+  if (outgoing) {
+    const callee = client.channels.get(outgoing.channelId)?.peer ?? '';
+    $('outgoing-callee').textContent = callee;
+    $('outgoing-avatar').textContent = callee.slice(0, 1).toUpperCase();
+    $('outgoing-media').textContent = `Calling… (${mediaWords(outgoing.media)})`;
+    $('outgoing-call').dataset.media = outgoing.media;
+  }
+  showStream($('outgoing-preview'), outgoing?.media === 'video' ? outgoing.local : null);
+
+  $('in-call').hidden = !active;
+  if (active) {
+    const peer = calls.peerOf(active.call);
+    const video = active.call.media === 'video';
+    $('in-call').dataset.callState = active.connection;
+    $('in-call').dataset.media = active.call.media;
+    $('in-call-peer').textContent = peer;
+    $('in-call-avatar').textContent = peer.slice(0, 1).toUpperCase();
+    // A voice call plays through the same element, unseen: the avatar shows instead.
+    $('in-call-avatar').hidden = video;
+    $('call-stage').classList.toggle('video', video);
+    setPressed($('call-mute'), active.muted, 'Unmute', 'Mute');
+    $('call-camera').hidden = !video;
+    setPressed($('call-camera'), active.cameraOff, 'Camera on', 'Camera off');
+  }
+  showStream($('remote-media'), active?.remote ?? null);
+  $('remote-media').hidden = !active || active.call.media !== 'video';
+  showStream($('local-preview'), active?.call.media === 'video' ? active.local : null);
+
+  $('calls').hidden = $('incoming-call').hidden && !outgoing && !active;
+  clearInterval(callTicker);
+  callTicker = active ? setInterval(renderCallTimer, 1000) : null;
+  renderCallTimer();
+  renderCallButtons();
+}
+
+/** "Connecting…", then the time since the call was answered. */
+function renderCallTimer() {
+  const active = calls?.active;
+  if (!active) return;
+  const words = { connecting: 'Connecting…', connected: 'Connected', failed: 'Could not connect' };
+  $('call-status').textContent = words[active.connection];
+  $('call-timer').textContent = formatDuration(Date.now() - active.since);
+  $('call-timer').hidden = active.connection !== 'connected';
+}
+
+function setPressed(button, pressed, on, off) {
+  button.setAttribute('aria-pressed', String(pressed));
+  button.textContent = pressed ? on : off;
+}
+
+/** Plays `stream` in `video` (the same stream is not set again: that would restart it). */
+function showStream(video, stream) {
+  if (video.srcObject !== stream) video.srcObject = stream;
+  video.hidden = !stream;
 }
 
 // ------------------------------------------------------------------ members

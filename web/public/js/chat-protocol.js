@@ -6,7 +6,8 @@
 // (presigned POST straight to S3), unread counts and read receipts (`markRead`), typing,
 // presence (subscriptions to the users on screen, idle devices, a chosen state such as do
 // not disturb or invisible, custom statuses), muting, invitations (nobody is added to a
-// channel without accepting), blocking, and signing out.
+// channel without accepting), blocking, signing out, and the signalling of voice and video
+// calls in direct chats (the WebRTC side is calls.js).
 // docs/PROTOCOL.md describes the wire; this file shows how a client uses it. No DOM here:
 // the UI (app.js) listens to the events of a ChatClient.
 
@@ -30,6 +31,29 @@
  *                                 from `reaction` frames
  * @property {number} [reactionsAt] added here: the change position its `reactions` are as of
  *                                 (and `mineAt`, `meAt`: of their `me`; see Timeline.react)
+ * @property {CallEntry} [call]    present on the entry a call leaves when it ends (authored
+ *                                 by the caller, `text` empty)
+ *
+ * @typedef {object} CallEntry    how a call went, as the conversation keeps it
+ * @property {string} callId
+ * @property {'audio'|'video'} media
+ * @property {'missed'|'declined'|'answered'|'busy'} outcome
+ * @property {number} [durationMs] answered calls: from the answer to the end
+ *
+ * @typedef {object} Call         a voice or video call in a direct channel
+ * @property {string} callId
+ * @property {string} channelId
+ * @property {string} callerId
+ * @property {string} calleeId
+ * @property {'audio'|'video'} media
+ * @property {'ringing'|'active'|'ended'} state
+ * @property {number} startedAt    milliseconds since the epoch (server clock, like all here)
+ * @property {number} ringUntil    the callee's devices ring until then
+ * @property {number} [answeredAt]
+ * @property {number} [endedAt]
+ * @property {'missed'|'declined'|'answered'|'busy'} [outcome]  set once ended
+ * @property {string} [endedBy]
+ * @property {number} [durationMs]
  *
  * @typedef {object} Quote        what a reply shows of the message it answers
  * @property {string} messageId
@@ -161,6 +185,8 @@ const MEMBERS_REREAD_MS = 5_000;
 /** A direct chat we opened is watched this long for the other person accepting (the
  * channel list is re-read with each invitation poll meanwhile). */
 const WATCH_INVITED_MS = 10 * 60_000;
+/** The largest `signal` of a `callSignal` the server relays (its JSON). */
+export const MAX_CALL_SIGNAL_BYTES = 16 * 1024;
 
 /** An error from the server (an `error` frame or an HTTP error body), or a local refusal.
  * `code` is one of the stable codes of docs/PROTOCOL.md (`invalid_request`,
@@ -729,7 +755,8 @@ export class Timeline {
  * status, idleness, or how others see us changed), `invitations` (the pending list
  * changed), `blocked` (the list of users we block changed), `members` ({channelId}: its
  * member list was read), `error` ({error: ChatError}), `session` ({session: Session|null};
- * null means signed out).
+ * null means signed out), `call` (a call frame as it came: `callStarted`, `incomingCall`,
+ * `callAccepted`, `callEnded` or `callSignal`; calls.js acts on them).
  *
  * Presence is not pushed by itself: the server tells a connection about the users it
  * subscribed to. Tell the client whom the UI shows with showPresence(); it subscribes,
@@ -1427,6 +1454,43 @@ export class ChatClient extends EventTarget {
     this.socket.send(JSON.stringify(this.idle ? { action: 'heartbeat', idle: true } : { action: 'heartbeat' }));
   }
 
+  // ---------------------------------------------------------------- calls
+
+  /** Rings the other person of a direct channel on all their devices: answered with
+   * `callStarted` (or `callEnded`, outcome `busy`, when they are in another call). */
+  startCall(channelId, media) {
+    if (media !== 'audio' && media !== 'video') {
+      throw new ChatError({ code: 'invalid_request', message: 'a call is "audio" or "video"' });
+    }
+    this.#sendAction({ action: 'startCall', channelId, media });
+  }
+
+  /** Takes a call that rings here (answered with `callAccepted`; the caller's device and
+   * our other devices get it too). */
+  acceptCall(callId) {
+    this.#sendAction({ action: 'acceptCall', callId });
+  }
+
+  /** Turns down a call that rings here (everyone involved gets `callEnded`, `declined`). */
+  declineCall(callId) {
+    this.#sendAction({ action: 'declineCall', callId });
+  }
+
+  /** Hangs up, or (the caller, while it rings) cancels: everyone involved gets `callEnded`. */
+  endCall(callId) {
+    this.#sendAction({ action: 'endCall', callId });
+  }
+
+  /** Sends WebRTC signalling (an offer, an answer, a candidate) to the other device of an
+   * active call, as is. */
+  callSignal(callId, signal) {
+    const bytes = new TextEncoder().encode(JSON.stringify(signal)).length;
+    if (bytes > MAX_CALL_SIGNAL_BYTES) {
+      throw new ChatError({ code: 'too_large', message: `call signalling of ${bytes} bytes (at most ${MAX_CALL_SIGNAL_BYTES})` });
+    }
+    this.#sendAction({ action: 'callSignal', callId, signal });
+  }
+
   // ---------------------------------------------------------------- the WebSocket
 
   async #connect() {
@@ -1601,6 +1665,15 @@ export class ChatClient extends EventTarget {
         break;
       case 'presenceState':
         for (const user of frame.users) this.#setPresence(user);
+        break;
+      case 'callStarted':
+      case 'incomingCall':
+      case 'callAccepted':
+      case 'callEnded':
+      case 'callSignal':
+        // The WebRTC side (calls.js) acts on these; the call's entry in the conversation
+        // comes as a `message` of its own when it ends.
+        this.#emit('call', frame);
         break;
       default:
         // API Gateway's own answers carry no `type`: {"message": "Forbidden", ...}.

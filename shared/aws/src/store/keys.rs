@@ -9,11 +9,13 @@
 //! | Channels | `blocks#{userId}`          | `sk`: `list` (users they block, a capped set)     |
 //! | Presence | `userId`                   | — (attributes `c#{connectionId}` per connection) |
 //! | Presence | `watchers#{userId}`        | — (attributes `w#{connectionId}` per subscribed connection) |
+//! | Presence | `call#{callId}`            | — (a call: its state, the call, the two devices) |
+//! | Presence | `incall#{userId}`          | — (the call the user is in, from which device) |
 //! | Users    | `user#{userId}`, `refresh#{sha256 of token}`, `sessions#{userId}` | —   |
 //! | RateLimits | `{kind}#{userId}#{window}` | —                                          |
 
 use chat_domain::ids::Bucket;
-use chat_domain::model::{ChannelId, ClientMsgId, UserId};
+use chat_domain::model::{CallId, ChannelId, ClientMsgId, UserId};
 
 pub const CHANNEL_META_SK: &str = "meta";
 pub const MEMBER_SK_PREFIX: &str = "member#";
@@ -36,6 +38,16 @@ pub const BLOCKS_PK_PREFIX: &str = "blocks#";
 /// The Presence item of the connections subscribed to `user`'s presence.
 pub fn watchers_key(user: &UserId) -> String {
     format!("watchers#{user}")
+}
+
+/// The Presence item of a call.
+pub fn call_key(call: &CallId) -> String {
+    format!("call#{call}")
+}
+
+/// The Presence item naming the call `user` is in.
+pub fn in_call_key(user: &UserId) -> String {
+    format!("incall#{user}")
 }
 
 pub fn invitations_pk(user: &UserId) -> String {

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use chat_domain::PortError;
+use chat_domain::calls::CallEntry;
 use chat_domain::ids::{Bucket, MessageId};
 use chat_domain::model::{Attachment, ChannelId, ClientMsgId, Message, Quote, UserId};
 use chat_domain::ports::{
@@ -49,6 +50,9 @@ struct MessageItem {
     reply_to: Option<Quote>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     mentions: Vec<UserId>,
+    /// A call entry's record of the call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    call: Option<CallEntry>,
 }
 
 impl MessageItem {
@@ -70,6 +74,7 @@ impl MessageItem {
             changed_at: None,
             reply_to: message.reply_to.clone(),
             mentions: message.mentions.clone(),
+            call: message.call.clone(),
         }
     }
 
@@ -92,6 +97,7 @@ impl MessageItem {
             mentions: if self.deleted { Vec::new() } else { self.mentions },
             // Kept in their own item (`store::reactions`).
             reactions: Vec::new(),
+            call: self.call,
         }
     }
 }

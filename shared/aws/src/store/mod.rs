@@ -1,6 +1,7 @@
 //! The DynamoDB adapters of the domain's store ports: keys and attribute names built only
 //! in [`keys`], items mapped with serde_dynamo.
 
+pub mod calls;
 pub mod channels;
 pub mod consent;
 pub mod keys;
@@ -16,6 +17,7 @@ use aws_sdk_dynamodb::error::SdkError;
 use aws_smithy_types::error::display::DisplayErrorContext;
 use chat_domain::PortError;
 
+pub use calls::Calls;
 pub use channels::Channels;
 pub use consent::{Blocks, Invitations};
 pub use messages::MessageLog;

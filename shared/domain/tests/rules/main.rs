@@ -5,6 +5,7 @@
 
 mod access;
 mod accounts;
+mod calls;
 mod consent;
 mod delivery;
 mod history;

@@ -73,6 +73,7 @@ async fn a_send_that_lost_its_seq_to_another_retries_after_it() {
         reply_to: None,
         mentions: vec![],
         reactions: vec![],
+        call: None,
     };
     let Appended::Stored(stored) = append_next(&app, message, stale).await.unwrap() else {
         panic!("expected a new message")
@@ -270,6 +271,7 @@ async fn a_retry_that_races_its_original_fills_the_seq_it_claimed_and_answers_th
         reply_to: None,
         mentions: vec![],
         reactions: vec![],
+        call: None,
     };
     let racing = std::sync::Arc::new(RacingLog {
         inner: world.messages.clone(),

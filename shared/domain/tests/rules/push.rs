@@ -45,7 +45,8 @@ async fn a_group_push_names_the_author_and_the_group() {
             title: "alice in team".into(),
             body: "lunch?".into(),
             channel_id: c,
-            message_id: m.message_id
+            message_id: m.message_id,
+            call: None
         }]
     );
 }
