@@ -17,10 +17,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use chat_domain::connections::ONLINE_SHARDS;
-/// The channels whose members a presence change was posted to before presence became lazy
-/// (subscriptions, 2026-11-29): the simulator still prices that contact fan-out, so its
-/// presence figures are an upper bound until it models subscriptions (docs/SCALE.md).
-const MAX_ANNOUNCE_CHANNELS: usize = 20;
 use chat_domain::settings::{PresenceSettings, RateLimits};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -90,8 +86,13 @@ pub mod code {
     pub const SWEEP_CONCURRENCY: f64 = 16.0;
     /// `delivery.rs`: posts in flight per fan-out.
     pub const POSTS_IN_FLIGHT: f64 = 32.0;
-    /// `presence.rs` `contacts`: rosters read at once.
-    pub const ROSTERS_IN_FLIGHT: f64 = 8.0;
+    /// `presence.rs`: watchers items a `subscribePresence` writes at once, and the most
+    /// connections subscribed to one user (`MAX_WATCHERS`).
+    pub const SUBSCRIBE_WRITES_IN_FLIGHT: f64 = 16.0;
+    pub const MAX_WATCHERS: f64 = 500.0;
+    /// `presence.rs` `SUBSCRIPTION_MS`: a subscription lapses after 10 minutes; the web
+    /// client renews the ones on screen every 5.
+    pub const SUBSCRIPTION_S: f64 = 600.0;
     /// web/public/js/chat-protocol.js and cli/src/chat.rs: backoff ceiling 0.5 s doubling
     /// to 30 s, each wait uniform between half the ceiling and the ceiling; the web client
     /// refreshes its token before an attempt after two failed opens.
@@ -116,6 +117,8 @@ pub mod ms {
     pub const AUTHORIZER: f64 = 10.0;
     pub const CONNECT: f64 = 25.0;
     pub const ANNOUNCE: f64 = 20.0;
+    /// A `subscribePresence`: three reads, then the watchers items 16 at a time.
+    pub const SUBSCRIBE: f64 = 40.0;
     pub const DISCONNECT: f64 = 20.0;
     pub const HTTP: f64 = 30.0;
     pub const REFRESH: f64 = 30.0;
@@ -274,18 +277,19 @@ fn roster_rru(members: f64) -> f64 {
     ((150.0 + 135.0 * members) / 4096.0).ceil()
 }
 
-/// A presence change announced to a user's contacts (on connect, by the sweep).
+/// A presence change (on connect, by the sweep), told to the connections subscribed to the
+/// user (lazy presence: docs/DESIGN.md, "Presence").
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
 pub struct Announce {
-    /// The user's channels (all their metas are read).
-    pub channels: f64,
-    /// Channels whose rosters are read (the 20 most recently active).
-    pub announced: f64,
-    /// Members per announced channel, on average.
-    pub roster_members: f64,
-    pub contacts: f64,
-    /// Contacts' devices online, each getting a post.
-    pub online_contact_devices: f64,
+    /// Connections subscribed to the user: each gets a post.
+    pub watchers: f64,
+}
+
+/// Size of a user's watchers item (`store/subscriptions.rs`): key and overhead ~100 B, and
+/// per subscribed connection its `w#{connectionId}` attribute (the watcher and the lapse,
+/// ~50 B) and its entry in the `conns` set (~20 B).
+pub fn watchers_item_bytes(watchers: f64) -> f64 {
+    100.0 + 70.0 * watchers
 }
 
 /// DynamoDB requests per operation. Defaults: docs/DESIGN.md, "Requests per operation", and
@@ -298,17 +302,20 @@ pub struct Figures {
     pub send: Requests,
     /// Recording a connection (`$connect` of a device; counts the connect limit too).
     pub connect: Requests,
-    /// Announcing a presence change of a user in no channel (memberships, block list).
+    /// Announcing a presence change: the connections subscribed to the user (GetItem).
     pub announce: Requests,
-    /// ... plus, for a user with channels: their metas.
-    pub announce_metas: Requests,
-    /// ... plus per announced channel: its roster.
-    pub announce_per_channel: Requests,
-    /// ... plus per 100 contacts: their presence.
-    pub announce_per_100_contacts: Requests,
+    /// ... plus, when anyone is subscribed: the user's block list (BatchGetItem).
+    pub announce_watched: Requests,
+    /// `subscribePresence` of a channel's members: roster, block lists, presence.
+    pub subscribe: Requests,
+    /// ... plus per user subscribed to: their watchers item (UpdateItem).
+    pub subscribe_per_user: Requests,
     pub disconnect_other: Requests,
     /// The last device: also moves the deadline to the grace (when it was further).
     pub disconnect_last: Requests,
+    /// Every disconnect also reads the user's call mark (did the connection take part in a
+    /// call?), beside the presence write.
+    pub disconnect_call_mark: Requests,
     pub heartbeat: Requests,
     /// The sweep taking a user offline (before announcing it).
     pub mark_offline: Requests,
@@ -336,11 +343,13 @@ impl Default for Figures {
         let sources = [
             ("send", benchmarks),
             ("connect", benchmarks),
-            ("announce", benchmarks),
-            ("announce per channel", benchmarks),
-            ("announce per 100 contacts", design),
+            ("announce", design),
+            ("announce_watched", design),
+            ("subscribe", design),
+            ("subscribe_per_user", design),
             ("disconnect_other", benchmarks),
             ("disconnect_last", benchmarks),
+            ("disconnect_call_mark", "docs/DESIGN.md, Requests per operation ($disconnect during a call); bench calls"),
             ("typing", benchmarks),
             ("mark_read", benchmarks),
             ("history_page", benchmarks),
@@ -359,12 +368,13 @@ impl Default for Figures {
         Self {
             send: reqs(&[("UpdateItem", 1.0), ("Query", 1.0), ("TransactWriteItems", 1.0), ("BatchGetItem", 1.0)]),
             connect: reqs(&[("UpdateItem", 1.0)]),
-            announce: reqs(&[("Query", 1.0), ("BatchGetItem", 1.0)]),
-            announce_metas: reqs(&[("BatchGetItem", 1.0)]),
-            announce_per_channel: reqs(&[("Query", 1.0)]),
-            announce_per_100_contacts: reqs(&[("BatchGetItem", 1.0)]),
+            announce: reqs(&[("GetItem", 1.0)]),
+            announce_watched: reqs(&[("BatchGetItem", 1.0)]),
+            subscribe: reqs(&[("Query", 1.0), ("BatchGetItem", 2.0)]),
+            subscribe_per_user: reqs(&[("UpdateItem", 1.0)]),
             disconnect_other: reqs(&[("UpdateItem", 1.0)]),
             disconnect_last: reqs(&[("UpdateItem", 2.0)]),
+            disconnect_call_mark: reqs(&[("GetItem", 1.0)]),
             heartbeat: reqs(&[("UpdateItem", 1.0)]),
             mark_offline: reqs(&[("UpdateItem", 1.0)]),
             sweep_shard: reqs(&[("Query", 1.0)]),
@@ -425,27 +435,11 @@ impl Figures {
             took(&mut f, "send", "sendMessage, 1:1 (recipient online)");
         }
         let second = row("connect (second device)").map(dynamodb_of);
-        let alone = row("connect (first device, user in no channel)").map(dynamodb_of);
-        let with = row("connect (first device, 99 contacts online)").map(dynamodb_of);
         if let Some(second) = &second {
             f.connect = second.clone();
             took(&mut f, "connect", "connect (second device)");
         }
-        if let (Some(alone), Some(second)) = (&alone, &second) {
-            f.announce = minus(alone, second);
-            took(&mut f, "announce", "connect (first device, user in no channel) - connect (second device)");
-        }
-        if let (Some(with), Some(alone)) = (&with, &alone) {
-            // One channel of 100: its roster (Query), the metas and the 99 contacts' presence
-            // (BatchGetItems; the contacts' one per DESIGN.md, the rest is the metas).
-            let extra = minus(with, alone);
-            f.announce_per_channel =
-                extra.iter().filter(|(k, _)| *k == "Query").map(|(k, v)| (k.clone(), *v)).collect();
-            let batches = extra.get("BatchGetItem").copied().unwrap_or(0.0);
-            f.announce_metas = reqs(&[("BatchGetItem", (batches - 1.0).max(0.0))]);
-            f.announce_metas.retain(|_, v| *v > 0.0);
-            took(&mut f, "announce per channel", "connect (first device, 99 contacts online) - (user in no channel)");
-        }
+        f.presence_from(latest.map(|l| &l["sections"]["presence"]));
         for (key, name) in [
             ("disconnect_other", "disconnect (another device still open)"),
             ("disconnect_last", "disconnect (last device)"),
@@ -455,7 +449,15 @@ impl Figures {
             ("channel_list", "channel list (2 channels)"),
         ] {
             if let Some(r) = row(name) {
-                let counts = dynamodb_of(r);
+                let mut counts = dynamodb_of(r);
+                if key.starts_with("disconnect") {
+                    // Rows measured since calls hold the call mark's read: it is counted
+                    // apart (`disconnect_call_mark`), on every disconnect.
+                    counts = minus(&counts, &f.disconnect_call_mark);
+                    if !counts.contains_key("GetItem") && dynamodb_of(r).contains_key("GetItem") {
+                        took(&mut f, "disconnect_call_mark", name);
+                    }
+                }
                 match key {
                     "disconnect_other" => f.disconnect_other = counts,
                     "disconnect_last" => f.disconnect_last = counts,
@@ -468,6 +470,36 @@ impl Figures {
             }
         }
         f
+    }
+
+    /// What `bench presence` measured (the `presence` section of `latest.json`), in place of
+    /// the announcement's and the subscription's defaults.
+    fn presence_from(&mut self, section: Option<&Value>) {
+        let Some(section) = section else { return };
+        let Some(rows) = section["data"].as_array() else { return };
+        let at = format!(
+            "measured: bench/results/latest.json presence ({}, commit {})",
+            section["generated_at"].as_str().unwrap_or("?"),
+            section["git_commit"].as_str().unwrap_or("?")
+        );
+        let row = |name: &str| rows.iter().find(|r| r["operation"] == name).map(dynamodb_of);
+        if let Some(setting) = row("setStatus: 1,000 contacts, 10 watching") {
+            // The choice's own UpdateItem, then the announcement.
+            let told = minus(&setting, &reqs(&[("UpdateItem", 1.0)]));
+            self.announce = told.iter().filter(|(k, _)| *k == "GetItem").map(|(k, v)| (k.clone(), *v)).collect();
+            self.announce_watched = minus(&told, &self.announce);
+            for key in ["announce", "announce_watched"] {
+                self.sources.insert(key.into(), format!("{at}: setStatus: 1,000 contacts, 10 watching"));
+            }
+        }
+        if let Some(subscribing) = row("subscribePresence: a 100-member channel") {
+            let per_user = subscribing.get("UpdateItem").copied().unwrap_or(0.0) / 99.0;
+            self.subscribe_per_user = reqs(&[("UpdateItem", per_user)]);
+            self.subscribe = minus(&subscribing, &reqs(&[("UpdateItem", per_user * 99.0)]));
+            for key in ["subscribe", "subscribe_per_user"] {
+                self.sources.insert(key.into(), format!("{at}: subscribePresence: a 100-member channel"));
+            }
+        }
     }
 
     /// One `sendMessage` into a channel of `members`: posts to `online_devices` (the
@@ -524,26 +556,18 @@ impl Figures {
         d
     }
 
-    /// The reads and posts of telling contacts about a presence change (no Lambda time: the
-    /// caller's function does it).
+    /// The reads and posts of telling subscribers about a presence change (no Lambda time:
+    /// the caller's function does it): the watchers item (eventually consistent), the
+    /// user's block list when anyone watches, a post per watching connection.
     pub fn announce(&self, a: &Announce) -> Demand {
         let mut d = Demand::default()
             .requests(&self.announce, 1.0)
-            .rru(USER_CHANNELS, 0.5 * (135.0 * a.channels / 4096.0).ceil().max(1.0))
-            .rru(CHANNELS, 0.5);
-        if a.channels > 0.0 {
-            d = d
-                .requests(&self.announce_metas, (a.channels / 100.0).ceil())
-                .requests(&self.announce_per_channel, a.announced)
-                .rru(CHANNELS, a.channels + a.announced * roster_rru(a.roster_members));
+            .rru(PRESENCE, 0.5 * (watchers_item_bytes(a.watchers) / 4096.0).ceil());
+        if a.watchers > 0.0 {
+            d = d.requests(&self.announce_watched, 1.0).rru(CHANNELS, 0.5);
         }
-        if a.contacts > 0.0 {
-            d = d
-                .requests(&self.announce_per_100_contacts, (a.contacts / 100.0).ceil())
-                .rru(PRESENCE, 0.5 * a.contacts);
-        }
-        d.posts += a.online_contact_devices * self.posts_per_device;
-        bump(&mut d.posts_by, "presence", a.online_contact_devices * self.posts_per_device);
+        d.posts += a.watchers * self.posts_per_device;
+        bump(&mut d.posts_by, "presence", a.watchers * self.posts_per_device);
         d.log_bytes += log_bytes::PER_ANNOUNCE;
         d
     }
@@ -562,7 +586,7 @@ impl Figures {
         let connect_ms = match announce {
             Some(a) => {
                 d.add(&self.announce(a), 1.0);
-                ms::CONNECT + ms::ANNOUNCE + ms::PER_POST * a.online_contact_devices
+                ms::CONNECT + ms::ANNOUNCE + ms::PER_POST * a.watchers
             }
             None => ms::CONNECT,
         };
@@ -576,7 +600,11 @@ impl Figures {
     pub fn disconnect(&self, last: bool, deadline_ahead: bool) -> Demand {
         let (requests, wru) =
             if last && deadline_ahead { (&self.disconnect_last, 1.0 + 3.0) } else { (&self.disconnect_other, 1.0) };
-        let mut d = Demand::default().requests(requests, 1.0).lambda(DISCONNECT_FN, ms::DISCONNECT);
+        let mut d = Demand::default()
+            .requests(requests, 1.0)
+            .requests(&self.disconnect_call_mark, 1.0)
+            .rru(PRESENCE, 1.0)
+            .lambda(DISCONNECT_FN, ms::DISCONNECT);
         if wru > 1.0 {
             d = d.wru(PRESENCE, 2.0).wru(ONLINE_BY_DEADLINE, 2.0);
         } else {
@@ -593,6 +621,22 @@ impl Figures {
             .wru(ONLINE_BY_DEADLINE, 2.0)
             .frame("heartbeat")
             .lambda(SEND_FN, ms::HEARTBEAT)
+    }
+
+    /// A connection renewing its subscriptions to the `on_screen` users it shows (a channel's
+    /// members: roster, block lists and presence read, then each one's watchers item
+    /// rewritten: the larger of before and after, ~the same, by DynamoDB's rules).
+    pub fn subscription_renewal(&self, on_screen: f64, watchers: f64) -> Demand {
+        let mut d = Demand::default()
+            .requests(&self.subscribe, 1.0)
+            .requests(&self.subscribe_per_user, on_screen)
+            .rru(CHANNELS, roster_rru(on_screen) + 0.5)
+            .rru(PRESENCE, 0.5 * (on_screen / 8.0).ceil())
+            .wru(PRESENCE, on_screen * (watchers_item_bytes(watchers) / 1024.0).ceil())
+            .frame("subscribePresence")
+            .lambda(SEND_FN, ms::SUBSCRIBE);
+        d.route_responses += 1.0;
+        d
     }
 
     /// The sweep taking one user offline and telling their contacts (its Lambda time is
@@ -747,7 +791,12 @@ pub struct Model {
     pub typing_per_message: f64,
     pub receipts_per_message: f64,
     pub memberships: Memberships,
-    pub contact_online_share: f64,
+    /// Users whose presence a device shows (it subscribes to them), and how often it renews
+    /// those subscriptions.
+    #[serde(default = "on_screen")]
+    pub on_screen_users: f64,
+    #[serde(default = "renewal")]
+    pub subscription_renew_seconds: f64,
     pub per_session: PerSession,
     pub token_refreshes_per_online_hour: f64,
     pub session_tokens: bool,
@@ -777,6 +826,14 @@ pub struct Model {
 
 fn one() -> f64 {
     1.0
+}
+
+fn on_screen() -> f64 {
+    20.0
+}
+
+fn renewal() -> f64 {
+    code::SUBSCRIPTION_S / 2.0
 }
 
 fn yes() -> bool {
@@ -815,30 +872,31 @@ impl Model {
         f64::from(self.online_shards.unwrap_or(ONLINE_SHARDS))
     }
 
+    /// The user's channels.
+    pub fn channels(&self) -> f64 {
+        let m = &self.memberships;
+        m.direct + m.group_10 + m.group_100
+    }
+
+    /// Connections subscribed to one user, on average: every online connection watches
+    /// `on_screen_users` people, drawn from the daily users (the share online at peak is the
+    /// same at every size).
+    pub fn watchers(&self) -> f64 {
+        let s = &self.full_scale;
+        self.devices_per_online_user * self.on_screen_users * s.peak_online_users / s.daily_users
+    }
+
     /// What one user's presence change reaches.
     pub fn announce(&self) -> Announce {
-        let m = &self.memberships;
-        let channels = m.direct + m.group_10 + m.group_100;
-        let announced = channels.min(MAX_ANNOUNCE_CHANNELS as f64);
-        let part = if channels > 0.0 { announced / channels } else { 0.0 };
-        let members = m.direct * 2.0 + m.group_10 * 10.0 + m.group_100 * 100.0;
-        let contacts = (m.direct + m.group_10 * 9.0 + m.group_100 * 99.0) * part;
-        Announce {
-            channels,
-            announced,
-            roster_members: if channels > 0.0 { members / channels } else { 0.0 },
-            contacts,
-            online_contact_devices: contacts * self.contact_online_share * self.devices_per_online_user,
-        }
+        Announce { watchers: self.watchers() }
     }
 
     /// How long the sweep takes per user it announces offline, s (DynamoDB round trips: the
-    /// conditional update, memberships with block list, metas, rosters 8 at a time, the
-    /// contacts' presence; then the posts 32 at a time).
+    /// conditional update, the watchers item, the block list; then the posts 32 at a time).
     pub fn sweep_s_per_user(&self) -> f64 {
         let a = self.announce();
-        let trips = 4.0 + (a.announced / code::ROSTERS_IN_FLIGHT).ceil();
-        let post_rounds = (a.online_contact_devices / code::POSTS_IN_FLIGHT).ceil();
+        let trips = 3.0;
+        let post_rounds = (a.watchers / code::POSTS_IN_FLIGHT).ceil();
         (trips * self.sweep.round_trip_ms + post_rounds * self.sweep.post_round_ms) / 1000.0
     }
 
@@ -867,6 +925,8 @@ pub struct Traffic {
     pub syncs: f64,
     pub history_pages: f64,
     pub channel_lists: f64,
+    /// `subscribePresence` renewals of the users on screen.
+    pub subscription_renewals: f64,
     pub refreshes: f64,
     pub pushes: f64,
     /// One sweep run's length, s (50 s of passes, or the work when that is longer).
@@ -902,6 +962,7 @@ impl Model {
             syncs: connects * self.per_session.syncs_per_connect,
             history_pages: came_online * self.per_session.history_pages,
             channel_lists: came_online * self.per_session.channel_lists,
+            subscription_renewals: connections / self.subscription_renew_seconds,
             refreshes: users * self.token_refreshes_per_online_hour / 3600.0,
             pushes: 0.0,
             // A run cannot outlast its timeout: past that the backlog grows (see `sweep`).
@@ -946,9 +1007,10 @@ impl Model {
                 d.add(&f.sweep_run(t.sweep_run_s * 1000.0, shards), self.sweep_parallel_runs / 60.0);
             }
         }
-        d.add(&f.sync(announce.channels, self.per_session.channels_with_news), t.syncs);
+        d.add(&f.sync(self.channels(), self.per_session.channels_with_news), t.syncs);
         d.add(&f.history_page(self.session_tokens), t.history_pages);
-        d.add(&f.channel_list(announce.channels, self.session_tokens), t.channel_lists);
+        d.add(&f.channel_list(self.channels(), self.session_tokens), t.channel_lists);
+        d.add(&f.subscription_renewal(self.on_screen_users, announce.watchers), t.subscription_renewals);
         d.add(&f.refresh(), t.refreshes);
         if lazy {
             // No deadline index: heartbeats, connects and departures write the item alone.
@@ -1289,6 +1351,20 @@ pub fn hot_keys(model: &Model, f: &Figures, users: f64) -> Vec<HotKey> {
             wru: 0.0,
             rru: 0.5 * b.messages_per_second * (1.0 + model.typing_per_message + model.receipts_per_message),
             note: "read by each send, typing and receipt".into(),
+        },
+        HotKey {
+            key: format!(
+                "Presence: a much-watched user's watchers item ({:.0} connections, the cap)",
+                code::MAX_WATCHERS
+            ),
+            wru: code::MAX_WATCHERS / model.subscription_renew_seconds
+                * (watchers_item_bytes(code::MAX_WATCHERS) / 1024.0).ceil(),
+            rru: 0.0,
+            note: format!(
+                "each watcher renews every {:.0} s and rewrites the whole ~{:.0} KB item",
+                model.subscription_renew_seconds,
+                watchers_item_bytes(code::MAX_WATCHERS) / 1024.0
+            ),
         },
         HotKey {
             key: "RateLimits: one user's send counter".into(),
@@ -1847,8 +1923,8 @@ pub async fn measure_load(spec: &e2e::live::LoadSpec) -> LoadMeasurement {
 
 /// What the simulator predicts a `load` run asks of AWS: the harness creates the channels
 /// (a group's members 25 to a BatchWriteItem and its meta, a pair in one transaction),
-/// devices connect one after another (each user's first device: announced to the contacts
-/// already connected), send their messages round robin over their channels, every channel's
+/// devices connect one after another (each user's first device looks for subscribers and
+/// finds none: the harness subscribes to nobody's presence), send their messages round robin over their channels, every channel's
 /// history is read, and the devices disconnect. Tokens of no session (no authorizer reads);
 /// no heartbeats, so a device connected for more than window − grace has no deadline to
 /// move when it leaves; no sweep runs in the harness.
@@ -1871,19 +1947,9 @@ pub fn predict_load(f: &Figures, m: &LoadMeasurement) -> Demand {
     for set in members.values() {
         d.add(&Figures::seed_channel(set.len()), 1.0);
     }
-    for (i, chans) in channels_of.iter().enumerate() {
-        let contacts: BTreeSet<usize> =
-            chans.iter().flat_map(|c| members[c.as_str()].iter().copied()).filter(|j| *j != i).collect();
-        let roster: f64 =
-            chans.iter().map(|c| members[c.as_str()].len() as f64).sum::<f64>() / chans.len().max(1) as f64;
-        let announce = Announce {
-            channels: chans.len() as f64,
-            announced: chans.len().min(MAX_ANNOUNCE_CHANNELS) as f64,
-            roster_members: roster,
-            contacts: contacts.len() as f64,
-            online_contact_devices: contacts.iter().filter(|j| **j < i).count() as f64,
-        };
-        d.add(&f.connect(Some(&announce), false), 1.0);
+    // The load's devices subscribe to nobody: each connect finds no watchers.
+    for _ in &channels_of {
+        d.add(&f.connect(Some(&Announce { watchers: 0.0 }), false), 1.0);
     }
     let mut sent: BTreeMap<&str, usize> = BTreeMap::new();
     for chans in &channels_of {
