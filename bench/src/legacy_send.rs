@@ -107,7 +107,7 @@ impl LegacySend {
             }
         };
         let frames = MessageFrames::new(client_msg_id, &message);
-        chat_domain::delivery::deliver(app, &roster, origin, &message, &frames.live, live.ok()).await;
+        chat_domain::delivery::deliver(app, &roster, origin, &message, &frames.live, None, live.ok()).await;
         Ok(frames.ack)
     }
 

@@ -313,8 +313,8 @@ pub struct Figures {
     pub disconnect_other: Requests,
     /// The last device: also moves the deadline to the grace (when it was further).
     pub disconnect_last: Requests,
-    /// Every disconnect also reads the user's call mark (did the connection take part in a
-    /// call?), beside the presence write.
+    /// Every disconnect, and every user the sweep takes offline, also reads the user's call
+    /// mark (did the connection take part in a call?), beside the presence write.
     pub disconnect_call_mark: Requests,
     pub heartbeat: Requests,
     /// The sweep taking a user offline (before announcing it).
@@ -642,7 +642,13 @@ impl Figures {
     /// The sweep taking one user offline and telling their contacts (its Lambda time is
     /// the sweep run's).
     pub fn went_offline(&self, a: &Announce) -> Demand {
-        let mut d = Demand::default().requests(&self.mark_offline, 1.0).wru(PRESENCE, 1.0).wru(ONLINE_BY_DEADLINE, 1.0);
+        // Beside the announcement, the user's call mark is read (a call of a quiet device ends).
+        let mut d = Demand::default()
+            .requests(&self.mark_offline, 1.0)
+            .requests(&self.disconnect_call_mark, 1.0)
+            .rru(PRESENCE, 1.0)
+            .wru(PRESENCE, 1.0)
+            .wru(ONLINE_BY_DEADLINE, 1.0);
         d.add(&self.announce(a), 1.0);
         d
     }

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use chat_aws::config::CallSettings;
 use chat_aws::metrics::RequestCounter;
+use chat_domain::clock::ManualClock;
 use e2e::client::Client;
 use e2e::{Stack, StackOptions};
 use serde_json::{Value, json};
@@ -355,4 +356,29 @@ async fn ice_servers_carry_turn_credentials_made_with_the_shared_secret() {
     let answer = bob.recv_type("callAccepted").await;
     assert!(answer["iceServers"][1]["username"].as_str().unwrap().ends_with(":bob"), "{answer}");
     assert_eq!(ann.recv_type("callAccepted").await.get("iceServers"), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_whose_heartbeats_stop_ends_its_call_when_the_sweep_takes_it_offline() {
+    let clock = ManualClock::starting_at(1_800_000_000_000);
+    let stack = Stack::start_with(StackOptions { clock: Some(clock.clone()), ..Default::default() }).await;
+    stack.create_channel("dm", &["ann", "bob"]).await;
+    let mut ann = stack.connect("ann").await;
+    let mut bob = stack.connect("bob").await;
+    let id = call(&mut ann, "dm", "audio").await;
+    bob.recv_type("incomingCall").await;
+    bob.send_json(&on_call("acceptCall", &id)).await;
+    bob.recv_type("callAccepted").await;
+    ann.recv_type("callAccepted").await;
+
+    // Bob's phone goes into a tunnel: the socket stays open, the heartbeats stop; ann's go on.
+    clock.advance(61_000);
+    ann.send_json(&json!({"action": "heartbeat"})).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    stack.gateway.run_schedules().await;
+    let ended = ann.recv_type("callEnded").await;
+    assert_eq!((ended["call"]["outcome"].as_str(), ended["call"]["endedBy"].as_str()), (Some("answered"), Some("bob")));
+    assert_eq!(ended["call"]["durationMs"], 61_000);
+    assert_eq!(call_entries(&stack, "ann", "dm").await.len(), 1);
+    assert!(stack.denials().is_empty(), "{:?}", stack.denials());
 }

@@ -39,6 +39,8 @@ async fn bob_gets_exactly_one_push_per_message_while_offline_and_not_muted() {
     let mut alice = stack.connect("alice").await;
     alice.send_message("dm", "p1", "are you there, Bob?").await;
     let ack = alice.recv().await;
+    // The ack does not wait for the push (it is posted beside the live events).
+    stack.settle().await;
     let pushes = endpoint_messages(&token).await;
     assert_eq!(pushes.len(), 1, "{pushes:?}");
     let gcm: Value = serde_json::from_str(pushes[0]["GCM"].as_str().unwrap()).unwrap();
@@ -51,6 +53,7 @@ async fn bob_gets_exactly_one_push_per_message_while_offline_and_not_muted() {
     let bob = stack.connect("bob").await;
     alice.send_message("dm", "p2", "oh hi").await;
     alice.recv().await;
+    stack.settle().await;
     assert_eq!(endpoint_messages(&token).await.len(), 1);
     bob.close().await;
     stack.wait_for_open_connections(1).await;
@@ -60,6 +63,7 @@ async fn bob_gets_exactly_one_push_per_message_while_offline_and_not_muted() {
     assert_eq!(status, 204);
     alice.send_message("dm", "p3", "muted?").await;
     alice.recv().await;
+    stack.settle().await;
     assert_eq!(endpoint_messages(&token).await.len(), 1);
     stack.post("/channels/dm/mute", Some(&bob_token), &json!({"muted": false})).await;
 
@@ -67,6 +71,7 @@ async fn bob_gets_exactly_one_push_per_message_while_offline_and_not_muted() {
     let long = "x".repeat(5_000);
     alice.send_message("dm", "p4", &long).await;
     alice.recv().await;
+    stack.settle().await;
     let pushes = endpoint_messages(&token).await;
     assert_eq!(pushes.len(), 2);
     let last: Vec<String> = pushes
@@ -92,11 +97,13 @@ async fn bob_gets_exactly_one_push_per_message_while_offline_and_not_muted() {
     sns.set_endpoint_attributes().endpoint_arn(&arn).attributes("Enabled", "false").send().await.unwrap();
     alice.send_message("dm", "p5", "hello?").await;
     alice.recv().await;
+    stack.settle().await;
     let (_, list) = stack.get("/devices", Some(&bob_token)).await;
     assert_eq!(list["devices"][0]["enabled"], false, "{list}");
     let before = stack.requests.snapshot();
     alice.send_message("dm", "p6", "anyone?").await;
     alice.recv().await;
+    stack.settle().await;
     let used = RequestCounter::diff(&before, &stack.requests.snapshot());
     assert_eq!(used.get("sns.Publish"), None, "a disabled device is not retried: {used:?}");
 
@@ -121,6 +128,7 @@ async fn without_mobile_apps_pushes_go_to_the_topic_with_the_user_id() {
     let mut alice = stack.connect("alice").await;
     alice.send_message("dm", "t1", "to the topic").await;
     assert_eq!(alice.recv().await["type"], "ack");
+    stack.settle().await;
     let topic = stack.config.push.topic_arn.clone().unwrap();
     let data: Value =
         reqwest::get(format!("{}/moto-api/data.json", e2e::moto::endpoint())).await.unwrap().json().await.unwrap();

@@ -33,6 +33,8 @@ async fn a_send_writes_one_emf_line_with_its_figures_under_the_function_dimensio
     alice.send_message("g-emf", "m1", "hello, metrics").await;
     assert_eq!(alice.recv().await["type"], "ack");
     assert_eq!(bob.recv().await["message"]["text"], "hello, metrics");
+    // carol is pushed: the ack came before the send's invocation (and its line) ended.
+    stack.settle().await;
 
     let lines = stack.gateway.observed().expect("in-process functions are observed").emf_lines();
     let sends: Vec<Value> = lines

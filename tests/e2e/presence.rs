@@ -451,5 +451,6 @@ async fn do_not_disturb_stops_pushes_but_not_live_messages() {
     stack.wait_for_open_connections(1).await;
     alice.send_message("dm", "m3", "and now?").await;
     alice.recv_type("ack").await;
+    stack.settle().await;
     assert_eq!(crate::media::endpoint_messages(&token).await.len(), 1, "pushed again");
 }

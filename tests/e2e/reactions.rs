@@ -184,6 +184,7 @@ async fn a_mention_reaches_a_member_who_muted_the_channel_and_is_counted_in_the_
         .await;
     let ack = ann.recv_type("ack").await;
     assert_eq!(ack["message"]["mentions"], json!(["bob"]), "{ack}");
+    stack.settle().await;
     let pushes = crate::media::endpoint_messages(&token).await;
     assert_eq!(pushes.len(), 1, "a mention pushes through the mute: {pushes:?}");
 

@@ -335,6 +335,25 @@ impl Stack {
 
     /// Waits until the gateway has `count` open sockets and the `$disconnect` of every
     /// socket it closed has returned.
+    /// Waits until the functions' AWS requests are all answered and none started for
+    /// 200 ms (at most 10 s): what a function still does after its client got an answer (a
+    /// send's pushes and big fan-outs once its ack was posted, its metrics line).
+    pub async fn settle(&self) {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        let mut last = self.requests.total();
+        let mut since = tokio::time::Instant::now();
+        while tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            let now = self.requests.total();
+            if now != last || self.requests.in_flight() > 0 {
+                last = now;
+                since = tokio::time::Instant::now();
+            } else if since.elapsed() >= std::time::Duration::from_millis(200) {
+                return;
+            }
+        }
+    }
+
     pub async fn wait_for_open_connections(&self, count: usize) {
         for _ in 0..1000 {
             if self.gateway.open_connections() == count && self.gateway.closing_connections() == 0 {

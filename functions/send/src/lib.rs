@@ -54,7 +54,9 @@ async fn dispatch(app: &App, event: &ApiGatewayWebsocketProxyRequest, body: &str
         ClientFrame::SendMessage { channel_id, client_msg_id, text, attachments, reply_to, mentions } => {
             let draft = chat::Draft { client_msg_id, text, attachments, reply_to, mentions };
             let sent = chat::send_message(app, &user, &connection, &channel_id, draft).await?;
-            return Ok(Some(sent.ack));
+            // Posted already when the send pushed to someone: answering it again would
+            // deliver it twice.
+            return Ok((!sent.ack_posted).then_some(sent.ack));
         }
         ClientFrame::EditMessage { channel_id, message_id, text } => {
             Some(chat::edit_message(app, &user, &connection, &channel_id, message_id, text).await?)

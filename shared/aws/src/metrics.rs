@@ -2,11 +2,14 @@
 //! Benchmarks and tests read it to show what an operation costs in requests.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
-use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
+use aws_smithy_runtime_api::client::interceptors::context::{
+    BeforeTransmitInterceptorContextRef, FinalizerInterceptorContextRef,
+};
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
@@ -15,6 +18,8 @@ use aws_smithy_types::config_bag::ConfigBag;
 #[derive(Debug, Clone, Default)]
 pub struct RequestCounter {
     counts: Arc<Mutex<BTreeMap<String, u64>>>,
+    /// Attempts started and not finished yet.
+    in_flight: Arc<AtomicI64>,
 }
 
 impl RequestCounter {
@@ -25,6 +30,11 @@ impl RequestCounter {
 
     pub fn total(&self) -> u64 {
         self.snapshot().values().sum()
+    }
+
+    /// Requests on their way now (started, not answered).
+    pub fn in_flight(&self) -> i64 {
+        self.in_flight.load(Ordering::SeqCst)
     }
 
     /// Requests made while `f` ran; only meaningful when nothing else uses the clients.
@@ -55,6 +65,26 @@ impl Intercept for RequestCounter {
             None => "unknown".to_owned(),
         };
         *self.counts.lock().expect("counter lock").entry(key).or_default() += 1;
+        Ok(())
+    }
+
+    fn read_before_attempt(
+        &self,
+        _context: &BeforeTransmitInterceptorContextRef<'_>,
+        _components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+
+    fn read_after_attempt(
+        &self,
+        _context: &FinalizerInterceptorContextRef<'_>,
+        _components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
         Ok(())
     }
 }

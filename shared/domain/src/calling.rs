@@ -297,16 +297,35 @@ pub async fn signal(
 /// others.
 pub async fn connection_closed(app: &App, user: &UserId, connection: &ConnectionId) -> Result<(), ChatError> {
     let Some(mark) = app.calls().in_call(user).await? else { return Ok(()) };
-    if mark.connection.as_ref() != Some(connection) || mark.until <= app.now_ms() {
+    if mark.connection.as_ref() != Some(connection) {
         return Ok(());
     }
+    end_for_the_other_side(app, user, mark).await
+}
+
+/// The sweep found `user` with no device beating within the presence window (a phone in a
+/// tunnel: its socket can stay open until API Gateway's 10-minute idle timeout): the call
+/// their device takes part in ends for the other side.
+pub async fn went_quiet(app: &App, user: &UserId) -> Result<(), ChatError> {
+    match app.calls().in_call(user).await? {
+        Some(mark) if mark.connection.is_some() => end_for_the_other_side(app, user, mark).await,
+        _ => Ok(()),
+    }
+}
+
+/// Ends the call of `mark` (missed while it rang, answered once it was), as `user` left it.
+async fn end_for_the_other_side(app: &App, user: &UserId, mark: crate::ports::InCall) -> Result<(), ChatError> {
+    if mark.until <= app.now_ms() {
+        return Ok(());
+    }
+    let connection = mark.connection.clone();
     let Some(record) = app.calls().get(&mark.call_id).await? else { return Ok(()) };
     let outcome = match record.call.state {
         CallState::Ringing => CallOutcome::Missed,
         CallState::Active => CallOutcome::Answered,
         CallState::Ended => return Ok(()),
     };
-    finish(app, record, outcome, Some(user), Some(connection)).await?;
+    finish(app, record, outcome, Some(user), connection.as_ref()).await?;
     Ok(())
 }
 

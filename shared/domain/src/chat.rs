@@ -54,6 +54,9 @@ pub struct Sent {
     /// The `ack` frame for the sender, serialised with the live event from one
     /// serialisation of the message.
     pub ack: String,
+    /// The ack was posted to the sending connection already (the send pushed to someone
+    /// and the sender was not kept waiting for it): the route answers nothing.
+    pub ack_posted: bool,
 }
 
 /// What a sender asks to store.
@@ -162,10 +165,10 @@ pub async fn send_message(
             metrics::count(metrics::MESSAGES_STORED, 1);
             let frames = MessageFrames::new(client_msg_id, &message);
             let delivering = std::time::Instant::now();
-            deliver(app, &roster, origin, &message, &frames.live, live).await;
+            let ack_posted = deliver(app, &roster, origin, &message, &frames.live, Some(&frames.ack), live).await;
             metrics::duration(metrics::SEND_DELIVER_MS, delivering);
             metrics::duration(metrics::SEND_TOTAL_MS, started);
-            Ok(Sent { message, duplicate: false, ack: frames.ack })
+            Ok(Sent { message, duplicate: false, ack: frames.ack, ack_posted })
         }
         Appended::Duplicate(earlier) => {
             let stored = app
@@ -179,8 +182,8 @@ pub async fn send_message(
             info!(message_id = %earlier, "retried send; acking and delivering the stored message again");
             let stored = crate::media::with_download_urls(app, stored).await;
             let frames = MessageFrames::new(client_msg_id, &stored);
-            deliver(app, &roster, origin, &stored, &frames.live, live).await;
-            Ok(Sent { message: stored, duplicate: true, ack: frames.ack })
+            let ack_posted = deliver(app, &roster, origin, &stored, &frames.live, Some(&frames.ack), live).await;
+            Ok(Sent { message: stored, duplicate: true, ack: frames.ack, ack_posted })
         }
     }
 }

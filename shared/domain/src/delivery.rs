@@ -35,16 +35,21 @@ pub fn check_frame_size(frame_len: usize, message: &Message) -> Result<(), ChatE
 /// at the same time, pushes it to members with no live connection who have not muted it
 /// (or whom it mentions), unless they chose do-not-disturb.
 /// `frame`: the message's live event. `live`: the members' open connections and who is in
-/// do-not-disturb, read beside the write (`None`: the read failed).
+/// do-not-disturb, read beside the write (`None`: the read failed). `ack`: the sender's
+/// ack; when anyone is pushed, or the posts take more than one round, it is posted to
+/// `origin` beside the live events, so the sender waits neither for the pushes (SNS
+/// publishes take longer than posts) nor for a big group's fan-out. Answers whether the ack
+/// was posted (if not, it goes back as the route response: the same one message).
 pub async fn deliver(
     app: &App,
     roster: &Roster,
     origin: &ConnectionId,
     message: &Message,
     frame: &str,
+    ack: Option<&str>,
     live: Option<connections::Reach>,
-) {
-    let Some(connections::Reach { connections, do_not_disturb }) = live else { return };
+) -> bool {
+    let Some(connections::Reach { connections, do_not_disturb }) = live else { return false };
     let offline: Vec<UserId> = roster
         .members
         .iter()
@@ -59,11 +64,21 @@ pub async fn deliver(
         crate::metrics::SEND_RECIPIENTS,
         connections.iter().filter(|(_, c)| c != origin).count() as u64,
     );
-    let (posted, pushed) = tokio::join!(
+    let pushing = !offline.is_empty() && app.push().mode() != crate::ports::PushMode::Off;
+    let early_ack = ack.filter(|_| pushing || connections.len() > FAN_OUT_CONCURRENCY);
+    let post_ack = async {
+        match early_ack {
+            Some(ack) => app.poster().post(origin, ack).await == PostOutcome::Delivered,
+            None => false,
+        }
+    };
+    let (acked, posted, pushed) = tokio::join!(
+        post_ack,
         post_all(app, connections, Some(origin), frame),
         crate::push::notify(app, &offline, message, channel_name)
     );
-    info!(delivered = posted.delivered, gone = posted.gone, pushed = pushed.published, "delivered");
+    info!(delivered = posted.delivered, gone = posted.gone, pushed = pushed.published, acked, "delivered");
+    acked
 }
 
 /// What a fan-out did, for logs and benchmarks.

@@ -293,10 +293,17 @@ async fn sweep_once(app: &App) -> usize {
             match app.presence().mark_offline(&user, deadline).await {
                 Ok(Some(record)) => {
                     info!(%user, "offline");
-                    // Someone invisible has looked offline all along.
-                    if record.choice.state != Some(ChosenState::Invisible) {
-                        let window = app.settings.presence.window_ms;
-                        announce(app, &connections::view(&user, Some(&record), false, app.now_ms(), window)).await;
+                    let told = async {
+                        // Someone invisible has looked offline all along.
+                        if record.choice.state != Some(ChosenState::Invisible) {
+                            let window = app.settings.presence.window_ms;
+                            announce(app, &connections::view(&user, Some(&record), false, app.now_ms(), window)).await;
+                        }
+                    };
+                    // A call their quiet device takes part in ends for the other side.
+                    let (_, call) = tokio::join!(told, crate::calling::went_quiet(app, &user));
+                    if let Err(err) = call {
+                        warn!(%user, error = %err, "could not end the call of a user gone quiet");
                     }
                     1
                 }

@@ -98,6 +98,25 @@ async fn a_signal_to_a_device_that_is_gone_ends_the_call() {
 }
 
 #[tokio::test]
+async fn a_device_whose_heartbeats_stop_loses_its_call_when_the_sweep_takes_it_offline() {
+    let (world, app, dm) = pair().await;
+    let id = call_id(&start(&app, "alice", "a1", &dm).await.unwrap());
+    calling::accept(&app, &user("bob"), &conn("b1"), &id).await.unwrap();
+    // Bob's phone goes into a tunnel: its socket stays open, its heartbeats stop.
+    world.clock.advance(app.settings.presence.window_ms + 1_000);
+    chat_domain::presence::heartbeat(&app, &user("alice"), &device(&conn("a1")), false).await.unwrap();
+    chat_domain::presence::sweep(&app).await;
+    let ended = frames(&world, "a1", "callEnded");
+    assert_eq!(ended.len(), 1, "{ended:?}");
+    assert_eq!(
+        (ended[0]["call"]["outcome"].as_str(), ended[0]["call"]["endedBy"].as_str()),
+        (Some("answered"), Some("bob"))
+    );
+    assert!(world.calls.mark(&user("alice")).is_none(), "alice can call again");
+    assert_eq!(entries(&app, &dm).await, [CallOutcome::Answered]);
+}
+
+#[tokio::test]
 async fn each_side_has_its_own_moves_and_nobody_else_has_any() {
     let (_world, app, dm) = pair().await;
     let id = call_id(&start(&app, "alice", "a1", &dm).await.unwrap());

@@ -47,7 +47,48 @@ async fn a_new_message_reaches_every_other_live_connection_but_not_its_origin() 
         assert_eq!(got.len(), 1, "{connection}");
         assert_eq!(got[0]["message"]["messageId"], m.message_id.to_string());
     }
-    assert!(world.poster.delivered_to(&conn("a1")).is_empty(), "the origin gets the ack instead");
+    assert!(frames(&world, "a1", "message").is_empty(), "the origin gets the ack instead");
+}
+
+#[tokio::test]
+async fn a_send_that_pushes_posts_its_ack_beside_the_live_events_and_the_route_answers_nothing() {
+    let (world, app, c) = trio().await;
+    // carol has no live connection: she is pushed, and alice is not kept waiting for it.
+    let sent = send_with(&app, "alice", "a1", &c, &fresh_id(), "hello", vec![]).await.unwrap();
+    assert!(sent.ack_posted);
+    let acks = frames(&world, "a1", "ack");
+    assert_eq!(acks.len(), 1, "{acks:?}");
+    assert_eq!(acks[0], serde_json::from_str::<serde_json::Value>(&sent.ack).unwrap());
+    assert_eq!(pushed_users(&world), BTreeSet::from(["carol".to_owned()]));
+
+    // Everyone live: nobody is pushed, the ack is the route's answer.
+    connect(&app, "carol", "c1").await;
+    world.poster.clear();
+    let sent = send_with(&app, "alice", "a1", &c, &fresh_id(), "again", vec![]).await.unwrap();
+    assert!(!sent.ack_posted);
+    assert!(frames(&world, "a1", "ack").is_empty());
+
+    // An ack that cannot be posted (the sender's socket is failing) is answered instead.
+    world.poster.set_failing(&conn("a1"), true);
+    chat::disconnect(&app, &user("carol"), &conn("c1")).await.unwrap();
+    let sent = send_with(&app, "alice", "a1", &c, &fresh_id(), "third", vec![]).await.unwrap();
+    assert!(!sent.ack_posted, "the route answers it");
+}
+
+#[tokio::test]
+async fn a_send_whose_fan_out_takes_more_than_one_round_of_posts_does_not_keep_its_sender_waiting() {
+    let names: Vec<String> = (0..40).map(|i| format!("m{i}")).collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let (world, app) = world_with(&names).await;
+    let c = group(&world, &app, names[0], &names[1..]).await;
+    for name in &names {
+        connect(&app, name, &format!("{name}-1")).await;
+    }
+    world.poster.clear();
+    let sent = send_with(&app, "m0", "m0-1", &c, &fresh_id(), "everyone here?", vec![]).await.unwrap();
+    assert!(sent.ack_posted, "39 posts are two rounds of 32");
+    assert_eq!(frames(&world, "m0-1", "ack").len(), 1);
+    assert_eq!(frames(&world, "m39-1", "message").len(), 1);
 }
 
 #[tokio::test]
