@@ -161,6 +161,7 @@ impl Config {
                 offline_grace_ms: seconds_or_zero("PRESENCE_OFFLINE_GRACE_SECONDS", 5)? * 1000,
                 sweep_passes: seconds("PRESENCE_SWEEP_PASSES", 1)? as u32,
                 sweep_pass_interval_ms: seconds("PRESENCE_SWEEP_PASS_INTERVAL_SECONDS", 10)? * 1000,
+                shards: seconds("PRESENCE_SHARDS", i64::from(chat_domain::connections::ONLINE_SHARDS))? as u32,
             },
             sync_max_messages: seconds("SYNC_MAX_MESSAGES", DEFAULT_SYNC_MAX_MESSAGES as i64)? as usize,
             max_reactions_per_message: seconds("MAX_REACTIONS_PER_MESSAGE", DEFAULT_MAX_REACTIONS_PER_MESSAGE as i64)?

@@ -18,14 +18,16 @@ use crate::model::{ConnectionId, UserId};
 use crate::ports::{ConnectQuota, ConnectionClock, PresenceRecord, Recorded};
 use crate::protocol::{ChosenState, LastSeenTo, PresenceView, Status};
 
-/// Partitions of the online users' deadlines, so one busy key does not carry every user.
+/// Partitions of the online users' deadlines, so one busy key does not carry every user:
+/// the default of `PresenceSettings::shards` (`PRESENCE_SHARDS`, the `PresenceShards`
+/// template parameter).
 pub const ONLINE_SHARDS: u32 = 4;
 
-/// The shard of a user's deadline: FNV-1a, stable across processes and releases (std's
-/// hasher is neither).
-pub fn shard_of(user: &UserId) -> u32 {
+/// The shard of a user's deadline among `shards`: FNV-1a, stable across processes and
+/// releases (std's hasher is neither).
+pub fn shard_of(user: &UserId, shards: u32) -> u32 {
     let hash = user.as_str().bytes().fold(0x811c_9dc5_u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193));
-    hash % ONLINE_SHARDS
+    hash % shards.max(1)
 }
 
 /// A connection API Gateway has not closed yet.
@@ -109,7 +111,7 @@ pub async fn beat(
     let now = app.now_ms();
     let window = app.settings.presence.window_ms;
     let clock = ConnectionClock { until: until_ms, beat: now, sid: session.map(str::to_owned), idle };
-    let (deadline, shard) = (now + window, shard_of(user));
+    let (deadline, shard) = (now + window, shard_of(user, app.settings.presence.shards));
     let recorded =
         app.presence().record_beat(user, connection, &clock, deadline, shard, until_ms / 1000 + 1, quota).await?;
     let Recorded::Beat(old) = recorded else { return Ok(None) };

@@ -13,7 +13,7 @@ use futures::StreamExt;
 use tracing::{info, warn};
 
 use crate::app::App;
-use crate::connections::{self, ONLINE_SHARDS};
+use crate::connections;
 use crate::delivery::post_all;
 use crate::error::ChatError;
 use crate::model::{ChannelId, ConnectionId, MAX_CHANNEL_MEMBERS, UserId};
@@ -263,7 +263,7 @@ pub async fn sweep(app: &App) -> SweepReport {
 /// shards read at once). A shard that cannot be read counts as due: better a pass too many
 /// than a missed offline.
 async fn anyone_due_by(app: &App, until_ms: i64) -> bool {
-    let looks = (0..ONLINE_SHARDS).map(|shard| async move {
+    let looks = (0..app.settings.presence.shards).map(|shard| async move {
         app.presence().any_due_by(shard, until_ms).await.unwrap_or_else(|err| {
             warn!(shard, error = %err, "presence sweep could not look ahead in a shard");
             true
@@ -281,7 +281,7 @@ const SWEEP_CONCURRENCY: usize = 16;
 /// The shards are read at once, and their users worked through [`SWEEP_CONCURRENCY`] at a time.
 async fn sweep_once(app: &App) -> usize {
     let now = app.now_ms();
-    let reads = (0..ONLINE_SHARDS).map(|shard| async move {
+    let reads = (0..app.settings.presence.shards).map(|shard| async move {
         app.presence().overdue(shard, now).await.unwrap_or_else(|err| {
             warn!(shard, error = %err, "presence sweep could not read a shard");
             Vec::new()

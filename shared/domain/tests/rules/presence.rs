@@ -184,7 +184,7 @@ async fn the_sweep_does_not_take_offline_a_user_who_beat_after_it_read_the_deadl
     let (world, app) = pair().await;
     connect(&app, "bob", "b1").await;
     world.clock.advance(WINDOW);
-    let shard = chat_domain::connections::shard_of(&user("bob"));
+    let shard = chat_domain::connections::shard_of(&user("bob"), app.settings.presence.shards);
     let overdue = app.presence().overdue(shard, app.now_ms()).await.unwrap();
     let (_, read) = overdue.into_iter().find(|(u, _)| *u == user("bob")).expect("bob is due");
     assert_eq!(read, World::START_MS + WINDOW);
@@ -368,8 +368,8 @@ async fn one_sweep_takes_offline_everyone_overdue_in_every_shard_and_tells_each_
         connect(&app, name, &format!("{name}-phone")).await;
     }
     let shards: std::collections::BTreeSet<u32> =
-        all[..40].iter().map(|n| chat_domain::connections::shard_of(&user(n))).collect();
-    assert_eq!(shards.len() as u32, chat_domain::connections::ONLINE_SHARDS, "every shard has someone");
+        all[..40].iter().map(|n| chat_domain::connections::shard_of(&user(n), app.settings.presence.shards)).collect();
+    assert_eq!(shards.len() as u32, app.settings.presence.shards, "every shard has someone");
     connect(&app, "watcher", "w1").await;
     presence::subscribe(&app, &user("watcher"), &conn("w1"), vec![], Some(&team)).await.unwrap();
     world.poster.clear();
@@ -383,4 +383,21 @@ async fn one_sweep_takes_offline_everyone_overdue_in_every_shard_and_tells_each_
         offline.iter().map(|f| f["userId"].as_str().unwrap().to_owned()).collect();
     assert_eq!((offline.len(), told.len()), (40, 40), "each departure once");
     assert_eq!(presence::sweep(&app).await.went_offline, 0, "and not again");
+}
+
+#[tokio::test]
+async fn with_more_shards_the_deadlines_spread_over_them_and_one_sweep_reads_them_all() {
+    let names: Vec<String> = (0..64).map(|n| format!("user{n:02}")).collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let world = World::new().generous().with_settings(|s| s.presence.shards = 16);
+    add_accounts(&world, &names).await;
+    let app = world.app();
+    for name in &names {
+        connect(&app, name, &format!("{name}-phone")).await;
+    }
+    let used: std::collections::BTreeSet<u32> =
+        names.iter().map(|n| chat_domain::connections::shard_of(&user(n), 16)).collect();
+    assert!(used.len() > 4 && used.iter().all(|s| *s < 16), "{used:?}");
+    world.clock.advance(WINDOW);
+    assert_eq!(presence::sweep(&app).await.went_offline, 64);
 }
