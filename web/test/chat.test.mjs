@@ -9,6 +9,7 @@ import {
   PASSWORD,
   acceptInvitation,
   browserTest,
+  cuttableNetwork,
   chatWith,
   createGroup,
   openChannel,
@@ -65,15 +66,9 @@ browserTest('a reload keeps the session and the history', async ({ person }) => 
 
 browserTest('a dropped WebSocket reconnects and loses nothing either way', async ({ person }) => {
   // Alice's WebSockets go through a relay the test can cut, as a network would.
-  let offline = false;
-  const relays = [];
-  const alice = await person('alice', {
-    beforeLoad: (page) =>
-      page.routeWebSocket(/\/local\?token=/, (ws) => {
-        if (offline) return ws.close({ code: 1011, reason: 'test: network down' });
-        relays.push({ ws, server: ws.connectToServer() });
-      }),
-  });
+  const network = cuttableNetwork();
+  const { relays } = network;
+  const alice = await person('alice', { beforeLoad: network.beforeLoad });
   const bob = await person('bob');
   await chatWith(alice.page, bob.username);
   await send(alice.page, 'before the drop');
@@ -81,11 +76,7 @@ browserTest('a dropped WebSocket reconnects and loses nothing either way', async
   await waitForTexts(bob.page, ['before the drop']);
   assert.ok(relays.length >= 1, 'the relay carried the connection');
 
-  offline = true;
-  for (const { ws, server } of relays.splice(0)) {
-    server.close();
-    ws.close({ code: 4000, reason: 'test: connection lost' });
-  }
+  network.cut();
   await alice.page.locator('[data-testid="connection"][data-state="waiting"]').waitFor();
   await alice.page.locator('[data-testid="status"]:not([data-state="open"])').waitFor();
 
@@ -95,7 +86,7 @@ browserTest('a dropped WebSocket reconnects and loses nothing either way', async
   await send(alice.page, 'written offline');
   await alice.page.locator('[data-testid="message"][data-state="queued"]').filter({ hasText: 'written offline' }).waitFor();
 
-  offline = false;
+  network.restore();
   // Skip the rest of the backoff (a retry may already have got through).
   await alice.page.getByRole('button', { name: 'Reconnect now' }).click({ timeout: 1000 }).catch(() => {});
   await waitOnline(alice.page);
@@ -316,16 +307,10 @@ browserTest('muting a chat is kept by the server', async ({ person }) => {
 
 browserTest('an edit and a deletion made while a device was offline reach it when it is back', async ({ person }) => {
   // Bob's WebSockets go through a relay the test can cut, as a network would.
-  let offline = false;
-  const relays = [];
+  const network = cuttableNetwork();
+  const { relays } = network;
   const alice = await person('alice');
-  const bob = await person('bob', {
-    beforeLoad: (page) =>
-      page.routeWebSocket(/\/local\?token=/, (ws) => {
-        if (offline) return ws.close({ code: 1011, reason: 'test: network down' });
-        relays.push({ ws, server: ws.connectToServer() });
-      }),
-  });
+  const bob = await person('bob', { beforeLoad: network.beforeLoad });
   await chatWith(alice.page, bob.username);
   await send(alice.page, 'meet at the station');
   await send(alice.page, 'bring the tickets');
@@ -333,11 +318,7 @@ browserTest('an edit and a deletion made while a device was offline reach it whe
   await acceptInvitation(bob.page, alice.username);
   await waitForTexts(bob.page, ['meet at the station', 'bring the tickets', 'see you']);
 
-  offline = true;
-  for (const { ws, server } of relays.splice(0)) {
-    server.close();
-    ws.close({ code: 4000, reason: 'test: connection lost' });
-  }
+  network.cut();
   await bob.page.locator('[data-testid="status"]:not([data-state="open"])').waitFor();
 
   // While Bob is away, Alice changes two messages he already has.
@@ -355,7 +336,7 @@ browserTest('an edit and a deletion made while a device was offline reach it whe
   await second.getByTestId('delete').filter({ hasText: 'Delete?' }).click();
   await alice.page.locator('[data-testid="message"][data-deleted="true"]').waitFor();
 
-  offline = false;
+  network.restore();
   await bob.page.getByRole('button', { name: 'Reconnect now' }).click({ timeout: 1000 }).catch(() => {});
   await waitOnline(bob.page);
   // No reload: the reconnect's sync brings the changes.

@@ -258,3 +258,31 @@ export async function waitForTexts(page, expected, { stored = true } = {}) {
   }
   throw new Error(`expected messages ${JSON.stringify(expected)}, the page shows ${JSON.stringify(seen)}`);
 }
+
+/**
+ * A network between a page and the gateway that a test can cut: pass `beforeLoad` to
+ * person(); `cut()` closes every open WebSocket and refuses new ones until `restore()`;
+ * `relays` are the connections carried so far.
+ */
+export function cuttableNetwork() {
+  let offline = false;
+  const relays = [];
+  return {
+    relays,
+    beforeLoad: (page) =>
+      page.routeWebSocket(/\/local\?token=/, (ws) => {
+        if (offline) return ws.close({ code: 1011, reason: 'test: network down' });
+        relays.push({ ws, server: ws.connectToServer() });
+      }),
+    cut() {
+      offline = true;
+      for (const { ws, server } of relays.splice(0)) {
+        server.close();
+        ws.close({ code: 4000, reason: 'test: connection lost' });
+      }
+    },
+    restore() {
+      offline = false;
+    },
+  };
+}

@@ -9,6 +9,7 @@ import {
   TIMEOUT,
   acceptInvitation,
   browserTest,
+  cuttableNetwork,
   chatWith,
   send,
   waitForTexts,
@@ -223,28 +224,18 @@ browserTest('a custom status shows with its person until it expires, and can be 
 
 browserTest('presence keeps coming after a reconnect', async ({ person }) => {
   // Alice's WebSockets go through a relay the test can cut, as a network would.
-  let offline = false;
-  const relays = [];
-  const alice = await person('alice', {
-    beforeLoad: (page) =>
-      page.routeWebSocket(/\/local\?token=/, (ws) => {
-        if (offline) return ws.close({ code: 1011, reason: 'test: network down' });
-        relays.push({ ws, server: ws.connectToServer() });
-      }),
-  });
+  const network = cuttableNetwork();
+  const { relays } = network;
+  const alice = await person('alice', { beforeLoad: network.beforeLoad });
   const bob = await person('bob');
   await chatWith(alice.page, bob.username);
   await send(alice.page, 'hello');
   await acceptInvitation(bob.page, alice.username);
   await seenAs(alice.page, bob.username, 'online').waitFor({ timeout: INVITATION_TIMEOUT });
 
-  offline = true;
-  for (const { ws, server } of relays.splice(0)) {
-    server.close();
-    ws.close({ code: 4000, reason: 'test: connection lost' });
-  }
+  network.cut();
   await alice.page.locator('[data-testid="status"]:not([data-state="open"])').waitFor();
-  offline = false;
+  network.restore();
   await alice.page.getByRole('button', { name: 'Reconnect now' }).click({ timeout: 1000 }).catch(() => {});
   await waitOnline(alice.page);
   await seenAs(alice.page, bob.username, 'online').waitFor();
