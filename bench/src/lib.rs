@@ -20,6 +20,7 @@ pub mod presence;
 pub mod report;
 pub mod requests;
 pub mod scale;
+pub mod search;
 pub mod send_path;
 pub mod stats;
 pub mod units;

@@ -37,6 +37,9 @@ enum Part {
     Presence,
     /// Calls: set-up (ring, answer, first signal), ending, declined, missed, pushed.
     Calls,
+    /// Search: indexing rate, index size and query latency on a generated corpus; how soon
+    /// a message is found on the local stack.
+    Search,
 }
 
 #[derive(Debug, Parser)]
@@ -77,6 +80,9 @@ struct Args {
     /// Load: pause between one device's sends, ms.
     #[arg(long, default_value_t = 8000)]
     interval_ms: u64,
+    /// Search: messages in the generated corpus.
+    #[arg(long, default_value_t = 1_000_000)]
+    search_messages: usize,
     /// Scale: the traffic model.
     #[arg(long, default_value = "bench/scale/model.json")]
     model: PathBuf,
@@ -205,6 +211,18 @@ async fn main() {
                 progress("calls: set-up, ending, declined, missed, pushed");
                 let rows = bench::calls::run().await;
                 section("calls", report::requests_table(&rows), json!(rows));
+            }
+            Part::Search => {
+                let messages = if args.quick { 20_000 } else { args.search_messages };
+                progress(&format!("search: indexing {messages} messages"));
+                let corpus = bench::search::corpus(messages, &progress).await;
+                progress("search: on the local stack");
+                let on_stack = bench::search::on_the_stack(if args.quick { 5 } else { 40 }).await;
+                section(
+                    "search",
+                    bench::search::table(&corpus, &on_stack),
+                    json!({"corpus": corpus, "stack": on_stack}),
+                );
             }
             Part::Changes => {
                 progress("reactions, replies, mentions and catching up on changes");

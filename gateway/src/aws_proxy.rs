@@ -176,6 +176,17 @@ pub fn dynamodb_needs(request: &Incoming) -> Result<Vec<Need>, String> {
     let action = |name: &str| format!("dynamodb:{name}");
     let mut needs = Vec::new();
     match operation.as_str() {
+        // DynamoDB Streams (signed as `dynamodb`): on the stream's ARN. A shard iterator is
+        // opaque in AWS; moto's begin with the stream ARN, which is what the check needs.
+        "DescribeStream" | "GetShardIterator" | "GetRecords" => {
+            let arn = body
+                .get("StreamArn")
+                .and_then(Value::as_str)
+                .or_else(|| body.get("ShardIterator").and_then(Value::as_str).and_then(|i| i.split('|').next()))
+                .ok_or_else(|| format!("dynamodb:{operation} without a stream"))?;
+            needs.push(Need::new(action(&operation), arn));
+        }
+        "ListStreams" => needs.push(Need::new(action(&operation), "*")),
         "BatchGetItem" | "BatchWriteItem" => {
             for name in body.get("RequestItems").and_then(Value::as_object).into_iter().flat_map(|m| m.keys()) {
                 needs.push(Need::new(action(&operation), table_arn(name)));

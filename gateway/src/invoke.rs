@@ -164,6 +164,11 @@ async fn run(app: &App, function: Function, event: Value) -> Result<Value, Invok
         Function::Disconnect => to_json(disconnect::handle(app, parse(event)?).await),
         Function::Send => to_json(send::handle(app, parse(event)?).await),
         Function::PresenceSweep => Ok(presence::handle(app, event).await),
+        Function::SearchIndexer => indexer::handle(app, event).await.map_err(|err| {
+            let diagnostic: lambda_http::lambda_runtime::Diagnostic = err.into();
+            InvokeError::Failed { error_type: diagnostic.error_type, message: diagnostic.error_message }
+        }),
+        Function::Search => http_function(event, |req| search::handle(app, req)).await,
         Function::History => http_function(event, |req| history::handle(app, req)).await,
         Function::Auth => http_function(event, |req| auth::http::handle(app, req)).await,
         Function::Channels => http_function(event, |req| channels::handle(app, req)).await,

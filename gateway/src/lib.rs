@@ -18,6 +18,7 @@ pub mod local;
 pub mod management;
 pub mod observe;
 pub mod routes;
+pub mod streams;
 pub mod template;
 pub mod web_client;
 pub mod websocket;

@@ -35,6 +35,13 @@ pub const PUSH_TOPIC: &str = "PushTopic";
 /// Logical id of the template's upload bucket; locally the bucket is `{prefix}uploadsbucket`.
 pub const UPLOADS_BUCKET: &str = "UploadsBucket";
 
+/// Logical id of the template's search index bucket; locally `{prefix}searchindexbucket`.
+pub const SEARCH_INDEX_BUCKET: &str = "SearchIndexBucket";
+
+pub fn search_bucket(prefix: &str) -> String {
+    format!("{prefix}{SEARCH_INDEX_BUCKET}").to_lowercase()
+}
+
 pub fn uploads_bucket(prefix: &str) -> String {
     format!("{prefix}{UPLOADS_BUCKET}").to_lowercase()
 }
@@ -68,6 +75,8 @@ pub fn config(table_prefix: &str, token_secret: &str, management_endpoint: Strin
         calls: Default::default(),
         uploads: UploadSettings::new(uploads_bucket(table_prefix)),
         push: PushSettings::default(),
+        search_bucket: Some(search_bucket(table_prefix)),
+        search_shards: chat_domain::settings::DEFAULT_SEARCH_SHARDS,
     }
 }
 
@@ -76,6 +85,10 @@ pub fn config(table_prefix: &str, token_secret: &str, management_endpoint: Strin
 /// [`AwsProxy`] that holds it to its policy, and Lambda's limits with its `Timeout`.
 pub struct LocalFunctions {
     pub apps: FunctionApps,
+    /// Each function's AWS configuration: its role's credentials, through the IAM proxy.
+    /// What Lambda does with a function's role (reading its stream, its on-failure
+    /// destination) is signed with these.
+    pub sdks: BTreeMap<Function, SdkConfig>,
     pub limits: LambdaLimits,
     /// `None` when the functions talk to AWS itself (which enforces IAM on its own).
     pub iam: Option<Iam>,
@@ -88,6 +101,8 @@ pub enum LocalError {
     Template(#[from] TemplateError),
     #[error("the AWS proxy could not start: {0}")]
     Proxy(#[from] std::io::Error),
+    #[error("the search index: {0}")]
+    Search(String),
 }
 
 impl LocalFunctions {
@@ -112,6 +127,7 @@ impl LocalFunctions {
             None => (None, None),
         };
         let mut apps = BTreeMap::new();
+        let mut sdks = BTreeMap::new();
         let mut limits = LambdaLimits::default();
         for function in Function::ALL {
             let logical_id = function.logical_id();
@@ -130,10 +146,55 @@ impl LocalFunctions {
                 }
                 None => sdk.clone(),
             };
-            apps.insert(function, Arc::new(chat_aws::wire::app(&own, &own_sdk, clock.clone(), counter.clone())));
+            let environment = template.function_environment(logical_id);
+            if !environment.contains_key("SEARCH_BUCKET") {
+                own.search_bucket = None;
+            }
+            let mut app = chat_aws::wire::app(&own, &own_sdk, clock.clone(), counter.clone());
+            if own.search_bucket.is_some() {
+                app = chat_search::open(app).map_err(|e| LocalError::Search(e.to_string()))?;
+            }
+            apps.insert(function, Arc::new(app));
+            sdks.insert(function, own_sdk);
             limits.timeouts.insert(function, Duration::from_secs(template.function_timeout_s(logical_id)));
         }
-        Ok(Self { apps: FunctionApps::per_function(apps, admin), limits, iam, _proxy: proxy })
+        Ok(Self { apps: FunctionApps::per_function(apps, admin), sdks, limits, iam, _proxy: proxy })
+    }
+
+    /// The template's stream event source mappings, each reading its stream with its
+    /// function's role and invoking it through `invoker`. `admin`: the account's view (to
+    /// find the stream); `topics`: logical id -> ARN of the template's topics.
+    pub fn stream_mappings(
+        &self,
+        template: &Template,
+        prefix: &str,
+        invoker: Arc<dyn crate::invoke::Invoke>,
+        admin: &SdkConfig,
+        topics: &BTreeMap<String, String>,
+    ) -> Vec<crate::streams::StreamMapping> {
+        let mut mappings = Vec::new();
+        for source in template.stream_sources() {
+            let Some(function) = Function::ALL.into_iter().find(|f| f.logical_id() == source.function) else {
+                tracing::warn!(function = %source.function, "a stream mapping of a function the gateway does not run");
+                continue;
+            };
+            let Some(sdk) = self.sdks.get(&function) else { continue };
+            let on_failure = source
+                .on_failure
+                .as_ref()
+                .and_then(|topic| topics.get(topic))
+                .map(|arn| (aws_sdk_sns::Client::new(sdk), arn.clone()));
+            mappings.push(crate::streams::StreamMapping {
+                function,
+                table: format!("{prefix}{}", source.table),
+                source,
+                streams: aws_sdk_dynamodbstreams::Client::new(sdk),
+                admin: aws_sdk_dynamodb::Client::new(admin),
+                on_failure,
+                invoker: invoker.clone(),
+            });
+        }
+        mappings
     }
 
     /// The gateway's invoker for these functions.

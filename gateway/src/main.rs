@@ -2,6 +2,7 @@
 //! (moto, LocalStack or AWS itself, through `AWS_ENDPOINT_URL`), plus small tools to
 //! make tokens and channels for trying it out.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -120,10 +121,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     match cli.command {
         Command::Serve { listen, stage, create_tables, template, web_dir, schedule_every_seconds, push_topic_arn } => {
-            let mut topic = push_topic_arn;
+            let mut topics = BTreeMap::new();
             if create_tables {
-                topic = topic.or(create(&sdk, &template, &cli.table_prefix).await?);
+                topics = create(&sdk, &template, &cli.table_prefix).await?;
             }
+            let topic = push_topic_arn.or_else(|| topics.get(local::PUSH_TOPIC).cloned());
             let listener = tokio::net::TcpListener::bind(listen).await?;
             let addr = listener.local_addr()?;
             let mut config = local::config(
@@ -144,15 +146,23 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 stage: stage.clone(),
                 websocket_api_id: LOCAL_WEBSOCKET_API_ID.into(),
             };
-            let functions =
-                LocalFunctions::start(&Template::load(&template)?, &names, &config, &sdk, clock, None, admin).await?;
+            let template = Template::load(&template)?;
+            let functions = LocalFunctions::start(&template, &names, &config, &sdk, clock, None, admin).await?;
             let options =
                 GatewayOptions { stage: stage.clone(), iam: functions.iam.clone(), ..GatewayOptions::default() };
             // `/app/` is the web client's; a stage of that name keeps the path for itself.
             let served = (web_dir.is_dir() && stage != "app").then(|| web_dir.clone());
+            let invoker: Arc<dyn local_gateway::invoke::Invoke> = Arc::new(functions.invoker());
             let running =
-                local_gateway::serve_with_web_client(listener, options, Arc::new(functions.invoker()), served.clone())
-                    .await?;
+                local_gateway::serve_with_web_client(listener, options, invoker.clone(), served.clone()).await?;
+            // The stream event source mappings (the search indexer), as Lambda runs them.
+            let _streams = local_gateway::streams::StreamPollers::start(functions.stream_mappings(
+                &template,
+                &cli.table_prefix,
+                invoker,
+                &sdk,
+                &topics,
+            ));
             println!("WebSocket API:  {}", running.websocket_url(&stage));
             println!("HTTP API:       {}", running.http_url());
             println!("Management API: {}", local_gateway::management_endpoint(addr, &stage));
@@ -206,12 +216,12 @@ fn secret(token_secret: Option<&str>) -> Result<&str, &'static str> {
     token_secret.ok_or("TOKEN_SECRET (or --token-secret) is needed for this command")
 }
 
-/// Creates the template's tables, buckets and topics; answers the push topic's ARN.
+/// Creates the template's tables, buckets and topics; answers the topics' ARNs by logical id.
 async fn create(
     sdk: &aws_config::SdkConfig,
     template: &std::path::Path,
     prefix: &str,
-) -> Result<Option<String>, Box<dyn std::error::Error>> {
+) -> Result<BTreeMap<String, String>, Box<dyn std::error::Error>> {
     let template = Template::load(template)?;
     for table in template.create_tables(&aws_sdk_dynamodb::Client::new(sdk), prefix).await? {
         println!("created table {table}");
@@ -220,6 +230,5 @@ async fn create(
     for bucket in template.create_buckets(&s3, prefix).await? {
         println!("created bucket {bucket}");
     }
-    let topics = template.create_topics(&aws_sdk_sns::Client::new(sdk), prefix).await?;
-    Ok(topics.get(local::PUSH_TOPIC).cloned())
+    Ok(template.create_topics(&aws_sdk_sns::Client::new(sdk), prefix).await?)
 }

@@ -236,6 +236,8 @@ pub fn function_name(function: Function) -> &'static str {
         Function::Auth => "auth",
         Function::Channels => "channels",
         Function::PresenceSweep => "presence",
+        Function::Search => "search",
+        Function::SearchIndexer => "indexer",
     }
 }
 

@@ -12,10 +12,12 @@ pub enum Function {
     Auth,
     Channels,
     PresenceSweep,
+    Search,
+    SearchIndexer,
 }
 
 impl Function {
-    pub const ALL: [Function; 8] = [
+    pub const ALL: [Function; 10] = [
         Function::Authorizer,
         Function::Connect,
         Function::Disconnect,
@@ -24,6 +26,8 @@ impl Function {
         Function::Auth,
         Function::Channels,
         Function::PresenceSweep,
+        Function::Search,
+        Function::SearchIndexer,
     ];
 
     pub fn logical_id(self) -> &'static str {
@@ -36,6 +40,8 @@ impl Function {
             Function::Auth => "AuthFunction",
             Function::Channels => "ChannelsFunction",
             Function::PresenceSweep => "PresenceSweepFunction",
+            Function::Search => "SearchFunction",
+            Function::SearchIndexer => "SearchIndexerFunction",
         }
     }
 }
@@ -91,6 +97,7 @@ pub const HTTP_ROUTES: &[HttpRoute] = &[
     http("POST", "/auth/signout", Function::Auth, true),
     http("GET", "/channels", Function::History, true),
     http("GET", "/channels/{channelId}/messages", Function::History, true),
+    http("GET", "/search", Function::Search, true),
     http("POST", "/channels", Function::Channels, true),
     http("POST", "/channels/direct", Function::Channels, true),
     http("GET", "/channels/{channelId}", Function::Channels, true),
@@ -123,3 +130,15 @@ pub struct Schedule {
 }
 
 pub const SCHEDULES: &[Schedule] = &[Schedule { function: Function::PresenceSweep, expression: "rate(1 minute)" }];
+
+/// A function fed by a table's DynamoDB stream (an event source mapping in AWS; a poller
+/// in the gateway, `crate::streams`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamMapping {
+    pub function: Function,
+    /// Logical id of the table.
+    pub table: &'static str,
+}
+
+pub const STREAM_MAPPINGS: &[StreamMapping] =
+    &[StreamMapping { function: Function::SearchIndexer, table: "MessagesTable" }];

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
-    ScalarAttributeType, TimeToLiveSpecification,
+    ScalarAttributeType, StreamSpecification, StreamViewType, TimeToLiveSpecification,
 };
 use serde_yaml::Value;
 
@@ -48,6 +48,23 @@ pub struct DeclaredWebSocketRoute {
     pub two_way: bool,
     pub authorizer_function: Option<String>,
     pub identity_source: Vec<String>,
+}
+
+/// A DynamoDB stream event source mapping, as the template declares it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamSource {
+    pub function: String,
+    /// The table whose stream feeds it (logical id).
+    pub table: String,
+    pub batch_size: usize,
+    /// `TRIM_HORIZON` or `LATEST`.
+    pub starting_position: String,
+    pub batching_window_s: u64,
+    /// -1: until the record expires.
+    pub maximum_retry_attempts: i64,
+    pub bisect_on_error: bool,
+    /// Logical id of the on-failure destination (an SQS queue).
+    pub on_failure: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -200,6 +217,44 @@ impl Template {
         Some((function, headers))
     }
 
+    /// Functions fed by a DynamoDB stream (`Type: DynamoDB` events), with the event source
+    /// mapping's settings.
+    pub fn stream_sources(&self) -> Vec<StreamSource> {
+        let mut sources = Vec::new();
+        for (function, resource) in self.of_type("AWS::Serverless::Function") {
+            let events = resource.get("Properties").and_then(|p| p.get("Events")).and_then(Value::as_mapping);
+            for (_, event) in events.into_iter().flatten() {
+                if event.get("Type").and_then(Value::as_str) != Some("DynamoDB") {
+                    continue;
+                }
+                let Some(props) = event.get("Properties") else { continue };
+                let Some(table) = props.get("Stream").and_then(get_att_resource) else { continue };
+                let number = |name: &str, default: u64| props.get(name).and_then(Value::as_u64).unwrap_or(default);
+                let on_failure = props
+                    .get("DestinationConfig")
+                    .and_then(|d| d.get("OnFailure"))
+                    .and_then(|o| o.get("Destination"))
+                    .and_then(|d| reference(d).map(str::to_owned).or_else(|| get_att_resource(d)));
+                sources.push(StreamSource {
+                    function: function.clone(),
+                    table,
+                    batch_size: number("BatchSize", 100) as usize,
+                    starting_position: props
+                        .get("StartingPosition")
+                        .and_then(Value::as_str)
+                        .unwrap_or("TRIM_HORIZON")
+                        .to_owned(),
+                    batching_window_s: number("MaximumBatchingWindowInSeconds", 0),
+                    maximum_retry_attempts: props.get("MaximumRetryAttempts").and_then(Value::as_i64).unwrap_or(-1),
+                    bisect_on_error: props.get("BisectBatchOnFunctionError").and_then(Value::as_bool).unwrap_or(false),
+                    on_failure,
+                });
+            }
+        }
+        sources.sort_by(|a, b| a.function.cmp(&b.function));
+        sources
+    }
+
     /// Creates every `AWS::S3::Bucket` of the template, named `{prefix}{LogicalId}` in lower
     /// case (bucket names allow no capitals). Existing buckets are kept.
     pub async fn create_buckets(
@@ -277,6 +332,16 @@ impl Template {
                         .index_name(index_name)
                         .set_key_schema(Some(key_schema(logical_id, index.get("KeySchema"))?))
                         .projection(Projection::builder().projection_type(ProjectionType::from(projection)).build())
+                        .build()
+                        .map_err(|e| shape(logical_id, &e.to_string()))?,
+                );
+            }
+            let stream = props.get("StreamSpecification").and_then(|s| s.get("StreamViewType")).and_then(Value::as_str);
+            if let Some(view) = stream {
+                request = request.stream_specification(
+                    StreamSpecification::builder()
+                        .stream_enabled(true)
+                        .stream_view_type(StreamViewType::from(view))
                         .build()
                         .map_err(|e| shape(logical_id, &e.to_string()))?,
                 );
@@ -392,6 +457,19 @@ fn get_att_resource(value: &Value) -> Option<String> {
     Some(text.split('.').next()?.to_owned())
 }
 
+/// `!GetAtt X.Attr` as `X.Attr` (`X.Arn` when no attribute is named).
+fn get_att(value: &Value) -> Option<String> {
+    let text = match value {
+        Value::Tagged(tagged) if tagged.tag == "GetAtt" => tagged.value.as_str()?.to_owned(),
+        Value::Mapping(m) => {
+            let parts = m.get("Fn::GetAtt")?.as_sequence()?;
+            parts.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(".")
+        }
+        _ => return None,
+    };
+    Some(if text.contains('.') { text } else { format!("{text}.Arn") })
+}
+
 /// `${Name}` and `${Name.Attr}` references inside a `!Sub` string, pseudo-parameters excluded.
 fn references(text: &str) -> Vec<String> {
     text.split("${")
@@ -501,8 +579,8 @@ impl Template {
         if let Some(name) = reference(value) {
             return self.resolve_name(name, names);
         }
-        if let Some(resource) = get_att_resource(value) {
-            return self.resolve_name(&format!("{resource}.Arn"), names);
+        if let Some(attribute) = get_att(value) {
+            return self.resolve_name(&attribute, names);
         }
         let text = intrinsic_text(value).ok_or_else(|| TemplateError::Shape(format!("cannot resolve {value:?}")))?;
         let mut out = String::new();
@@ -543,6 +621,10 @@ impl Template {
             ("AWS::DynamoDB::Table", None) => local,
             ("AWS::DynamoDB::Table", Some("Arn")) => {
                 format!("arn:aws:dynamodb:{LOCAL_REGION}:{LOCAL_ACCOUNT}:table/{local}")
+            }
+            // The label is the stream's creation time, known only once the table exists.
+            ("AWS::DynamoDB::Table", Some("StreamArn")) => {
+                format!("arn:aws:dynamodb:{LOCAL_REGION}:{LOCAL_ACCOUNT}:table/{local}/stream/*")
             }
             ("AWS::S3::Bucket", None) => local.to_lowercase(),
             ("AWS::S3::Bucket", Some("Arn")) => format!("arn:aws:s3:::{}", local.to_lowercase()),

@@ -15,5 +15,6 @@ mod observability;
 mod presence;
 mod reactions;
 mod reliability;
+mod search;
 mod sync;
 mod template_routes;

@@ -18,6 +18,7 @@ use chat_domain::clock::{Clock, ManualClock, SystemClock};
 use chat_domain::model::{ChannelId, ChannelKind, MemberRole, UserId};
 use local_gateway::invoke::Invoke;
 use local_gateway::local::LocalFunctions;
+use local_gateway::streams::StreamPollers;
 use local_gateway::template::{LOCAL_WEBSOCKET_API_ID, LocalNames, Template};
 use local_gateway::{GatewayOptions, Limits, ManagementFaults, RunningGateway, local};
 use serde_json::Value;
@@ -63,6 +64,9 @@ pub struct StackOptions {
     pub reaction_pushes: bool,
     /// Ring time and ICE servers of calls (default: 30 s, none).
     pub calls: Option<chat_aws::config::CallSettings>,
+    /// Run the template's stream event source mappings (the search indexer). Off by
+    /// default: the indexer's requests would land in every test's request counts.
+    pub streams: bool,
 }
 
 /// Builds the gateway's [`Invoke`] from the stack's functions.
@@ -89,6 +93,8 @@ pub struct Stack {
     /// Every AWS request the functions made (DynamoDB and Management API).
     pub requests: RequestCounter,
     pub tokens: TokenKeys,
+    /// The stream event source mappings, when the options asked for them.
+    pub streams: Option<StreamPollers>,
     http: reqwest::Client,
 }
 
@@ -195,8 +201,11 @@ impl Stack {
             Some(factory) => factory(&functions),
             None => Arc::new(functions.invoker()),
         };
-        let gateway = local_gateway::serve(listener, gateway_options, invoker).await.expect("gateway starts");
-        Self { gateway, app, config, dynamo, s3, functions, requests, tokens, http: reqwest::Client::new() }
+        let gateway = local_gateway::serve(listener, gateway_options, invoker.clone()).await.expect("gateway starts");
+        let streams = options.streams.then(|| {
+            StreamPollers::start(functions.stream_mappings(&template, &prefix, invoker, &functions_sdk, &topics))
+        });
+        Self { gateway, app, config, dynamo, s3, functions, requests, tokens, streams, http: reqwest::Client::new() }
     }
 
     /// Requests AWS would have refused so far (the functions' IAM, from template.yaml).

@@ -41,7 +41,9 @@ pub fn source_address(request: &Request) -> String {
 pub async fn within_limit(app: &App, request: &Request) -> Result<(), ChatError> {
     use chat_domain::limits::{Action, check};
     let route = route_key(request);
-    let action = if route.starts_with("GET ") {
+    let action = if route == "GET /search" {
+        Action::Search
+    } else if route.starts_with("GET ") {
         Action::Read
     } else if route == "POST /channels/{channelId}/uploads" {
         Action::Upload

@@ -43,6 +43,7 @@ pub fn rate_limits_from_env() -> Result<RateLimits, ConfigError> {
         calls: rate_limit("RATE_LIMIT_CALLS", d.calls)?,
         signals: rate_limit("RATE_LIMIT_SIGNALS", d.signals)?,
         reads: rate_limit("RATE_LIMIT_READS", d.reads)?,
+        searches: rate_limit("RATE_LIMIT_SEARCHES", d.searches)?,
         writes: rate_limit("RATE_LIMIT_WRITES", d.writes)?,
         uploads: rate_limit("RATE_LIMIT_UPLOADS", d.uploads)?,
         sign_ins: rate_limit("RATE_LIMIT_SIGN_INS", d.sign_ins)?,
@@ -104,6 +105,9 @@ pub struct Config {
     pub calls: CallSettings,
     pub uploads: UploadSettings,
     pub push: PushSettings,
+    /// The search index's bucket (`SEARCH_BUCKET`): only the search and indexer functions.
+    pub search_bucket: Option<String>,
+    pub search_shards: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -182,6 +186,8 @@ impl Config {
                 platform_applications: platform_applications(optional("PUSH_PLATFORM_APPLICATIONS"))?,
                 topic_arn: optional("PUSH_TOPIC_ARN"),
             },
+            search_bucket: optional("SEARCH_BUCKET"),
+            search_shards: seconds("SEARCH_SHARDS", i64::from(chat_domain::settings::DEFAULT_SEARCH_SHARDS))? as u32,
         };
         config.validate()?;
         Ok(config)
@@ -203,6 +209,7 @@ impl Config {
             access_token_ttl_s: self.access_token_ttl_s,
             refresh_token_ttl_s: self.refresh_token_ttl_s,
             limit_scope: self.tables.rate_limits.clone(),
+            search_shards: self.search_shards,
         }
     }
 

@@ -17,6 +17,7 @@ use crate::lazy::LazyClient;
 use crate::metrics::RequestCounter;
 use crate::notify::Notifier;
 use crate::s3::S3Files;
+use crate::search_files::S3IndexFiles;
 use crate::sns::SnsPush;
 use crate::store::{
     Blocks, Calls, Channels, Invitations, MessageLog, Presence, RateCounters, Reactions, Sessions, Subscriptions, Users,
@@ -89,9 +90,13 @@ pub fn app(config: &Config, sdk: &SdkConfig, clock: Arc<dyn Clock>, counter: Opt
         blocks: Arc::new(Blocks::new(dynamo.clone(), &tables.channels)),
         users: Arc::new(Users::new(dynamo.clone(), &tables.users)),
         sessions: Arc::new(Sessions::new(dynamo.clone(), &tables.users)),
-        counters: Arc::new(RateCounters::new(dynamo, &tables.rate_limits)),
+        counters: Arc::new(RateCounters::new(dynamo.clone(), &tables.rate_limits)),
         poster: Arc::new(Notifier::new(management)),
         push: Arc::new(SnsPush::new(sns, config.push.clone())),
+        index_files: config.search_bucket.as_ref().map(|bucket| {
+            Arc::new(S3IndexFiles::new(s3.clone(), bucket.clone(), dynamo.clone(), tables.channels.clone()))
+                as Arc<dyn chat_domain::ports::IndexFiles>
+        }),
         media: Arc::new(S3Files::new(
             s3,
             config.uploads.bucket.clone(),
@@ -102,6 +107,9 @@ pub fn app(config: &Config, sdk: &SdkConfig, clock: Arc<dyn Clock>, counter: Opt
             .tokens
             .as_ref()
             .map(|settings| Arc::new(TokenKeys::new(settings)) as Arc<dyn chat_domain::ports::Tokens>),
+        // The search and indexer functions add theirs (crate chat-search): no other
+        // function links the index library.
+        search: None,
     };
     App::new(config.settings(), clock, ports)
 }

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use crate::clock::Clock;
 use crate::error::PortError;
 use crate::ports::{
-    BlockStore, CallStore, ChannelStore, InvitationStore, MediaStore, MessageLog, Poster, PresenceStore, PushService,
-    RateCounter, ReactionStore, SessionStore, SubscriptionStore, Tokens, UserStore,
+    BlockStore, CallStore, ChannelStore, IndexFiles, InvitationStore, MediaStore, MessageLog, Poster, PresenceStore,
+    PushService, RateCounter, ReactionStore, SearchIndex, SessionStore, SubscriptionStore, Tokens, UserStore,
 };
 use crate::settings::Settings;
 
@@ -30,6 +30,11 @@ pub struct Ports {
     pub media: Arc<dyn MediaStore>,
     /// Only the functions that sign or check tokens have them (`TOKEN_SECRET`).
     pub tokens: Option<Arc<dyn Tokens>>,
+    /// Where the full-text index lives, in the functions given its bucket (`SEARCH_BUCKET`).
+    pub index_files: Option<Arc<dyn IndexFiles>>,
+    /// The index itself, over `index_files`: only the search and indexer functions link
+    /// the index library and set it (`chat_search::open`).
+    pub search: Option<Arc<dyn SearchIndex>>,
 }
 
 #[derive(Clone)]
@@ -107,5 +112,10 @@ impl App {
     /// The token keys, in the functions that are given the signing secret.
     pub fn tokens(&self) -> Result<&dyn Tokens, PortError> {
         self.ports.tokens.as_deref().ok_or(PortError::Unconfigured("TOKEN_SECRET"))
+    }
+
+    /// The full-text index, in the functions that search or feed it.
+    pub fn search(&self) -> Result<&dyn SearchIndex, PortError> {
+        self.ports.search.as_deref().ok_or(PortError::Unconfigured("search index"))
     }
 }

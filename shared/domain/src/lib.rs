@@ -31,6 +31,7 @@ pub mod presence;
 pub mod push;
 pub mod reactions;
 pub mod reading;
+pub mod search;
 pub mod settings;
 pub mod sync;
 

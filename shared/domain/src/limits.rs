@@ -36,6 +36,8 @@ pub enum Action {
     Signal,
     /// HTTP GET routes.
     Read,
+    /// `GET /search`.
+    Search,
     /// HTTP routes that change something.
     Write,
     Upload,
@@ -56,7 +58,7 @@ enum Counting {
 }
 
 impl Action {
-    pub const ALL: [Action; 14] = [
+    pub const ALL: [Action; 15] = [
         Action::Send,
         Action::Connect,
         Action::Change,
@@ -66,6 +68,7 @@ impl Action {
         Action::Call,
         Action::Signal,
         Action::Read,
+        Action::Search,
         Action::Write,
         Action::Upload,
         Action::SignIn,
@@ -84,6 +87,7 @@ impl Action {
             Action::Call => "call",
             Action::Signal => "signal",
             Action::Read => "read",
+            Action::Search => "search",
             Action::Write => "write",
             Action::Upload => "upload",
             Action::SignIn => "signin",
@@ -104,6 +108,7 @@ impl Action {
             Action::Call => "RateLimitedCall",
             Action::Signal => "RateLimitedSignal",
             Action::Read => "RateLimitedRead",
+            Action::Search => "RateLimitedSearch",
             Action::Write => "RateLimitedWrite",
             Action::Upload => "RateLimitedUpload",
             Action::SignIn => "RateLimitedSignIn",
@@ -123,6 +128,7 @@ impl Action {
             Action::Call => limits.calls,
             Action::Signal => limits.signals,
             Action::Read => limits.reads,
+            Action::Search => limits.searches,
             Action::Write => limits.writes,
             Action::Upload => limits.uploads,
             Action::SignIn => limits.sign_ins,
@@ -133,7 +139,7 @@ impl Action {
 
     fn counting(self) -> Counting {
         match self {
-            Action::Frame | Action::Subscribe | Action::Signal | Action::Read => Counting::Local,
+            Action::Frame | Action::Subscribe | Action::Signal | Action::Read | Action::Search => Counting::Local,
             _ => Counting::Shared,
         }
     }

@@ -1748,6 +1748,8 @@ impl World {
             push: self.push.clone(),
             media: self.media.clone(),
             tokens: Some(self.tokens.clone()),
+            index_files: None,
+            search: None,
         }
     }
 

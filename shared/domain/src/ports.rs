@@ -872,3 +872,93 @@ pub trait Tokens: Send + Sync {
     /// The user and session a valid, unexpired token speaks for.
     fn check(&self, token: &str) -> Result<Verified, TokenError>;
 }
+
+// ---- search ------------------------------------------------------------------------------
+
+/// A message as the search index holds it: what a query can match and filter on, and the
+/// version that orders the changes of one message (0 when sent, then its `changeSeq`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexedMessage {
+    pub channel_id: ChannelId,
+    pub message_id: MessageId,
+    pub version: u64,
+    pub author_id: UserId,
+    /// Empty for a deleted message: the index keeps only that it was deleted, at which
+    /// version, so that a replayed older record cannot bring it back.
+    pub text: String,
+    pub has_file: bool,
+    pub deleted: bool,
+}
+
+/// What a search asks the index: the caller's text, only in `channels` (the ones the
+/// caller is a member of, checked by the rules before every query), within the filters.
+#[derive(Debug, Clone)]
+pub struct IndexQuery {
+    pub text: String,
+    pub channels: Vec<ChannelId>,
+    pub author: Option<UserId>,
+    /// Inclusive id bounds.
+    pub low: MessageId,
+    pub high: MessageId,
+    pub has_file: Option<bool>,
+    pub order: crate::search::SearchOrder,
+    /// Hits to skip (relevance paging).
+    pub offset: usize,
+    pub limit: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexHit {
+    pub channel_id: ChannelId,
+    pub message_id: MessageId,
+}
+
+/// What applying a batch of changes did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Applied {
+    /// Changes newer than what the index held: written.
+    pub written: usize,
+    /// Replays and changes older than what the index held: skipped.
+    pub stale: usize,
+    /// Index shards whose new version was published.
+    pub shards: usize,
+}
+
+/// The full-text index of messages.
+#[async_trait]
+pub trait SearchIndex: Send + Sync {
+    /// Applies `changes` (any order, replays included): for each message the highest version
+    /// wins, whatever order the changes arrive in. All or nothing per shard.
+    async fn apply(&self, changes: Vec<IndexedMessage>) -> Result<Applied, PortError>;
+
+    /// The hits of `query`, in its order.
+    async fn search(&self, query: &IndexQuery) -> Result<Vec<IndexHit>, PortError>;
+
+    /// `text` in pieces with the words `query_text` matches highlighted, around the first
+    /// match; `None` when `text` does not (or no longer) match it.
+    fn snippet(&self, query_text: &str, text: &str) -> Option<Vec<crate::search::SnippetFragment>>;
+}
+
+/// The published state of one index shard: which files make it, under a version that only
+/// grows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexManifest {
+    pub version: u64,
+    /// The index's own description of its segments (tantivy's `meta.json`).
+    pub meta: String,
+    pub files: Vec<String>,
+}
+
+/// Where index shards live: immutable files, and one manifest per shard that names them,
+/// replaced only by a writer that read the version it replaces.
+#[async_trait]
+pub trait IndexFiles: Send + Sync {
+    /// The shards' manifests (a strongly consistent read); absent ones are not in the map.
+    async fn manifests(&self, shards: &[u32]) -> Result<HashMap<u32, IndexManifest>, PortError>;
+    /// Publishes `next` if the shard is still at `previous` (`None`: no manifest yet);
+    /// `false` when another writer published first.
+    async fn publish(&self, shard: u32, previous: Option<u64>, next: &IndexManifest) -> Result<bool, PortError>;
+    async fn read(&self, shard: u32, file: &str) -> Result<Option<Vec<u8>>, PortError>;
+    async fn write(&self, shard: u32, file: &str, bytes: Vec<u8>) -> Result<(), PortError>;
+    async fn remove(&self, shard: u32, files: &[String]) -> Result<(), PortError>;
+}

@@ -48,6 +48,8 @@ pub struct RateLimits {
     pub signals: RateLimit,
     /// HTTP reads (channel list, history, details, invitations, blocks) per user.
     pub reads: RateLimit,
+    /// `GET /search` per user: each opens index shards (counted in memory, as reads are).
+    pub searches: RateLimit,
     /// HTTP changes (groups, members, invitations, blocks, mute, devices, sign-out) per user.
     pub writes: RateLimit,
     /// Upload grants per user.
@@ -74,6 +76,7 @@ impl RateLimits {
             calls: limit,
             signals: limit,
             reads: limit,
+            searches: limit,
             writes: limit,
             uploads: limit,
             sign_ins: limit,
@@ -95,6 +98,7 @@ impl Default for RateLimits {
             calls: RateLimit { count: 10, window_ms: 60_000 },
             signals: RateLimit { count: 100, window_ms: 10_000 },
             reads: RateLimit { count: 60, window_ms: 60_000 },
+            searches: RateLimit { count: 30, window_ms: 60_000 },
             writes: RateLimit { count: 30, window_ms: 60_000 },
             uploads: RateLimit { count: 30, window_ms: 60 * 60_000 },
             sign_ins: RateLimit { count: 10, window_ms: 5 * 60_000 },
@@ -103,6 +107,10 @@ impl Default for RateLimits {
         }
     }
 }
+
+/// Shards of the search index by default: a query over all of a user's channels opens at
+/// most this many (docs/DESIGN.md, "Search").
+pub const DEFAULT_SEARCH_SHARDS: u32 = 4;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PresenceSettings {
@@ -221,6 +229,8 @@ pub struct Settings {
     /// Names the counters this deployment keeps in memory, so that stacks sharing one
     /// process (tests) do not share counts.
     pub limit_scope: String,
+    /// Shards of the search index (`SEARCH_SHARDS`): channels are spread over them.
+    pub search_shards: u32,
 }
 
 impl Default for Settings {
@@ -236,6 +246,7 @@ impl Default for Settings {
             access_token_ttl_s: DEFAULT_ACCESS_TOKEN_TTL_S,
             refresh_token_ttl_s: DEFAULT_REFRESH_TOKEN_TTL_S,
             limit_scope: String::new(),
+            search_shards: DEFAULT_SEARCH_SHARDS,
         }
     }
 }

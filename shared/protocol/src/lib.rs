@@ -11,5 +11,6 @@ pub mod frames;
 pub mod http;
 pub mod ids;
 pub mod model;
+pub mod search;
 
 pub use error::{ErrorCode, ProtocolError};

@@ -31,6 +31,7 @@ use chat_protocol::ids::MessageId;
 use chat_protocol::model::{
     Attachment, CallId, ChannelId, ChannelKind, ClientMsgId, Emoji, MemberRole, Message, Quote, ReactionCount, UserId,
 };
+use chat_protocol::search::{SearchHit, SearchPage, SnippetFragment};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
@@ -1373,6 +1374,45 @@ fn openapi_cases(report: &mut Report) -> Vec<Case> {
                 "HistoryPage",
                 HistoryPage { messages: vec![message(true)], next_before: Some(message_id()) },
                 Some(HistoryPage { messages: vec![], next_before: None }),
+            ),
+        ),
+        (
+            "SearchPage",
+            Case::new(
+                doc,
+                "SearchPage",
+                SearchPage {
+                    hits: vec![SearchHit {
+                        message: message(true),
+                        snippet: vec![
+                            SnippetFragment { text: "see you at ".into(), highlighted: false },
+                            SnippetFragment { text: "lunch".into(), highlighted: true },
+                        ],
+                    }],
+                    next_cursor: Some("n:42.1".into()),
+                },
+                Some(SearchPage { hits: vec![], next_cursor: None }),
+            ),
+        ),
+        (
+            "SearchHit",
+            Case::new(
+                doc,
+                "SearchHit",
+                SearchHit {
+                    message: message(true),
+                    snippet: vec![SnippetFragment { text: "lunch".into(), highlighted: true }],
+                },
+                Some(SearchHit { message: message(false), snippet: vec![] }),
+            ),
+        ),
+        (
+            "SnippetFragment",
+            Case::new(
+                doc,
+                "SnippetFragment",
+                SnippetFragment { text: "lunch".into(), highlighted: true },
+                Some(SnippetFragment { text: "see you at ".into(), highlighted: false }),
             ),
         ),
         ("UploadGrant", Case::new(doc, "UploadGrant", grant.clone(), Some(grant))),

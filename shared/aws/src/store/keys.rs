@@ -7,6 +7,7 @@
 //! | Channels | `{channelId}`              | `sk`: `meta`, `member#{userId}`, `dedupe#{userId}#{clientMsgId}` |
 //! | Channels | `invitations#{userId}`     | `sk`: `inbox` (pending invitations, a capped map) |
 //! | Channels | `blocks#{userId}`          | `sk`: `list` (users they block, a capped set)     |
+//! | Channels | `search#{shard}`           | `sk`: `manifest` (the search index shard's published files) |
 //! | Presence | `userId`                   | — (attributes `c#{connectionId}` per connection) |
 //! | Presence | `watchers#{userId}`        | — (attributes `w#{connectionId}` per subscribed connection) |
 //! | Presence | `call#{callId}`            | — (a call: its state, the call, the two devices) |
@@ -32,6 +33,25 @@ pub const ONLINE_BY_DEADLINE_INDEX: &str = "OnlineByDeadline";
 pub const CONNECTION_ATTRIBUTE_PREFIX: &str = "c#";
 
 pub const INBOX_SK: &str = "inbox";
+pub const SEARCH_MANIFEST_SK: &str = "manifest";
+
+/// The Channels item naming the files of a search index shard.
+pub fn search_manifest_pk(shard: u32) -> String {
+    format!("search#{shard}")
+}
+
+/// A search index shard's file in the search bucket.
+pub fn search_file_key(shard: u32, file: &str) -> String {
+    format!("search/{shard}/{file}")
+}
+
+/// A message item's partition key back to its channel (`None` for the reactions partition
+/// and anything that is not a message's).
+pub fn channel_of_message_pk(pk: &str) -> Option<ChannelId> {
+    let (channel, bucket) = pk.rsplit_once('#')?;
+    bucket.parse::<i64>().ok()?;
+    ChannelId::parse(channel).ok()
+}
 pub const BLOCKS_SK: &str = "list";
 pub const BLOCKS_PK_PREFIX: &str = "blocks#";
 

@@ -102,6 +102,11 @@ impl MessageItem {
     }
 }
 
+/// A Messages item (a stream record's image) as the message it holds.
+pub fn message_of_item(item: super::Item) -> Result<Message, StoreError> {
+    Ok(super::from_item::<MessageItem>(item)?.into_message())
+}
+
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct DedupeItem {
