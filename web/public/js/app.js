@@ -24,6 +24,13 @@ const TOAST_MS = 8000;
 /** How long without input makes this device idle: 5 minutes, or `?idleAfterMs=` (at
  * least a second; the browser tests use a few). */
 const IDLE_MS = Math.max(1000, Number(new URLSearchParams(location.search).get('idleAfterMs')) || IDLE_AFTER_MS);
+/** Messages per page of history: 50, or `?historyPage=` (1-100; the browser tests use a
+ * few, to have messages that are not loaded). */
+const HISTORY_PAGE = Number(new URLSearchParams(location.search).get('historyPage')) || undefined;
+/** Search hits per page: 20, or `?searchLimit=` (1-50; the browser tests use a few). */
+const SEARCH_LIMIT = Math.min(50, Math.max(1, Number(new URLSearchParams(location.search).get('searchLimit')) || 20));
+/** How long a message opened from a search hit stays highlighted. */
+const FOUND_MS = 4000;
 
 const $ = (id) => document.getElementById(id);
 const el = (tag, props = {}, ...children) => {
@@ -52,6 +59,14 @@ let replying = null;
 let pickerFor = null;
 /** The `@name` being typed in the composer and whom it can be: {start, options, active}. */
 let mentionMenu = null;
+/** The message opened from a search hit: {channelId, messageId, until (highlighted until,
+ * ms), placed (scrolled into view once)}. While it is set the conversation stays where it
+ * is instead of following new messages, unless scrolled to the bottom. */
+let found = null;
+/** The search shown: {params, hits, nextCursor, loading, error}; null when closed. */
+let search = null;
+/** Bumped by every search and every close: answers of older ones are dropped. */
+let searchGeneration = 0;
 /** Errors of actions the client makes by itself: logged, not shown. */
 const BACKGROUND_ACTIONS = new Set([
   'markRead',
@@ -131,6 +146,7 @@ function newClient(session) {
     session,
     storedSession: loadSession,
     idleAfterMs: IDLE_MS,
+    historyPage: HISTORY_PAGE,
   });
   c.addEventListener('session', ({ detail }) => {
     saveSession(detail.session);
@@ -147,9 +163,13 @@ function leave(message) {
   client?.stop();
   client = null;
   current = null;
+  found = null;
   stopReplying();
   closeMentionMenu();
   pickerFor = null;
+  closeSearch();
+  $('search-form').reset();
+  renderSearchScope();
   renderInvitations();
   renderBlocked();
   $('my-status').open = false;
@@ -427,6 +447,7 @@ async function select(channelId) {
     renderMentionMenu();
     drafts = [];
     renderDrafts();
+    if (found?.channelId !== channelId) found = null;
   }
   current = channelId;
   $('members').hidden = true;
@@ -519,6 +540,7 @@ function renderConversation() {
   const status = peer ? shownStatus(peer.customStatus) : null;
   $('peer-status').hidden = !status;
   $('peer-status').replaceChildren(...(status ? customStatusParts(status) : []));
+  renderSearchScope();
   renderMessages();
   renderTyping();
 }
@@ -646,7 +668,22 @@ function renderMessages() {
     nodes.push(el('p', { className: 'empty muted', textContent: timeline.loaded ? 'No messages yet. Say hi!' : 'Loading…' }));
   }
   box.replaceChildren(...nodes);
-  if (stick || nodes.length < 30) box.scrollTop = box.scrollHeight;
+  // A message opened from a search hit is scrolled into view once it is there; after that
+  // the conversation stays put (unless scrolled to the bottom) until another chat opens.
+  const anchor = found?.channelId === current ? found : null;
+  const target = anchor ? messageElement(anchor.messageId) : null;
+  if (target && !anchor.placed) {
+    target.scrollIntoView({ block: 'center' });
+    anchor.placed = true;
+  } else if (stick || (nodes.length < 30 && !anchor)) {
+    box.scrollTop = box.scrollHeight;
+  }
+}
+
+/** The open conversation's element of a stored message. */
+function messageElement(messageId) {
+  const entries = $('messages').querySelectorAll('[data-testid="message"][data-message-id], [data-testid="call-entry"]');
+  return [...entries].find((m) => m.dataset.messageId === messageId) ?? null;
 }
 
 const timeFormat = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit' });
@@ -706,6 +743,10 @@ function messageNode(message) {
   node.dataset.seq = String(message.seq);
   node.dataset.author = message.authorId ?? '';
   node.dataset.state = 'stored';
+  if (found?.messageId === message.messageId && found.channelId === message.channelId && Date.now() < found.until) {
+    node.classList.add('found');
+    node.dataset.found = 'true';
+  }
   if (message.deleted) node.dataset.deleted = 'true';
   if (message.editedAt) node.dataset.edited = 'true';
   if (!mine && message.mentions?.includes(client.userId)) node.dataset.mentionsMe = 'true';
@@ -952,6 +993,12 @@ $('composer').addEventListener('submit', (event) => {
     const replyTo = replying?.channelId === current ? replying : undefined;
     client.send(current, input.value, attachments, { replyTo, mentions });
     client.stopTyping(current);
+    // Back from a message opened from a search hit: what we send shows at the bottom, and
+    // the conversation follows new messages again.
+    if (found?.channelId === current) {
+      found = null;
+      $('messages').scrollTop = $('messages').scrollHeight;
+    }
     input.value = '';
     drafts = [];
     renderDrafts();
@@ -1148,6 +1195,187 @@ function pickMention(userId) {
   input.focus();
   input.setSelectionRange(done.caret, done.caret);
   closeMentionMenu();
+}
+
+// ------------------------------------------------------------------ search
+
+/** "Only in Team": the scope option, offered while a chat is open. */
+function renderSearchScope() {
+  const channel = current ? client?.channels.get(current) : null;
+  $('search-scope').hidden = !current;
+  if (!current) $('search-form').here.checked = false;
+  $('search-scope-text').textContent = current ? `Only in ${channel ? channelTitle(channel) : 'this chat'}` : '';
+}
+
+$('search-form').addEventListener('submit', (event) => {
+  event.preventDefault();
+  const form = event.target;
+  // Sent as typed (a trailing space means the last word is a whole word, not a prefix).
+  const q = form.q.value.replace(/^\s+/, '');
+  if (!client) return;
+  if (!q.trim()) return closeSearch();
+  const channelId = form.here.checked && current ? current : undefined;
+  runSearch({ q, channelId, limit: SEARCH_LIMIT });
+});
+
+// Another scope for the query shown: searched again.
+$('search-form').here.addEventListener('change', () => {
+  if (search && $('search-form').q.value.trim()) $('search-form').requestSubmit();
+});
+
+$('search-form').q.addEventListener('keydown', (event) => {
+  if (event.key === 'Escape') {
+    event.target.value = '';
+    closeSearch();
+  }
+});
+
+$('search-close').addEventListener('click', () => closeSearch());
+
+$('search-more').addEventListener('click', () => {
+  if (search?.nextCursor) runSearch({ ...search.params, cursor: search.nextCursor }, true);
+});
+
+/** Asks the server for hits: a new search, or (`more`) the next page of the one shown. */
+async function runSearch(params, more = false) {
+  const generation = ++searchGeneration;
+  const c = client;
+  if (!more) search = { params, hits: [], nextCursor: null };
+  search.loading = true;
+  search.error = null;
+  renderSearch();
+  try {
+    const page = await c.search(params);
+    if (generation !== searchGeneration || c !== client) return;
+    search.hits.push(...(page?.hits ?? []));
+    search.nextCursor = page?.nextCursor ?? null;
+  } catch (err) {
+    if (generation !== searchGeneration || c !== client) return;
+    search.error = err;
+  }
+  search.loading = false;
+  renderSearch();
+  const panel = $('search-results');
+  panel.dataset.answers = String(Number(panel.dataset.answers) + 1);
+}
+
+function closeSearch() {
+  searchGeneration++;
+  search = null;
+  renderSearch();
+}
+
+/** The results panel: the hits so far, "More results" while there are more, the empty
+ * state, or why the search failed. `data-state`: loading, done or error; `data-answers`
+ * counts the answers shown (the browser tests wait for the next one). */
+function renderSearch() {
+  const panel = $('search-results');
+  panel.hidden = !search;
+  if (!search) {
+    panel.dataset.state = 'idle';
+    $('search-hits').replaceChildren();
+    return;
+  }
+  const { params, hits, nextCursor, loading, error } = search;
+  panel.dataset.state = loading ? 'loading' : error ? 'error' : 'done';
+  const channel = params.channelId ? client?.channels.get(params.channelId) : null;
+  const where = params.channelId ? ` in ${channel ? channelTitle(channel) : 'this chat'}` : '';
+  $('search-summary').textContent = loading && hits.length === 0
+    ? `Searching for “${params.q}”${where}…`
+    : `${hits.length}${nextCursor ? '+' : ''} ${hits.length === 1 && !nextCursor ? 'result' : 'results'} for “${params.q}”${where}`;
+  $('search-error').hidden = !error;
+  $('search-error').textContent = error ? describe(error) : '';
+  if (error) $('search-error').dataset.code = error instanceof ChatError ? error.code : 'error';
+  else delete $('search-error').dataset.code;
+  $('search-empty').hidden = loading || Boolean(error) || hits.length > 0;
+  $('search-hits').replaceChildren(...hits.map(hitNode));
+  $('search-more').hidden = !nextCursor || Boolean(error && hits.length === 0);
+  $('search-more').disabled = loading;
+  $('search-more').textContent = loading && hits.length > 0 ? 'Loading…' : 'More results';
+}
+
+const dayFormat = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium' });
+
+/** When a hit was written: the time today, the date and time before. */
+function hitTime(createdAt) {
+  if (!createdAt) return '';
+  const date = new Date(createdAt);
+  const today = new Date().toDateString() === date.toDateString();
+  return today ? timeFormat.format(date) : `${dayFormat.format(date)} ${timeFormat.format(date)}`;
+}
+
+/** @param {import('./chat-protocol.js').SearchHit} hit */
+function hitNode(hit) {
+  const message = hit.message;
+  const channel = client?.channels.get(message.channelId);
+  const snippet = el('span', { className: 'hit-snippet' });
+  const fragments = Array.isArray(hit.snippet) && hit.snippet.length > 0 ? hit.snippet : [{ text: message.text ?? '' }];
+  // Text only: the fragments become text nodes, the highlighted ones inside <mark>.
+  for (const fragment of fragments) {
+    const text = String(fragment?.text ?? '');
+    snippet.append(fragment?.highlighted === true ? el('mark', { textContent: text }) : text);
+  }
+  snippet.dataset.testid = 'search-hit-snippet';
+  const channelName = el('span', { className: 'hit-channel', textContent: channel ? channelTitle(channel) : message.channelId });
+  channelName.dataset.testid = 'search-hit-channel';
+  const author = el('span', {
+    className: 'hit-author',
+    textContent: message.authorId === client?.userId ? 'You' : (message.authorId ?? ''),
+  });
+  author.dataset.testid = 'search-hit-author';
+  const time = el('time', { className: 'hit-time', textContent: hitTime(message.createdAt) });
+  if (message.createdAt) {
+    time.dateTime = new Date(message.createdAt).toISOString();
+    time.title = new Date(message.createdAt).toLocaleString();
+  }
+  const button = el(
+    'button',
+    { type: 'button', className: 'search-hit', title: 'Show this message in its chat', onclick: () => openHit(message) },
+    el('span', { className: 'hit-meta' }, channelName, el('span', { className: 'hit-dot', textContent: '·' }), author, time),
+    snippet,
+  );
+  button.dataset.testid = 'search-hit';
+  button.dataset.channelId = message.channelId;
+  button.dataset.messageId = message.messageId;
+  button.dataset.author = message.authorId ?? '';
+  return el('li', {}, button);
+}
+
+/** Opens the chat of a hit at its message: the history around it is loaded, it is
+ * scrolled into view and highlighted for a moment. */
+async function openHit(message) {
+  const { channelId, messageId } = message;
+  if (!client) return;
+  const mark = { channelId, messageId, until: 0, placed: false };
+  found = mark;
+  await select(channelId);
+  if (found !== mark || current !== channelId || !client) return;
+  let there;
+  try {
+    there = await client.loadAround(channelId, messageId);
+  } catch (err) {
+    if (found === mark) found = null;
+    toast(err);
+    return;
+  }
+  if (found !== mark || current !== channelId) return;
+  if (!there) {
+    found = null;
+    renderMessages();
+    notice('That message is no longer there.');
+    return;
+  }
+  mark.until = Date.now() + FOUND_MS;
+  mark.placed = false;
+  renderMessages();
+  setTimeout(() => {
+    if (found !== mark) return;
+    mark.until = 0;
+    // Not drawn again (that could move the conversation): the highlight just goes.
+    const node = messageElement(messageId);
+    node?.classList.remove('found');
+    if (node) delete node.dataset.found;
+  }, FOUND_MS);
 }
 
 // ------------------------------------------------------------------ calls

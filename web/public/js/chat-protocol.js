@@ -129,6 +129,19 @@
  * @property {{userId: string, role: string}[]} members   only people who accepted
  * @property {string[]} [invited]     who was just invited (they join when they accept)
  *
+ * @typedef {object} SearchPage      what GET /search answers
+ * @property {SearchHit[]} hits        newest first (or best first: `order=relevance`)
+ * @property {string} [nextCursor]     the next page's `cursor`; absent on the last page
+ *
+ * @typedef {object} SearchHit
+ * @property {Message} message         as history shows it now (deleted ones never come)
+ * @property {SnippetFragment[]} snippet  the text around the match: concatenated, the
+ *                                     fragments are the snippet; highlighted ones matched
+ *
+ * @typedef {object} SnippetFragment
+ * @property {string} text
+ * @property {boolean} [highlighted]   absent: false
+ *
  * @typedef {object} Outgoing        a message of ours not yet acknowledged
  * @property {string} clientMsgId
  * @property {string} channelId
@@ -146,6 +159,11 @@
 export const MAX_FRAME_BYTES = 32 * 1024;
 export const MAX_TEXT_CHARS = 100_000;
 const HISTORY_PAGE = 50;
+/** Jumping to a message (a search hit) loads up to this many messages before it... */
+const JUMP_CONTEXT = 25;
+/** ...and every message between it and what is loaded, up to this many (beyond that, the
+ * conversation would hold too much to draw: loadAround() refuses). */
+const MAX_JUMP_GAP = 2000;
 /** Past this many missed messages a channel reloads its latest page instead of catching up. */
 const MAX_CATCH_UP = 500;
 /** A `seq` gap still open after this long is read from history. */
@@ -216,6 +234,12 @@ export function newClientMsgId() {
 /** Compares decimal id strings without converting them to (imprecise) numbers. */
 export function compareIds(a, b) {
   return a.length - b.length || (a < b ? -1 : a > b ? 1 : 0);
+}
+
+/** The id after a decimal id string (`before` of the history page that ends at it): as a
+ * BigInt, ids past 2^53 stay exact. */
+export function nextId(id) {
+  return (BigInt(id) + 1n).toString();
 }
 
 // ------------------------------------------------------------------------ replies, mentions, reactions
@@ -440,6 +464,24 @@ export class HttpApi {
   attachmentUrl(channelId, key) {
     const path = `/channels/${encodeURIComponent(channelId)}/attachments?key=${encodeURIComponent(key)}`;
     return this.#call('GET', path);
+  }
+  /** Full-text search over the messages of the caller's channels (`channelId`: one of
+   * them). `q`: words, "quoted phrases", the last word also as a prefix; `from`: an
+   * author's userId; `before`/`after`: createdAt bounds (ms, exclusive); `hasFile`;
+   * `order`: `newest` (default) or `relevance`; `limit` 1-50; `cursor`: the previous
+   * page's `nextCursor`.
+   * @returns {Promise<SearchPage>} */
+  search({ q, channelId, from, before, after, hasFile, order, limit, cursor }) {
+    const query = new URLSearchParams({ q });
+    if (channelId) query.set('channelId', channelId);
+    if (from) query.set('from', from);
+    if (before !== undefined && before !== null) query.set('before', String(before));
+    if (after !== undefined && after !== null) query.set('after', String(after));
+    if (hasFile !== undefined && hasFile !== null) query.set('hasFile', String(Boolean(hasFile)));
+    if (order) query.set('order', order);
+    if (limit) query.set('limit', String(limit));
+    if (cursor) query.set('cursor', cursor);
+    return this.#call('GET', `/search?${query}`);
   }
   /** A page of history, newest first; `nextBefore` continues to older messages.
    * @returns {Promise<{messages: Message[], nextBefore?: string}>} */
@@ -764,11 +806,20 @@ export class Timeline {
  */
 export class ChatClient extends EventTarget {
   /** @param {{apiBaseUrl: string, webSocketUrl: string, session?: Session|null,
-   *           storedSession?: () => Session|null, idleAfterMs?: number}} options
+   *           storedSession?: () => Session|null, idleAfterMs?: number, historyPage?: number}} options
    *   `storedSession`: the session as persisted now, when tabs share it (see Tokens);
-   *   `idleAfterMs`: how long without noteActivity() makes this device idle */
-  constructor({ apiBaseUrl, webSocketUrl, session = null, storedSession, idleAfterMs = IDLE_AFTER_MS }) {
+   *   `idleAfterMs`: how long without noteActivity() makes this device idle;
+   *   `historyPage`: messages per page of history (1-100) */
+  constructor({
+    apiBaseUrl,
+    webSocketUrl,
+    session = null,
+    storedSession,
+    idleAfterMs = IDLE_AFTER_MS,
+    historyPage = HISTORY_PAGE,
+  }) {
     super();
+    this.historyPage = Math.min(100, Math.max(1, Math.round(historyPage) || HISTORY_PAGE));
     this.webSocketUrl = webSocketUrl;
     this.tokens = new Tokens((s) => this.#emit('session', { session: s }), storedSession);
     this.api = new HttpApi(apiBaseUrl, this.tokens);
@@ -1097,10 +1148,65 @@ export class ChatClient extends EventTarget {
   async loadOlder(channelId) {
     const timeline = this.timeline(channelId);
     if (!timeline.olderCursor) return;
-    const page = await this.api.history(channelId, { before: timeline.olderCursor, limit: HISTORY_PAGE });
+    const page = await this.api.history(channelId, { before: timeline.olderCursor, limit: this.historyPage });
     timeline.add(page.messages, { complete: true });
     timeline.olderCursor = page.nextBefore ?? null;
     this.#emit('timeline', { channelId });
+  }
+
+  /** Searches the messages of our channels (see HttpApi.search()). @returns {Promise<SearchPage>} */
+  search(params) {
+    return this.api.search(params);
+  }
+
+  /**
+   * Makes the channel's timeline hold `messageId` (a search hit, say) with messages around
+   * it: up to JUMP_CONTEXT before it (the history page ending at it), and every message
+   * between it and the ones loaded already (pages of `after` it, newest first), so that the
+   * timeline stays one unbroken run up to the newest message, as catch-up and live
+   * messages need it. Answers whether the message is there (false: it is gone, deleted
+   * for good or in a channel we left). Refuses (`too_far`) a message with more than
+   * MAX_JUMP_GAP messages between it and those loaded.
+   * @returns {Promise<boolean>}
+   */
+  async loadAround(channelId, messageId) {
+    const timeline = this.timeline(channelId);
+    if (!timeline.loaded) await this.open(channelId);
+    for (let attempt = 0; attempt < 3; attempt++) {
+      if (timeline.byId(messageId)) return true;
+      const oldest = timeline.messages()[0];
+      // Everything is loaded, or the message is newer than the oldest loaded one (a gap a
+      // catch-up fills): not in this channel's history (any more).
+      if (!timeline.olderCursor || !oldest || compareIds(messageId, oldest.messageId) > 0) {
+        await this.#catchUp(channelId);
+        return Boolean(timeline.byId(messageId));
+      }
+      const limit = Math.min(JUMP_CONTEXT, this.historyPage);
+      const page = await this.api.history(channelId, { before: nextId(messageId), limit });
+      const target = page.messages.find((m) => m.messageId === messageId);
+      if (!target) return false;
+      if (oldest.seq - target.seq - 1 > MAX_JUMP_GAP) {
+        throw new ChatError({
+          code: 'too_far',
+          message: `that message is ${oldest.seq - target.seq} messages back: scroll up with "Load older messages"`,
+        });
+      }
+      const between = [];
+      let before = oldest.messageId;
+      while (before) {
+        const older = await this.api.history(channelId, { after: messageId, before, limit: 100 });
+        between.push(...older.messages);
+        before = older.nextBefore;
+      }
+      // Older messages were loaded meanwhile, or the timeline was read anew (a long
+      // catch-up): what was read may not fit it any more; look again.
+      if (timeline.messages()[0]?.messageId !== oldest.messageId) continue;
+      timeline.add([...between, ...page.messages], { complete: true });
+      timeline.olderCursor = page.nextBefore ?? null;
+      this.#emit('timeline', { channelId });
+      return true;
+    }
+    return Boolean(timeline.byId(messageId));
   }
 
   /** Queues a message; it goes out now if connected, else on the next connection.
@@ -1745,7 +1851,7 @@ export class ChatClient extends EventTarget {
    * `changeSeq` (read before the page) is in it. */
   async #load(timeline) {
     const changeSeq = this.channels.get(timeline.channelId)?.changeSeq ?? 0;
-    timeline.reset(await this.api.history(timeline.channelId, { limit: HISTORY_PAGE }));
+    timeline.reset(await this.api.history(timeline.channelId, { limit: this.historyPage }));
     timeline.changeCursor = changeSeq;
   }
 
