@@ -106,6 +106,28 @@ pub struct HistoryArgs {
 }
 
 #[derive(Args)]
+pub struct SearchArgs {
+    /// What to look for (words are joined with spaces).
+    #[arg(required = true, num_args = 1..)]
+    pub query: Vec<String>,
+    /// Only this channel: id, group name, or the other person's username.
+    #[arg(long)]
+    pub channel: Option<String>,
+    /// Only messages by this user.
+    #[arg(long, value_parser = user_id)]
+    pub from: Option<UserId>,
+    /// Only messages with files.
+    #[arg(long)]
+    pub files: bool,
+    /// Best matches first instead of newest first.
+    #[arg(long)]
+    pub relevance: bool,
+    /// How many hits (the server answers at most 50 a page; more are fetched page by page).
+    #[arg(long, default_value_t = 20)]
+    pub limit: usize,
+}
+
+#[derive(Args)]
 pub struct ReactionArgs {
     /// Channel id, group name, or the other person's username.
     pub channel: String,
@@ -948,6 +970,76 @@ fn own_presence_line(view: &chat_protocol::frames::PresenceView, chosen: &Presen
         (None, _) => line.push_str(" · no custom status"),
     }
     line
+}
+
+pub async fn search(api: &Api, store: &mut Store, args: SearchArgs, json: bool) -> Result<(), Error> {
+    let channel = match &args.channel {
+        Some(reference) => Some(api.resolve(store, reference).await?.channel_id),
+        None => None,
+    };
+    let names: std::collections::HashMap<ChannelId, String> = api
+        .channels(store)
+        .await?
+        .into_iter()
+        .map(|c| {
+            let name = c
+                .name
+                .clone()
+                .or_else(|| c.peer.as_ref().map(|p| format!("@{p}")))
+                .unwrap_or_else(|| c.channel_id.to_string());
+            (c.channel_id, name)
+        })
+        .collect();
+    let mut base = format!("/search?q={}", urlencoding::encode(&args.query.join(" ")));
+    if let Some(channel) = &channel {
+        base.push_str(&format!("&channelId={}", urlencoding::encode(channel.as_str())));
+    }
+    if let Some(from) = &args.from {
+        base.push_str(&format!("&from={}", urlencoding::encode(from.as_str())));
+    }
+    if args.files {
+        base.push_str("&hasFile=true");
+    }
+    if args.relevance {
+        base.push_str("&order=relevance");
+    }
+    let bold = crate::term::stdout_is_tty();
+    let mut shown = 0;
+    let mut cursor: Option<String> = None;
+    while shown < args.limit {
+        let mut path = format!("{base}&limit={}", (args.limit - shown).clamp(1, 50));
+        if let Some(cursor) = &cursor {
+            path.push_str(&format!("&cursor={}", urlencoding::encode(cursor)));
+        }
+        let page: chat_protocol::search::SearchPage = api.get(store, &path).await?;
+        for hit in &page.hits {
+            shown += 1;
+            if json {
+                println!("{}", serde_json::to_string(hit).expect("hits serialise"));
+                continue;
+            }
+            let snippet: String = hit
+                .snippet
+                .iter()
+                .map(|f| match (f.highlighted, bold) {
+                    (false, _) => f.text.clone(),
+                    (true, true) => format!("\x1b[1m{}\x1b[0m", f.text),
+                    (true, false) => format!("[{}]", f.text),
+                })
+                .collect();
+            let message = &hit.message;
+            let channel = names.get(&message.channel_id).cloned().unwrap_or_else(|| message.channel_id.to_string());
+            println!("{channel} #{} {}: {}", message.seq, message.author_id, snippet.replace('\n', " "));
+        }
+        match page.next_cursor {
+            Some(next) if !page.hits.is_empty() => cursor = Some(next),
+            _ => break,
+        }
+    }
+    if shown == 0 && !json {
+        eprintln!("no messages found");
+    }
+    Ok(())
 }
 
 pub async fn history(api: &Api, store: &mut Store, args: HistoryArgs, json: bool) -> Result<(), Error> {

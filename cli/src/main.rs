@@ -160,6 +160,13 @@ enum Command {
     /// answers (`↪ alice: …`); `(mentions you)` marks those that mention you; the reactions
     /// follow (`👍 2* ❤️ 1`, `*`: yours).
     History(commands::HistoryArgs),
+    /// Search the messages of your channels: words, "quoted phrases", and the last word as
+    /// a prefix (`chat search lunch tom` finds "lunch tomorrow").
+    ///
+    /// Each hit as `channel #seq author: …snippet…`, the matched words in `[brackets]`
+    /// (bold on a terminal), newest first. New messages are found a few seconds after they
+    /// were sent.
+    Search(commands::SearchArgs),
     /// Your presence as others see it; set your state (online, dnd, invisible), a custom
     /// status, and who sees when you were last online.
     ///
@@ -255,6 +262,7 @@ async fn run(cli: Cli) -> Result<ExitCode, Error> {
             commands::change(&api, &endpoints, &mut store, &channel, message, None, json).await?
         }
         Command::History(args) => commands::history(&api, &mut store, args, json).await?,
+        Command::Search(args) => commands::search(&api, &mut store, args, json).await?,
         Command::Status(args) => commands::status(&api, &endpoints, &mut store, args, json).await?,
         Command::Script(args) => return script::run(&api, &endpoints, &mut store, args).await,
     }

@@ -1037,3 +1037,40 @@ async fn group_chat_shows_members_states_and_custom_statuses_as_they_change() {
     chat.line(|l| l.trim_start().starts_with(&lunch)).await;
     chat.quit().await;
 }
+
+#[tokio::test]
+async fn search_finds_messages_with_the_matched_words_marked() {
+    let stack = Stack::start_with(e2e::StackOptions { streams: true, ..Default::default() }).await;
+    let (alice, bob) = signed_up_pair(&stack).await;
+    assert!(alice.run(&["channels", "direct", &bob.name]).await.ok);
+    bob.accept(&alice.name).await;
+    assert!(alice.run(&["send", &bob.name, "lunch tomorrow at the harbour?"]).await.ok);
+    assert!(alice.run(&["send", &bob.name, "the harbour is closed"]).await.ok);
+
+    // The index follows the stream within seconds.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let text = loop {
+        let out = bob.run(&["search", "harb"]).await;
+        assert!(out.ok, "{}", out.stderr);
+        if out.stdout.lines().count() == 2 {
+            break out.stdout;
+        }
+        assert!(std::time::Instant::now() < deadline, "not found: {} {}", out.stdout, out.stderr);
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    };
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[0].ends_with(&format!("#2 {}: the [harbour] is closed", alice.name)), "{text}");
+    assert!(lines[1].contains("lunch tomorrow at the [harbour]?"), "{text}");
+
+    let out = bob.run(&["--json", "search", "lunch", "tom", "--channel", &alice.name]).await;
+    let hits = json_lines(&out.stdout);
+    assert_eq!(hits.len(), 1, "{}", out.stdout);
+    assert_eq!(hits[0]["message"]["text"], "lunch tomorrow at the harbour?");
+    let out = bob.run(&["search", "nothing-like-this"]).await;
+    assert!(
+        out.ok && out.stdout.is_empty() && out.stderr.contains("no messages found"),
+        "{} {}",
+        out.stdout,
+        out.stderr
+    );
+}

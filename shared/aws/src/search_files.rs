@@ -1,5 +1,5 @@
-//! Where the search index lives (port [`IndexFiles`]): each shard's files are S3 objects
-//! that never change (`search/{shard}/{file}` in the search bucket), and its manifest a
+//! Where the search index lives (port [`IndexFiles`]): each shard's bundles of files are S3
+//! objects that never change (`search/{shard}/{bundle}` in the search bucket), and its manifest a
 //! Channels item (`search#{shard}`) replaced only under a condition on the version it
 //! replaces, so two indexers never publish over each other.
 
@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_s3::types::{Delete, ObjectIdentifier};
 use chat_domain::PortError;
-use chat_domain::ports::{IndexFiles, IndexManifest};
+use chat_domain::ports::{IndexFile, IndexFiles, IndexManifest};
 use serde::{Deserialize, Serialize};
 
 use crate::lazy::LazyClient;
@@ -25,7 +25,7 @@ struct ManifestItem {
     sk: String,
     version: u64,
     meta: String,
-    files: Vec<String>,
+    files: Vec<IndexFile>,
 }
 
 pub struct S3IndexFiles {

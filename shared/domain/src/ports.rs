@@ -939,18 +939,28 @@ pub trait SearchIndex: Send + Sync {
     fn snippet(&self, query_text: &str, text: &str) -> Option<Vec<crate::search::SnippetFragment>>;
 }
 
-/// The published state of one index shard: which files make it, under a version that only
-/// grows.
+/// The published state of one index shard: which files make it and where each is, under a
+/// version that only grows.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IndexManifest {
     pub version: u64,
     /// The index's own description of its segments (tantivy's `meta.json`).
     pub meta: String,
-    pub files: Vec<String>,
+    pub files: Vec<IndexFile>,
 }
 
-/// Where index shards live: immutable files, and one manifest per shard that names them,
-/// replaced only by a writer that read the version it replaces.
+/// One file of the index, stored at `offset..offset + len` of a bundle: the files one
+/// commit adds travel as one object (one write, one read).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct IndexFile {
+    pub name: String,
+    pub bundle: String,
+    pub offset: u64,
+    pub len: u64,
+}
+
+/// Where index shards live: immutable bundles of files, and one manifest per shard that
+/// names them, replaced only by a writer that read the version it replaces.
 #[async_trait]
 pub trait IndexFiles: Send + Sync {
     /// The shards' manifests (a strongly consistent read); absent ones are not in the map.
@@ -958,7 +968,7 @@ pub trait IndexFiles: Send + Sync {
     /// Publishes `next` if the shard is still at `previous` (`None`: no manifest yet);
     /// `false` when another writer published first.
     async fn publish(&self, shard: u32, previous: Option<u64>, next: &IndexManifest) -> Result<bool, PortError>;
-    async fn read(&self, shard: u32, file: &str) -> Result<Option<Vec<u8>>, PortError>;
-    async fn write(&self, shard: u32, file: &str, bytes: Vec<u8>) -> Result<(), PortError>;
-    async fn remove(&self, shard: u32, files: &[String]) -> Result<(), PortError>;
+    async fn read(&self, shard: u32, bundle: &str) -> Result<Option<Vec<u8>>, PortError>;
+    async fn write(&self, shard: u32, bundle: &str, bytes: Vec<u8>) -> Result<(), PortError>;
+    async fn remove(&self, shard: u32, bundles: &[String]) -> Result<(), PortError>;
 }

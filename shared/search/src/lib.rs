@@ -21,9 +21,10 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chat_domain::PortError;
 use chat_domain::model::ChannelId;
-use chat_domain::ports::{Applied, IndexFiles, IndexHit, IndexManifest, IndexQuery, IndexedMessage, SearchIndex};
+use chat_domain::ports::{
+    Applied, IndexFile, IndexFiles, IndexHit, IndexManifest, IndexQuery, IndexedMessage, SearchIndex,
+};
 use chat_domain::search::{SearchOrder, SnippetFragment};
-use futures::{StreamExt, TryStreamExt};
 use tantivy::collector::TopDocs;
 use tantivy::directory::Directory;
 use tantivy::merge_policy::LogMergePolicy;
@@ -36,12 +37,18 @@ use crate::shard::{Shard, Shards, index_error};
 
 /// tantivy's smallest writer memory budget; a batch of changes is far smaller.
 const WRITER_MEMORY_BYTES: usize = 15_000_000;
-/// Files written to the store at once.
-const WRITES_AT_ONCE: usize = 8;
 /// Attempts at publishing a shard when other writers keep publishing first.
 const PUBLISH_ATTEMPTS: usize = 4;
 /// The default number of shards (`SEARCH_SHARDS`).
 pub const DEFAULT_SHARDS: u32 = 4;
+
+/// A name no other writer picks: the version it publishes and a random part (two writers
+/// racing for one version both write their bundle; only one is published).
+fn bundle_name(version: u64) -> String {
+    use std::hash::BuildHasher;
+    let random = std::collections::hash_map::RandomState::new().hash_one(std::time::SystemTime::now());
+    format!("v{version:08}-{random:016x}.bundle")
+}
 
 /// The shard of a channel: FNV-1a of its id, stable across builds and machines.
 pub fn shard_of(channel: &ChannelId, shards: u32) -> u32 {
@@ -94,36 +101,55 @@ impl TantivyIndex {
         if written == 0 {
             return Ok(Some(Applied { written: 0, stale, shards: 0 }));
         }
-        let (files, meta) = shard.published_state()?;
-        let added: Vec<String> = files.iter().filter(|f| !shard.files.contains(f)).cloned().collect();
-        let mut uploads = Vec::with_capacity(added.len());
-        for file in &added {
-            let bytes = shard.directory.atomic_read(std::path::Path::new(file));
-            uploads.push((file.clone(), bytes.map_err(|e| PortError::Corrupt(Box::new(e)))?));
+        let (names, meta) = shard.published_state()?;
+        let version = shard.version.map_or(1, |v| v + 1);
+        // The files this commit added travel as one bundle: one write, one read.
+        let bundle = bundle_name(version);
+        let mut bytes = Vec::new();
+        let mut files = Vec::with_capacity(names.len());
+        for name in names {
+            if let Some(kept) = shard.files.iter().find(|f| f.name == name) {
+                files.push(kept.clone());
+                continue;
+            }
+            let content = shard.directory.atomic_read(std::path::Path::new(&name));
+            let content = content.map_err(|e| PortError::Corrupt(Box::new(e)))?;
+            files.push(IndexFile {
+                name,
+                bundle: bundle.clone(),
+                offset: bytes.len() as u64,
+                len: content.len() as u64,
+            });
+            bytes.extend_from_slice(&content);
         }
-        let store = &*self.store;
-        futures::stream::iter(uploads)
-            .map(|(file, bytes)| async move { store.write(number, &file, bytes).await })
-            .buffer_unordered(WRITES_AT_ONCE)
-            .try_collect::<Vec<()>>()
-            .await?;
-        let next = IndexManifest { version: shard.version.map_or(1, |v| v + 1), meta, files: files.clone() };
+        let wrote_bundle = !bytes.is_empty();
+        if wrote_bundle {
+            self.store.write(number, &bundle, bytes).await?;
+        }
+        let next = IndexManifest { version, meta, files: files.clone() };
         if !self.store.publish(number, shard.version, &next).await? {
-            // Our files are unreferenced.
-            let _ = self.store.remove(number, &added).await;
+            // Our bundle is unreferenced.
+            if wrote_bundle {
+                let _ = self.store.remove(number, std::slice::from_ref(&bundle)).await;
+            }
             return Ok(None);
         }
-        let gone: Vec<String> = shard.files.iter().filter(|f| !files.contains(f)).cloned().collect();
+        let gone: Vec<String> =
+            shard.files.iter().filter(|f| !files.iter().any(|n| n.name == f.name)).map(|f| f.name.clone()).collect();
         shard.forget(&gone);
+        let mut unused: Vec<String> =
+            shard.files.iter().map(|f| f.bundle.clone()).filter(|b| !files.iter().any(|f| &f.bundle == b)).collect();
+        unused.sort();
+        unused.dedup();
         // Searchers still on the old version read these only until they reload.
-        if let Err(err) = self.store.remove(number, &gone).await {
-            tracing::warn!(shard = number, error = %err, "old index files left behind");
+        if let Err(err) = self.store.remove(number, &unused).await {
+            tracing::warn!(shard = number, error = %err, "old index bundles left behind");
         }
         shard.reader.reload().map_err(index_error)?;
         let published = Shard {
             number,
             version: Some(next.version),
-            files,
+            files: next.files,
             directory: shard.directory.clone(),
             index: shard.index.clone(),
             reader: shard.reader.clone(),

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use chat_domain::PortError;
-use chat_domain::ports::{IndexFiles, IndexManifest};
+use chat_domain::ports::{IndexFile, IndexFiles, IndexManifest};
 use futures::{StreamExt, TryStreamExt};
 use tantivy::directory::{Directory, RamDirectory};
 use tantivy::index::SegmentComponent;
@@ -25,7 +25,7 @@ pub struct Shard {
     pub number: u32,
     /// `None`: nothing published yet.
     pub version: Option<u64>,
-    pub files: Vec<String>,
+    pub files: Vec<IndexFile>,
     pub directory: RamDirectory,
     pub index: Index,
     pub reader: IndexReader,
@@ -49,27 +49,8 @@ impl Shard {
         let index = match manifest {
             None => Index::create(directory.clone(), schema, IndexSettings::default()).map_err(index_error)?,
             Some(manifest) => {
-                let held = |file: &str| -> Option<Vec<u8>> {
-                    let previous = previous?;
-                    previous.files.iter().any(|f| f == file).then_some(())?;
-                    previous.directory.atomic_read(Path::new(file)).ok()
-                };
-                let reads = manifest.files.iter().cloned().map(|file| {
-                    let kept = held(&file);
-                    async move {
-                        let bytes = match kept {
-                            Some(bytes) => bytes,
-                            None => store.read(number, &file).await?.ok_or_else(|| {
-                                PortError::Contended(format!("index shard {number} lost its file {file}"))
-                            })?,
-                        };
-                        Ok::<_, PortError>((file, bytes))
-                    }
-                });
-                let files: Vec<(String, Vec<u8>)> =
-                    futures::stream::iter(reads).buffer_unordered(READS_AT_ONCE).try_collect().await?;
-                for (file, bytes) in files {
-                    directory.atomic_write(Path::new(&file), &bytes).map_err(|e| PortError::Corrupt(Box::new(e)))?;
+                for (name, bytes) in read_files(store, number, manifest, previous).await? {
+                    directory.atomic_write(Path::new(&name), &bytes).map_err(|e| PortError::Corrupt(Box::new(e)))?;
                 }
                 directory
                     .atomic_write(Path::new(META_FILE), manifest.meta.as_bytes())
@@ -88,6 +69,11 @@ impl Shard {
             reader,
             fields,
         })
+    }
+
+    /// Whether this version of the shard has the file `name`.
+    pub fn has(&self, name: &str) -> bool {
+        self.files.iter().any(|f| f.name == name)
     }
 
     /// The files the index's segments are made of now, and its `meta.json`.
@@ -126,6 +112,46 @@ impl Shard {
             let _ = self.directory.delete(Path::new(file));
         }
     }
+}
+
+/// The bytes of every file of `manifest`: those `previous` holds from memory, the rest
+/// from their bundles (each bundle read once).
+async fn read_files(
+    store: &dyn IndexFiles,
+    number: u32,
+    manifest: &IndexManifest,
+    previous: Option<&Shard>,
+) -> Result<Vec<(String, Vec<u8>)>, PortError> {
+    let mut files = Vec::with_capacity(manifest.files.len());
+    let mut wanted: HashMap<String, Vec<IndexFile>> = HashMap::new();
+    for file in &manifest.files {
+        let kept =
+            previous.filter(|p| p.has(&file.name)).and_then(|p| p.directory.atomic_read(Path::new(&file.name)).ok());
+        match kept {
+            Some(bytes) => files.push((file.name.clone(), bytes)),
+            None => wanted.entry(file.bundle.clone()).or_default().push(file.clone()),
+        }
+    }
+    let wanted: Vec<(String, Vec<IndexFile>)> = wanted.into_iter().collect();
+    let reads = futures::stream::iter(wanted).map(|(bundle, parts)| async move {
+        let bytes = store
+            .read(number, &bundle)
+            .await?
+            .ok_or_else(|| PortError::Contended(format!("index shard {number} lost its bundle {bundle}")))?;
+        parts
+            .into_iter()
+            .map(|part| {
+                let range = part.offset as usize..(part.offset + part.len) as usize;
+                let slice = bytes.get(range).ok_or_else(|| {
+                    PortError::Corrupt(format!("bundle {bundle} is shorter than its file {}", part.name).into())
+                })?;
+                Ok((part.name, slice.to_vec()))
+            })
+            .collect::<Result<Vec<_>, PortError>>()
+    });
+    let read: Vec<Vec<(String, Vec<u8>)>> = reads.buffer_unordered(READS_AT_ONCE).try_collect().await?;
+    files.extend(read.into_iter().flatten());
+    Ok(files)
 }
 
 /// The shards this instance holds, each at the last version it read or wrote.
