@@ -41,6 +41,12 @@ pub struct CorpusFigures {
     pub index_bytes: usize,
     pub index_files: usize,
     pub index_ratio: f64,
+    /// The largest shard manifest (its DynamoDB item, about): a publish writes it.
+    pub manifest_bytes: usize,
+    /// Segments of the largest shard at the end (what a query opens).
+    pub segments_per_shard: usize,
+    /// Index bytes by part (postings, positions, terms, columns, norms, deletes, store).
+    pub bytes_by_part: std::collections::BTreeMap<String, u64>,
     pub indexing_seconds: f64,
     pub indexed_per_second: f64,
     /// The first query of a new instance: it reads the shards it needs from the store.
@@ -194,7 +200,26 @@ pub async fn corpus(messages: usize, progress: &dyn Fn(&str)) -> CorpusFigures {
         crate::stats::percentile(&sorted, 95.0)
     };
     let index_bytes = store.stored_bytes();
+    let numbers: Vec<u32> = (0..shards).collect();
+    let manifests = store.manifests(&numbers).await.expect("manifests");
+    let manifest_bytes = manifests
+        .values()
+        .map(|m| m.meta.len() + m.files.iter().map(|f| f.name.len() + f.bundle.len() + 40).sum::<usize>())
+        .max()
+        .unwrap_or(0);
+    let segments_per_shard =
+        manifests.values().map(|m| m.files.iter().filter(|f| f.name.ends_with(".idx")).count()).max().unwrap_or(0);
+    let mut bytes_by_part = std::collections::BTreeMap::new();
+    for manifest in manifests.values() {
+        for file in &manifest.files {
+            let part = file.name.rsplit('.').next().unwrap_or_default().to_owned();
+            *bytes_by_part.entry(part).or_insert(0) += file.len;
+        }
+    }
     CorpusFigures {
+        bytes_by_part,
+        manifest_bytes,
+        segments_per_shard,
         messages,
         channels: CHANNELS,
         shards,
@@ -275,6 +300,19 @@ pub fn table(corpus: &CorpusFigures, stack: &StackFigures) -> String {
                 corpus.index_ratio * 100.0,
                 corpus.index_files
             ),
+        ],
+        vec![
+            "index bytes by part".into(),
+            corpus
+                .bytes_by_part
+                .iter()
+                .map(|(part, n)| format!("{part} {:.1} MB", *n as f64 / 1e6))
+                .collect::<Vec<_>>()
+                .join(", "),
+        ],
+        vec![
+            "largest shard: manifest, segments".into(),
+            format!("{:.1} KB, {} segments", corpus.manifest_bytes as f64 / 1e3, corpus.segments_per_shard),
         ],
         vec!["first query of a new instance".into(), ms(corpus.cold_first_query_ms)],
         vec![
