@@ -29,7 +29,7 @@ pub struct StreamMapping {
     pub table: String,
     /// Signed as the function (its role).
     pub streams: aws_sdk_dynamodbstreams::Client,
-    /// The account's view, to find the stream (Lambda knows it from the mapping).
+    /// The account's view, to wait for the table to exist.
     pub admin: aws_sdk_dynamodb::Client,
     /// The on-failure destination: the SNS client signed as the function, and the topic.
     pub on_failure: Option<(aws_sdk_sns::Client, String)>,
@@ -74,16 +74,18 @@ impl Drop for StreamPollers {
     }
 }
 
+/// The table's stream, found as Lambda finds it, with the function's role (ListStreams).
 async fn stream_arn(mapping: &StreamMapping) -> String {
     loop {
-        match mapping.admin.describe_table().table_name(&mapping.table).send().await {
-            Ok(out) => {
-                if let Some(arn) = out.table().and_then(|t| t.latest_stream_arn()) {
-                    return arn.to_owned();
-                }
-                tracing::warn!(table = %mapping.table, "the table has no stream: its mapping waits");
+        let table_exists = mapping.admin.describe_table().table_name(&mapping.table).send().await.is_ok();
+        if table_exists {
+            match mapping.streams.list_streams().table_name(&mapping.table).send().await {
+                Ok(out) => match out.streams().first().and_then(|s| s.stream_arn()) {
+                    Some(arn) => return arn.to_owned(),
+                    None => tracing::warn!(table = %mapping.table, "the table has no stream: its mapping waits"),
+                },
+                Err(err) => tracing::warn!(table = %mapping.table, error = %err, "ListStreams failed"),
             }
-            Err(err) => tracing::debug!(table = %mapping.table, error = %err, "stream not found yet"),
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }

@@ -217,39 +217,34 @@ impl Template {
         Some((function, headers))
     }
 
-    /// Functions fed by a DynamoDB stream (`Type: DynamoDB` events), with the event source
-    /// mapping's settings.
+    /// The template's DynamoDB stream event source mappings (`AWS::Lambda::EventSourceMapping`
+    /// over a table's `StreamArn`), with their settings.
     pub fn stream_sources(&self) -> Vec<StreamSource> {
         let mut sources = Vec::new();
-        for (function, resource) in self.of_type("AWS::Serverless::Function") {
-            let events = resource.get("Properties").and_then(|p| p.get("Events")).and_then(Value::as_mapping);
-            for (_, event) in events.into_iter().flatten() {
-                if event.get("Type").and_then(Value::as_str) != Some("DynamoDB") {
-                    continue;
-                }
-                let Some(props) = event.get("Properties") else { continue };
-                let Some(table) = props.get("Stream").and_then(get_att_resource) else { continue };
-                let number = |name: &str, default: u64| props.get(name).and_then(Value::as_u64).unwrap_or(default);
-                let on_failure = props
-                    .get("DestinationConfig")
-                    .and_then(|d| d.get("OnFailure"))
-                    .and_then(|o| o.get("Destination"))
-                    .and_then(|d| reference(d).map(str::to_owned).or_else(|| get_att_resource(d)));
-                sources.push(StreamSource {
-                    function: function.clone(),
-                    table,
-                    batch_size: number("BatchSize", 100) as usize,
-                    starting_position: props
-                        .get("StartingPosition")
-                        .and_then(Value::as_str)
-                        .unwrap_or("TRIM_HORIZON")
-                        .to_owned(),
-                    batching_window_s: number("MaximumBatchingWindowInSeconds", 0),
-                    maximum_retry_attempts: props.get("MaximumRetryAttempts").and_then(Value::as_i64).unwrap_or(-1),
-                    bisect_on_error: props.get("BisectBatchOnFunctionError").and_then(Value::as_bool).unwrap_or(false),
-                    on_failure,
-                });
-            }
+        for (_, resource) in self.of_type("AWS::Lambda::EventSourceMapping") {
+            let Some(props) = resource.get("Properties") else { continue };
+            let Some(function) = props.get("FunctionName").and_then(reference).map(str::to_owned) else { continue };
+            let Some(table) = props.get("EventSourceArn").and_then(get_att_resource) else { continue };
+            let number = |name: &str, default: u64| props.get(name).and_then(Value::as_u64).unwrap_or(default);
+            let on_failure = props
+                .get("DestinationConfig")
+                .and_then(|d| d.get("OnFailure"))
+                .and_then(|o| o.get("Destination"))
+                .and_then(|d| reference(d).map(str::to_owned).or_else(|| get_att_resource(d)));
+            sources.push(StreamSource {
+                function,
+                table,
+                batch_size: number("BatchSize", 100) as usize,
+                starting_position: props
+                    .get("StartingPosition")
+                    .and_then(Value::as_str)
+                    .unwrap_or("TRIM_HORIZON")
+                    .to_owned(),
+                batching_window_s: number("MaximumBatchingWindowInSeconds", 0),
+                maximum_retry_attempts: props.get("MaximumRetryAttempts").and_then(Value::as_i64).unwrap_or(-1),
+                bisect_on_error: props.get("BisectBatchOnFunctionError").and_then(Value::as_bool).unwrap_or(false),
+                on_failure,
+            });
         }
         sources.sort_by(|a, b| a.function.cmp(&b.function));
         sources
