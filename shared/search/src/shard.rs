@@ -32,6 +32,15 @@ pub struct Shard {
     pub fields: Fields,
 }
 
+/// Nothing is stored in the documents, but the store still keeps an offset per document:
+/// zstd shrinks those runs to almost nothing (lz4 leaves 4 bytes a message, ~5% of the text).
+fn index_settings() -> IndexSettings {
+    IndexSettings {
+        docstore_compression: tantivy::store::Compressor::Zstd(Default::default()),
+        ..IndexSettings::default()
+    }
+}
+
 pub fn index_error(err: tantivy::TantivyError) -> PortError {
     PortError::Corrupt(Box::new(err))
 }
@@ -47,7 +56,7 @@ impl Shard {
         let directory = RamDirectory::create();
         let (schema, fields) = schema();
         let index = match manifest {
-            None => Index::create(directory.clone(), schema, IndexSettings::default()).map_err(index_error)?,
+            None => Index::create(directory.clone(), schema, index_settings()).map_err(index_error)?,
             Some(manifest) => {
                 for (name, bytes) in read_files(store, number, manifest, previous).await? {
                     directory.atomic_write(Path::new(&name), &bytes).map_err(|e| PortError::Corrupt(Box::new(e)))?;
