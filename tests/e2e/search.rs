@@ -327,3 +327,63 @@ async fn a_new_indexer_instance_continues_from_the_published_index() {
         searcher.search().unwrap().search(&query).await.unwrap().iter().map(|h| h.message_id.as_u64()).collect();
     assert_eq!(hits, [later.as_u64(), first.parse::<u64>().unwrap()]);
 }
+
+/// The mapping as a bad day would run it: every batch delivered twice, the first time with
+/// its records in reverse order (an edit before its message, a deletion before the edit).
+struct ReplayingIndexer(Arc<dyn Invoke>);
+
+impl Invoke for ReplayingIndexer {
+    fn invoke(&self, function: Function, event: Value) -> InvokeFuture<'_> {
+        Box::pin(async move {
+            if function == Function::SearchIndexer {
+                let mut reversed = event.clone();
+                if let Some(records) = reversed["Records"].as_array_mut() {
+                    records.reverse();
+                }
+                self.0.invoke(function, reversed).await?;
+            }
+            self.0.invoke(function, event).await
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replayed_and_reordered_stream_records_leave_the_index_right() {
+    let stack = Stack::start_with(StackOptions {
+        streams: true,
+        invoker: Some(Box::new(|functions| Arc::new(ReplayingIndexer(Arc::new(functions.invoker()))))),
+        ..Default::default()
+    })
+    .await;
+    stack.create_channel("team", &["alice", "bob"]).await;
+    let mut alice = stack.connect("alice").await;
+    // Within one batching window: one batch, replayed and reversed.
+    let edited = sent_id(&mut alice, "team", "r1", "alpha one").await;
+    let deleted = sent_id(&mut alice, "team", "r2", "alpha two").await;
+    alice.send_json(&json!({"action": "editMessage", "channelId": "team", "messageId": edited, "text": "beta one"})).await;
+    alice.recv_type("messageUpdated").await;
+    alice.send_json(&json!({"action": "deleteMessage", "channelId": "team", "messageId": deleted})).await;
+    alice.recv_type("messageDeleted").await;
+    let kept = sent_id(&mut alice, "team", "r3", "alpha three").await;
+    eventually(&stack, "bob", &format!("q={}", q("beta ")), &["beta one"]).await;
+    eventually(&stack, "bob", &format!("q={}", q("alpha ")), &["alpha three"]).await;
+
+    // The index itself, not only the hits read back: no trace of the old text or the
+    // deleted message.
+    let index = stack.functions.apps.get(Function::Search);
+    let raw = |text: &str| IndexQuery {
+        text: text.into(),
+        channels: vec![ChannelId::parse("team").unwrap()],
+        author: None,
+        low: MessageId::ZERO,
+        high: MessageId::from_u64(u64::MAX),
+        has_file: None,
+        order: SearchOrder::Newest,
+        offset: 0,
+        limit: 10,
+    };
+    let ids = |hits: Vec<chat_domain::ports::IndexHit>| hits.iter().map(|h| h.message_id.to_string()).collect::<Vec<_>>();
+    assert_eq!(ids(index.search().unwrap().search(&raw("alpha ")).await.unwrap()), [kept]);
+    assert_eq!(ids(index.search().unwrap().search(&raw("beta ")).await.unwrap()), [edited]);
+    assert!(index.search().unwrap().search(&raw("two ")).await.unwrap().is_empty());
+}
