@@ -360,7 +360,9 @@ async fn replayed_and_reordered_stream_records_leave_the_index_right() {
     // Within one batching window: one batch, replayed and reversed.
     let edited = sent_id(&mut alice, "team", "r1", "alpha one").await;
     let deleted = sent_id(&mut alice, "team", "r2", "alpha two").await;
-    alice.send_json(&json!({"action": "editMessage", "channelId": "team", "messageId": edited, "text": "beta one"})).await;
+    alice
+        .send_json(&json!({"action": "editMessage", "channelId": "team", "messageId": edited, "text": "beta one"}))
+        .await;
     alice.recv_type("messageUpdated").await;
     alice.send_json(&json!({"action": "deleteMessage", "channelId": "team", "messageId": deleted})).await;
     alice.recv_type("messageDeleted").await;
@@ -382,7 +384,8 @@ async fn replayed_and_reordered_stream_records_leave_the_index_right() {
         offset: 0,
         limit: 10,
     };
-    let ids = |hits: Vec<chat_domain::ports::IndexHit>| hits.iter().map(|h| h.message_id.to_string()).collect::<Vec<_>>();
+    let ids =
+        |hits: Vec<chat_domain::ports::IndexHit>| hits.iter().map(|h| h.message_id.to_string()).collect::<Vec<_>>();
     assert_eq!(ids(index.search().unwrap().search(&raw("alpha ")).await.unwrap()), [kept]);
     assert_eq!(ids(index.search().unwrap().search(&raw("beta ")).await.unwrap()), [edited]);
     assert!(index.search().unwrap().search(&raw("two ")).await.unwrap().is_empty());
