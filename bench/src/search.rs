@@ -154,15 +154,9 @@ pub async fn corpus(messages: usize, progress: &dyn Fn(&str)) -> CorpusFigures {
     let reader = TantivyIndex::new(store.clone() as Arc<dyn IndexFiles>, shards);
     let my_channels: Vec<ChannelId> = (0..USER_CHANNELS).map(|i| channel(i * (CHANNELS / USER_CHANNELS))).collect();
     let query = |text: String, channels: Vec<ChannelId>, order| IndexQuery {
-        text,
-        channels,
-        author: None,
-        low: MessageId::ZERO,
-        high: MessageId::from_u64(u64::MAX),
-        has_file: None,
         order,
-        offset: 0,
         limit: 21,
+        ..IndexQuery::over(text, channels)
     };
     let first = Instant::now();
     reader.search(&query(vocabulary.words[10].clone(), my_channels.clone(), SearchOrder::Newest)).await.unwrap();

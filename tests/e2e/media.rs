@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use chat_aws::metrics::RequestCounter;
-use e2e::{Stack, StackOptions};
+use e2e::{Stack, StackOptions, upload};
 use serde_json::{Value, json};
 
 const QUIET: Duration = Duration::from_millis(300);
@@ -138,16 +138,6 @@ async fn without_mobile_apps_pushes_go_to_the_topic_with_the_user_id() {
     assert_eq!(sent.len(), 1, "{sent:?}");
     assert!(sent[0].to_string().contains("to the topic"), "{sent:?}");
     assert!(sent[0].to_string().contains("bob"), "the user id goes with it: {sent:?}");
-}
-
-/// Uploads `bytes` with a grant, as a browser would (multipart POST of the fields, then the file).
-async fn upload(grant: &Value, bytes: Vec<u8>) -> u16 {
-    let mut form = reqwest::multipart::Form::new();
-    for (name, value) in grant["fields"].as_object().unwrap() {
-        form = form.text(name.clone(), value.as_str().unwrap().to_owned());
-    }
-    form = form.part("file", reqwest::multipart::Part::bytes(bytes).file_name("upload"));
-    reqwest::Client::new().post(grant["url"].as_str().unwrap()).multipart(form).send().await.unwrap().status().as_u16()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

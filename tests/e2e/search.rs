@@ -9,7 +9,6 @@ use std::time::Duration;
 use chat_domain::ids::MessageId;
 use chat_domain::model::{ChannelId, UserId};
 use chat_domain::ports::{IndexQuery, IndexedMessage};
-use chat_domain::search::SearchOrder;
 use e2e::client::Client;
 use e2e::{Stack, StackOptions};
 use local_gateway::invoke::{Invoke, InvokeError, InvokeFuture};
@@ -191,16 +190,6 @@ async fn pages_filters_and_bad_queries() {
     }
 }
 
-/// Uploads `bytes` with a grant, as a browser would.
-async fn upload(grant: &Value, bytes: Vec<u8>) -> u16 {
-    let mut form = reqwest::multipart::Form::new();
-    for (name, value) in grant["fields"].as_object().unwrap() {
-        form = form.text(name.clone(), value.as_str().unwrap().to_owned());
-    }
-    form = form.part("file", reqwest::multipart::Part::bytes(bytes).file_name("upload"));
-    reqwest::Client::new().post(grant["url"].as_str().unwrap()).multipart(form).send().await.unwrap().status().as_u16()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hit_with_a_file_carries_a_download_url_that_works() {
     let stack = searching().await;
@@ -214,7 +203,7 @@ async fn a_hit_with_a_file_carries_a_download_url_that_works() {
         )
         .await;
     assert_eq!(status, 201, "{grant}");
-    assert!((200..300).contains(&upload(&grant, bytes.clone()).await));
+    assert!((200..300).contains(&e2e::upload(&grant, bytes.clone()).await));
     let mut alice = stack.connect("alice").await;
     let attachment =
         json!({"key": grant["key"], "fileName": "figures.pdf", "contentType": "application/pdf", "size": bytes.len()});
@@ -312,17 +301,7 @@ async fn a_new_indexer_instance_continues_from_the_published_index() {
 
     // The search function sees both in the index.
     let searcher = stack.functions.apps.get(Function::Search);
-    let query = IndexQuery {
-        text: "kept ".into(),
-        channels: vec![ChannelId::parse("team").unwrap()],
-        author: None,
-        low: MessageId::ZERO,
-        high: MessageId::from_u64(u64::MAX),
-        has_file: None,
-        order: SearchOrder::Newest,
-        offset: 0,
-        limit: 10,
-    };
+    let query = IndexQuery::over("kept ", vec![ChannelId::parse("team").unwrap()]);
     let hits: Vec<u64> =
         searcher.search().unwrap().search(&query).await.unwrap().iter().map(|h| h.message_id.as_u64()).collect();
     assert_eq!(hits, [later.as_u64(), first.parse::<u64>().unwrap()]);
@@ -373,17 +352,7 @@ async fn replayed_and_reordered_stream_records_leave_the_index_right() {
     // The index itself, not only the hits read back: no trace of the old text or the
     // deleted message.
     let index = stack.functions.apps.get(Function::Search);
-    let raw = |text: &str| IndexQuery {
-        text: text.into(),
-        channels: vec![ChannelId::parse("team").unwrap()],
-        author: None,
-        low: MessageId::ZERO,
-        high: MessageId::from_u64(u64::MAX),
-        has_file: None,
-        order: SearchOrder::Newest,
-        offset: 0,
-        limit: 10,
-    };
+    let raw = |text: &str| IndexQuery::over(text, vec![ChannelId::parse("team").unwrap()]);
     let ids =
         |hits: Vec<chat_domain::ports::IndexHit>| hits.iter().map(|h| h.message_id.to_string()).collect::<Vec<_>>();
     assert_eq!(ids(index.search().unwrap().search(&raw("alpha ")).await.unwrap()), [kept]);

@@ -907,6 +907,23 @@ pub struct IndexQuery {
     pub limit: usize,
 }
 
+impl IndexQuery {
+    /// `text` in `channels`, any time, any author, newest first, one page.
+    pub fn over(text: impl Into<String>, channels: Vec<ChannelId>) -> Self {
+        Self {
+            text: text.into(),
+            channels,
+            author: None,
+            low: MessageId::ZERO,
+            high: MessageId::from_u64(u64::MAX),
+            has_file: None,
+            order: crate::search::SearchOrder::Newest,
+            offset: 0,
+            limit: crate::search::DEFAULT_SEARCH_LIMIT,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IndexHit {
     pub channel_id: ChannelId,

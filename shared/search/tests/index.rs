@@ -31,17 +31,7 @@ fn deleted(ch: &str, id: u64, version: u64) -> IndexedMessage {
 }
 
 fn query(text: &str, channels: &[&str]) -> IndexQuery {
-    IndexQuery {
-        text: text.into(),
-        channels: channels.iter().map(|c| channel(c)).collect(),
-        author: None,
-        low: MessageId::ZERO,
-        high: MessageId::from_u64(u64::MAX),
-        has_file: None,
-        order: SearchOrder::Newest,
-        offset: 0,
-        limit: 10,
-    }
+    IndexQuery::over(text, channels.iter().map(|c| channel(c)).collect())
 }
 
 async fn ids(index: &TantivyIndex, q: IndexQuery) -> Vec<u64> {
