@@ -359,3 +359,55 @@ async fn replayed_and_reordered_stream_records_leave_the_index_right() {
     assert_eq!(ids(index.search().unwrap().search(&raw("beta ")).await.unwrap()), [edited]);
     assert!(index.search().unwrap().search(&raw("two ")).await.unwrap().is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backfill_indexes_what_was_stored_before_search_and_repeats_harmlessly() {
+    // No stream mapping: as a deployment whose messages predate search.
+    let stack = Stack::start().await;
+    stack.create_channel("team", &["alice", "bob"]).await;
+    let mut alice = stack.connect("alice").await;
+    for n in 0..7 {
+        sent_id(&mut alice, "team", &format!("b{n}"), &format!("older note {n}")).await;
+    }
+    let edited = sent_id(&mut alice, "team", "b7", "a typo here").await;
+    alice
+        .send_json(
+            &json!({"action": "editMessage", "channelId": "team", "messageId": edited, "text": "older note, fixed"}),
+        )
+        .await;
+    alice.recv_type("messageUpdated").await;
+    alice.send_json(&json!({"action": "addReaction", "channelId": "team", "messageId": edited, "emoji": "👍"})).await;
+    alice.recv_type("reaction").await;
+    let (_, page) = search(&stack, "bob", &format!("q={}", q("older "))).await;
+    assert!(hit_texts(&page).is_empty(), "nothing indexed yet: {page}");
+
+    // Two parallel parts, page by page, through the indexer as deployed (its own role).
+    let invoker = stack.functions.invoker();
+    let mut written = 0;
+    for round in 0..2 {
+        for segment in 0..2 {
+            let mut cursor = Value::Null;
+            loop {
+                let step = json!({"backfill": {"segment": segment, "segments": 2, "cursor": cursor}});
+                let done = invoker.invoke(Function::SearchIndexer, step).await.expect("a backfill step");
+                if round == 0 {
+                    written += done["written"].as_u64().unwrap();
+                } else {
+                    assert_eq!(done["written"], 0, "a second backfill changes nothing: {done}");
+                }
+                cursor = done["cursor"].clone();
+                if cursor.is_null() {
+                    break;
+                }
+            }
+        }
+    }
+    assert_eq!(written, 8, "every message once, reactions skipped");
+    let mut expected = vec!["older note, fixed".to_owned()];
+    expected.extend((0..7).rev().map(|n| format!("older note {n}")));
+    let expected: Vec<&str> = expected.iter().map(String::as_str).collect();
+    eventually(&stack, "bob", &format!("q={}&limit=50", q("older ")), &expected).await;
+    eventually(&stack, "bob", &format!("q={}", q("typo ")), &[]).await;
+    let bad = invoker.invoke(Function::SearchIndexer, json!({"backfill": {"segment": 2, "segments": 2}})).await;
+    assert!(bad.is_err(), "a segment past the count is refused");
+}

@@ -3,6 +3,10 @@
 //! changes, applied all or nothing per shard. A failed batch fails the invocation, so the
 //! mapping retries it (and bisects it, and finally sends it to the on-failure topic);
 //! records that cannot be read are skipped and counted, since retrying cannot fix them.
+//!
+//! Invoked with `{"backfill": {"segment": 0, "segments": 4, "cursor": null}}` instead, it
+//! indexes one page of the Messages table (scripts/backfill-search.sh runs the steps) and
+//! answers where the next page starts.
 
 use chat_domain::{App, ChatError};
 use serde_json::{Value, json};
@@ -17,6 +21,9 @@ pub enum IndexerError {
 }
 
 pub async fn handle(app: &App, event: Value) -> Result<Value, IndexerError> {
+    if let Some(step) = event.get("backfill") {
+        return backfill(app, step).await;
+    }
     let batch = chat_aws::streams::index_changes(&event)?;
     chat_domain::metrics::count("UnreadableRecords", batch.unreadable as u64);
     let changes = batch.changes.len();
@@ -28,6 +35,15 @@ pub async fn handle(app: &App, event: Value) -> Result<Value, IndexerError> {
         "skipped": batch.skipped,
         "unreadable": batch.unreadable,
     }))
+}
+
+async fn backfill(app: &App, step: &Value) -> Result<Value, IndexerError> {
+    let number = |name: &str| step.get(name).and_then(Value::as_u64).map(|n| n.min(u64::from(u32::MAX)) as u32);
+    let (segment, segments) = (number("segment").unwrap_or(0), number("segments").unwrap_or(1));
+    let cursor = step.get("cursor").and_then(Value::as_str);
+    let done = chat_domain::search::backfill(app, segment, segments, cursor).await?;
+    info!(segment, segments, scanned = done.scanned, written = done.written, "backfill step");
+    Ok(json!({ "scanned": done.scanned, "written": done.written, "cursor": done.cursor }))
 }
 
 impl From<IndexerError> for lambda_runtime::Diagnostic {

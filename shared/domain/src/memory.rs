@@ -543,6 +543,26 @@ impl MessageLog for Messages {
         Ok(changed)
     }
 
+    async fn scan(
+        &self,
+        segment: u32,
+        segments: u32,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<crate::ports::ScanPage, PortError> {
+        let table = lock(&self.table);
+        let start = cursor.map(|c| c.parse::<usize>().unwrap_or(usize::MAX)).unwrap_or(0);
+        let mine: Vec<Message> = table
+            .messages
+            .values()
+            .filter(|m| m.message.message_id.as_u64() % u64::from(segments.max(1)) == u64::from(segment))
+            .map(StoredMessage::as_read)
+            .collect();
+        let end = start.saturating_add(limit).min(mine.len());
+        let messages = mine.get(start..end).map(<[Message]>::to_vec).unwrap_or_default();
+        Ok(crate::ports::ScanPage { messages, cursor: (end < mine.len()).then(|| end.to_string()) })
+    }
+
     async fn get_many(&self, channel: &ChannelId, ids: &[MessageId]) -> Result<Vec<Message>, PortError> {
         refuse_batch(ids)?;
         let table = lock(&self.table);

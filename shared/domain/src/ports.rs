@@ -284,6 +284,13 @@ impl Change {
 /// How long a send's clientMsgId is remembered for retries.
 pub const DEDUPE_WINDOW_S: i64 = 24 * 60 * 60;
 
+/// A page of [`MessageLog::scan`]: `cursor` is where the next page starts, `None` at the end.
+#[derive(Debug, Clone, Default)]
+pub struct ScanPage {
+    pub messages: Vec<Message>,
+    pub cursor: Option<String>,
+}
+
 /// Each channel's messages, appended in seq order.
 #[async_trait]
 pub trait MessageLog: Send + Sync {
@@ -334,6 +341,16 @@ pub trait MessageLog: Send + Sync {
     async fn changed_since(&self, channel: &ChannelId, after: u64, limit: usize) -> Result<Vec<Change>, PortError>;
     /// The messages of the channel among `ids` (at most 100; those that exist), in one read.
     async fn get_many(&self, channel: &ChannelId, ids: &[MessageId]) -> Result<Vec<Message>, PortError>;
+    /// One page of every stored message of every channel, in no useful order (rebuilding the
+    /// search index): part `segment` of `segments` of a parallel scan, from `cursor` (the
+    /// previous page's), at most `limit` items read.
+    async fn scan(
+        &self,
+        segment: u32,
+        segments: u32,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<ScanPage, PortError>;
     /// The files a deleted message still names.
     async fn files_left(&self, channel: &ChannelId, id: MessageId) -> Result<Vec<Attachment>, PortError>;
     /// Drops a deleted message's file keys once its files are removed.

@@ -195,6 +195,36 @@ pub async fn index(app: &App, changes: Vec<IndexedMessage>) -> Result<crate::por
     Ok(applied)
 }
 
+/// Items one backfill invocation reads (a Scan page; well within Lambda's time).
+pub const BACKFILL_PAGE: usize = 1_000;
+/// Parallel parts a backfill may be split into.
+pub const MAX_BACKFILL_SEGMENTS: u32 = 64;
+
+/// What one backfill step did, and where the next starts (`None`: this part is done).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Backfilled {
+    pub scanned: usize,
+    pub written: usize,
+    pub cursor: Option<String>,
+}
+
+/// One step of rebuilding the index from the Messages table (the messages stored before
+/// search was deployed, or a lost index): a page of part `segment` of a `segments`-way
+/// parallel scan, into the index. Safe beside the stream and when repeated: the highest
+/// version of each message wins.
+pub async fn backfill(app: &App, segment: u32, segments: u32, cursor: Option<&str>) -> Result<Backfilled, ChatError> {
+    if segments == 0 || segments > MAX_BACKFILL_SEGMENTS || segment >= segments {
+        return Err(ChatError::InvalidRequest(format!(
+            "a backfill has 1-{MAX_BACKFILL_SEGMENTS} segments, numbered from 0"
+        )));
+    }
+    let index = app.search()?;
+    let page = app.messages().scan(segment, segments, cursor, BACKFILL_PAGE).await?;
+    let applied = index.apply(page.messages.iter().map(indexed).collect()).await?;
+    crate::metrics::count("IndexedChanges", applied.written as u64);
+    Ok(Backfilled { scanned: page.messages.len(), written: applied.written, cursor: page.cursor })
+}
+
 /// What the index keeps of a stored message.
 pub fn indexed(message: &Message) -> IndexedMessage {
     IndexedMessage {

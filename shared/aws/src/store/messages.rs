@@ -15,7 +15,7 @@ use chat_domain::calls::CallEntry;
 use chat_domain::ids::{Bucket, MessageId};
 use chat_domain::model::{Attachment, ChannelId, ClientMsgId, Message, Quote, UserId};
 use chat_domain::ports::{
-    AppendOutcome, Change, ChangeRefused, Changed, Claim, DEDUPE_WINDOW_S, MessageLog as Log, Order,
+    AppendOutcome, Change, ChangeRefused, Changed, Claim, DEDUPE_WINDOW_S, MessageLog as Log, Order, ScanPage,
 };
 
 use super::{StoreError, keys};
@@ -100,6 +100,13 @@ impl MessageItem {
             call: self.call,
         }
     }
+}
+
+/// Where a scan of the Messages table stopped (its key).
+#[derive(Debug, Serialize, Deserialize)]
+struct ScanKey {
+    pk: String,
+    id: u64,
 }
 
 /// A Messages item (a stream record's image) as the message it holds.
@@ -490,6 +497,52 @@ impl Log for MessageLog {
             changes.push(Change { what: Changed::Message(Box::new(item.into_message())), change_seq, changed_at });
         }
         Ok(changes)
+    }
+
+    async fn scan(
+        &self,
+        segment: u32,
+        segments: u32,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<ScanPage, PortError> {
+        let start: Option<super::Item> = match cursor {
+            Some(cursor) => {
+                let key: ScanKey =
+                    serde_json::from_str(cursor).map_err(|e| StoreError::Contended(format!("scan cursor: {e}")))?;
+                Some(super::to_item(key)?)
+            }
+            None => None,
+        };
+        let out = self
+            .client
+            .get()
+            .scan()
+            .table_name(&self.messages_table)
+            .segment(segment as i32)
+            .total_segments(segments as i32)
+            .limit(limit as i32)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(|e| StoreError::aws("Scan", e))?;
+        let mut messages = Vec::new();
+        for item in out.items.unwrap_or_default() {
+            // Reactions items share the table.
+            let is_message =
+                item.get("pk").and_then(|pk| pk.as_s().ok()).and_then(|pk| keys::channel_of_message_pk(pk)).is_some();
+            if is_message {
+                messages.push(message_of_item(item)?);
+            }
+        }
+        let cursor = match out.last_evaluated_key {
+            Some(key) => {
+                let key: ScanKey = super::from_item(key)?;
+                Some(serde_json::to_string(&key).map_err(|e| StoreError::Contended(format!("scan cursor: {e}")))?)
+            }
+            None => None,
+        };
+        Ok(ScanPage { messages, cursor })
     }
 
     async fn get_many(&self, channel: &ChannelId, ids: &[MessageId]) -> Result<Vec<Message>, PortError> {

@@ -75,6 +75,15 @@ impl MessageLog for CountingLog {
     async fn get_many(&self, channel: &ChannelId, ids: &[MessageId]) -> Result<Vec<Message>, chat_domain::PortError> {
         self.inner.get_many(channel, ids).await
     }
+    async fn scan(
+        &self,
+        segment: u32,
+        segments: u32,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<chat_domain::ports::ScanPage, chat_domain::PortError> {
+        self.inner.scan(segment, segments, cursor, limit).await
+    }
     async fn files_left(&self, channel: &ChannelId, id: MessageId) -> Result<Vec<Attachment>, PortError> {
         self.inner.files_left(channel, id).await
     }

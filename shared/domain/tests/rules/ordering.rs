@@ -228,6 +228,15 @@ impl chat_domain::ports::MessageLog for RacingLog {
     async fn get_many(&self, channel: &ChannelId, ids: &[MessageId]) -> Result<Vec<Message>, chat_domain::PortError> {
         self.inner.get_many(channel, ids).await
     }
+    async fn scan(
+        &self,
+        segment: u32,
+        segments: u32,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<chat_domain::ports::ScanPage, chat_domain::PortError> {
+        self.inner.scan(segment, segments, cursor, limit).await
+    }
     async fn files_left(
         &self,
         channel: &ChannelId,
