@@ -217,11 +217,11 @@ async fn main() {
                 progress(&format!("search: indexing {messages} messages"));
                 let corpus = bench::search::corpus(messages, &progress).await;
                 progress("search: on the local stack");
-                let on_stack = bench::search::on_the_stack(if args.quick { 5 } else { 40 }).await;
+                let on_stack = bench::search::on_the_stack(if args.quick { 5 } else { 40 }, &corpus).await;
                 section(
                     "search",
-                    bench::search::table(&corpus, &on_stack),
-                    json!({"corpus": corpus, "stack": on_stack}),
+                    bench::search::table(&corpus.figures, &on_stack),
+                    json!({"corpus": corpus.figures, "stack": on_stack}),
                 );
             }
             Part::Changes => {

@@ -60,6 +60,10 @@ pub struct CorpusFigures {
 
 #[derive(Debug, Serialize)]
 pub struct StackFigures {
+    /// A cold search function's first query over all 4 shards, reading the corpus's index
+    /// from moto's S3, ms; and the index bytes it read.
+    pub cold_first_query_s3_ms: f64,
+    pub cold_bytes_read: usize,
     /// From the ack of a send to the first search that finds it, ms.
     pub searchable_after_ms: Summary,
     /// `GET /search` through the local gateway, ms.
@@ -115,7 +119,14 @@ fn channel(n: usize) -> ChannelId {
     ChannelId::parse(format!("c{n:04}")).unwrap()
 }
 
-pub async fn corpus(messages: usize, progress: &dyn Fn(&str)) -> CorpusFigures {
+/// The generated corpus's index, kept for [`cold_from_s3`].
+pub struct Corpus {
+    pub figures: CorpusFigures,
+    store: Arc<MemoryIndexFiles>,
+    first_query: String,
+}
+
+pub async fn corpus(messages: usize, progress: &dyn Fn(&str)) -> Corpus {
     let mut rng = StdRng::seed_from_u64(22);
     let vocabulary = Vocabulary::new(&mut rng, 30_000);
     let store = Arc::new(MemoryIndexFiles::default());
@@ -152,14 +163,15 @@ pub async fn corpus(messages: usize, progress: &dyn Fn(&str)) -> CorpusFigures {
 
     // A new instance, as a cold search function: its first query reads the shards.
     let reader = TantivyIndex::new(store.clone() as Arc<dyn IndexFiles>, shards);
-    let my_channels: Vec<ChannelId> = (0..USER_CHANNELS).map(|i| channel(i * (CHANNELS / USER_CHANNELS))).collect();
+    let my_channels = my_channels();
     let query = |text: String, channels: Vec<ChannelId>, order| IndexQuery {
         order,
         limit: 21,
         ..IndexQuery::over(text, channels)
     };
+    let first_query = vocabulary.words[10].clone();
     let first = Instant::now();
-    reader.search(&query(vocabulary.words[10].clone(), my_channels.clone(), SearchOrder::Newest)).await.unwrap();
+    reader.search(&query(first_query.clone(), my_channels.clone(), SearchOrder::Newest)).await.unwrap();
     let cold_first_query_ms = first.elapsed().as_secs_f64() * 1000.0;
 
     let mut one = Vec::new();
@@ -210,7 +222,7 @@ pub async fn corpus(messages: usize, progress: &dyn Fn(&str)) -> CorpusFigures {
             *bytes_by_part.entry(part).or_insert(0) += file.len;
         }
     }
-    CorpusFigures {
+    let figures = CorpusFigures {
         bytes_by_part,
         manifest_bytes,
         segments_per_shard,
@@ -228,10 +240,47 @@ pub async fn corpus(messages: usize, progress: &dyn Fn(&str)) -> CorpusFigures {
         warm_all_channels_ms: Summary::of(&all),
         p95_one_channel_ms: p95(&one),
         p95_all_channels_ms: p95(&all),
-    }
+    };
+    Corpus { figures, store, first_query }
 }
 
-pub async fn on_the_stack(sends: usize) -> StackFigures {
+fn my_channels() -> Vec<ChannelId> {
+    (0..USER_CHANNELS).map(|i| channel(i * (CHANNELS / USER_CHANNELS))).collect()
+}
+
+/// A cold search function's first query over a user's 20 channels (every shard) with the
+/// corpus's index in S3 (moto's, through the IAM proxy as the search function), ms; and the
+/// bytes it read.
+pub async fn cold_from_s3(corpus: &Corpus) -> (f64, usize) {
+    let world = World::start().await;
+    let functions = &world.stack.functions.apps;
+    let files =
+        |function| functions.get(function).ports.index_files.clone().expect("the function has the index bucket");
+    // Published as the indexer would have: its bundles, then its manifests.
+    let writer = files(local_gateway::routes::Function::SearchIndexer);
+    let shards: Vec<u32> = (0..corpus.figures.shards).collect();
+    let manifests = corpus.store.manifests(&shards).await.unwrap();
+    let mut bytes = 0;
+    for (shard, manifest) in &manifests {
+        let mut bundles: Vec<&str> = manifest.files.iter().map(|f| f.bundle.as_str()).collect();
+        bundles.sort();
+        bundles.dedup();
+        for bundle in bundles {
+            let content = corpus.store.read(*shard, bundle).await.unwrap().expect("a bundle");
+            bytes += content.len();
+            writer.write(*shard, bundle, content).await.expect("the bundle is stored");
+        }
+        assert!(writer.publish(*shard, None, manifest).await.unwrap());
+    }
+    let cold = TantivyIndex::new(files(local_gateway::routes::Function::Search), corpus.figures.shards);
+    let query = IndexQuery { limit: 21, ..IndexQuery::over(corpus.first_query.clone(), my_channels()) };
+    let at = Instant::now();
+    cold.search(&query).await.expect("the cold search answers");
+    (at.elapsed().as_secs_f64() * 1000.0, bytes)
+}
+
+pub async fn on_the_stack(sends: usize, corpus: &Corpus) -> StackFigures {
+    let (cold_first_query_s3_ms, cold_bytes_read) = cold_from_s3(corpus).await;
     let world = World::start_with_options(StackOptions { streams: true, ..Default::default() }).await;
     let stack = &world.stack;
     stack.create_channel("team", &["alice", "bob", "carol"]).await;
@@ -271,7 +320,13 @@ pub async fn on_the_stack(sends: usize) -> StackFigures {
     let (counts, _, (status, _)) = world.measure(stack.get("/search?q=note%20", Some(&token))).await;
     assert_eq!(status, 200);
     let search_requests = counts.into_iter().collect();
-    StackFigures { searchable_after_ms: Summary::of(&searchable), search_ms: Summary::of(&searches), search_requests }
+    StackFigures {
+        cold_first_query_s3_ms,
+        cold_bytes_read,
+        searchable_after_ms: Summary::of(&searchable),
+        search_ms: Summary::of(&searches),
+        search_requests,
+    }
 }
 
 pub fn table(corpus: &CorpusFigures, stack: &StackFigures) -> String {
@@ -316,6 +371,10 @@ pub fn table(corpus: &CorpusFigures, stack: &StackFigures) -> String {
         vec![
             "warm query, 20 channels: p50 / p95".into(),
             format!("{} / {}", ms(corpus.warm_all_channels_ms.p50), ms(corpus.p95_all_channels_ms)),
+        ],
+        vec![
+            "local stack: a cold search's first query, index in moto's S3".into(),
+            format!("{} ({:.1} MB read)", ms(stack.cold_first_query_s3_ms), stack.cold_bytes_read as f64 / 1e6),
         ],
         vec![
             "local stack: searchable after the ack, p50 / p99".into(),
