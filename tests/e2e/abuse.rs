@@ -142,6 +142,7 @@ fn tight() -> RateLimits {
         signals: three,
         frames: three,
         reads: three,
+        searches: three,
         writes: three,
         uploads: three,
         ..GENEROUS
@@ -261,6 +262,8 @@ async fn every_action_and_route_has_a_limit() {
     for (method, path, body) in [
         (reqwest::Method::GET, "/channels", None),
         (reqwest::Method::GET, "/invitations", None),
+        // Counted apart from the other reads: a search opens index shards.
+        (reqwest::Method::GET, "/search?q=hello", None),
         (reqwest::Method::POST, "/blocks", Some(json!({"userId": "bob"}))),
         (
             reqwest::Method::POST,
