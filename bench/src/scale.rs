@@ -1240,16 +1240,18 @@ fn quota_rows_at(model: &Model, f: &Figures, users: f64) -> Vec<QuotaRow> {
         "/s",
         "one per offline recipient device".into(),
     ));
-    let refreshes_per_hour = model.largest_nat_users * scale * model.token_refreshes_per_online_hour;
+    // Valid refreshes count per session (in the session's own tokens), refused ones per
+    // address: a NAT's users no longer share a count, so the row is one session's.
     let refresh_limit = RateLimits::default().refreshes;
     rows.push(row(
-        "nat_refresh",
-        "Rate limit: token refreshes / h from one address (largest NAT)",
-        refreshes_per_hour,
+        "session_refresh",
+        "Rate limit: token refreshes / h of one session",
+        model.token_refreshes_per_online_hour,
         refresh_limit.count as f64 * 3_600_000.0 / refresh_limit.window_ms as f64,
         "/h",
         format!(
-            "{:.0} users behind it (assumption); over the limit, refreshes are refused",
+            "per session, whatever the users behind one address ({:.0} behind the largest, assumption); \
+             only refused tokens count per address",
             model.largest_nat_users * scale
         ),
     ));
@@ -1326,7 +1328,6 @@ pub fn hot_keys(model: &Model, f: &Figures, users: f64) -> Vec<HotKey> {
     let c = contention(model);
     let b = &model.busiest_channel;
     let sends = RateLimits::default().sends;
-    let scale = users / model.full_scale.peak_online_users;
     let mut keys = vec![
         HotKey {
             key: format!("Presence/OnlineByDeadline: onlineShard = n (each of {:.0})", model.shards()),
@@ -1377,12 +1378,6 @@ pub fn hot_keys(model: &Model, f: &Figures, users: f64) -> Vec<HotKey> {
             wru: sends.count as f64 * 1000.0 / sends.window_ms as f64,
             rru: 0.0,
             note: "at RATE_LIMIT_SENDS; refused sends count too (a flood is capped by the stage throttle)".into(),
-        },
-        HotKey {
-            key: "RateLimits: the largest NAT's refresh counter".into(),
-            wru: model.largest_nat_users * scale * model.token_refreshes_per_online_hour / 3600.0,
-            rru: 0.0,
-            note: "per-address limit 600/h".into(),
         },
     ];
     keys.sort_by(|a, b| b.used().total_cmp(&a.used()));

@@ -171,10 +171,13 @@ impl RunningGateway {
     }
 
     /// Runs every scheduled function once (what EventBridge does on each tick), with the
-    /// event a scheduled rule sends.
+    /// event a scheduled rule sends: its `Input` when it has one.
     pub async fn run_schedules(&self) {
         for schedule in routes::SCHEDULES {
-            let event = events::scheduled_event(schedule.function.logical_id(), now_ms());
+            let event = match schedule.input {
+                Some(input) => serde_json::from_str(input).expect("schedule inputs are JSON"),
+                None => events::scheduled_event(schedule.function.logical_id(), now_ms()),
+            };
             if let Err(err) = self.invoker.invoke(schedule.function, event).await {
                 tracing::warn!(function = schedule.function.logical_id(), error = %err, "scheduled run failed");
             }

@@ -127,9 +127,20 @@ pub struct Schedule {
     pub function: Function,
     /// As in the template: `rate(1 minute)`.
     pub expression: &'static str,
+    /// The rule's `Input`: the event the function gets instead of EventBridge's own.
+    pub input: Option<&'static str>,
 }
 
-pub const SCHEDULES: &[Schedule] = &[Schedule { function: Function::PresenceSweep, expression: "rate(1 minute)" }];
+pub const SCHEDULES: &[Schedule] = &[
+    Schedule { function: Function::PresenceSweep, expression: "rate(1 minute)", input: Some(r#"{"run": 0}"#) },
+    Schedule { function: Function::PresenceSweep, expression: "rate(1 minute)", input: Some(r#"{"run": 1}"#) },
+    Schedule { function: Function::PresenceSweep, expression: "rate(1 minute)", input: Some(r#"{"run": 2}"#) },
+    Schedule { function: Function::PresenceSweep, expression: "rate(1 minute)", input: Some(r#"{"run": 3}"#) },
+    Schedule { function: Function::PresenceSweep, expression: "rate(1 minute)", input: Some(r#"{"run": 4}"#) },
+    Schedule { function: Function::PresenceSweep, expression: "rate(1 minute)", input: Some(r#"{"run": 5}"#) },
+    Schedule { function: Function::PresenceSweep, expression: "rate(1 minute)", input: Some(r#"{"run": 6}"#) },
+    Schedule { function: Function::PresenceSweep, expression: "rate(1 minute)", input: Some(r#"{"run": 7}"#) },
+];
 
 /// A function fed by a table's DynamoDB stream (an event source mapping in AWS; a poller
 /// in the gateway, `crate::streams`).

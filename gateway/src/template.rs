@@ -181,8 +181,8 @@ impl Template {
         routes
     }
 
-    /// Functions run on a schedule: (function, schedule expression).
-    pub fn schedules(&self) -> Vec<(String, String)> {
+    /// Functions run on a schedule: (function, schedule expression, the rule's `Input`).
+    pub fn schedules(&self) -> Vec<(String, String, Option<String>)> {
         let mut schedules = Vec::new();
         for (function, resource) in self.of_type("AWS::Serverless::Function") {
             let events = resource.get("Properties").and_then(|p| p.get("Events")).and_then(Value::as_mapping);
@@ -190,10 +190,10 @@ impl Template {
                 if event.get("Type").and_then(Value::as_str) != Some("Schedule") {
                     continue;
                 }
-                if let Some(expression) =
-                    event.get("Properties").and_then(|p| p.get("Schedule")).and_then(Value::as_str)
-                {
-                    schedules.push((function.clone(), expression.to_owned()));
+                let properties = event.get("Properties");
+                if let Some(expression) = properties.and_then(|p| p.get("Schedule")).and_then(Value::as_str) {
+                    let input = properties.and_then(|p| p.get("Input")).and_then(Value::as_str).map(str::to_owned);
+                    schedules.push((function.clone(), expression.to_owned(), input));
                 }
             }
         }

@@ -299,6 +299,54 @@ async fn sign_in_attempts_past_the_limit_are_refused_before_any_password_work() 
     assert_eq!(stack.post("/auth/signin", None, &right).await.0, 429);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refreshes_count_per_session_and_guessed_tokens_per_address() {
+    let limits = RateLimits {
+        refreshes: RateLimit { count: 2, window_ms: 3_600_000 },
+        refresh_failures: RateLimit { count: 3, window_ms: 3_600_000 },
+        ..GENEROUS
+    };
+    let stack = Stack::start_with(StackOptions { rate_limits: Some(limits), ..Default::default() }).await;
+    let refresh = |token: &Value| json!({"refreshToken": token});
+    // Three devices behind the test's one address: 6 refreshes, each session at its limit.
+    let password = "the nat user's password";
+    let mut sessions = vec![stack.sign_up("nat-user", password).await];
+    for _ in 0..2 {
+        let (status, session) =
+            stack.post("/auth/signin", None, &json!({"username": "nat-user", "password": password})).await;
+        assert_eq!(status, 200, "{session}");
+        sessions.push(session);
+    }
+    for _ in 0..2 {
+        for session in &mut sessions {
+            let (status, next) = stack.post("/auth/refresh", None, &refresh(&session["refreshToken"])).await;
+            assert_eq!(status, 200, "{next}");
+            *session = next;
+        }
+    }
+    // The third refresh of a session in the window is refused, costs no write, and leaves
+    // the token usable once the window has passed (unspent: its session goes on).
+    let (spent, (status, body)) =
+        requests_of(&stack, stack.post("/auth/refresh", None, &refresh(&sessions[0]["refreshToken"]))).await;
+    assert_eq!((status, body["code"].as_str()), (429, Some("rate_limited")), "{body}");
+    assert!(body["retryAfterMs"].as_u64().is_some());
+    assert_eq!(spent.get("dynamodb.PutItem"), None, "{spent:?}");
+    let (status, _) = stack.post("/auth/refresh", None, &refresh(&sessions[1]["refreshToken"])).await;
+    assert_eq!(status, 429, "each session has its own count");
+
+    // Guessed tokens count per address; past the limit the address is refused before any
+    // token is looked up (one read).
+    for guess in 0..3 {
+        let (status, _) = stack.post("/auth/refresh", None, &json!({"refreshToken": format!("guess-{guess}")})).await;
+        assert_eq!(status, 401);
+    }
+    let (spent, (status, _)) =
+        requests_of(&stack, stack.post("/auth/refresh", None, &json!({"refreshToken": "guess-3"}))).await;
+    assert_eq!(status, 429);
+    assert_eq!(spent.get("dynamodb.UpdateItem"), None, "{spent:?}");
+    assert_eq!(spent.get("dynamodb.GetItem"), Some(&1), "{spent:?}");
+}
+
 /// Connects with `token`: the handshake's refusal status, if refused.
 async fn handshake(stack: &Stack, token: &str) -> Result<e2e::Client, u16> {
     match e2e::Client::connect(&stack.websocket_url(), &format!("token={token}")).await {

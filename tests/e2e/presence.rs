@@ -454,3 +454,41 @@ async fn do_not_disturb_stops_pushes_but_not_live_messages() {
     stack.settle().await;
     assert_eq!(crate::media::endpoint_messages(&token).await.len(), 1, "pushed again");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_sweep_runs_on_the_gateways_schedule_share_the_shards_and_take_everyone_offline() {
+    use chat_domain::connections::shard_of;
+    use chat_domain::model::UserId;
+    let clock = ManualClock::starting_at(T0);
+    let presence = chat_aws::config::PresenceSettings { shards: 4, sweep_runs: 2, ..Default::default() };
+    let stack =
+        Stack::start_with(StackOptions { clock: Some(clock.clone()), presence: Some(presence), ..Default::default() })
+            .await;
+    // One member whose deadline sits in an even shard (run 0's) and one in an odd one (run 1's).
+    let candidates: Vec<String> = (0..32).map(|n| format!("member{n}")).collect();
+    let in_run = |run: u32| {
+        candidates.iter().find(|n| shard_of(&UserId::parse(n.as_str()).unwrap(), 4) % 2 == run).unwrap().clone()
+    };
+    let (even, odd) = (in_run(0), in_run(1));
+    stack.create_channel("team", &["alice", even.as_str(), odd.as_str()]).await;
+    let mut alice = stack.connect("alice").await.receiving_presence();
+    subscribe(&mut alice, json!({"channelId": "team"})).await;
+    let _even_ws = stack.connect(&even).await;
+    let _odd_ws = stack.connect(&odd).await;
+    for _ in 0..2 {
+        presence_of(&alice.recv().await);
+    }
+
+    // Both stop beating with their sockets open; alice keeps beating.
+    clock.advance(61_000);
+    alice.send_json(&json!({"action": "heartbeat"})).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    stack.gateway.run_schedules().await;
+    let mut offline = vec![presence_of(&alice.recv().await), presence_of(&alice.recv().await)];
+    offline.sort();
+    let mut expected = vec![(even.clone(), "offline".to_owned()), (odd.clone(), "offline".to_owned())];
+    expected.sort();
+    assert_eq!(offline, expected, "each run took its own shards' user");
+    stack.gateway.run_schedules().await;
+    alice.expect_silence(QUIET).await;
+}

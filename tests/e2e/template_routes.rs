@@ -36,8 +36,11 @@ fn gateway_routes_are_the_templates() {
         .collect();
     ours_http.sort();
     assert_eq!(ours_http, template.http_routes());
-    let ours_schedules: Vec<(String, String)> =
-        routes::SCHEDULES.iter().map(|s| (s.function.logical_id().to_owned(), s.expression.to_owned())).collect();
+    let mut ours_schedules: Vec<(String, String, Option<String>)> = routes::SCHEDULES
+        .iter()
+        .map(|s| (s.function.logical_id().to_owned(), s.expression.to_owned(), s.input.map(str::to_owned)))
+        .collect();
+    ours_schedules.sort();
     assert_eq!(ours_schedules, template.schedules());
     assert_eq!(
         template.http_authorizer(),

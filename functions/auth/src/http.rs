@@ -11,14 +11,11 @@ use lambda_http::{Body, Request, Response};
 
 pub async fn handle(app: &App, request: Request) -> Response<Body> {
     let route = apigw_http::route_key(&request);
-    // Sign-in counts per account and address inside; sign-up and refresh per address;
-    // everything else per signed-in user.
+    // Sign-in counts per account and address inside, refresh per session and (refused ones)
+    // per address inside; sign-up per address; everything else per signed-in user.
     let limited = match route.as_str() {
-        "POST /auth/signin" => Ok(()),
+        "POST /auth/signin" | "POST /auth/refresh" => Ok(()),
         "POST /auth/signup" => limits::check(app, limits::Action::SignUp, &apigw_http::source_address(&request)).await,
-        "POST /auth/refresh" => {
-            limits::check(app, limits::Action::Refresh, &apigw_http::source_address(&request)).await
-        }
         _ => apigw_http::within_limit(app, &request).await,
     };
     if let Err(err) = limited {
@@ -52,7 +49,7 @@ async fn sign_in(app: &App, request: &Request) -> Result<accounts::Session, Chat
 
 async fn refresh(app: &App, request: &Request) -> Result<accounts::Session, ChatError> {
     let body: RefreshRequest = json_body(request)?;
-    accounts::refresh(app, &body.refresh_token).await
+    accounts::refresh(app, &body.refresh_token, &apigw_http::source_address(request)).await
 }
 
 async fn register_device(app: &App, request: &Request) -> Result<DeviceView, ChatError> {

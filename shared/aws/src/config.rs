@@ -49,6 +49,7 @@ pub fn rate_limits_from_env() -> Result<RateLimits, ConfigError> {
         sign_ins: rate_limit("RATE_LIMIT_SIGN_INS", d.sign_ins)?,
         sign_ups: rate_limit("RATE_LIMIT_SIGN_UPS", d.sign_ups)?,
         refreshes: rate_limit("RATE_LIMIT_REFRESHES", d.refreshes)?,
+        refresh_failures: rate_limit("RATE_LIMIT_REFRESH_FAILURES", d.refresh_failures)?,
     })
 }
 
@@ -166,6 +167,7 @@ impl Config {
                 sweep_passes: seconds("PRESENCE_SWEEP_PASSES", 1)? as u32,
                 sweep_pass_interval_ms: seconds("PRESENCE_SWEEP_PASS_INTERVAL_SECONDS", 10)? * 1000,
                 shards: seconds("PRESENCE_SHARDS", i64::from(chat_domain::connections::ONLINE_SHARDS))? as u32,
+                sweep_runs: seconds("PRESENCE_SWEEP_RUNS", 1)? as u32,
             },
             sync_max_messages: seconds("SYNC_MAX_MESSAGES", DEFAULT_SYNC_MAX_MESSAGES as i64)? as usize,
             max_reactions_per_message: seconds("MAX_REACTIONS_PER_MESSAGE", DEFAULT_MAX_REACTIONS_PER_MESSAGE as i64)?
@@ -224,6 +226,17 @@ impl Config {
             return Err(ConfigError::Invalid {
                 name: "MANAGEMENT_ENDPOINT",
                 reason: "must be an http(s) URL including the stage".into(),
+            });
+        }
+        let presence = self.presence;
+        if presence.sweep_runs > chat_domain::presence::MAX_SWEEP_RUNS || presence.sweep_runs > presence.shards {
+            return Err(ConfigError::Invalid {
+                name: "PRESENCE_SWEEP_RUNS",
+                reason: format!(
+                    "at most {} (the runs the template schedules) and at most PRESENCE_SHARDS ({})",
+                    chat_domain::presence::MAX_SWEEP_RUNS,
+                    presence.shards
+                ),
             });
         }
         if !self.calls.turn_urls.is_empty() && self.calls.turn_secret.is_none() {

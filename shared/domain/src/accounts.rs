@@ -14,7 +14,7 @@ use tracing::{info, warn};
 use crate::app::App;
 use crate::error::{ChatError, PortError};
 use crate::model::UserId;
-use crate::ports::{Refresh, UserRecord};
+use crate::ports::{Refresh, RefreshQuota, SessionRefreshes, UserRecord};
 
 pub const MIN_PASSWORD_CHARS: usize = 8;
 /// Argon2 handles long inputs, but nobody needs more, and it bounds the work per request.
@@ -86,7 +86,12 @@ async fn decoy_hash() -> String {
 pub const MAX_SESSIONS: usize = 20;
 
 /// A new session (sign-up, sign-in) or the next tokens of one (`sid`, refresh).
-async fn new_session(app: &App, user: UserId, sid: Option<String>) -> Result<Session, ChatError> {
+async fn new_session(
+    app: &App,
+    user: UserId,
+    sid: Option<String>,
+    refreshes: SessionRefreshes,
+) -> Result<Session, ChatError> {
     let now = app.now_ms();
     let sid = match sid {
         Some(sid) => sid,
@@ -106,7 +111,7 @@ async fn new_session(app: &App, user: UserId, sid: Option<String>) -> Result<Ses
     let access_token = app.tokens()?.issue_access(&user, Some(&sid), now / 1000, app.settings.access_token_ttl_s);
     let refresh_token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>());
     let expires = now + app.settings.refresh_token_ttl_s * 1000;
-    app.sessions().put_refresh(&refresh_hash(&refresh_token), &user, &sid, expires).await?;
+    app.sessions().put_refresh(&refresh_hash(&refresh_token), &user, &sid, expires, refreshes).await?;
     Ok(Session {
         user_id: user,
         access_token,
@@ -133,7 +138,7 @@ pub async fn sign_up(app: &App, credentials: Credentials) -> Result<Session, Cha
         return Err(ChatError::Conflict(format!("username {user} is taken")));
     }
     info!(%user, "signed up");
-    new_session(app, user, None).await
+    new_session(app, user, None, SessionRefreshes::default()).await
 }
 
 /// Checks a password. Attempts count before any hashing, per source address, per account,
@@ -169,22 +174,39 @@ pub async fn sign_in(app: &App, credentials: Credentials, source: &str) -> Resul
     }
     let user = user.ok_or_else(refused)?;
     info!(%user, "signed in");
-    new_session(app, user, None).await
+    new_session(app, user, None, SessionRefreshes::default()).await
 }
 
 /// Single-use refresh: the next tokens of the same session. A token used a second time
 /// ends its whole session (the thief's copy and the owner's both stop working).
-pub async fn refresh(app: &App, refresh_token: &str) -> Result<Session, ChatError> {
+///
+/// Limited per session (`refreshes`, counted in the tokens themselves: no write of its own)
+/// and, for tokens that are refused, per source address (`refresh_failures`), so users
+/// sharing an address never limit each other.
+pub async fn refresh(app: &App, refresh_token: &str, address: &str) -> Result<Session, ChatError> {
+    crate::limits::check_refused_refreshes(app, address).await?;
     let refused = |why: &str| ChatError::Unauthorized(format!("refresh token is {why}"));
-    match app.sessions().take_refresh(&refresh_hash(refresh_token), app.now_ms()).await? {
-        Refresh::Fresh { user, sid: Some(sid) } => {
+    let limit = app.settings.rate_limits.refreshes;
+    let now = app.now_ms();
+    let quota = RefreshQuota { window: now.div_euclid(limit.window_ms), limit: limit.count };
+    let taken = app.sessions().take_refresh(&refresh_hash(refresh_token), now, quota).await?;
+    if matches!(taken, Refresh::Reused { .. } | Refresh::Invalid) {
+        crate::limits::count_refused_refresh(app, address).await?;
+    }
+    match taken {
+        Refresh::Fresh { user, sid: Some(sid), refreshes } => {
             if !app.sessions().is_live(&user, &sid).await? {
                 return Err(refused("of a session that was signed out"));
             }
-            new_session(app, user, Some(sid)).await
+            new_session(app, user, Some(sid), refreshes).await
         }
         // Issued before sessions existed: it starts one.
-        Refresh::Fresh { user, sid: None } => new_session(app, user, None).await,
+        Refresh::Fresh { user, sid: None, refreshes } => new_session(app, user, None, refreshes).await,
+        Refresh::OverQuota => {
+            crate::metrics::count(crate::limits::Action::Refresh.metric(), 1);
+            let window_ends = (quota.window + 1) * limit.window_ms;
+            Err(ChatError::RateLimited { retry_after_ms: (window_ends - now).max(1) as u64 })
+        }
         Refresh::Reused { user, sid } => {
             warn!(%user, "a refresh token was used twice: its session ends");
             if let Some(sid) = sid {

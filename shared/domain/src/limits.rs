@@ -3,8 +3,11 @@
 //! - Connects count in the user's presence record, in the very write that records the
 //!   connection ([`connect_quota`]): no write of their own.
 //! - Actions that must hold across every Lambda instance (sends, edits and deletes, HTTP
-//!   reactions, HTTP changes, upload grants, sign-in, sign-up, refresh) count in the RateLimits table: one
+//!   reactions, HTTP changes, upload grants, sign-in, sign-up) count in the RateLimits table: one
 //!   UpdateItem each (1 write unit).
+//! - Refreshes count per session in the session's refresh tokens (no write of their own);
+//!   refused ones per source address, read before and written after
+//!   ([`check_refused_refreshes`]).
 //! - Cheap, frequent frames (`typing`, `markRead`, `heartbeat`, `getPresence`, `sync`) and
 //!   HTTP reads count in the memory of the Lambda instance that serves them: no request at
 //!   all. A user whose frames land on N warm instances gets up to N times the limit; API
@@ -45,7 +48,8 @@ pub enum Action {
     SignIn,
     /// Sign-ups, keyed by source address.
     SignUp,
-    /// Refreshes, keyed by source address.
+    /// Refused refreshes, keyed by source address (a session's own refreshes count in its
+    /// tokens: `accounts::refresh`).
     Refresh,
 }
 
@@ -133,7 +137,7 @@ impl Action {
             Action::Upload => limits.uploads,
             Action::SignIn => limits.sign_ins,
             Action::SignUp => limits.sign_ups,
-            Action::Refresh => limits.refreshes,
+            Action::Refresh => limits.refresh_failures,
         }
     }
 
@@ -172,6 +176,27 @@ pub async fn check(app: &App, action: Action, key: &str) -> Result<(), ChatError
             Err(ChatError::RateLimited { retry_after_ms })
         }
     }
+}
+
+/// Refused refreshes from `address`, before its token is looked up: over the limit, the
+/// refresh is refused with one eventually consistent read (all a flood costs). Valid
+/// refreshes never count here, so any number of users behind one address refresh freely.
+pub async fn check_refused_refreshes(app: &App, address: &str) -> Result<(), ChatError> {
+    let limit = Action::Refresh.limit(&app.settings.rate_limits);
+    let now = app.now_ms();
+    let window = now.div_euclid(limit.window_ms);
+    if app.counters().peek(Action::Refresh.name(), address, window).await? >= u64::from(limit.count) {
+        crate::metrics::count(Action::Refresh.metric(), 1);
+        let window_ends = (window + 1) * limit.window_ms;
+        return Err(ChatError::RateLimited { retry_after_ms: (window_ends - now).max(1) as u64 });
+    }
+    Ok(())
+}
+
+/// Counts a refused refresh from `address` (see [`check_refused_refreshes`]).
+pub async fn count_refused_refresh(app: &App, address: &str) -> Result<(), PortError> {
+    let limit = Action::Refresh.limit(&app.settings.rate_limits);
+    shared_hit(app, Action::Refresh.name(), address, limit).await.map(|_| ())
 }
 
 /// Counts one request of `kind` by `who` in the shared counters (one write): `None` when it

@@ -54,8 +54,9 @@ use crate::ports::{
     ChannelStore, ChoiceChange, Claim, ConnectQuota, ConnectionClock, CreateChannelError, DEDUPE_WINDOW_S,
     DeviceRecord, InCall, InvitationStore, JoinError, MediaStore, Member, Membership, MembershipChangeError,
     MessageLog, Notification, Order, PostOutcome, PresenceRecord, PresenceStore, Published, PushMode, PushService,
-    RateCounter, ReactionStore, ReactionWrite, Reactions, Recorded, Refresh, Roster, Seat, SessionStore, StoredObject,
-    SubscriptionStore, TokenError, Tokens, UploadForm, UserRecord, UserStore, Verified, Watcher,
+    RateCounter, ReactionStore, ReactionWrite, Reactions, Recorded, Refresh, RefreshQuota, Roster, Seat,
+    SessionRefreshes, SessionStore, StoredObject, SubscriptionStore, TokenError, Tokens, UploadForm, UserRecord,
+    UserStore, Verified, Watcher,
 };
 use crate::settings::{RateLimit, RateLimits, Settings};
 
@@ -1119,6 +1120,7 @@ struct RefreshToken {
     sid: Option<String>,
     expires_ms: i64,
     used_at: Option<i64>,
+    refreshes: SessionRefreshes,
 }
 
 impl Sessions {
@@ -1129,7 +1131,13 @@ impl Sessions {
 
     /// Stores a refresh token issued before sessions existed (it belongs to none).
     pub fn put_sessionless_refresh(&self, token_hash: &str, user: &UserId, expires_ms: i64) {
-        let token = RefreshToken { user: user.clone(), sid: None, expires_ms, used_at: None };
+        let token = RefreshToken {
+            user: user.clone(),
+            sid: None,
+            expires_ms,
+            used_at: None,
+            refreshes: SessionRefreshes::default(),
+        };
         lock(&self.state).refresh.insert(token_hash.to_owned(), token);
     }
 }
@@ -1162,13 +1170,21 @@ impl SessionStore for Sessions {
         Ok(())
     }
 
-    async fn put_refresh(&self, token_hash: &str, user: &UserId, sid: &str, expires_ms: i64) -> Result<(), PortError> {
-        let token = RefreshToken { user: user.clone(), sid: Some(sid.to_owned()), expires_ms, used_at: None };
+    async fn put_refresh(
+        &self,
+        token_hash: &str,
+        user: &UserId,
+        sid: &str,
+        expires_ms: i64,
+        refreshes: SessionRefreshes,
+    ) -> Result<(), PortError> {
+        let token =
+            RefreshToken { user: user.clone(), sid: Some(sid.to_owned()), expires_ms, used_at: None, refreshes };
         lock(&self.state).refresh.insert(token_hash.to_owned(), token);
         Ok(())
     }
 
-    async fn take_refresh(&self, token_hash: &str, now_ms: i64) -> Result<Refresh, PortError> {
+    async fn take_refresh(&self, token_hash: &str, now_ms: i64, quota: RefreshQuota) -> Result<Refresh, PortError> {
         let mut state = lock(&self.state);
         let Some(token) = state.refresh.get_mut(token_hash) else { return Ok(Refresh::Invalid) };
         if token.expires_ms <= now_ms {
@@ -1177,8 +1193,14 @@ impl SessionStore for Sessions {
         if token.used_at.is_some() {
             return Ok(Refresh::Reused { user: token.user.clone(), sid: token.sid.clone() });
         }
+        let before = token.refreshes;
+        let count = if before.window == quota.window { before.count } else { 0 };
+        if count >= quota.limit {
+            return Ok(Refresh::OverQuota);
+        }
         token.used_at = Some(now_ms);
-        Ok(Refresh::Fresh { user: token.user.clone(), sid: token.sid.clone() })
+        let refreshes = SessionRefreshes { window: quota.window, count: count + 1 };
+        Ok(Refresh::Fresh { user: token.user.clone(), sid: token.sid.clone(), refreshes })
     }
 }
 
@@ -1209,6 +1231,10 @@ impl RateCounter for Counters {
         let count = counts.entry((kind.to_owned(), who.to_owned(), window)).or_default();
         *count += 1;
         Ok(*count)
+    }
+
+    async fn peek(&self, kind: &str, who: &str, window: i64) -> Result<u64, PortError> {
+        Ok(self.count(kind, who, window))
     }
 }
 

@@ -728,12 +728,30 @@ pub trait UserStore: Send + Sync {
 /// What taking a refresh token found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refresh {
-    /// Unused and unexpired: its user and session. Now marked used.
-    Fresh { user: UserId, sid: Option<String> },
+    /// Unused and unexpired: its user and session, and the session's refreshes in the
+    /// quota's window counting this one (for the next token). Now marked used.
+    Fresh { user: UserId, sid: Option<String>, refreshes: SessionRefreshes },
+    /// Unused and unexpired, but its session used up the quota's window: not marked used.
+    OverQuota,
     /// Used before (and unexpired): someone replays it. Its session must end.
     Reused { user: UserId, sid: Option<String> },
     /// Unknown or expired.
     Invalid,
+}
+
+/// How many refreshes a session made in one window: carried from each refresh token to the
+/// next (a session's tokens are used one after another), so counting costs no request.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SessionRefreshes {
+    pub window: i64,
+    pub count: u32,
+}
+
+/// The window of this moment and how many refreshes a session may make in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RefreshQuota {
+    pub window: i64,
+    pub limit: u32,
 }
 
 /// Sessions (signed-in devices) and their refresh tokens, stored hashed.
@@ -744,9 +762,18 @@ pub trait SessionStore: Send + Sync {
     async fn is_live(&self, user: &UserId, sid: &str) -> Result<bool, PortError>;
     /// Ends one session, or every session of the user (`None`).
     async fn end(&self, user: &UserId, sid: Option<&str>) -> Result<(), PortError>;
-    async fn put_refresh(&self, token_hash: &str, user: &UserId, sid: &str, expires_ms: i64) -> Result<(), PortError>;
-    /// Marks a refresh token used, atomically (of two racing uses one sees a reuse).
-    async fn take_refresh(&self, token_hash: &str, now_ms: i64) -> Result<Refresh, PortError>;
+    /// Stores a token of session `sid`, with the session's refreshes so far.
+    async fn put_refresh(
+        &self,
+        token_hash: &str,
+        user: &UserId,
+        sid: &str,
+        expires_ms: i64,
+        refreshes: SessionRefreshes,
+    ) -> Result<(), PortError>;
+    /// Marks a refresh token used, atomically (of two racing uses one sees a reuse), unless
+    /// its session already made `quota.limit` refreshes in `quota.window`.
+    async fn take_refresh(&self, token_hash: &str, now_ms: i64, quota: RefreshQuota) -> Result<Refresh, PortError>;
 }
 
 // ---- rate limits -------------------------------------------------------------------------
@@ -757,6 +784,8 @@ pub trait RateCounter: Send + Sync {
     /// Adds one to the counter of (`kind`, `who`, `window`) and answers the new count. The
     /// counter may be forgotten after `expires_at_s`.
     async fn increment(&self, kind: &str, who: &str, window: i64, expires_at_s: i64) -> Result<u64, PortError>;
+    /// The count of (`kind`, `who`, `window`) without adding to it (0 when never counted).
+    async fn peek(&self, kind: &str, who: &str, window: i64) -> Result<u64, PortError>;
 }
 
 // ---- delivery ----------------------------------------------------------------------------

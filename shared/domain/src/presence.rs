@@ -225,7 +225,7 @@ pub async fn close_connections(app: &App, user: &UserId, session: Option<&str>) 
 pub async fn disconnected(app: &App, user: &UserId, connection: &ConnectionId) -> Result<(), ChatError> {
     connections::forget(app, user, connection).await?;
     if app.settings.presence.offline_grace_ms == 0 {
-        sweep_once(app).await;
+        sweep_once(app, SweepRun::WHOLE).await;
     }
     Ok(())
 }
@@ -237,11 +237,45 @@ pub struct SweepReport {
     pub passes: u32,
 }
 
-/// The scheduled sweep: up to `sweep_passes` passes, `sweep_pass_interval_ms` apart. It
-/// stops as soon as no online user's deadline falls before its last pass: with nobody
-/// online (or everyone's heartbeats well ahead) an invocation is one pass, not a minute of
-/// billed sleep.
+/// Sweep runs the template schedules each minute (`EveryMinute`, `EveryMinuteRun1`…): the
+/// most `PresenceSweepRuns` may be.
+pub const MAX_SWEEP_RUNS: u32 = 8;
+
+/// The shards one sweep run reads: run `index` of `runs` takes the shards `s` with
+/// `s % runs == index`, so `runs` runs at once share the departures and none is read twice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SweepRun {
+    pub index: u32,
+    pub runs: u32,
+}
+
+impl SweepRun {
+    /// Every shard, in one run.
+    pub const WHOLE: SweepRun = SweepRun { index: 0, runs: 1 };
+
+    /// Scheduled run `index` under the deployment's `sweep_runs`; `None` for a run past them
+    /// (scheduled, not needed: it does nothing).
+    pub fn scheduled(app: &App, index: u32) -> Option<SweepRun> {
+        let runs = app.settings.presence.sweep_runs.max(1);
+        (index < runs).then_some(SweepRun { index, runs })
+    }
+
+    fn shards(self, app: &App) -> impl Iterator<Item = u32> {
+        let runs = self.runs.max(1);
+        (0..app.settings.presence.shards).filter(move |shard| shard % runs == self.index)
+    }
+}
+
+/// The whole sweep in one run (tests, and deployments with one run).
 pub async fn sweep(app: &App) -> SweepReport {
+    sweep_run(app, SweepRun::WHOLE).await
+}
+
+/// One scheduled sweep run: up to `sweep_passes` passes over its shards,
+/// `sweep_pass_interval_ms` apart. It stops as soon as no online user's deadline in its
+/// shards falls before its last pass: with nobody online (or everyone's heartbeats well
+/// ahead) an invocation is one pass, not a minute of billed sleep.
+pub async fn sweep_run(app: &App, run: SweepRun) -> SweepReport {
     let settings = app.settings.presence;
     let passes = settings.sweep_passes.max(1);
     let mut report = SweepReport::default();
@@ -249,10 +283,12 @@ pub async fn sweep(app: &App) -> SweepReport {
         if pass > 0 {
             tokio::time::sleep(std::time::Duration::from_millis(settings.sweep_pass_interval_ms as u64)).await;
         }
-        report.went_offline += sweep_once(app).await;
+        report.went_offline += sweep_once(app, run).await;
         report.passes += 1;
         let passes_left = i64::from(passes - pass - 1);
-        if passes_left == 0 || !anyone_due_by(app, app.now_ms() + passes_left * settings.sweep_pass_interval_ms).await {
+        if passes_left == 0
+            || !anyone_due_by(app, run, app.now_ms() + passes_left * settings.sweep_pass_interval_ms).await
+        {
             break;
         }
     }
@@ -262,8 +298,8 @@ pub async fn sweep(app: &App) -> SweepReport {
 /// Whether an online user's deadline falls by `until_ms` (one key per shard at most, the
 /// shards read at once). A shard that cannot be read counts as due: better a pass too many
 /// than a missed offline.
-async fn anyone_due_by(app: &App, until_ms: i64) -> bool {
-    let looks = (0..app.settings.presence.shards).map(|shard| async move {
+async fn anyone_due_by(app: &App, run: SweepRun, until_ms: i64) -> bool {
+    let looks = run.shards(app).map(|shard| async move {
         app.presence().any_due_by(shard, until_ms).await.unwrap_or_else(|err| {
             warn!(shard, error = %err, "presence sweep could not look ahead in a shard");
             true
@@ -277,11 +313,12 @@ async fn anyone_due_by(app: &App, until_ms: i64) -> bool {
 /// dropping together) is worked through in parallel, not one after another.
 const SWEEP_CONCURRENCY: usize = 16;
 
-/// Tells contacts about every user whose deadline passed; answers how many went offline.
-/// The shards are read at once, and their users worked through [`SWEEP_CONCURRENCY`] at a time.
-async fn sweep_once(app: &App) -> usize {
+/// Tells contacts about every user of `run`'s shards whose deadline passed; answers how
+/// many went offline. The shards are read at once, and their users worked through
+/// [`SWEEP_CONCURRENCY`] at a time.
+async fn sweep_once(app: &App, run: SweepRun) -> usize {
     let now = app.now_ms();
-    let reads = (0..app.settings.presence.shards).map(|shard| async move {
+    let reads = run.shards(app).map(|shard| async move {
         app.presence().overdue(shard, now).await.unwrap_or_else(|err| {
             warn!(shard, error = %err, "presence sweep could not read a shard");
             Vec::new()

@@ -58,9 +58,13 @@ pub struct RateLimits {
     pub sign_ins: RateLimit,
     /// Sign-ups per source address.
     pub sign_ups: RateLimit,
-    /// Refreshes per source address (every signed-in device refreshes about hourly, and an
-    /// office shares one address).
+    /// Refreshes per session (a device refreshes about hourly). Counted in the session's
+    /// own refresh tokens, so an office or a carrier NAT sharing one address is not limited
+    /// as one.
     pub refreshes: RateLimit,
+    /// Refused refreshes (unknown, expired or reused tokens) per source address: guessing
+    /// and replaying are limited where no session is known.
+    pub refresh_failures: RateLimit,
 }
 
 impl RateLimits {
@@ -82,6 +86,7 @@ impl RateLimits {
             sign_ins: limit,
             sign_ups: limit,
             refreshes: limit,
+            refresh_failures: limit,
         }
     }
 }
@@ -103,7 +108,8 @@ impl Default for RateLimits {
             uploads: RateLimit { count: 30, window_ms: 60 * 60_000 },
             sign_ins: RateLimit { count: 10, window_ms: 5 * 60_000 },
             sign_ups: RateLimit { count: 20, window_ms: 60 * 60_000 },
-            refreshes: RateLimit { count: 600, window_ms: 60 * 60_000 },
+            refreshes: RateLimit { count: 60, window_ms: 60 * 60_000 },
+            refresh_failures: RateLimit { count: 600, window_ms: 60 * 60_000 },
         }
     }
 }
@@ -127,6 +133,10 @@ pub struct PresenceSettings {
     /// takes 1,000 WRU/s: ~8,000 users beating every 30 s). Only ever raised: a user whose
     /// deadline sits in a shard no longer read would never be swept.
     pub shards: u32,
+    /// Sweep runs at once (`PresenceSweepRuns`): run `i` reads the shards `s % runs == i`,
+    /// so departures are worked through `runs` times as fast. The template schedules
+    /// `presence::MAX_SWEEP_RUNS` runs a minute; those past `runs` answer at once.
+    pub sweep_runs: u32,
 }
 
 impl Default for PresenceSettings {
@@ -137,6 +147,7 @@ impl Default for PresenceSettings {
             sweep_passes: 1,
             sweep_pass_interval_ms: 10_000,
             shards: crate::connections::ONLINE_SHARDS,
+            sweep_runs: 1,
         }
     }
 }

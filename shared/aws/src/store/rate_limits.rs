@@ -1,6 +1,6 @@
 //! Fixed-window request counters in DynamoDB, so that every Lambda instance sees the same
-//! count: the domain's [`RateCounter`] port. One UpdateItem per counted request; windows
-//! expire through TTL.
+//! count: the domain's [`RateCounter`] port. One UpdateItem per counted request (a GetItem
+//! where a count is only looked at); windows expire through TTL.
 
 use std::sync::Arc;
 
@@ -46,6 +46,26 @@ impl RateCounter for RateCounters {
         Ok(match out.attributes.as_ref().and_then(|a| a.get("count")) {
             Some(AttributeValue::N(n)) => n.parse::<u64>().unwrap_or(u64::MAX),
             _ => u64::MAX,
+        })
+    }
+
+    async fn peek(&self, kind: &str, who: &str, window: i64) -> Result<u64, PortError> {
+        // Eventually consistent (half the read units): a count a moment old is good enough
+        // to refuse a flood.
+        let out = self
+            .client
+            .get()
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(keys::rate_limit_pk(kind, who, window)))
+            .projection_expression("#count")
+            .expression_attribute_names("#count", "count")
+            .send()
+            .await
+            .map_err(|e| StoreError::aws("GetItem", e))?;
+        Ok(match out.item.as_ref().and_then(|a| a.get("count")) {
+            Some(AttributeValue::N(n)) => n.parse::<u64>().unwrap_or(u64::MAX),
+            _ => 0,
         })
     }
 }

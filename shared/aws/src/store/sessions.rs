@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use chat_domain::PortError;
 use chat_domain::model::UserId;
-use chat_domain::ports::{Refresh, SessionStore};
+use chat_domain::ports::{Refresh, RefreshQuota, SessionRefreshes, SessionStore};
 
 use super::{Item, StoreError, is_condition_failure, keys};
 
@@ -30,6 +30,12 @@ struct RefreshItem {
     /// Set when the token is used; a second use ends the session.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     used_at: Option<i64>,
+    /// The session's refreshes in window `refreshWindow`, this token's own included
+    /// (tokens from before the per-session limit have neither: a new window).
+    #[serde(default)]
+    refresh_window: i64,
+    #[serde(default)]
+    refreshes: u32,
 }
 
 #[derive(Clone)]
@@ -104,7 +110,14 @@ impl SessionStore for Sessions {
         }
     }
 
-    async fn put_refresh(&self, token_hash: &str, user: &UserId, sid: &str, expires_ms: i64) -> Result<(), PortError> {
+    async fn put_refresh(
+        &self,
+        token_hash: &str,
+        user: &UserId,
+        sid: &str,
+        expires_ms: i64,
+        refreshes: SessionRefreshes,
+    ) -> Result<(), PortError> {
         let item = RefreshItem {
             pk: keys::refresh_pk(token_hash),
             user_id: user.clone(),
@@ -112,6 +125,8 @@ impl SessionStore for Sessions {
             expires_at: expires_ms,
             ttl: expires_ms / 1000 + 1,
             used_at: None,
+            refresh_window: refreshes.window,
+            refreshes: refreshes.count,
         };
         self.client
             .get()
@@ -124,7 +139,9 @@ impl SessionStore for Sessions {
         Ok(())
     }
 
-    async fn take_refresh(&self, token_hash: &str, now_ms: i64) -> Result<Refresh, PortError> {
+    async fn take_refresh(&self, token_hash: &str, now_ms: i64, quota: RefreshQuota) -> Result<Refresh, PortError> {
+        // The session's count travels in its tokens: this one may be used while its window
+        // is over or its count is below the limit.
         let result = self
             .client
             .get()
@@ -132,8 +149,13 @@ impl SessionStore for Sessions {
             .table_name(&self.table)
             .set_key(Some(key(keys::refresh_pk(token_hash))))
             .update_expression("SET usedAt = :now")
-            .condition_expression("attribute_exists(pk) AND attribute_not_exists(usedAt) AND expiresAt > :now")
+            .condition_expression(
+                "attribute_exists(pk) AND attribute_not_exists(usedAt) AND expiresAt > :now \
+                 AND (attribute_not_exists(refreshWindow) OR refreshWindow <> :window OR refreshes < :limit)",
+            )
             .expression_attribute_values(":now", AttributeValue::N(now_ms.to_string()))
+            .expression_attribute_values(":window", AttributeValue::N(quota.window.to_string()))
+            .expression_attribute_values(":limit", AttributeValue::N(quota.limit.to_string()))
             .return_values(ReturnValue::AllNew)
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
@@ -141,7 +163,9 @@ impl SessionStore for Sessions {
         match result {
             Ok(out) => {
                 let item: RefreshItem = super::from_item(out.attributes.unwrap_or_default())?;
-                Ok(Refresh::Fresh { user: item.user_id, sid: item.sid })
+                let before = if item.refresh_window == quota.window { item.refreshes } else { 0 };
+                let refreshes = SessionRefreshes { window: quota.window, count: before + 1 };
+                Ok(Refresh::Fresh { user: item.user_id, sid: item.sid, refreshes })
             }
             Err(err) if is_condition_failure(&err) => {
                 let old = match err.into_service_error() {
@@ -154,6 +178,7 @@ impl SessionStore for Sessions {
                 let item: RefreshItem = super::from_item(old)?;
                 Ok(match item.used_at {
                     Some(_) if item.expires_at > now_ms => Refresh::Reused { user: item.user_id, sid: item.sid },
+                    None if item.expires_at > now_ms => Refresh::OverQuota,
                     _ => Refresh::Invalid,
                 })
             }

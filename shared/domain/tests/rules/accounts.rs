@@ -18,6 +18,9 @@ use crate::*;
 
 const PASSWORD: &str = "correct horse";
 
+/// One source address for every refresh (an office, a carrier NAT).
+const ADDRESS: &str = "ip:198.51.100.7";
+
 fn credentials(username: &str, password: &str) -> Credentials {
     Credentials { username: username.into(), password: password.into() }
 }
@@ -140,10 +143,65 @@ async fn a_refresh_gives_the_next_tokens_of_the_same_session() {
     let first = sign_in(&app, "alice").await;
     let session = sid(&world, &first);
     world.clock.advance(HOUR);
-    let next = accounts::refresh(&app, &first.refresh_token).await.unwrap();
+    let next = accounts::refresh(&app, &first.refresh_token, ADDRESS).await.unwrap();
     assert_eq!(sid(&world, &next), session);
     assert_ne!(next.refresh_token, first.refresh_token);
     assert_eq!(world.sessions.live(&user("alice")).len(), 1);
+}
+
+#[tokio::test]
+async fn refreshes_are_limited_per_session_so_users_behind_one_address_never_limit_each_other() {
+    let (world, _app) = with_account("alice").await;
+    let world = world.with_settings(|s| {
+        s.rate_limits.refreshes = RateLimit { count: 3, window_ms: HOUR };
+        s.rate_limits.refresh_failures = RateLimit { count: 2, window_ms: HOUR };
+    });
+    let app = world.app();
+    // Four devices behind one address: 12 refreshes, four times a session's limit, all fine.
+    let mut sessions = Vec::new();
+    for _ in 0..4 {
+        sessions.push(sign_in(&app, "alice").await);
+    }
+    let counted = world.counters.total();
+    for _ in 0..3 {
+        for session in &mut sessions {
+            *session = accounts::refresh(&app, &session.refresh_token, ADDRESS).await.unwrap();
+        }
+    }
+    // A fourth refresh of one session in the hour is refused, and its token is not spent:
+    let err = accounts::refresh(&app, &sessions[0].refresh_token, ADDRESS).await.unwrap_err();
+    assert_eq!(err.code(), ErrorCode::RateLimited);
+    assert_eq!(world.sessions.live(&user("alice")).len(), 4, "no session ends for it");
+    // it works in the next window, and the count starts again there.
+    world.clock.advance(HOUR);
+    let mut next = accounts::refresh(&app, &sessions[0].refresh_token, ADDRESS).await.unwrap();
+    for _ in 0..2 {
+        next = accounts::refresh(&app, &next.refresh_token, ADDRESS).await.unwrap();
+    }
+    let err = accounts::refresh(&app, &next.refresh_token, ADDRESS).await.unwrap_err();
+    assert_eq!(err.code(), ErrorCode::RateLimited);
+    assert_eq!(world.counters.total(), counted, "valid refreshes write no counter");
+}
+
+#[tokio::test]
+async fn refused_refreshes_are_limited_per_address_before_any_token_is_looked_up() {
+    let (world, _app) = with_account("alice").await;
+    let world = world.with_settings(|s| s.rate_limits.refresh_failures = RateLimit { count: 2, window_ms: HOUR });
+    let app = world.app();
+    let session = sign_in(&app, "alice").await;
+    let counted = world.counters.total();
+    for guess in ["guess-1", "guess-2"] {
+        let err = accounts::refresh(&app, guess, ADDRESS).await.unwrap_err();
+        assert_eq!(err.code(), ErrorCode::Unauthorized);
+    }
+    // Over the limit, that address is refused even with a real token, which stays unspent;
+    let err = accounts::refresh(&app, "guess-3", ADDRESS).await.unwrap_err();
+    assert_eq!(err.code(), ErrorCode::RateLimited);
+    let err = accounts::refresh(&app, &session.refresh_token, ADDRESS).await.unwrap_err();
+    assert_eq!(err.code(), ErrorCode::RateLimited);
+    // from another address it works.
+    accounts::refresh(&app, &session.refresh_token, "ip:203.0.113.9").await.unwrap();
+    assert_eq!(world.counters.total(), counted + 2, "only the two refused refreshes were counted");
 }
 
 #[tokio::test]
@@ -154,12 +212,12 @@ async fn a_refresh_token_works_once_and_its_reuse_ends_the_session() {
     let (sid, other_sid) = (sid(&world, &stolen), sid(&world, &other));
     connect_in_session(&app, "alice", "phone", &sid).await;
     connect_in_session(&app, "alice", "laptop", &other_sid).await;
-    let owners = accounts::refresh(&app, &stolen.refresh_token).await.unwrap();
-    let err = accounts::refresh(&app, &stolen.refresh_token).await.unwrap_err();
+    let owners = accounts::refresh(&app, &stolen.refresh_token, ADDRESS).await.unwrap();
+    let err = accounts::refresh(&app, &stolen.refresh_token, ADDRESS).await.unwrap_err();
     assert_eq!(err.code(), ErrorCode::Unauthorized);
     assert_eq!(world.sessions.live(&user("alice")), vec![other_sid], "only that session ends");
     assert_eq!(world.poster.closed(), vec![conn("phone")]);
-    let err = accounts::refresh(&app, &owners.refresh_token).await.unwrap_err();
+    let err = accounts::refresh(&app, &owners.refresh_token, ADDRESS).await.unwrap_err();
     assert_eq!(err.code(), ErrorCode::Unauthorized, "the thief's and the owner's copies both stop");
 }
 
@@ -168,14 +226,14 @@ async fn an_expired_refresh_token_is_refused() {
     let (world, app) = with_account("alice").await;
     let session = sign_in(&app, "alice").await;
     world.clock.advance(session.refresh_expires_in * 1000);
-    let err = accounts::refresh(&app, &session.refresh_token).await.unwrap_err();
+    let err = accounts::refresh(&app, &session.refresh_token, ADDRESS).await.unwrap_err();
     assert_eq!(err.code(), ErrorCode::Unauthorized);
 }
 
 #[tokio::test]
 async fn an_unknown_refresh_token_is_refused() {
     let (_world, app) = with_account("alice").await;
-    let err = accounts::refresh(&app, "made-up").await.unwrap_err();
+    let err = accounts::refresh(&app, "made-up", ADDRESS).await.unwrap_err();
     assert_eq!(err.code(), ErrorCode::Unauthorized);
 }
 
@@ -184,7 +242,7 @@ async fn the_refresh_token_of_a_signed_out_session_is_refused() {
     let (world, app) = with_account("alice").await;
     let session = sign_in(&app, "alice").await;
     accounts::sign_out(&app, &user("alice"), Some(&sid(&world, &session)), false).await.unwrap();
-    let err = accounts::refresh(&app, &session.refresh_token).await.unwrap_err();
+    let err = accounts::refresh(&app, &session.refresh_token, ADDRESS).await.unwrap_err();
     assert_eq!(err.code(), ErrorCode::Unauthorized);
 }
 
@@ -193,7 +251,7 @@ async fn a_refresh_token_from_before_sessions_starts_one() {
     let (world, app) = with_account("alice").await;
     let hash = hex::encode(sha2::Sha256::digest(b"legacy-token"));
     world.sessions.put_sessionless_refresh(&hash, &user("alice"), app.now_ms() + DAY);
-    let session = accounts::refresh(&app, "legacy-token").await.unwrap();
+    let session = accounts::refresh(&app, "legacy-token", ADDRESS).await.unwrap();
     assert_eq!(world.sessions.live(&user("alice")), vec![sid(&world, &session)]);
 }
 

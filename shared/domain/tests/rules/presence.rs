@@ -401,3 +401,32 @@ async fn with_more_shards_the_deadlines_spread_over_them_and_one_sweep_reads_the
     world.clock.advance(WINDOW);
     assert_eq!(presence::sweep(&app).await.went_offline, 64);
 }
+
+#[tokio::test]
+async fn sweep_runs_share_the_shards_and_together_take_everyone_offline_once() {
+    let names: Vec<String> = (0..64).map(|n| format!("user{n:02}")).collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let world = World::new().generous().with_settings(|s| {
+        s.presence.shards = 16;
+        s.presence.sweep_runs = 4;
+    });
+    add_accounts(&world, &names).await;
+    let app = world.app();
+    for name in &names {
+        connect(&app, name, &format!("{name}-phone")).await;
+    }
+    world.clock.advance(WINDOW);
+    assert_eq!(presence::SweepRun::scheduled(&app, 4), None, "a run past sweep_runs does nothing");
+    let mut offline = 0;
+    for index in 0..4 {
+        let run = presence::SweepRun::scheduled(&app, index).unwrap();
+        let expected = names.iter().filter(|n| chat_domain::connections::shard_of(&user(n), 16) % 4 == index).count();
+        let report = presence::sweep_run(&app, run).await;
+        assert_eq!(report.went_offline, expected, "run {index} takes the users of its own shards");
+        offline += report.went_offline;
+        // Running it again finds nobody: its users are offline, the others are not its own.
+        assert_eq!(presence::sweep_run(&app, run).await.went_offline, 0);
+    }
+    assert_eq!(offline, 64);
+    assert_eq!(presence::sweep(&app).await.went_offline, 0, "nobody was left");
+}
