@@ -84,6 +84,8 @@ pub mod code {
     /// Users one sweep run takes offline at once: `presence.rs` `SWEEP_CONCURRENCY` (private
     /// there), since commit d0d8cdf (before it: one after another, the shards read in turn).
     pub const SWEEP_CONCURRENCY: f64 = 16.0;
+    /// Sweep runs the template schedules a minute (`PresenceSweepRuns` at most this).
+    pub const MAX_SWEEP_RUNS: f64 = chat_domain::presence::MAX_SWEEP_RUNS as f64;
     /// `delivery.rs`: posts in flight per fan-out.
     pub const POSTS_IN_FLIGHT: f64 = 32.0;
     /// `presence.rs`: watchers items a `subscribePresence` writes at once, and the most
@@ -850,6 +852,9 @@ fn yes() -> bool {
 pub struct Variant {
     pub name: String,
     pub set: Value,
+    /// Template parameters that exist today (a deployment sets them), not a plan.
+    #[serde(default)]
+    pub in_code: bool,
 }
 
 impl Model {
@@ -1221,15 +1226,16 @@ fn quota_rows_at(model: &Model, f: &Figures, users: f64) -> Vec<QuotaRow> {
     ));
     rows.push(row(
         "sweep",
-        "Presence sweep: users to take offline / s (one run a minute, 16 users at a time)",
+        "Presence sweep: users to take offline / s (PresenceSweepRuns runs a minute, 16 users at a time each)",
         if model.lazy_presence { 0.0 } else { t.went_offline },
         model.sweep_capacity(),
         "/s",
         format!(
-            "~{:.0} ms per user; past it runs last their {:.0} s timeout and the backlog grows (one user at a time, before d0d8cdf: {:.1}/s)",
+            "{:.0} run(s) (the template's default 1, up to {:.0}); ~{:.0} ms per user; past it runs last their {:.0} s timeout and the backlog grows",
+            model.sweep_parallel_runs,
+            code::MAX_SWEEP_RUNS,
             model.sweep_s_per_user() * 1000.0,
             code::SWEEP_TIMEOUT_S,
-            model.sweep_capacity() / code::SWEEP_CONCURRENCY
         ),
     ));
     rows.push(row(
@@ -2097,7 +2103,8 @@ pub fn run(model: &Model, f: &Figures, measured: Option<&LoadMeasurement>) -> Ru
             }
         };
         let results: Vec<SizeResult> = shifted.sizes.iter().map(|u| simulate(&shifted, f, *u)).collect();
-        text.push_str(&format!("\nVariant (a plan, not the code): {}\n\n", variant.name));
+        let what = if variant.in_code { "template parameters in code today" } else { "a plan, not the code" };
+        text.push_str(&format!("\nVariant ({what}): {}\n\n", variant.name));
         text.push_str(&overview_table(&results));
         let points = breaking_points(&results);
         let rows: Vec<Vec<String>> =

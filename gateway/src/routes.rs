@@ -131,6 +131,9 @@ pub struct Schedule {
     pub input: Option<&'static str>,
 }
 
+/// The presence sweep's rules, one per run: in AWS those past `PresenceSweepRuns` are
+/// disabled (their `State`); here every one runs, and a run past `PRESENCE_SWEEP_RUNS`
+/// returns at once, which is what a disabled rule amounts to.
 pub const SCHEDULES: &[Schedule] = &[
     Schedule { function: Function::PresenceSweep, expression: "rate(1 minute)", input: Some(r#"{"run": 0}"#) },
     Schedule { function: Function::PresenceSweep, expression: "rate(1 minute)", input: Some(r#"{"run": 1}"#) },
