@@ -22,6 +22,7 @@ pub mod requests;
 pub mod scale;
 pub mod search;
 pub mod send_path;
+pub mod sockets;
 pub mod stats;
 pub mod units;
 pub mod world;

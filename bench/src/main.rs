@@ -6,6 +6,7 @@
 //! target/release/bench load --clients 40 --channels 10 --messages 10 --interval-ms 8000
 //! target/release/bench abuse                # attacks: invitation, typing and sign-in floods
 //! target/debug/bench scale                  # the brief's scale on paper (docs/SCALE.md)
+//! target/measure/bench sockets --sockets 10000  # the gateway's memory per idle socket
 //! ```
 
 use std::collections::BTreeMap;
@@ -40,6 +41,8 @@ enum Part {
     /// Search: indexing rate, index size and query latency on a generated corpus; how soon
     /// a message is found on the local stack.
     Search,
+    /// The local gateway's memory per idle authenticated socket (a gateway process of its own).
+    Sockets,
 }
 
 #[derive(Debug, Parser)]
@@ -83,6 +86,12 @@ struct Args {
     /// Search: messages in the generated corpus.
     #[arg(long, default_value_t = 1_000_000)]
     search_messages: usize,
+    /// Sockets: idle WebSockets held open at once (with --quick: 500).
+    #[arg(long, default_value_t = 10_000)]
+    sockets: usize,
+    /// Sockets: handshakes in flight at once.
+    #[arg(long, default_value_t = 32)]
+    socket_concurrency: usize,
     /// Scale: the traffic model.
     #[arg(long, default_value = "bench/scale/model.json")]
     model: PathBuf,
@@ -223,6 +232,19 @@ async fn main() {
                     bench::search::table(&corpus.figures, &on_stack),
                     json!({"corpus": corpus.figures, "stack": on_stack}),
                 );
+            }
+            Part::Sockets => {
+                let sockets = if args.quick { args.sockets.min(500) } else { args.sockets };
+                let options = bench::sockets::Options {
+                    sockets,
+                    concurrency: args.socket_concurrency,
+                    settle: Duration::from_secs(10),
+                    binaries: args.binaries.clone().unwrap_or_else(|| {
+                        std::env::current_exe().ok().and_then(|p| p.parent().map(PathBuf::from)).unwrap_or_default()
+                    }),
+                };
+                let figures = bench::sockets::run(&options, &progress).await;
+                section("sockets", bench::sockets::table(&figures), json!(figures));
             }
             Part::Changes => {
                 progress("reactions, replies, mentions and catching up on changes");

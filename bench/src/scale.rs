@@ -44,7 +44,7 @@ pub mod price {
     pub const LOGS_GB: f64 = 0.50;
     pub const XRAY_TRACE: f64 = 5.00e-6;
     /// Secret $0.40, alarms ~$4, dashboard $3, custom metrics ~$4.50 (COST.md, sections 3 and 7).
-    pub const FIXED_MONTH: f64 = 0.40 + 4.0 + 3.0 + 4.50;
+    pub const FIXED_MONTH: f64 = 0.40 + 4.70 + 3.0 + 4.50;
 }
 
 /// AWS's default quotas (per account and Region unless said), and this stack's own.
@@ -1115,6 +1115,64 @@ fn secs_to_scale(concurrency: f64) -> f64 {
 }
 
 /// Every quota and hot key that applies, at `users` (breaking points not filled in).
+/// Search indexing (docs/COST.md "Search", docs/SCALE.md "Search: one writer per index
+/// shard"): Lambda reads each stream shard one batch at a time (up to 500 records, waiting
+/// up to 2 s to fill one); each batch publishes every index shard it touches, and a shard's
+/// publishes are serialised by its manifest's conditional write (~0.2 s each).
+pub mod search {
+    /// `SearchShards` (template.yaml default).
+    pub const INDEX_SHARDS: f64 = chat_domain::settings::DEFAULT_SEARCH_SHARDS as f64;
+    /// `SearchIndexerMapping`: `BatchSize`, `MaximumBatchingWindowInSeconds`.
+    pub const BATCH: f64 = 500.0;
+    pub const WINDOW_S: f64 = 2.0;
+    /// Publishes one index shard takes a second (an S3 PUT and a manifest write, ~0.2 s).
+    pub const PUBLISHES_PER_SHARD_S: f64 = 5.0;
+    /// What a publish costs (S3 PUT $0.000005, manifest 6 WRU, its read 2 RRU) and a batch's
+    /// Lambda (COST.md "Search").
+    pub const PER_PUBLISH: f64 = 0.000009;
+    pub const PER_BATCH_LAMBDA: f64 = 0.0000015;
+    pub const PER_MESSAGE_LAMBDA: f64 = 0.000000005;
+    /// One stream shard per ~1,000 WRU/s of the table (a stream has about as many shards as
+    /// the table has partitions).
+    pub const WRU_PER_STREAM_SHARD: f64 = 1_000.0;
+}
+
+/// How the search indexer runs at `messages_per_s` into a Messages table taking
+/// `messages_wru_per_s`.
+#[derive(Debug, Clone, Copy)]
+pub struct SearchIndexing {
+    pub stream_shards: f64,
+    pub batches_per_s: f64,
+    pub publishes_per_index_shard_s: f64,
+    /// Dollars per second of this traffic.
+    pub dollars_per_s: f64,
+}
+
+pub fn search_indexing(messages_per_s: f64, messages_wru_per_s: f64) -> SearchIndexing {
+    if messages_per_s <= 0.0 {
+        return SearchIndexing {
+            stream_shards: 0.0,
+            batches_per_s: 0.0,
+            publishes_per_index_shard_s: 0.0,
+            dollars_per_s: 0.0,
+        };
+    }
+    let stream_shards = (messages_wru_per_s / search::WRU_PER_STREAM_SHARD).ceil().max(1.0);
+    let per_shard = messages_per_s / stream_shards;
+    // A batch waits up to the window to fill; a busy shard fills batches of 500 sooner.
+    let batches_per_shard = per_shard.min((per_shard / search::BATCH).max(1.0 / search::WINDOW_S));
+    let per_batch = per_shard / batches_per_shard;
+    let touched = search::INDEX_SHARDS.min(per_batch.max(1.0));
+    let batches_per_s = batches_per_shard * stream_shards;
+    SearchIndexing {
+        stream_shards,
+        batches_per_s,
+        publishes_per_index_shard_s: batches_per_s * touched / search::INDEX_SHARDS,
+        dollars_per_s: batches_per_s * (touched * search::PER_PUBLISH + search::PER_BATCH_LAMBDA)
+            + messages_per_s * search::PER_MESSAGE_LAMBDA,
+    }
+}
+
 fn quota_rows_at(model: &Model, f: &Figures, users: f64) -> Vec<QuotaRow> {
     let (t, d) = model.peak(f, users);
     let scale = users / model.full_scale.peak_online_users;
@@ -1259,6 +1317,20 @@ fn quota_rows_at(model: &Model, f: &Figures, users: f64) -> Vec<QuotaRow> {
             "per session, whatever the users behind one address ({:.0} behind the largest, assumption); \
              only refused tokens count per address",
             model.largest_nat_users * scale
+        ),
+    ));
+    let indexing = search_indexing(t.messages, d.wru.get(MESSAGES).copied().unwrap_or(0.0));
+    rows.push(row(
+        "search_publishes",
+        "Search: publishes / s of one index shard (its manifest takes one writer at a time)",
+        indexing.publishes_per_index_shard_s,
+        search::PUBLISHES_PER_SHARD_S,
+        "/s",
+        format!(
+            "{:.0} stream shard(s) (~1 per 1,000 Messages WRU/s), each a batch every {:.2} s, publishing each of the {:.0} index shards; past it indexers collide and the index falls behind",
+            indexing.stream_shards,
+            indexing.stream_shards / indexing.batches_per_s.max(1e-9),
+            search::INDEX_SHARDS
         ),
     ));
     let c = contention(model);
@@ -1413,6 +1485,10 @@ pub fn month(model: &Model, f: &Figures, users: f64) -> (Demand, Vec<BillLine>) 
     d.add(&one, messages);
     let connection_minutes = average.connections * MONTH_S / 60.0;
     let stored_gb = messages * (300.0 + model.text_bytes) / (1u64 << 30) as f64;
+    // The indexer at the month's average rate (batches fill less than at peak).
+    let average_rate = messages / MONTH_S;
+    let per_message_wru = one.wru.get(MESSAGES).copied().unwrap_or(0.0);
+    let search_dollars = search_indexing(average_rate, average_rate * per_message_wru).dollars_per_s * MONTH_S;
 
     let invocations = sum(&d.invocations);
     // X-Ray: each function's first invocation a second, then 5 % (COST.md section 7).
@@ -1455,6 +1531,7 @@ pub fn month(model: &Model, f: &Figures, users: f64) -> (Demand, Vec<BillLine>) 
         line("Lambda", "invocations", invocations, "requests", invocations * price::LAMBDA_REQUEST),
         line("Lambda", "duration (arm64)", d.gb_s(), "GB-s", d.gb_s() * price::LAMBDA_GB_S),
         line("SNS", "pushes", d.sns, "publishes", d.sns * price::SNS_PUBLISH),
+        line("Search", "indexing (S3 PUTs, manifests, the indexer)", messages, "messages", search_dollars),
         line("CloudWatch", "logs and EMF lines", log_gb, "GB", log_gb * price::LOGS_GB),
         line("X-Ray", "traces (tracing Active)", traces, "traces", traces * price::XRAY_TRACE),
         line("fixed", "secret, alarms, dashboard, custom metrics", 1.0, "stack", price::FIXED_MONTH),
