@@ -92,9 +92,10 @@ pub mod code {
     /// connections subscribed to one user (`MAX_WATCHERS`).
     pub const SUBSCRIBE_WRITES_IN_FLIGHT: f64 = 16.0;
     pub const MAX_WATCHERS: f64 = 500.0;
-    /// `presence.rs` `SUBSCRIPTION_MS`: a subscription lapses after 10 minutes; the web
-    /// client renews the ones on screen every 5.
-    pub const SUBSCRIPTION_S: f64 = 600.0;
+    /// `presence.rs` `SUBSCRIPTION_MS`: a subscription lasts as long as its connection can
+    /// (2 hours); nothing is renewed. Written when made and when it ends: over a 30-minute
+    /// session, as often as a renewal every 900 s would be.
+    pub const SUBSCRIPTION_WRITES_EVERY_S: f64 = 900.0;
     /// web/public/js/chat-protocol.js and cli/src/chat.rs: backoff ceiling 0.5 s doubling
     /// to 30 s, each wait uniform between half the ceiling and the ceiling; the web client
     /// refreshes its token before an attempt after two failed opens.
@@ -841,7 +842,7 @@ fn on_screen() -> f64 {
 }
 
 fn renewal() -> f64 {
-    code::SUBSCRIPTION_S / 2.0
+    code::SUBSCRIPTION_WRITES_EVERY_S
 }
 
 fn yes() -> bool {
@@ -1446,9 +1447,9 @@ pub fn hot_keys(model: &Model, f: &Figures, users: f64) -> Vec<HotKey> {
                 * (watchers_item_bytes(code::MAX_WATCHERS) / 1024.0).ceil(),
             rru: 0.0,
             note: format!(
-                "each watcher renews every {:.0} s and rewrites the whole ~{:.0} KB item",
+                "each watcher's subscribe and its end rewrite the whole ~{:.0} KB item (one write per watcher every {:.0} s on average)",
+                watchers_item_bytes(code::MAX_WATCHERS) / 1024.0,
                 model.subscription_renew_seconds,
-                watchers_item_bytes(code::MAX_WATCHERS) / 1024.0
             ),
         },
         HotKey {

@@ -35,8 +35,6 @@ const HEARTBEAT: Duration = Duration::from_secs(30);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// Past this many missed messages, show only the newest ones.
 const MAX_CATCH_UP: usize = 500;
-/// How often the presence subscription is renewed (the server keeps one for 10 minutes).
-const PRESENCE_RENEWAL: Duration = Duration::from_secs(5 * 60);
 /// How often pending invitations are looked for while connected.
 const INVITATION_POLL: Duration = Duration::from_secs(15);
 /// The close code of a socket the server ended on purpose (as when the session is signed out).
@@ -480,7 +478,6 @@ impl Chat<'_> {
     ) -> Result<End, Error> {
         let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + HEARTBEAT, HEARTBEAT);
         let mut invitations = tokio::time::interval_at(tokio::time::Instant::now() + INVITATION_POLL, INVITATION_POLL);
-        let mut renewal = tokio::time::interval_at(tokio::time::Instant::now() + PRESENCE_RENEWAL, PRESENCE_RENEWAL);
         loop {
             if self.unread_shown
                 && let Some(last) = self.last_id
@@ -495,12 +492,6 @@ impl Chat<'_> {
             tokio::select! {
                 _ = heartbeat.tick() => {
                     if let Err(err) = socket.send(&ClientFrame::Heartbeat { idle: false }).await {
-                        return Ok(End::Lost(err.to_string()));
-                    }
-                }
-                _ = renewal.tick() => {
-                    // Answered by a `presenceState`: only what changed is told.
-                    if let Err(err) = socket.send(&self.presence_subscription()).await {
                         return Ok(End::Lost(err.to_string()));
                     }
                 }
@@ -558,7 +549,7 @@ impl Chat<'_> {
 
     /// Tells how the other person of a direct chat, or a member of a group, changed: their
     /// status, or only their custom status. `joined`: a member the group's list did not have
-    /// yet (from a renewed subscription's answer) is taken in.
+    /// yet (from a new subscription's answer, after a reconnect) is taken in.
     fn presence(&mut self, view: &PresenceView, joined: bool) {
         let user = &view.user_id;
         let now = session::now_ms();

@@ -492,3 +492,36 @@ async fn two_sweep_runs_on_the_gateways_schedule_share_the_shards_and_take_every
     stack.gateway.run_schedules().await;
     alice.expect_silence(QUIET).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscription_needs_no_renewal_and_a_closed_connections_is_dropped_by_the_first_post_that_finds_it_gone() {
+    use chat_domain::model::UserId;
+    let clock = ManualClock::starting_at(T0);
+    let stack = stack_at(&clock).await;
+    stack.create_channel("dm", &["alice", "bob"]).await;
+    let mut alice = stack.connect("alice").await.receiving_presence();
+    subscribe(&mut alice, json!({"channelId": "dm"})).await;
+
+    // An hour and a half later, never renewed (alice's heartbeats keep her connected):
+    // bob coming online is still heard.
+    for _ in 0..3 {
+        clock.advance(30 * 60_000);
+        alice.send_json(&json!({"action": "heartbeat"})).await;
+    }
+    let bob = stack.connect("bob").await;
+    assert_eq!(presence_of(&alice.recv().await), ("bob".into(), "online".into()));
+
+    // Alice's tab closes without unsubscribing: the subscription stays until a post finds
+    // the connection gone, and is dropped then.
+    let watchers = || async { stack.app.subscriptions().watchers(&UserId::parse("bob").unwrap()).await.unwrap() };
+    assert_eq!(watchers().await.len(), 1);
+    alice.close().await;
+    stack.wait_for_open_connections(1).await;
+    assert_eq!(watchers().await.len(), 1, "a disconnect does not read what it watched");
+    bob.close().await;
+    stack.wait_for_open_connections(0).await;
+    clock.advance(6_000);
+    stack.gateway.run_schedules().await;
+    stack.settle().await;
+    assert!(watchers().await.is_empty(), "the 410 of the offline announcement dropped it");
+}

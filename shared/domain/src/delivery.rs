@@ -77,15 +77,16 @@ pub async fn deliver(
         post_all(app, connections, Some(origin), frame),
         crate::push::notify(app, &offline, message, channel_name)
     );
-    info!(delivered = posted.delivered, gone = posted.gone, pushed = pushed.published, acked, "delivered");
+    info!(delivered = posted.delivered, gone = posted.gone.len(), pushed = pushed.published, acked, "delivered");
     acked
 }
 
 /// What a fan-out did, for logs and benchmarks.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct FanOutReport {
     pub delivered: usize,
-    pub gone: usize,
+    /// Connections that answered 410 (closed): forgotten from their user's presence.
+    pub gone: Vec<ConnectionId>,
     pub failed: usize,
 }
 
@@ -132,8 +133,8 @@ pub async fn post_all(
         match outcome {
             PostOutcome::Delivered => report.delivered += 1,
             PostOutcome::Gone => {
-                report.gone += 1;
                 connections::forget_quietly(app, &user, &conn).await;
+                report.gone.push(conn);
             }
             PostOutcome::Failed(error) | PostOutcome::Throttled(error) => {
                 report.failed += 1;

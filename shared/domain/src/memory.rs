@@ -918,6 +918,13 @@ pub struct Subscriptions {
     watchers: Mutex<HashMap<UserId, BTreeMap<String, Watcher>>>,
 }
 
+impl Subscriptions {
+    /// The connections subscribed to `watched`, sorted (tests).
+    pub fn watchers_of(&self, watched: &UserId) -> Vec<String> {
+        lock(&self.watchers).get(watched).map(|w| w.keys().cloned().collect()).unwrap_or_default()
+    }
+}
+
 #[async_trait]
 impl SubscriptionStore for Subscriptions {
     async fn subscribe(&self, watched: &UserId, watcher: &Watcher, cap: usize) -> Result<bool, PortError> {

@@ -21,8 +21,12 @@ use crate::ports::{ChoiceChange, PresenceRecord, Watcher};
 use crate::protocol::{ChosenState, CustomStatus, LastSeenTo, ServerFrame};
 pub use crate::protocol::{PresenceView, Status};
 
-/// A subscription lapses this long after it was made, unless made again.
-pub const SUBSCRIPTION_MS: i64 = 10 * 60 * 1000;
+/// A subscription lasts as long as the connection that made it can: API Gateway closes
+/// every connection after 2 hours, and a client subscribes again on its next connection.
+/// So nothing is renewed; a subscription ends with `unsubscribePresence`, or, when its
+/// connection closed without one, at the first announcement whose post answers 410 (or
+/// when it lapses, unread, at this age).
+pub const SUBSCRIPTION_MS: i64 = 2 * 60 * 60 * 1000;
 
 /// How long a user's choices (state, last-seen, custom status) are kept after they last
 /// changed one, connected or not.
@@ -388,7 +392,14 @@ async fn announce(app: &App, view: &PresenceView) {
     let targets: Vec<(UserId, ConnectionId)> =
         current.into_iter().filter(|w| !blocked.contains(&w.user)).map(|w| (w.user, w.connection)).collect();
     let frame = ServerFrame::Presence(view.clone()).to_json();
-    post_all(app, targets, None, &frame).await;
+    let report = post_all(app, targets, None, &frame).await;
+    // A closed connection's subscriptions are not renewed away: they end here, at the first
+    // post that finds the connection gone.
+    if !report.gone.is_empty()
+        && let Err(err) = app.subscriptions().unsubscribe(user, &report.gone).await
+    {
+        warn!(%user, error = %err, "could not drop the subscriptions of closed connections");
+    }
 }
 
 /// The presence of up to 100 users, for a client opening a channel or a contact list:

@@ -183,9 +183,6 @@ const TYPING_RENEW_MS = 3_000;
 const TYPING_SHOWN_MS = 5_000;
 /** Typing stops by itself after this long without a keystroke. */
 const TYPING_IDLE_MS = 4_000;
-/** Presence subscriptions last 10 minutes on the server: renewed this often while the
- * users are shown. */
-const PRESENCE_RENEW_MS = 5 * 60_000;
 /** At most this many users in one `subscribePresence`, `unsubscribePresence` or
  * `getPresence`. */
 const PRESENCE_BATCH = 100;
@@ -802,7 +799,8 @@ export class Timeline {
  *
  * Presence is not pushed by itself: the server tells a connection about the users it
  * subscribed to. Tell the client whom the UI shows with showPresence(); it subscribes,
- * renews, unsubscribes and subscribes again after every reconnect.
+ * unsubscribes and subscribes again after every reconnect (a subscription lasts as long as
+ * its connection: nothing is renewed).
  */
 export class ChatClient extends EventTarget {
   /** @param {{apiBaseUrl: string, webSocketUrl: string, session?: Session|null,
@@ -846,7 +844,6 @@ export class ChatClient extends EventTarget {
     /** What this connection subscribed to (cleared with each new connection). */
     this.subscribedUsers = new Set();
     this.subscribedChannels = new Set();
-    this.presenceRenew = null;
     /** @type {ChosenPresence} ours, sent again after each connect unless plain online */
     this.chosen = { state: 'online' };
     /** @type {CustomStatus|null} ours, sent again after each connect while it shows */
@@ -929,7 +926,6 @@ export class ChatClient extends EventTarget {
     clearTimeout(this.reconnectTimer);
     clearInterval(this.heartbeat);
     clearInterval(this.invitationPoll);
-    clearInterval(this.presenceRenew);
     clearTimeout(this.idleTimer);
     this.idleTimer = null;
     if (this.socket) {
@@ -1388,8 +1384,8 @@ export class ChatClient extends EventTarget {
 
   /**
    * Tells whose presence the UI shows now: `userIds`, and the members of `channelIds`.
-   * Those are subscribed to (`subscribePresence`: their presence now, then every change),
-   * renewed every few minutes and subscribed to again after every reconnect; whoever is
+   * Those are subscribed to (`subscribePresence`: their presence now, then every change,
+   * for as long as the connection lasts) and subscribed to again after every reconnect; whoever is
    * no longer shown is unsubscribed from and forgotten. Call it whenever that changes;
    * calling it again with the same people sends nothing.
    * @param {{userIds?: string[], channelIds?: string[]}} shown
@@ -1442,8 +1438,8 @@ export class ChatClient extends EventTarget {
     this.socket.send(JSON.stringify({ action: 'subscribePresence', channelId }));
   }
 
-  /** Subscriptions lapse after 10 minutes: every one is made again. */
-  #renewPresence() {
+  /** Every subscription is made again (after a refused `subscribePresence`). */
+  #subscribeAgain() {
     this.subscribedUsers.clear();
     this.subscribedChannels.clear();
     this.#subscribeShown();
@@ -1645,10 +1641,6 @@ export class ChatClient extends EventTarget {
       this.presence.clear();
       this.#subscribeShown();
       this.#emit('presence', {});
-      clearInterval(this.presenceRenew);
-      this.presenceRenew = setInterval(() => {
-        if (this.socket === socket) this.#renewPresence();
-      }, PRESENCE_RENEW_MS);
       for (const outgoing of this.outbox.values()) if (outgoing.state === 'sent') outgoing.state = 'queued';
       for (const channelId of new Set([...this.outbox.values()].map((o) => o.channelId))) this.#pump(channelId);
       this.#resync();
@@ -1658,7 +1650,6 @@ export class ChatClient extends EventTarget {
       if (this.socket !== socket) return;
       this.socket = null;
       clearInterval(this.heartbeat);
-      clearInterval(this.presenceRenew);
       if (!opened) this.failedOpens++;
       for (const outgoing of this.outbox.values()) if (outgoing.state === 'sent') outgoing.state = 'queued';
       // Signing out: the server ends our connections on purpose.
@@ -1980,7 +1971,7 @@ export class ChatClient extends EventTarget {
       this.#adoptStatus(shownStatus(this.customStatusBefore));
     } else if (error.action === 'subscribePresence' && error.code === 'rate_limited') {
       // Not subscribed: everyone shown is subscribed to again in a moment.
-      this.#later(() => this.#renewPresence(), error.retryAfterMs ?? 2000);
+      this.#later(() => this.#subscribeAgain(), error.retryAfterMs ?? 2000);
     }
     const outgoing = error.clientMsgId ? this.outbox.get(error.clientMsgId) : undefined;
     if (outgoing) {

@@ -82,18 +82,42 @@ async fn only_subscribed_connections_hear_of_a_user_coming_online() {
 }
 
 #[tokio::test]
-async fn a_subscription_lapses_unless_renewed_and_ends_when_asked() {
+async fn a_subscription_lasts_as_long_as_its_connection_can_without_renewals_and_ends_when_asked() {
     let (world, app) = pair().await;
-    world.clock.advance(presence::SUBSCRIPTION_MS);
+    // Nearly two hours later (API Gateway's connection lifetime), not renewed: still heard.
+    world.clock.advance(presence::SUBSCRIPTION_MS - 60_000);
     connect(&app, "bob", "b1").await;
-    assert!(heard(&world).is_empty(), "lapsed");
+    assert_eq!(heard(&world).len(), 1, "a subscription needs no renewal");
+    // Past it, the connection that made it cannot be open any more.
+    world.clock.advance(60_000);
+    bob_leaves_and_the_grace_passes(&world, &app, "b1").await;
+    assert_eq!(heard(&world).len(), 1, "lapsed with its connection");
     watch(&app, "alice", "a1", &["bob"]).await;
-    world.clock.advance(WINDOW);
-    presence::sweep(&app).await;
-    assert_eq!(heard(&world).len(), 1, "renewed: the offline is heard");
-    presence::unsubscribe(&app, &conn("a1"), vec![user("bob")]).await.unwrap();
     connect(&app, "bob", "b2").await;
-    assert_eq!(heard(&world).len(), 1, "ended");
+    assert_eq!(heard(&world).len(), 2, "subscribed again (a new connection would)");
+    presence::unsubscribe(&app, &conn("a1"), vec![user("bob")]).await.unwrap();
+    bob_leaves_and_the_grace_passes(&world, &app, "b2").await;
+    assert_eq!(heard(&world).len(), 2, "ended");
+}
+
+/// bob's `connection` disconnects and the sweep after the grace takes him offline.
+async fn bob_leaves_and_the_grace_passes(world: &World, app: &App, connection: &str) {
+    presence::disconnected(app, &user("bob"), &conn(connection)).await.unwrap();
+    world.clock.advance(GRACE + 1);
+    presence::sweep(app).await;
+}
+
+#[tokio::test]
+async fn a_closed_connections_subscription_ends_at_the_first_post_that_finds_it_gone() {
+    let (world, app) = pair().await;
+    // a1 closes without unsubscribing (a tab closed, a phone out of coverage).
+    world.poster.set_gone(&conn("a1"));
+    connect(&app, "bob", "b1").await;
+    assert_eq!(world.subscriptions.watchers_of(&user("bob")), Vec::<String>::new(), "dropped on the 410");
+    // Nothing more is posted to it.
+    world.poster.clear();
+    bob_leaves_and_the_grace_passes(&world, &app, "b1").await;
+    assert!(frames(&world, "a1", "presence").is_empty());
 }
 
 #[tokio::test]
