@@ -100,7 +100,12 @@ impl Gateway {
                 Ok(())
             });
         }
-        let mut child = command.spawn().unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
+        let mut child = command.spawn().unwrap_or_else(|e| {
+            panic!(
+                "cannot start {}: {e} (build it with the bench: cargo build -p bench -p local-gateway)",
+                binary.display()
+            )
+        });
         let pid = child.id().expect("a running child");
         let mut lines = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
         let mut websocket_url = None;

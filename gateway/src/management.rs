@@ -90,7 +90,7 @@ pub(crate) async fn post_to_connection(
         Ok(text) => Outbound::Text(text),
         Err(err) => Outbound::Binary(err.into_bytes()),
     };
-    if connection.outbound.send(out).is_err() {
+    if connection.send(out).is_err() {
         return gone();
     }
     StatusCode::OK.into_response()
@@ -130,7 +130,7 @@ fn answer_fault(gateway: &Gateway, connection_id: &str, fault: Fault) -> Respons
     match fault {
         Fault::Gone => {
             if let Some(connection) = gateway.connections.remove(connection_id) {
-                let _ = connection.outbound.send(Outbound::Close { code: 1001, reason: "Going away" });
+                let _ = connection.send(Outbound::Close { code: 1001, reason: "Going away" });
             }
             gone()
         }
@@ -178,6 +178,6 @@ pub(crate) async fn delete_connection(
     let Some(connection) = gateway.connections.get(&connection_id) else {
         return gone();
     };
-    let _ = connection.outbound.send(Outbound::Close { code: 1000, reason: "Goodbye" });
+    let _ = connection.send(Outbound::Close { code: 1000, reason: "Goodbye" });
     StatusCode::NO_CONTENT.into_response()
 }

@@ -1,9 +1,10 @@
 //! The WebSocket API: handshake (authorizer, then `$connect`), route selection on the
 //! `action` field, route responses, and `$disconnect`.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::AtomicI64;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
@@ -12,7 +13,6 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
 use crate::connections::{Connection, Outbound, new_connection_id};
@@ -20,6 +20,12 @@ use crate::events::{self, ConnectionContext, RequestParts, WebSocketEventKind};
 use crate::invoke::InvokeError;
 use crate::routes::{self, Function, WEBSOCKET_AUTHORIZER, WEBSOCKET_TOKEN_QUERY_PARAMETER};
 use crate::{Gateway, now_ms};
+
+/// tungstenite's read buffer, per socket, allocated (and zeroed) when the socket is first
+/// read and held as long as it is open, idle or not: most of an idle socket's memory at
+/// 8 KiB (its default is 128 KiB). A read takes at most this much from the socket; a frame
+/// larger than this is read in several.
+const READ_BUFFER_BYTES: usize = 1024;
 
 fn refuse(status: StatusCode, message: &str) -> Response {
     (status, axum::Json(json!({ "message": message }))).into_response()
@@ -85,8 +91,7 @@ pub(crate) async fn connect(
         }
     }
 
-    let (outbound, queue) = mpsc::unbounded_channel();
-    let connection = Arc::new(Connection { context, authorizer, last_active_ms: AtomicI64::new(now), outbound });
+    let connection = Arc::new(Connection::new(context, &authorizer, now));
     // Registered before the 101 goes out: a post made right after $connect is queued
     // until the socket is up, not lost.
     gateway.connections.insert(connection.clone());
@@ -94,20 +99,21 @@ pub(crate) async fn connect(
     let limits = &gateway.options.limits;
     let on_failure = {
         let gateway = gateway.clone();
-        let id = connection.context.connection_id.clone();
+        let connection = connection.clone();
         move |err: axum::Error| {
             warn!(error = %err, "WebSocket upgrade failed");
-            gateway.connections.remove(&id);
+            gateway.connections.remove(&connection.context.connection_id);
         }
     };
     upgrade
         .max_frame_size(limits.max_frame_bytes)
         .max_message_size(limits.max_message_bytes)
-        // tungstenite's default read buffer is 128 KiB per socket; 8 KiB lets one process
-        // hold thousands of connections.
-        .read_buffer_size(8 * 1024)
+        .read_buffer_size(READ_BUFFER_BYTES)
+        // Each frame goes to the socket as it is written (the default gathers up to 128 KiB
+        // first, and keeps a buffer that large).
+        .write_buffer_size(0)
         .on_failed_upgrade(on_failure)
-        .on_upgrade(move |socket| run_connection(gateway, connection, socket, queue))
+        .on_upgrade(move |socket| run_connection(gateway, connection, socket))
 }
 
 /// Runs the WebSocket authorizer; its context (plus `principalId`) goes with every event of
@@ -161,15 +167,118 @@ fn policy_allows(answer: &Value) -> bool {
     effects.contains(&"Allow") && !effects.contains(&"Deny")
 }
 
-async fn run_connection(
-    gateway: Arc<Gateway>,
-    connection: Arc<Connection>,
-    socket: WebSocket,
-    mut queue: mpsc::UnboundedReceiver<Outbound>,
-) {
-    let (mut sink, mut stream) = socket.split();
-    let writer = tokio::spawn(async move {
-        while let Some(out) = queue.recv().await {
+/// Why the socket's task woke.
+enum Woken {
+    Frame(Option<Result<Message, axum::Error>>),
+    Deadline,
+}
+
+/// One task per socket reads and writes it (no split halves, no second task, no channel):
+/// an idle socket is this task's state and its [`Connection`], and no buffer but
+/// tungstenite's read buffer. (One function: an `async fn` awaiting another holds its
+/// arguments twice.)
+async fn run_connection(gateway: Arc<Gateway>, connection: Arc<Connection>, mut socket: WebSocket) {
+    let limits = &gateway.options.limits;
+    let closes_at = tokio::time::Instant::now() + limits.max_connection_duration;
+    let deadline = tokio::time::sleep_until((tokio::time::Instant::now() + limits.idle_timeout).min(closes_at));
+    let mut deadline = std::pin::pin!(deadline);
+    let mut writer = Writer::default();
+    let (status_code, reason): (u16, &'static str) = loop {
+        let woken = std::future::poll_fn(|cx| {
+            writer.pump(&mut socket, &connection, cx);
+            if let Poll::Ready(frame) = socket.poll_next_unpin(cx) {
+                return Poll::Ready(Woken::Frame(frame));
+            }
+            deadline.as_mut().poll(cx).map(|()| Woken::Deadline)
+        })
+        .await;
+        match woken {
+            Woken::Deadline => {
+                let reason = if tokio::time::Instant::now() >= closes_at {
+                    "Connection max duration exceeded"
+                } else {
+                    "Connection idle timeout"
+                };
+                let _ = connection.send(Outbound::Close { code: 1001, reason: "Going away" });
+                break (1001, reason);
+            }
+            Woken::Frame(None) => break (1006, "Connection closed abnormally"),
+            Woken::Frame(Some(Err(err))) => {
+                if is_too_big(err) {
+                    let _ = connection.send(Outbound::Close { code: 1009, reason: "Message too big" });
+                    break (1009, "Message too big");
+                }
+                break (1006, "Connection closed abnormally");
+            }
+            Woken::Frame(Some(Ok(message))) => {
+                deadline.as_mut().reset((tokio::time::Instant::now() + limits.idle_timeout).min(closes_at));
+                match message {
+                    Message::Text(text) => {
+                        connection.touch(now_ms());
+                        tokio::spawn(route(gateway.clone(), connection.clone(), text.to_string()));
+                    }
+                    Message::Binary(bytes) => {
+                        connection.touch(now_ms());
+                        let body = String::from_utf8_lossy(&bytes).into_owned();
+                        tokio::spawn(route(gateway.clone(), connection.clone(), body));
+                    }
+                    Message::Close(frame) => {
+                        break (frame.map(|f| f.code).unwrap_or(1005), "Client closed connection");
+                    }
+                    Message::Ping(_) | Message::Pong(_) => connection.touch(now_ms()),
+                }
+            }
+        }
+    };
+    let id = &connection.context.connection_id;
+    // Counts as closing until `$disconnect` returns.
+    let _closing = gateway.connections.close(id);
+    // Writes what is queued, then a close frame (unless one went out already), then closes;
+    // for at most 5 s.
+    let _ = connection.send(Outbound::Close { code: 1000, reason: "" });
+    deadline.as_mut().reset(tokio::time::Instant::now() + Duration::from_secs(5));
+    std::future::poll_fn(|cx| {
+        writer.pump(&mut socket, &connection, cx);
+        if writer.done() && socket.poll_close_unpin(cx).is_ready() {
+            return Poll::Ready(());
+        }
+        deadline.as_mut().poll(cx)
+    })
+    .await;
+    drop(socket);
+    info!(connection = %id, status_code, reason, "disconnected");
+
+    let event = events::websocket_event(
+        &connection.context,
+        "$disconnect",
+        &connection.authorizer(),
+        now_ms(),
+        WebSocketEventKind::Disconnect { status_code, reason },
+    );
+    if let Err(err) = gateway.invoker.invoke(Function::Disconnect, event).await {
+        warn!(connection = %id, error = %err, "$disconnect failed");
+    }
+}
+
+/// The writing side of a socket: moves what is queued for it into the socket, as far as the
+/// socket takes it without waiting.
+#[derive(Default)]
+struct Writer {
+    /// Written into the socket, not flushed yet.
+    unflushed: bool,
+    /// A close frame went out, or the socket failed: nothing more is written.
+    stopped: bool,
+}
+
+impl Writer {
+    fn pump(&mut self, socket: &mut WebSocket, connection: &Connection, cx: &mut Context<'_>) {
+        while !self.stopped && connection.poll_pending(cx).is_ready() {
+            match socket.poll_ready_unpin(cx) {
+                Poll::Pending => break,
+                Poll::Ready(Err(_)) => return self.fail(connection),
+                Poll::Ready(Ok(())) => {}
+            }
+            let Some(out) = connection.next_outbound() else { break };
             let (message, last) = match out {
                 Outbound::Text(text) => (Message::Text(text.into()), false),
                 Outbound::Binary(bytes) => (Message::Binary(bytes.into()), false),
@@ -177,69 +286,30 @@ async fn run_connection(
                     (Message::Close(Some(CloseFrame { code, reason: reason.into() })), true)
                 }
             };
-            if sink.send(message).await.is_err() || last {
-                break;
+            if socket.start_send_unpin(message).is_err() {
+                return self.fail(connection);
+            }
+            self.unflushed = true;
+            self.stopped = last;
+        }
+        if self.unflushed {
+            match socket.poll_flush_unpin(cx) {
+                Poll::Pending => {}
+                Poll::Ready(Ok(())) => self.unflushed = false,
+                Poll::Ready(Err(_)) => self.fail(connection),
             }
         }
-        let _ = sink.close().await;
-    });
+    }
 
-    let limits = gateway.options.limits.clone();
-    let closes_at = tokio::time::Instant::now() + limits.max_connection_duration;
-    let (status_code, reason): (u16, &'static str) = loop {
-        let idle_deadline = tokio::time::Instant::now() + limits.idle_timeout;
-        let next = tokio::time::timeout_at(idle_deadline.min(closes_at), stream.next()).await;
-        match next {
-            Err(_) => {
-                let reason = if tokio::time::Instant::now() >= closes_at {
-                    "Connection max duration exceeded"
-                } else {
-                    "Connection idle timeout"
-                };
-                let _ = connection.outbound.send(Outbound::Close { code: 1001, reason: "Going away" });
-                break (1001, reason);
-            }
-            Ok(None) => break (1006, "Connection closed abnormally"),
-            Ok(Some(Err(err))) => {
-                if is_too_big(err) {
-                    let _ = connection.outbound.send(Outbound::Close { code: 1009, reason: "Message too big" });
-                    break (1009, "Message too big");
-                }
-                break (1006, "Connection closed abnormally");
-            }
-            Ok(Some(Ok(message))) => match message {
-                Message::Text(text) => {
-                    connection.touch(now_ms());
-                    tokio::spawn(route(gateway.clone(), connection.clone(), text.to_string()));
-                }
-                Message::Binary(bytes) => {
-                    connection.touch(now_ms());
-                    let body = String::from_utf8_lossy(&bytes).into_owned();
-                    tokio::spawn(route(gateway.clone(), connection.clone(), body));
-                }
-                Message::Close(frame) => {
-                    break (frame.map(|f| f.code).unwrap_or(1005), "Client closed connection");
-                }
-                Message::Ping(_) | Message::Pong(_) => connection.touch(now_ms()),
-            },
-        }
-    };
-    let id = connection.context.connection_id.clone();
-    let _closing = gateway.connections.close(&id);
-    // Lets the writer finish what is queued and stop.
-    let _ = connection.outbound.send(Outbound::Close { code: 1000, reason: "" });
-    let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
-    info!(connection = %id, status_code, reason, "disconnected");
+    fn fail(&mut self, connection: &Connection) {
+        connection.stop_writing();
+        self.stopped = true;
+        self.unflushed = false;
+    }
 
-    let event = events::websocket_event(
-        &connection.context,
-        "$disconnect",
-        &connection.authorizer,
-        now_ms(),
-        WebSocketEventKind::Disconnect { status_code, reason },
-    );
-    if let Err(err) = gateway.invoker.invoke(Function::Disconnect, event).await {
-        warn!(connection = %id, error = %err, "$disconnect failed");
+    /// Nothing more to write, and what was written is flushed.
+    fn done(&self) -> bool {
+        self.stopped && !self.unflushed
     }
 }
 
@@ -263,13 +333,13 @@ async fn route(gateway: Arc<Gateway>, connection: Arc<Connection>, body: String)
     let Some(chosen) = chosen else {
         let answer =
             json!({ "message": "Forbidden", "connectionId": connection_id, "requestId": events::request_id() });
-        let _ = connection.outbound.send(Outbound::Text(answer.to_string()));
+        let _ = connection.send(Outbound::Text(answer.to_string()));
         return;
     };
     let event = events::websocket_event(
         &connection.context,
         chosen.route_key,
-        &connection.authorizer,
+        &connection.authorizer(),
         now_ms(),
         WebSocketEventKind::Message(&body),
     );
@@ -282,13 +352,13 @@ async fn route(gateway: Arc<Gateway>, connection: Arc<Connection>, body: String)
             "connectionId": connection_id,
             "requestId": events::request_id(),
         });
-        let _ = connection.outbound.send(Outbound::Text(answer.to_string()));
+        let _ = connection.send(Outbound::Text(answer.to_string()));
         return;
     };
     match answer {
         Ok(answer) if chosen.two_way => {
             if let Some(body) = answer.get("body").and_then(Value::as_str) {
-                let _ = connection.outbound.send(Outbound::Text(body.to_owned()));
+                let _ = connection.send(Outbound::Text(body.to_owned()));
             }
         }
         Ok(_) => debug!(route = chosen.route_key, "one-way route answered"),
@@ -299,7 +369,7 @@ async fn route(gateway: Arc<Gateway>, connection: Arc<Connection>, body: String)
                 "connectionId": connection_id,
                 "requestId": events::request_id(),
             });
-            let _ = connection.outbound.send(Outbound::Text(answer.to_string()));
+            let _ = connection.send(Outbound::Text(answer.to_string()));
         }
     }
 }
@@ -307,6 +377,198 @@ async fn route(gateway: Arc<Gateway>, connection: Arc<Connection>, body: String)
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::invoke::{Invoke, InvokeFuture};
+    use std::sync::Mutex;
+
+    /// Functions that let everyone in, echo route bodies back, and keep the events of
+    /// `$connect` and `$disconnect`.
+    #[derive(Default)]
+    struct Functions {
+        connects: Mutex<Vec<Value>>,
+        disconnects: Mutex<Vec<Value>>,
+    }
+
+    impl Invoke for Functions {
+        fn invoke(&self, function: Function, event: Value) -> InvokeFuture<'_> {
+            Box::pin(async move {
+                Ok(match function {
+                    Function::Authorizer => json!({
+                        "principalId": "alice",
+                        "policyDocument": {"Version": "2012-10-17", "Statement": [{"Effect": "Allow"}]},
+                        "context": {"userId": "alice"},
+                    }),
+                    Function::Connect => {
+                        self.connects.lock().unwrap().push(event);
+                        json!({"statusCode": 200})
+                    }
+                    Function::Disconnect => {
+                        self.disconnects.lock().unwrap().push(event);
+                        json!({"statusCode": 200})
+                    }
+                    _ => json!({"statusCode": 200, "body": event["body"]}),
+                })
+            })
+        }
+    }
+
+    type Socket = tungstenite::WebSocket<std::net::TcpStream>;
+
+    /// A gateway with `limits` and one client of it, and the client's connection id.
+    async fn connected(limits: crate::Limits) -> (crate::RunningGateway, Arc<Functions>, Socket, String) {
+        let functions = Arc::new(Functions::default());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let options = crate::GatewayOptions { limits, ..Default::default() };
+        let gateway = crate::serve(listener, options, functions.clone()).await.unwrap();
+        let url = format!("{}?token=t", gateway.websocket_url("local"));
+        let addr = gateway.addr;
+        let socket = tokio::task::spawn_blocking(move || {
+            let stream = std::net::TcpStream::connect(addr).unwrap();
+            stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            tungstenite::client(url, stream).map(|(socket, _)| socket).map_err(|e| e.to_string())
+        })
+        .await
+        .unwrap()
+        .expect("the handshake succeeds");
+        let id = functions.connects.lock().unwrap()[0]["requestContext"]["connectionId"].as_str().unwrap().to_owned();
+        (gateway, functions, socket, id)
+    }
+
+    /// The client reads until the server's close frame: what came before it, and its code
+    /// and reason.
+    async fn read_until_closed(mut socket: Socket) -> (Vec<String>, Option<(u16, String)>) {
+        tokio::task::spawn_blocking(move || {
+            let mut texts = Vec::new();
+            loop {
+                match socket.read() {
+                    Ok(tungstenite::Message::Text(text)) => texts.push(text.to_string()),
+                    Ok(tungstenite::Message::Close(frame)) => {
+                        let close = frame.map(|f| (u16::from(f.code), f.reason.to_string()));
+                        // Answers the close, as clients do.
+                        while socket.read().is_ok() {}
+                        return (texts, close);
+                    }
+                    Ok(_) => {}
+                    Err(_) => return (texts, None),
+                }
+            }
+        })
+        .await
+        .unwrap()
+    }
+
+    /// `$disconnect`'s status code and reason, once it has run.
+    async fn disconnected(gateway: &crate::RunningGateway, functions: &Functions) -> (u64, String) {
+        for _ in 0..500 {
+            if let Some(event) = functions.disconnects.lock().unwrap().first() {
+                let context = &event["requestContext"];
+                assert_eq!(context["authorizer"]["userId"], "alice", "{event}");
+                assert_eq!(context["authorizer"]["principalId"], "alice", "{event}");
+                return (
+                    context["disconnectStatusCode"].as_u64().unwrap(),
+                    context["disconnectReason"].as_str().unwrap().to_owned(),
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("no $disconnect (open {}, closing {})", gateway.open_connections(), gateway.closing_connections());
+    }
+
+    fn management_url(gateway: &crate::RunningGateway, id: &str) -> String {
+        format!("{}/local/@connections/{}", gateway.http_url(), urlencoding::encode(id))
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn posts_arrive_in_order_and_a_deleted_connection_closes_and_is_gone() {
+        let (gateway, functions, mut socket, id) = connected(crate::Limits::default()).await;
+        let http = reqwest::Client::new();
+        let url = management_url(&gateway, &id);
+        for n in 0..50 {
+            let answer = http.post(&url).body(format!("post {n}")).send().await.unwrap();
+            assert_eq!(answer.status(), 200);
+        }
+        let answer: Value = http.get(&url).send().await.unwrap().json().await.unwrap();
+        assert_eq!(answer["identity"]["sourceIp"], "127.0.0.1", "{answer}");
+        // A route's answer comes back on the socket, after the posts made before it.
+        let (socket, texts) = tokio::task::spawn_blocking(move || {
+            socket.send(tungstenite::Message::text(r#"{"action":"typing","n":1}"#)).unwrap();
+            let mut texts = Vec::new();
+            while !texts.last().is_some_and(|t: &String| t.contains("typing")) {
+                if let tungstenite::Message::Text(text) = socket.read().unwrap() {
+                    texts.push(text.to_string());
+                }
+            }
+            (socket, texts)
+        })
+        .await
+        .unwrap();
+        let mut expected: Vec<String> = (0..50).map(|n| format!("post {n}")).collect();
+        expected.push(r#"{"action":"typing","n":1}"#.into());
+        assert_eq!(texts, expected);
+
+        assert_eq!(http.delete(&url).send().await.unwrap().status(), 204);
+        let (texts, close) = read_until_closed(socket).await;
+        assert!(texts.is_empty(), "{texts:?}");
+        assert_eq!(close, Some((1000, "Goodbye".into())));
+        assert_eq!(disconnected(&gateway, &functions).await, (1000, "Client closed connection".into()));
+        assert_eq!(http.post(&url).body("late").send().await.unwrap().status(), 410);
+        assert_eq!((gateway.open_connections(), gateway.closing_connections()), (0, 0));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn posts_are_written_in_order_before_an_idle_timeout_closes_with_1001() {
+        let limits = crate::Limits { idle_timeout: Duration::from_millis(300), ..Default::default() };
+        let (gateway, functions, socket, id) = connected(limits).await;
+        let http = reqwest::Client::new();
+        for n in 0..20 {
+            let answer = http.post(management_url(&gateway, &id)).body(format!("post {n}")).send().await.unwrap();
+            assert_eq!(answer.status(), 200);
+        }
+        let (texts, close) = read_until_closed(socket).await;
+        assert_eq!(texts, (0..20).map(|n| format!("post {n}")).collect::<Vec<_>>());
+        assert_eq!(close, Some((1001, "Going away".into())));
+        assert_eq!(disconnected(&gateway, &functions).await, (1001, "Connection idle timeout".into()));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_connection_past_its_lifetime_closes_with_1001_even_when_busy() {
+        let limits = crate::Limits { max_connection_duration: Duration::from_millis(500), ..Default::default() };
+        let (gateway, functions, mut socket, _) = connected(limits).await;
+        let socket = tokio::task::spawn_blocking(move || {
+            // Pings every 50 ms: never idle.
+            socket.get_ref().set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+            let started = std::time::Instant::now();
+            loop {
+                let _ = socket.send(tungstenite::Message::Ping(Vec::new().into()));
+                match socket.read() {
+                    Ok(tungstenite::Message::Close(frame)) => {
+                        let frame = frame.unwrap();
+                        assert_eq!((u16::from(frame.code), frame.reason.as_str()), (1001, "Going away"));
+                        return socket;
+                    }
+                    _ => assert!(started.elapsed() < Duration::from_secs(5), "not closed"),
+                }
+            }
+        })
+        .await
+        .unwrap();
+        drop(socket);
+        assert_eq!(disconnected(&gateway, &functions).await, (1001, "Connection max duration exceeded".into()));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_frame_over_the_limit_closes_with_1009() {
+        let limits = crate::Limits { max_frame_bytes: 1024, ..Default::default() };
+        let (gateway, functions, mut socket, _) = connected(limits).await;
+        let socket = tokio::task::spawn_blocking(move || {
+            socket.send(tungstenite::Message::text("x".repeat(2048))).unwrap();
+            socket
+        })
+        .await
+        .unwrap();
+        let (_, close) = read_until_closed(socket).await;
+        assert_eq!(close, Some((1009, "Message too big".into())));
+        assert_eq!(disconnected(&gateway, &functions).await, (1009, "Message too big".into()));
+    }
 
     #[test]
     fn an_authorizer_context_over_8_kb_or_with_objects_is_refused() {
