@@ -853,9 +853,19 @@ fn yes() -> bool {
 pub struct Variant {
     pub name: String,
     pub set: Value,
-    /// Template parameters that exist today (a deployment sets them), not a plan.
+    /// What the variant is: a plan (the default), template parameters that exist today
+    /// (`in_code`), or the design before a change, for comparison (`before`).
     #[serde(default)]
-    pub in_code: bool,
+    pub kind: VariantKind,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VariantKind {
+    #[default]
+    Plan,
+    InCode,
+    Before,
 }
 
 impl Model {
@@ -2181,7 +2191,11 @@ pub fn run(model: &Model, f: &Figures, measured: Option<&LoadMeasurement>) -> Ru
             }
         };
         let results: Vec<SizeResult> = shifted.sizes.iter().map(|u| simulate(&shifted, f, *u)).collect();
-        let what = if variant.in_code { "template parameters in code today" } else { "a plan, not the code" };
+        let what = match variant.kind {
+            VariantKind::Plan => "a plan, not the code",
+            VariantKind::InCode => "template parameters in code today",
+            VariantKind::Before => "the design before, for comparison",
+        };
         text.push_str(&format!("\nVariant ({what}): {}\n\n", variant.name));
         text.push_str(&overview_table(&results));
         let points = breaking_points(&results);
