@@ -43,10 +43,7 @@ impl RateCounter for RateCounters {
             .await
             .map_err(|e| StoreError::aws("UpdateItem", e))?;
         // An answer without the count counts as over any limit.
-        Ok(match out.attributes.as_ref().and_then(|a| a.get("count")) {
-            Some(AttributeValue::N(n)) => n.parse::<u64>().unwrap_or(u64::MAX),
-            _ => u64::MAX,
-        })
+        Ok(count_in(out.attributes.as_ref()).unwrap_or(u64::MAX))
     }
 
     async fn peek(&self, kind: &str, who: &str, window: i64) -> Result<u64, PortError> {
@@ -63,9 +60,16 @@ impl RateCounter for RateCounters {
             .send()
             .await
             .map_err(|e| StoreError::aws("GetItem", e))?;
-        Ok(match out.item.as_ref().and_then(|a| a.get("count")) {
-            Some(AttributeValue::N(n)) => n.parse::<u64>().unwrap_or(u64::MAX),
-            _ => 0,
-        })
+        // No item: nothing counted in this window yet.
+        Ok(count_in(out.item.as_ref()).unwrap_or(0))
+    }
+}
+
+/// The `count` of a counter item, if it has one; a count that does not parse counts as over
+/// any limit.
+fn count_in(item: Option<&std::collections::HashMap<String, AttributeValue>>) -> Option<u64> {
+    match item?.get("count")? {
+        AttributeValue::N(n) => Some(n.parse::<u64>().unwrap_or(u64::MAX)),
+        _ => None,
     }
 }
