@@ -14,7 +14,7 @@ use tracing::{info, warn};
 use crate::app::App;
 use crate::error::{ChatError, PortError};
 use crate::model::UserId;
-use crate::ports::{Refresh, RefreshQuota, SessionRefreshes, UserRecord};
+use crate::ports::{Refresh, SessionRefreshes, UserRecord};
 
 pub const MIN_PASSWORD_CHARS: usize = 8;
 /// Argon2 handles long inputs, but nobody needs more, and it bounds the work per request.
@@ -186,10 +186,8 @@ pub async fn sign_in(app: &App, credentials: Credentials, source: &str) -> Resul
 pub async fn refresh(app: &App, refresh_token: &str, address: &str) -> Result<Session, ChatError> {
     crate::limits::check_refused_refreshes(app, address).await?;
     let refused = |why: &str| ChatError::Unauthorized(format!("refresh token is {why}"));
-    let limit = app.settings.rate_limits.refreshes;
-    let now = app.now_ms();
-    let quota = RefreshQuota { window: now.div_euclid(limit.window_ms), limit: limit.count };
-    let taken = app.sessions().take_refresh(&refresh_hash(refresh_token), now, quota).await?;
+    let (quota, retry_after_ms) = crate::limits::session_refresh_quota(app);
+    let taken = app.sessions().take_refresh(&refresh_hash(refresh_token), app.now_ms(), quota).await?;
     if matches!(taken, Refresh::Reused { .. } | Refresh::Invalid) {
         crate::limits::count_refused_refresh(app, address).await?;
     }
@@ -204,8 +202,7 @@ pub async fn refresh(app: &App, refresh_token: &str, address: &str) -> Result<Se
         Refresh::Fresh { user, sid: None, refreshes } => new_session(app, user, None, refreshes).await,
         Refresh::OverQuota => {
             crate::metrics::count(crate::limits::Action::Refresh.metric(), 1);
-            let window_ends = (quota.window + 1) * limit.window_ms;
-            Err(ChatError::RateLimited { retry_after_ms: (window_ends - now).max(1) as u64 })
+            Err(ChatError::RateLimited { retry_after_ms })
         }
         Refresh::Reused { user, sid } => {
             warn!(%user, "a refresh token was used twice: its session ends");

@@ -153,10 +153,15 @@ impl Action {
 /// counts (no separate counter write), and how long a refused connect waits.
 pub fn connect_quota(app: &App) -> (crate::ports::ConnectQuota, u64) {
     let limit = app.settings.rate_limits.connects;
+    let (window, retry_after_ms) = window_now(app, limit);
+    (crate::ports::ConnectQuota { window, limit: limit.count }, retry_after_ms)
+}
+
+/// The fixed window of `limit` this moment falls in, and the ms until it ends.
+fn window_now(app: &App, limit: RateLimit) -> (i64, u64) {
     let now = app.now_ms();
     let window = now.div_euclid(limit.window_ms);
-    let retry_after_ms = ((window + 1) * limit.window_ms - now).max(1) as u64;
-    (crate::ports::ConnectQuota { window, limit: limit.count }, retry_after_ms)
+    (window, ((window + 1) * limit.window_ms - now).max(1) as u64)
 }
 
 /// Counts one `action` by `key` (a user id, or `ip:1.2.3.4` for unauthenticated routes);
@@ -178,17 +183,23 @@ pub async fn check(app: &App, action: Action, key: &str) -> Result<(), ChatError
     }
 }
 
+/// A session's refresh quota of this moment, which the token's own write checks (the count
+/// travels in the session's tokens: no counter write), and how long a refused refresh waits.
+pub fn session_refresh_quota(app: &App) -> (crate::ports::RefreshQuota, u64) {
+    let limit = app.settings.rate_limits.refreshes;
+    let (window, retry_after_ms) = window_now(app, limit);
+    (crate::ports::RefreshQuota { window, limit: limit.count }, retry_after_ms)
+}
+
 /// Refused refreshes from `address`, before its token is looked up: over the limit, the
 /// refresh is refused with one eventually consistent read (all a flood costs). Valid
 /// refreshes never count here, so any number of users behind one address refresh freely.
 pub async fn check_refused_refreshes(app: &App, address: &str) -> Result<(), ChatError> {
     let limit = Action::Refresh.limit(&app.settings.rate_limits);
-    let now = app.now_ms();
-    let window = now.div_euclid(limit.window_ms);
+    let (window, retry_after_ms) = window_now(app, limit);
     if app.counters().peek(Action::Refresh.name(), address, window).await? >= u64::from(limit.count) {
         crate::metrics::count(Action::Refresh.metric(), 1);
-        let window_ends = (window + 1) * limit.window_ms;
-        return Err(ChatError::RateLimited { retry_after_ms: (window_ends - now).max(1) as u64 });
+        return Err(ChatError::RateLimited { retry_after_ms });
     }
     Ok(())
 }
