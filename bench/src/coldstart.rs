@@ -319,19 +319,22 @@ fn environment(world: &World) -> Vec<(String, String)> {
 /// function that does nothing, built like them (same profile, same command).
 pub const BASELINE: &str = "hello_lambda";
 
-/// Measures every function binary found in `binaries`, `runs` processes each, after the
-/// [`BASELINE`] when it is there too.
+/// Measures every function binary found in `binaries`, `runs` processes each, beside the
+/// [`BASELINE`] when it is there too. The runs go round the binaries (the baseline, then each
+/// function, then the baseline again), so a slow minute of a shared machine falls on all
+/// of them alike and the ratios to the baseline hold better than the times.
 pub async fn run(binaries: &Path, runs: usize, progress: &dyn Fn(&str)) -> Vec<ColdStart> {
     let world = World::start().await;
     world.stack.create_channel("cold-dm", &["cold-a", "cold-b"]).await;
     let env = environment(&world);
-    let mut results = Vec::new();
     let baseline = binaries.join(BASELINE).exists().then(|| BASELINE.to_owned());
+    let mut measured = Vec::new();
+    let mut results = Vec::new();
     for function in baseline.into_iter().chain(function_binaries(&e2e::repo_root())) {
         let binary = binaries.join(&function);
-        progress(&format!("cold start: {}", binary.display()));
-        let Ok(meta) = std::fs::metadata(&binary) else {
-            results.push(ColdStart {
+        match std::fs::metadata(&binary) {
+            Ok(meta) => measured.push((function, binary, meta.len(), Samples::default())),
+            Err(_) => results.push(ColdStart {
                 function,
                 size_bytes: 0,
                 zipped_bytes: 0,
@@ -340,33 +343,50 @@ pub async fn run(binaries: &Path, runs: usize, progress: &dyn Fn(&str)) -> Vec<C
                 first_invocation_ms: Summary::default(),
                 peak_rss_kib: 0,
                 outcome: format!("not built: {}", binary.display()),
-            });
-            continue;
-        };
-        let zipped = zipped_size(&binary).unwrap_or(0);
-        let mut to_first = Vec::new();
-        let mut first_invocation = Vec::new();
-        let mut peak = 0;
-        let mut outcome = String::new();
-        for run in 0..runs {
-            let result = run_once(&binary, &function, &env, first_event(&function, &world, run)).await;
-            to_first.extend(result.to_first_request.map(|d| d.as_secs_f64() * 1e3));
-            first_invocation.extend(result.first_invocation.map(|d| d.as_secs_f64() * 1e3));
-            peak = peak.max(result.peak_rss_kib);
-            if outcome.is_empty() || !result.outcome.starts_with("response") {
-                outcome = result.outcome;
-            }
+            }),
         }
-        results.push(ColdStart {
-            function,
-            size_bytes: meta.len(),
-            zipped_bytes: zipped,
-            runs,
-            to_first_request_ms: Summary::of(&to_first),
-            first_invocation_ms: Summary::of(&first_invocation),
-            peak_rss_kib: peak,
-            outcome,
-        });
     }
-    results
+    for run in 0..runs {
+        progress(&format!("cold start: round {} of {runs} over {} binaries", run + 1, measured.len()));
+        for (function, binary, _, samples) in &mut measured {
+            let result = run_once(binary, function, &env, first_event(function, &world, run)).await;
+            samples.add(result);
+        }
+    }
+    let mut measured: Vec<ColdStart> = measured
+        .into_iter()
+        .map(|(function, binary, size_bytes, samples)| ColdStart {
+            function,
+            size_bytes,
+            zipped_bytes: zipped_size(&binary).unwrap_or(0),
+            runs,
+            to_first_request_ms: Summary::of(&samples.to_first),
+            first_invocation_ms: Summary::of(&samples.first_invocation),
+            peak_rss_kib: samples.peak,
+            outcome: samples.outcome,
+        })
+        .collect();
+    measured.append(&mut results);
+    measured
+}
+
+/// One binary's runs so far.
+#[derive(Default)]
+struct Samples {
+    to_first: Vec<f64>,
+    first_invocation: Vec<f64>,
+    peak: u64,
+    outcome: String,
+}
+
+impl Samples {
+    fn add(&mut self, run: Run) {
+        self.to_first.extend(run.to_first_request.map(|d| d.as_secs_f64() * 1e3));
+        self.first_invocation.extend(run.first_invocation.map(|d| d.as_secs_f64() * 1e3));
+        self.peak = self.peak.max(run.peak_rss_kib);
+        // The first answer, unless a later run failed: a failure is what the table shows.
+        if self.outcome.is_empty() || !run.outcome.starts_with("response") {
+            self.outcome = run.outcome;
+        }
+    }
 }
