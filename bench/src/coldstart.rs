@@ -22,27 +22,44 @@ use crate::lambda_events as ev;
 use crate::stats::Summary;
 use crate::world::World;
 
+/// The manifest of each crate in `functions/`, in name order.
+fn function_manifests(repo: &Path) -> Vec<PathBuf> {
+    let Ok(dirs) = std::fs::read_dir(repo.join("functions")) else { return Vec::new() };
+    let mut manifests: Vec<PathBuf> =
+        dirs.filter_map(|d| Some(d.ok()?.path().join("Cargo.toml"))).filter(|m| m.is_file()).collect();
+    manifests.sort();
+    manifests
+}
+
+/// The values of `key = "…"` in a Cargo manifest, each with the section it is in
+/// (`[package]`, `[[bin]]`, …). Enough for the flat manifests of this workspace.
+fn manifest_values(manifest: &str, key: &str) -> Vec<(String, String)> {
+    let mut section = String::new();
+    let mut values = Vec::new();
+    for line in manifest.lines().map(str::trim) {
+        if line.starts_with('[') {
+            section = line.to_owned();
+        } else if let Some((k, value)) = line.split_once('=')
+            && k.trim() == key
+        {
+            values.push((section.clone(), value.trim().trim_matches('"').to_owned()));
+        }
+    }
+    values
+}
+
 /// Every function binary of `functions/*`: the `[[bin]]` names of each crate, or the
 /// package name when it declares none.
 pub fn function_binaries(repo: &Path) -> Vec<String> {
     let mut names = Vec::new();
-    let Ok(dirs) = std::fs::read_dir(repo.join("functions")) else { return names };
-    let mut dirs: Vec<PathBuf> = dirs.filter_map(|d| Some(d.ok()?.path())).collect();
-    dirs.sort();
-    for dir in dirs {
-        let Ok(manifest) = std::fs::read_to_string(dir.join("Cargo.toml")) else { continue };
-        let mut section = String::new();
+    for manifest in function_manifests(repo) {
+        let Ok(text) = std::fs::read_to_string(&manifest) else { continue };
         let (mut package, mut bins) = (None, Vec::new());
-        for line in manifest.lines().map(str::trim) {
-            if line.starts_with('[') {
-                section = line.to_owned();
-            } else if let Some(value) = line.strip_prefix("name").and_then(|r| r.trim().strip_prefix('=')) {
-                let value = value.trim().trim_matches('"').to_owned();
-                match section.as_str() {
-                    "[package]" => package = Some(value),
-                    "[[bin]]" => bins.push(value),
-                    _ => {}
-                }
+        for (section, value) in manifest_values(&text, "name") {
+            match section.as_str() {
+                "[package]" => package = Some(value),
+                "[[bin]]" => bins.push(value),
+                _ => {}
             }
         }
         if bins.is_empty() {
@@ -393,6 +410,8 @@ impl Samples {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     /// What the cold-start figures rest on: every function's release binary is linked
     /// without PIE (`functions/link_without_pie.rs`), and so is the baseline it is
     /// measured against. A function added without the build script would start ~0.5 ms
@@ -400,27 +419,16 @@ mod tests {
     #[test]
     fn every_function_and_the_baseline_link_without_pie() {
         let repo = e2e::repo_root();
-        let mut manifests = vec![repo.join("bench/hello-lambda/Cargo.toml")];
-        for dir in std::fs::read_dir(repo.join("functions")).expect("functions/") {
-            let manifest = dir.expect("an entry").path().join("Cargo.toml");
-            if manifest.exists() {
-                manifests.push(manifest);
-            }
-        }
+        let mut manifests = function_manifests(&repo);
         assert!(manifests.len() > 8, "every function found: {manifests:?}");
+        manifests.push(repo.join("bench/hello-lambda/Cargo.toml"));
+        let script = repo.join("functions/link_without_pie.rs").canonicalize().unwrap();
         for manifest in manifests {
             let text = std::fs::read_to_string(&manifest).expect("a manifest");
-            let script = text
-                .lines()
-                .find_map(|line| line.trim().strip_prefix("build").and_then(|r| r.trim().strip_prefix('=')))
-                .map(|value| manifest.parent().unwrap().join(value.trim().trim_matches('"')));
-            let script = script.unwrap_or_else(|| panic!("{} has no build script", manifest.display()));
-            assert_eq!(
-                std::fs::canonicalize(&script).expect("the build script exists"),
-                repo.join("functions/link_without_pie.rs").canonicalize().unwrap(),
-                "{}",
-                manifest.display()
-            );
+            let build = manifest_values(&text, "build").into_iter().find(|(section, _)| section == "[package]");
+            let (_, path) = build.unwrap_or_else(|| panic!("{} has no build script", manifest.display()));
+            let found = manifest.parent().unwrap().join(path).canonicalize().expect("the build script exists");
+            assert_eq!(found, script, "{}", manifest.display());
         }
     }
 }
